@@ -1,0 +1,55 @@
+/**
+ * Hostile-input JSON helpers: nesting depth is checked on the raw bytes before
+ * JSON.parse builds anything, and prototype-polluting keys are refused after.
+ */
+
+/** Keys that could reach an object's prototype when copied. */
+const POISON_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Largest `{`/`[` nesting in a JSON text, counted outside strings. Stops early and
+ * returns `limit + 1` as soon as the limit is passed.
+ */
+export function nestingDepth(buf: Buffer, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth > max) {
+        max = depth;
+        if (max > limit) return max;
+      }
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+/** Finds a poisoned key anywhere in a parsed value; returns its path or null. */
+export function findPoisonKey(value: unknown): string | null {
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push([v[i], `${path}[${i}]`]);
+      continue;
+    }
+    for (const key of Object.keys(v)) {
+      const p = path ? `${path}.${key}` : key;
+      if (POISON_KEYS.has(key)) return p;
+      stack.push([(v as Record<string, unknown>)[key], p]);
+    }
+  }
+  return null;
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -1,0 +1,73 @@
+/**
+ * Wire types of the rootd socket protocol (INTEROP section 1). One JSON object per line.
+ * Imports nothing of ours but errors, so every process can share it.
+ */
+import type { ErrorCode } from './errors.ts';
+
+export const REQUEST_TYPES = ['ping', 'list_modules', 'module_info', 'system_info', 'execute_command'] as const;
+export type RequestType = (typeof REQUEST_TYPES)[number];
+
+export interface Request<D = Record<string, unknown>> {
+  type: string;
+  request_id: string;
+  data: D;
+}
+
+export interface SuccessResponse<D = Record<string, unknown>> {
+  type: 'success';
+  request_id: string;
+  data: D;
+}
+
+export interface ErrorData {
+  error: string;
+  code?: ErrorCode;
+  success?: false;
+  details?: Record<string, unknown>;
+}
+
+export interface ErrorResponse {
+  type: 'error';
+  request_id: string;
+  data: ErrorData;
+}
+
+export type Response = SuccessResponse | ErrorResponse;
+
+/** A parameter as module_info lists it (compatible shape: `required` is a string). */
+export interface ParameterInfo {
+  name: string;
+  type: string;
+  description: string;
+  required: 'true' | 'false';
+}
+
+export type AccessClass = 'read' | 'write' | 'dangerous';
+
+export interface CapabilityInfo {
+  name: string;
+  description: string;
+  parameters: ParameterInfo[];
+  /** Extension: the access class of the action. */
+  access?: AccessClass;
+  /** Extension: the JSON Schema of the parameters object. */
+  schema?: Record<string, unknown>;
+}
+
+export interface ModuleInfo {
+  name: string;
+  version: string;
+  description: string;
+  capabilities: CapabilityInfo[];
+}
+
+export interface ExecuteData {
+  module: string;
+  action: string;
+  parameters?: Record<string, unknown>;
+}
+
+/** Default socket path of rootd. */
+export const DEFAULT_SOCKET = '/var/run/tuxsec/rootd.sock';
+/** Default largest request or response line, in bytes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;

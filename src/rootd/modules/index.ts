@@ -1,0 +1,7 @@
+/**
+ * The built-in modules, in registration order. Each is enabled or disabled in rootd.yaml.
+ */
+import type { BaseModule } from '../../sdk/base-module.ts';
+import { SystemInfoModule } from './systeminfo/index.ts';
+
+export const BUILTIN_MODULES: ReadonlyArray<() => BaseModule> = [() => new SystemInfoModule()];

@@ -1,0 +1,164 @@
+/**
+ * Module registry: looks modules and actions up by exact name in Maps, validates
+ * parameters and enforces access before any module code runs, and builds module-info.
+ */
+import type { TObject } from '@sinclair/typebox';
+import type { ModuleInfo } from '../protocol/messages.ts';
+import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
+import type { BaseModule, ModuleContext } from '../sdk/base-module.ts';
+import type { ActionContext, Logger } from '../sdk/action.ts';
+import { parametersToSchema, validateParams } from '../sdk/schema.ts';
+import type { AccessPolicy } from './access.ts';
+
+export interface ModuleConfig {
+  enabled: boolean;
+  /** Allows actions of the `dangerous` class (direct rules, lockdown, panic...). */
+  allow_dangerous: boolean;
+  settings: Record<string, unknown>;
+}
+
+export type ModuleState = 'available' | 'unavailable' | 'disabled';
+
+interface Entry {
+  module: BaseModule;
+  config: ModuleConfig;
+  state: ModuleState;
+  reason: string | null;
+  schemas: Map<string, TObject>;
+}
+
+export interface ModuleStatus {
+  name: string;
+  version: string;
+  state: ModuleState;
+  reason: string | null;
+}
+
+export const DEFAULT_MODULE_CONFIG: ModuleConfig = { enabled: true, allow_dangerous: false, settings: {} };
+
+export class ModuleRegistry {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly policy: AccessPolicy,
+  ) {}
+
+  /** Registers a module; registering a name twice is a programming error. */
+  register(module: BaseModule, config: ModuleConfig = DEFAULT_MODULE_CONFIG): void {
+    const name = module.name;
+    if (this.entries.has(name)) throw new Error(`module "${name}" registered twice`);
+    const schemas = new Map<string, TObject>();
+    for (const cap of module.getCapabilities()) {
+      if (schemas.has(cap.name)) throw new Error(`module "${name}": duplicate action "${cap.name}"`);
+      const schema = module.schemaOf(cap.name) ?? parametersToSchema(cap.parameters);
+      if (schema.additionalProperties !== false) {
+        throw new Error(`module "${name}" action "${cap.name}": parameter schema must refuse unknown parameters`);
+      }
+      schemas.set(cap.name, schema);
+    }
+    this.entries.set(name, {
+      module,
+      config,
+      state: config.enabled ? 'unavailable' : 'disabled',
+      reason: config.enabled ? 'not initialized' : 'disabled in rootd.yaml',
+      schemas,
+    });
+  }
+
+  /** Initializes every enabled module; one that fails is reported and left unavailable. */
+  async initializeAll(makeCtx: (name: string, settings: Record<string, unknown>) => ModuleContext): Promise<void> {
+    await Promise.all(
+      [...this.entries.entries()].map(async ([name, e]) => {
+        if (!e.config.enabled) return;
+        try {
+          const [ok, reason] = await e.module.initialize(makeCtx(name, e.config.settings));
+          e.state = ok ? 'available' : 'unavailable';
+          e.reason = ok ? null : (reason ?? 'initialize returned false');
+        } catch (err) {
+          e.state = 'unavailable';
+          e.reason = err instanceof Error ? err.message : String(err);
+        }
+        if (e.state === 'available') this.log.info({ module: name, version: e.module.version }, 'module available');
+        else this.log.warn({ module: name, reason: e.reason }, 'module not available');
+      }),
+    );
+  }
+
+  async shutdownAll(): Promise<void> {
+    await Promise.all(
+      [...this.entries.entries()].map(async ([name, e]) => {
+        if (e.state !== 'available') return;
+        try {
+          await e.module.shutdown();
+        } catch (err) {
+          this.log.warn({ module: name, err: String(err) }, 'module shutdown failed');
+        }
+        e.state = 'unavailable';
+        e.reason = 'shut down';
+      }),
+    );
+  }
+
+  /** Names of available modules, sorted. */
+  available(): string[] {
+    return [...this.entries.entries()].filter(([, e]) => e.state === 'available').map(([n]) => n).sort();
+  }
+
+  statuses(): ModuleStatus[] {
+    return [...this.entries.entries()]
+      .map(([name, e]) => ({ name, version: e.module.version, state: e.state, reason: e.reason }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  private entry(name: string): Entry {
+    const e = this.entries.get(name);
+    if (!e || e.state !== 'available') {
+      // The compatible message; the code tells "unknown" from "present but unavailable".
+      const code = e ? ErrorCodes.moduleUnavailable : ErrorCodes.moduleNotFound;
+      throw new TuxsecError(code, `Module not found: ${name}`, e ? { reason: e.reason } : undefined);
+    }
+    return e;
+  }
+
+  info(name: string): ModuleInfo {
+    const { module } = this.entry(name);
+    return {
+      name: module.name,
+      version: module.version,
+      description: module.description,
+      capabilities: module.getCapabilities(),
+    };
+  }
+
+  /** Runs one action: lookup, access, validation, then the module. Throws TuxsecError. */
+  async execute(moduleName: string, action: string, params: Record<string, unknown>, ctx: ActionContext): Promise<unknown> {
+    const e = this.entry(moduleName);
+    const schema = e.schemas.get(action);
+    if (!schema) {
+      throw new TuxsecError(ErrorCodes.actionNotFound, `unknown action "${action}" of module "${moduleName}"`);
+    }
+    const access = e.module.accessOf(action);
+    if (access === 'dangerous' && !e.config.allow_dangerous) {
+      throw new TuxsecError(
+        ErrorCodes.permissionDenied,
+        `cannot run ${moduleName} ${action}: it is in the dangerous class; set modules.${moduleName}.allow_dangerous: true in rootd.yaml to allow it`,
+        { setting: `modules.${moduleName}.allow_dangerous` },
+      );
+    }
+    this.policy.check(ctx.peer, moduleName, action, access);
+    validateParams(schema, params, `${moduleName} ${action}`);
+    let res;
+    try {
+      res = await e.module.executeCommand({ action, parameters: params }, ctx);
+    } catch (err) {
+      if (isTuxsecError(err)) throw err;
+      this.log.error({ module: moduleName, action, err: err instanceof Error ? err.stack : String(err) }, 'action threw');
+      throw new TuxsecError(ErrorCodes.actionFailed, `${moduleName} ${action}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!res.success) {
+      throw new TuxsecError(ErrorCodes.actionFailed, res.error ?? `${moduleName} ${action} failed`);
+    }
+    return res.data ?? {};
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Declarative actions: one declaration gives validation, TypeScript types and module-info.
+ */
+import type { Static, TObject } from '@sinclair/typebox';
+import type { AccessClass } from '../protocol/messages.ts';
+
+/** Who is calling, as the kernel reported it at accept time (never from the JSON). */
+export interface PeerIdentity {
+  uid: number;
+  gid: number;
+  pid: number;
+  /** User name when it could be resolved. */
+  user?: string;
+}
+
+/** The small logging surface modules get (pino-compatible). */
+export interface Logger {
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+export interface ActionContext {
+  peer: PeerIdentity;
+  /** Aborted when the request times out or the daemon stops. */
+  signal: AbortSignal;
+  log: Logger;
+  /** The request id, for correlating audit and logs. */
+  requestId: string;
+}
+
+export interface ActionDef<P extends TObject = TObject, R = unknown> {
+  name: string;
+  description: string;
+  params: P;
+  access: AccessClass;
+  handler(params: Static<P>, ctx: ActionContext): Promise<R> | R;
+}
+
+/** Declares an action; the identity function exists to infer the handler's parameter type. */
+export function defineAction<P extends TObject, R>(def: ActionDef<P, R>): ActionDef<P, R> {
+  return def;
+}
+
+/** An action of any parameter type, as stored in a module's table. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyAction = ActionDef<TObject, any>;

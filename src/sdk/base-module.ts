@@ -1,0 +1,114 @@
+/**
+ * The module contract, as the Python seed has it, in TypeScript.
+ */
+import type { TObject } from '@sinclair/typebox';
+import type { AccessClass, CapabilityInfo } from '../protocol/messages.ts';
+import { ErrorCodes, TuxsecError } from '../protocol/errors.ts';
+import type { ActionContext, AnyAction, Logger } from './action.ts';
+import { schemaToParameters } from './schema.ts';
+
+/** One capability (action) as a module declares it. */
+export type ModuleCapability = CapabilityInfo;
+
+export interface CommandRequest {
+  action: string;
+  parameters: Record<string, unknown>;
+}
+
+export interface CommandResponse {
+  success: boolean;
+  data?: unknown;
+  error?: string;
+}
+
+/** `[true, null]` when ready, `[false, reason]` when the module cannot work on this host. */
+export type InitResult = [boolean, string | null];
+
+/** What rootd hands a module: its settings from rootd.yaml and a logger. */
+export interface ModuleContext {
+  settings: Record<string, unknown>;
+  log: Logger;
+}
+
+/**
+ * Base class of every module. Plugin authors may implement `executeCommand` by hand,
+ * as in the Python seed, or extend {@link ActionModule} and declare actions.
+ * Parameters are validated by the registry against `getCapabilities()` before
+ * `executeCommand` runs.
+ */
+export abstract class BaseModule {
+  abstract get name(): string;
+  abstract get version(): string;
+  abstract get description(): string;
+  abstract getCapabilities(): ModuleCapability[];
+
+  /** Prepares the module; a `[false, reason]` result leaves it unavailable, the daemon runs on. */
+  async initialize(_ctx?: ModuleContext): Promise<InitResult> {
+    return [true, null];
+  }
+
+  async shutdown(): Promise<void> {}
+
+  abstract executeCommand(command: CommandRequest, ctx: ActionContext): Promise<CommandResponse>;
+
+  /** Access class of an action; hand-written modules default to `write`. */
+  accessOf(_action: string): AccessClass {
+    return 'write';
+  }
+
+  /** Compiled parameter schema of an action, when the module declares one. */
+  schemaOf(_action: string): TObject | undefined {
+    return undefined;
+  }
+}
+
+/**
+ * A module whose actions are data: name, description, schema, access class, handler.
+ * Capabilities, validation and dispatch all come from {@link actions}.
+ */
+export abstract class ActionModule extends BaseModule {
+  private table: Map<string, AnyAction> | undefined;
+
+  /** The module's actions. Called once. */
+  protected abstract defineActions(): AnyAction[];
+
+  /** Actions by exact name; a duplicate name is a programming error. */
+  get actions(): ReadonlyMap<string, AnyAction> {
+    if (!this.table) {
+      const t = new Map<string, AnyAction>();
+      for (const a of this.defineActions()) {
+        if (t.has(a.name)) throw new Error(`module ${this.name}: duplicate action "${a.name}"`);
+        t.set(a.name, a);
+      }
+      this.table = t;
+    }
+    return this.table;
+  }
+
+  getCapabilities(): ModuleCapability[] {
+    return [...this.actions.values()].map((a) => ({
+      name: a.name,
+      description: a.description,
+      parameters: schemaToParameters(a.params),
+      access: a.access,
+      schema: a.params as unknown as Record<string, unknown>,
+    }));
+  }
+
+  override accessOf(action: string): AccessClass {
+    return this.actions.get(action)?.access ?? 'write';
+  }
+
+  override schemaOf(action: string): TObject | undefined {
+    return this.actions.get(action)?.params;
+  }
+
+  async executeCommand(command: CommandRequest, ctx: ActionContext): Promise<CommandResponse> {
+    const action = this.actions.get(command.action);
+    if (!action) {
+      throw new TuxsecError(ErrorCodes.actionNotFound, `unknown action "${command.action}" of module "${this.name}"`);
+    }
+    const data = await action.handler(command.parameters, ctx);
+    return { success: true, data };
+  }
+}

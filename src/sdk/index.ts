@@ -1,0 +1,13 @@
+/**
+ * Module SDK: what a plugin author imports (`tuxsec-agent/sdk`).
+ */
+export { BaseModule, ActionModule } from './base-module.ts';
+export type { ModuleCapability, CommandRequest, CommandResponse, InitResult, ModuleContext } from './base-module.ts';
+export { defineAction } from './action.ts';
+export type { ActionDef, ActionContext, AnyAction, Logger, PeerIdentity } from './action.ts';
+export { Params, validateParams, schemaToParameters, parametersToSchema } from './schema.ts';
+export { Type } from '@sinclair/typebox';
+export type { Static, TObject } from '@sinclair/typebox';
+export { TuxsecError, ErrorCodes } from '../protocol/errors.ts';
+export type { ErrorCode } from '../protocol/errors.ts';
+export type { AccessClass } from '../protocol/messages.ts';
