@@ -41,6 +41,14 @@ export const ErrorCodes = {
   serviceUnavailable: 'service-unavailable',
   /** The request conflicts with the current state (e.g. a pending confirmation). */
   conflict: 'conflict',
+  /** Pull mode: the enrollment token is missing, unknown, expired or used up. */
+  invalidToken: 'invalid-token',
+  /** Pull mode: agent_id/api_key (or the admin token) do not match. */
+  unauthorized: 'unauthorized',
+  /** Pull mode: the agent's machine_id is already enrolled; an operator must approve it. */
+  pendingApproval: 'pending-approval',
+  /** Pull mode: an operator rejected this agent. */
+  agentRejected: 'agent-rejected',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
