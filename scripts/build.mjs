@@ -1,7 +1,9 @@
 // Bundles each program into one file under dist/ so an installed copy needs only Node
 // plus dist/ and the two native packages (koffi, better-sqlite3), never npm.
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 
 const entries = {
   'tuxsec-rootd': 'src/rootd/main.ts',
@@ -30,6 +32,7 @@ await build({
   external: ['koffi', 'better-sqlite3', 'usocket'],
   // Bundled CommonJS dependencies may call require(); give ESM output one.
   banner: { js: "import { createRequire as __tsxCreateRequire } from 'node:module'; const require = __tsxCreateRequire(import.meta.url);" },
+  define: { __TUXSEC_VERSION__: JSON.stringify(pkg.version) },
   logLevel: 'warning',
 });
 console.log(`built ${Object.keys(entryPoints).join(', ')} into dist/`);

@@ -48,6 +48,15 @@ export class LineFramer {
     }
   }
 
+  /** Takes what is held of an unterminated line (at end of input), or null. */
+  takeRest(): Buffer | null {
+    if (this.overflowed || this.size === 0) return null;
+    const rest = Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    this.size = 0;
+    return rest;
+  }
+
   /** Bytes held for an unfinished line. */
   get buffered(): number {
     return this.size;

@@ -100,6 +100,20 @@ export class ModuleRegistry {
     );
   }
 
+  /**
+   * Applies a re-read config (SIGHUP): access settings take effect at once; enabling or
+   * disabling a module needs a restart, which is logged.
+   */
+  reconfigure(configOf: (name: string) => ModuleConfig): void {
+    for (const [name, e] of this.entries) {
+      const next = configOf(name);
+      if (next.enabled !== e.config.enabled) {
+        this.log.warn({ module: name, enabled: next.enabled }, 'enabling or disabling a module takes effect at the next restart');
+      }
+      e.config = { ...next, enabled: e.config.enabled };
+    }
+  }
+
   /** Names of available modules, sorted. */
   available(): string[] {
     return [...this.entries.entries()].filter(([, e]) => e.state === 'available').map(([n]) => n).sort();

@@ -28,6 +28,8 @@ export type InitResult = [boolean, string | null];
 export interface ModuleContext {
   settings: Record<string, unknown>;
   log: Logger;
+  /** Names of every installed (registered) module, available or not. */
+  installedModules?: () => string[];
 }
 
 /**

@@ -1,0 +1,72 @@
+/**
+ * Audit log: one JSON line per request, written through an asynchronous buffered
+ * stream so requests never wait on the disk. Secrets in parameters are redacted.
+ */
+import { mkdirSync, openSync, closeSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+
+export interface AuditRecord {
+  time: string;
+  uid: number;
+  pid: number;
+  user?: string;
+  request_id: string;
+  type: string;
+  module?: string;
+  action?: string;
+  parameters?: unknown;
+  outcome: 'success' | 'error' | 'denied';
+  code?: string;
+  error?: string;
+  duration_ms: number;
+}
+
+export interface AuditLog {
+  write(rec: AuditRecord): void;
+  reopen(): void;
+  flush(): Promise<void>;
+}
+
+const SECRET_KEY = /pass|secret|token|api_?key|credential|private|auth/i;
+const MAX_STRING = 256;
+
+/** Copy of a parameters value with secret-looking keys masked and long strings cut. */
+export function redact(value: unknown, depth = 0): unknown {
+  if (depth > 8) return '[deep]';
+  if (typeof value === 'string') return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…(${value.length} chars)` : value;
+  if (Array.isArray(value)) return value.slice(0, 64).map((v) => redact(v, depth + 1));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1);
+    return out;
+  }
+  return value;
+}
+
+export const nullAudit: AuditLog = { write() {}, reopen() {}, async flush() {} };
+
+export function openAuditLog(file: string): AuditLog {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+  // Create with 0600 before the stream opens it: parameters may reveal firewall layout.
+  closeSync(openSync(file, 'a', 0o600));
+  chmodSync(file, 0o600);
+  const dest = pino.destination({ dest: file, sync: false, minLength: 8 * 1024, mkdir: true });
+  return {
+    write(rec) {
+      dest.write(JSON.stringify(rec) + '\n');
+    },
+    reopen() {
+      dest.reopen();
+    },
+    flush() {
+      return new Promise((resolve) => {
+        try {
+          dest.flush(() => resolve());
+        } catch {
+          resolve();
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * rootd.yaml: schema, defaults and loading.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SOCKET } from '../protocol/messages.ts';
+import { readYaml, validateConfig } from '../common/config-file.ts';
+import type { ModuleConfig } from './registry.ts';
+
+export const DEFAULT_CONFIG_FILE = '/etc/tuxsec/rootd.yaml';
+
+const Name = Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$|^[0-9]{1,10}$', description: 'a user name or uid' });
+
+const ModuleEntry = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true }),
+    allow_dangerous: Type.Boolean({ default: false, description: 'allow actions of the dangerous class' }),
+    settings: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+  },
+  { additionalProperties: false },
+);
+
+const LogLevel = Type.Union(
+  ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'TRACE', 'DEBUG', 'INFO', 'WARN', 'WARNING', 'ERROR', 'CRITICAL'].map((l) =>
+    Type.Literal(l),
+  ),
+  { default: 'info', description: 'one of trace, debug, info, warn, error' },
+);
+
+export const RootdConfigSchema = Type.Object(
+  {
+    socket: Type.String({ default: DEFAULT_SOCKET, pattern: '^/', maxLength: 107, description: 'an absolute path of at most 107 bytes' }),
+    socket_group: Type.String({ default: 'tuxsec', pattern: '^[a-z_][a-z0-9_-]{0,31}$|^[0-9]{1,10}$' }),
+    allowed_users: Type.Array(Name, { default: ['tuxsec'], maxItems: 256 }),
+    read_only_users: Type.Array(Name, { default: [], maxItems: 256, description: 'users served for read actions only' }),
+    modules: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), ModuleEntry, { default: {} }),
+    plugins_dir: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null }),
+    log_file: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null, description: 'null logs to stderr (journald)' }),
+    log_level: LogLevel,
+    audit_log: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: '/var/log/tuxsec/audit.log' }),
+    request_timeout: Type.Number({ default: 60, exclusiveMinimum: 0, maximum: 3600, description: 'seconds' }),
+    max_message_bytes: Type.Integer({ default: DEFAULT_MAX_MESSAGE_BYTES, minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    max_connections: Type.Integer({ default: 128, minimum: 1, maximum: 65536 }),
+    max_inflight_per_connection: Type.Integer({ default: 64, minimum: 1, maximum: 4096 }),
+    max_json_depth: Type.Integer({ default: 32, minimum: 2, maximum: 256 }),
+    rate_limit: Type.Object(
+      {
+        requests_per_second: Type.Number({ default: 2000, exclusiveMinimum: 0 }),
+        burst: Type.Integer({ default: 4000, minimum: 1 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type RootdConfig = Static<typeof RootdConfigSchema>;
+
+/** pino level name for a config level (accepts the seed's upper-case names). */
+export function pinoLevel(level: string): string {
+  const l = level.toLowerCase();
+  if (l === 'warning') return 'warn';
+  if (l === 'critical') return 'fatal';
+  return l;
+}
+
+export function loadRootdConfig(file: string, required: boolean): RootdConfig {
+  let raw: unknown = {};
+  try {
+    raw = readYaml(file);
+  } catch (e) {
+    if (required || !String((e as Error).message).includes('ENOENT')) throw e;
+  }
+  return validateConfig(RootdConfigSchema, raw, file);
+}
+
+export function moduleConfig(cfg: RootdConfig, name: string): ModuleConfig {
+  const m = cfg.modules[name];
+  return m ? { enabled: m.enabled, allow_dangerous: m.allow_dangerous, settings: m.settings } : { enabled: true, allow_dangerous: false, settings: {} };
+}

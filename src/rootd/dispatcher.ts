@@ -1,0 +1,207 @@
+/**
+ * Turns one request line into one response line. Never throws: every failure
+ * becomes an error response in the compatible shape with a stable code.
+ */
+import { ErrorCodes, TuxsecError, isTuxsecError, type ErrorCode } from '../protocol/errors.ts';
+import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
+import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
+import type { AuditLog, AuditRecord } from './audit.ts';
+import { redact } from './audit.ts';
+import type { ModuleRegistry } from './registry.ts';
+import type { RateLimiter } from './rate-limit.ts';
+
+export interface DispatcherLimits {
+  maxDepth: number;
+  requestTimeoutMs: number;
+}
+
+export interface DispatcherDeps {
+  registry: ModuleRegistry;
+  log: Logger;
+  audit: AuditLog;
+  limiter: RateLimiter;
+  limits: () => DispatcherLimits;
+  /** Aborted when the daemon stops: in-flight actions see it through ctx.signal. */
+  stopping: AbortSignal;
+}
+
+type Handler = (data: Record<string, unknown>, ctx: ActionContext, rec: AuditRecord) => Promise<Record<string, unknown>>;
+
+function errorLine(requestId: string, code: ErrorCode, message: string, extra?: Record<string, unknown>): string {
+  return JSON.stringify({ type: 'error', request_id: requestId, data: { error: message, code, ...extra } }) + '\n';
+}
+
+/** A request id safe to echo: a string of bounded length, else "unknown". */
+function requestIdOf(msg: Record<string, unknown>): string {
+  const id = msg.request_id;
+  if (typeof id === 'string' && id.length <= 256) return id;
+  if (typeof id === 'number' && Number.isFinite(id)) return String(id);
+  return 'unknown';
+}
+
+export interface Dispatcher {
+  /**
+   * Handles one request line from `peer`; gives the response line (newline included),
+   * synchronously for stateless requests.
+   */
+  handle(line: Buffer, peer: PeerIdentity): string | Promise<string>;
+}
+
+interface DispatcherImpl extends Dispatcher {
+  slow(msg: Record<string, unknown>, type: unknown, requestId: string, rec: AuditRecord, peer: PeerIdentity, started: number, limits: DispatcherLimits): Promise<string>;
+}
+
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const impl: DispatcherImpl = build(deps);
+  return { handle: (line, peer) => impl.handle(line, peer) };
+}
+
+function build(deps: DispatcherDeps): DispatcherImpl {
+  const { registry, audit } = deps;
+
+  const PONG = JSON.stringify({ pong: true });
+  const listModules = (): string =>
+    JSON.stringify({
+      modules: registry.available(),
+      // Extension: why the others are not available.
+      unavailable: registry
+        .statuses()
+        .filter((s) => s.state !== 'available')
+        .map((s) => ({ name: s.name, state: s.state, reason: s.reason })),
+    });
+
+  const handlers = new Map<string, Handler>([
+    [
+      'module_info',
+      async (data, _ctx, rec) => {
+        const m = data.module;
+        if (typeof m !== 'string' || m === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing module name');
+        rec.module = m;
+        return { module_info: registry.info(m) };
+      },
+    ],
+    [
+      'system_info',
+      async (_data, ctx, rec) => {
+        rec.module = 'systeminfo';
+        rec.action = 'get_info';
+        const info = await registry.execute('systeminfo', 'get_info', {}, ctx);
+        return { success: true, data: info };
+      },
+    ],
+    [
+      'execute_command',
+      async (data, ctx, rec) => {
+        const { module, action } = data;
+        const parameters = data.parameters ?? {};
+        if (typeof module !== 'string' || module === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing module name');
+        if (typeof action !== 'string' || action === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing action name');
+        rec.module = module;
+        rec.action = action;
+        rec.parameters = redact(parameters);
+        if (!isPlainObject(parameters)) throw new TuxsecError(ErrorCodes.invalidParams, `${module} ${action}: parameters must be an object`);
+        const result = await registry.execute(module, action, parameters, ctx);
+        return { success: true, data: result };
+      },
+    ],
+  ]);
+
+  async function run(handler: Handler, data: Record<string, unknown>, ctx: ActionContext, rec: AuditRecord, timeoutMs: number, ac: AbortController) {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        ac.abort(new TuxsecError(ErrorCodes.timeout, `request did not finish within ${timeoutMs / 1000} s`));
+        reject(new TuxsecError(ErrorCodes.timeout, `request did not finish within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([handler(data, ctx, rec), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const deny = (requestId: string, rec: AuditRecord, e: TuxsecError, type: unknown): string => {
+    rec.outcome = e.code === ErrorCodes.permissionDenied ? 'denied' : 'error';
+    rec.code = e.code;
+    rec.error = e.message.slice(0, 512);
+    const extra: Record<string, unknown> = {};
+    if (type === 'execute_command' || type === 'system_info') extra.success = false;
+    if (e.details) extra.details = e.details;
+    return errorLine(requestId, e.code, e.message, extra);
+  };
+
+  return {
+    handle(line, peer) {
+      const started = performance.now();
+      const limits = deps.limits();
+      if (nestingDepth(line, limits.maxDepth) > limits.maxDepth) {
+        return errorLine('unknown', ErrorCodes.invalidRequest, `Invalid message: nesting deeper than ${limits.maxDepth} levels`);
+      }
+      let msg: unknown;
+      try {
+        msg = JSON.parse(line.toString('utf8'));
+      } catch {
+        return errorLine('unknown', ErrorCodes.invalidJson, 'Invalid JSON');
+      }
+      if (!isPlainObject(msg)) return errorLine('unknown', ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
+      const requestId = requestIdOf(msg);
+      const type = msg.type;
+      const rec: AuditRecord = {
+        time: new Date().toISOString(),
+        uid: peer.uid,
+        pid: peer.pid,
+        request_id: requestId,
+        type: typeof type === 'string' ? type.slice(0, 64) : String(type),
+        outcome: 'success',
+        duration_ms: 0,
+      };
+      if (peer.user) rec.user = peer.user;
+      // Fast path: stateless requests answer synchronously and are not audited on success.
+      if ((type === 'ping' || type === 'list_modules') && !deps.stopping.aborted && findPoisonKey(msg) === null) {
+        if (!deps.limiter.take(peer.uid)) {
+          const out = deny(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), type);
+          audit.write(rec);
+          return out;
+        }
+        const data = type === 'ping' ? PONG : listModules();
+        return `{"type":"success","request_id":${JSON.stringify(requestId)},"data":${data}}\n`;
+      }
+      return this.slow(msg, type, requestId, rec, peer, started, limits);
+    },
+
+    async slow(msg: Record<string, unknown>, type: unknown, requestId: string, rec: AuditRecord, peer: PeerIdentity, started: number, limits: DispatcherLimits): Promise<string> {
+      const ac = new AbortController();
+      const onStop = () => ac.abort(new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping'));
+      deps.stopping.addEventListener('abort', onStop, { once: true });
+      let out: string;
+      try {
+        if (deps.stopping.aborted) throw new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping');
+        const poison = findPoisonKey(msg);
+        if (poison !== null) throw new TuxsecError(ErrorCodes.invalidRequest, `Invalid message: forbidden key "${poison}"`);
+        const data = msg.data ?? {};
+        if (!isPlainObject(data)) throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: data must be an object');
+        if (typeof type !== 'string') throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: missing type');
+        const handler = handlers.get(type);
+        if (!handler) throw new TuxsecError(ErrorCodes.unknownType, `Unknown message type: ${type.slice(0, 64)}`);
+        if (!deps.limiter.take(peer.uid)) {
+          throw new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`);
+        }
+        const ctx: ActionContext = { peer, signal: ac.signal, log: deps.log, requestId };
+        const result = await run(handler, data, ctx, rec, limits.requestTimeoutMs, ac);
+        out = JSON.stringify({ type: 'success', request_id: requestId, data: result }) + '\n';
+      } catch (err) {
+        const e = isTuxsecError(err)
+          ? err
+          : new TuxsecError(ErrorCodes.internal, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+        if (!isTuxsecError(err)) deps.log.error({ err: err instanceof Error ? err.stack : String(err), request_id: requestId }, 'request failed');
+        out = deny(requestId, rec, e, type);
+      } finally {
+        deps.stopping.removeEventListener('abort', onStop);
+      }
+      rec.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
+      audit.write(rec);
+      return out;
+    },
+  };
+}

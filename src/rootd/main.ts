@@ -1,0 +1,211 @@
+/**
+ * tuxsec-rootd: the root daemon. Runs only predeclared actions of its modules.
+ */
+import { Command } from 'commander';
+import pino from 'pino';
+import { ConfigError } from '../common/config-file.ts';
+import { lookupGroup, lookupUser } from '../os/users.ts';
+import { peerCred } from '../os/peercred.ts';
+import type { Logger } from '../sdk/action.ts';
+import { makeAccessPolicy, type AccessRules } from './access.ts';
+import { nullAudit, openAuditLog, type AuditLog } from './audit.ts';
+import { DEFAULT_CONFIG_FILE, loadRootdConfig, moduleConfig, pinoLevel, type RootdConfig } from './config.ts';
+import { createDispatcher } from './dispatcher.ts';
+import { BUILTIN_MODULES } from './modules/index.ts';
+import { loadPlugins } from './plugins.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { ModuleRegistry } from './registry.ts';
+import { createRootdServer } from './server.ts';
+import { listenOnFd, listenOnPath, prepareSocketPath, removeSocket, systemdListenFd, SocketSetupError } from './socket.ts';
+import { VERSION } from '../version.ts';
+
+interface Options {
+  config?: string;
+  socket?: string;
+  dev?: boolean;
+  checkConfig?: boolean;
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`tuxsec-rootd: ${msg}\n`);
+  process.exit(1);
+}
+
+async function resolveUids(names: string[], log: Logger, key: string): Promise<Set<number>> {
+  const out = new Set<number>();
+  for (const n of names) {
+    const u = await lookupUser(n);
+    if (u) out.add(u.uid);
+    else if (/^[0-9]+$/.test(n)) out.add(Number(n));
+    else log.warn({ user: n, key }, 'unknown user in config; ignored until it exists (SIGHUP re-reads)');
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const program = new Command('tuxsec-rootd')
+    .description('TuxSec root daemon: runs predeclared module actions for clients on a Unix socket')
+    .option('-c, --config <file>', `config file (default ${DEFAULT_CONFIG_FILE})`)
+    .option('-s, --socket <path>', 'socket path (overrides the config)')
+    .option('--dev', 'development mode: allow running without root (for the demo and tests)')
+    .option('--check-config', 'validate the config and exit')
+    .version(VERSION);
+  program.parse();
+  const opts = program.opts<Options>();
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot && !opts.dev) fail('must run as root (use --dev for a throw-away development daemon)');
+
+  const configFile = opts.config ?? DEFAULT_CONFIG_FILE;
+  let cfg: RootdConfig;
+  try {
+    cfg = loadRootdConfig(configFile, opts.config !== undefined);
+  } catch (e) {
+    fail(e instanceof ConfigError ? e.message : `cannot load config: ${(e as Error).message}`);
+  }
+  if (opts.socket) {
+    if (!opts.socket.startsWith('/') || Buffer.byteLength(opts.socket) > 107) fail(`invalid --socket "${opts.socket}": must be an absolute path of at most 107 bytes`);
+    cfg.socket = opts.socket;
+  }
+  if (opts.checkConfig) {
+    process.stdout.write(`config ${configFile} is valid\n`);
+    return;
+  }
+
+  const logDest = cfg.log_file ? pino.destination({ dest: cfg.log_file, sync: false, mkdir: true }) : pino.destination({ fd: 2, sync: true });
+  const log = pino({ name: 'tuxsec-rootd', level: pinoLevel(cfg.log_level), base: { pid: process.pid } }, logDest);
+
+  let gid: number | null = null;
+  const group = await lookupGroup(cfg.socket_group);
+  if (group) gid = group.gid;
+  else if (!opts.dev) fail(`socket group "${cfg.socket_group}" does not exist: create it (install.sh does) or set socket_group in ${configFile}`);
+  if (!isRoot) gid = null;
+
+  let rules: AccessRules = {
+    allowedUids: await resolveUids(cfg.allowed_users, log, 'allowed_users'),
+    readOnlyUids: await resolveUids(cfg.read_only_users, log, 'read_only_users'),
+  };
+  if (opts.dev && !isRoot) {
+    // The developer running a throw-away daemon is its own allowed user.
+    (rules.allowedUids as Set<number>).add(process.getuid!());
+  }
+  const names = new Map<number, string | undefined>();
+  const userName = (uid: number) => {
+    if (!names.has(uid)) {
+      names.set(uid, undefined);
+      void lookupUser(uid).then((u) => names.set(uid, u?.name));
+    }
+    return names.get(uid);
+  };
+
+  const registry = new ModuleRegistry(log, makeAccessPolicy(() => rules));
+  const modules = BUILTIN_MODULES.map((make) => make());
+  if (cfg.plugins_dir) modules.push(...(await loadPlugins(cfg.plugins_dir, log)));
+  for (const m of modules) {
+    try {
+      registry.register(m, moduleConfig(cfg, m.name));
+    } catch (e) {
+      log.error({ module: m.name, err: (e as Error).message }, 'module not registered');
+    }
+  }
+  for (const name of Object.keys(cfg.modules)) {
+    if (!modules.some((m) => m.name === name)) log.warn({ module: name }, 'config names a module that does not exist');
+  }
+  await registry.initializeAll((name, settings) => ({
+    settings,
+    log: log.child({ module: name }),
+    installedModules: () => registry.statuses().map((st) => st.name),
+  }));
+
+  let audit: AuditLog = nullAudit;
+  if (cfg.audit_log) {
+    try {
+      audit = openAuditLog(cfg.audit_log);
+    } catch (e) {
+      fail(`cannot open audit log ${cfg.audit_log}: ${(e as Error).message}`);
+    }
+  }
+
+  const limiter = new RateLimiter(cfg.rate_limit.requests_per_second, cfg.rate_limit.burst);
+  const stop = new AbortController();
+  const dispatcher = createDispatcher({
+    registry,
+    log,
+    audit,
+    limiter,
+    stopping: stop.signal,
+    limits: () => ({ maxDepth: cfg.max_json_depth, requestTimeoutMs: cfg.request_timeout * 1000 }),
+  });
+  const rootd = createRootdServer({
+    dispatcher,
+    log,
+    audit,
+    peerCred,
+    userName,
+    rules: () => rules,
+    limits: () => ({
+      maxMessageBytes: cfg.max_message_bytes,
+      maxConnections: cfg.max_connections,
+      maxInflightPerConnection: cfg.max_inflight_per_connection,
+    }),
+  });
+
+  const fd = systemdListenFd();
+  let ownSocket = false;
+  try {
+    if (fd !== null) {
+      await listenOnFd(rootd.server, fd);
+    } else {
+      await prepareSocketPath({ socketPath: cfg.socket, gid });
+      await listenOnPath(rootd.server, { socketPath: cfg.socket, gid });
+      ownSocket = true;
+    }
+  } catch (e) {
+    fail(e instanceof SocketSetupError ? e.message : `cannot listen on ${cfg.socket}: ${(e as Error).message}`);
+  }
+  log.info({ socket: fd !== null ? `fd ${fd} (systemd)` : cfg.socket, modules: registry.available(), version: VERSION }, 'tuxsec-rootd ready');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, inflight: rootd.inflight }, 'stopping: finishing requests in flight');
+    rootd.server.close();
+    const grace = setTimeout(() => stop.abort(), cfg.request_timeout * 1000);
+    await rootd.drain();
+    clearTimeout(grace);
+    stop.abort();
+    await registry.shutdownAll();
+    if (ownSocket) removeSocket(cfg.socket);
+    await audit.flush();
+    log.info('stopped');
+    logDest.flushSync?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    void (async () => {
+      audit.reopen();
+      if (cfg.log_file) logDest.reopen();
+      try {
+        const next = loadRootdConfig(configFile, opts.config !== undefined);
+        next.socket = cfg.socket; // the socket is fixed for the daemon's life
+        const nextRules: AccessRules = {
+          allowedUids: await resolveUids(next.allowed_users, log, 'allowed_users'),
+          readOnlyUids: await resolveUids(next.read_only_users, log, 'read_only_users'),
+        };
+        if (opts.dev && !isRoot) (nextRules.allowedUids as Set<number>).add(process.getuid!());
+        registry.reconfigure((name) => moduleConfig(next, name));
+        cfg = next;
+        rules = nextRules;
+        limiter.configure(cfg.rate_limit.requests_per_second, cfg.rate_limit.burst);
+        log.level = pinoLevel(cfg.log_level);
+        log.info('configuration reloaded');
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'configuration not reloaded; keeping the previous one');
+      }
+    })();
+  });
+}
+
+main().catch((e) => fail(e instanceof Error ? e.stack ?? e.message : String(e)));

@@ -1,0 +1,121 @@
+/**
+ * systeminfo: read-only inventory of the host. Always available.
+ */
+import os from 'node:os';
+import { ActionModule, type InitResult, type ModuleContext } from '../../../sdk/base-module.ts';
+import { defineAction, type AnyAction } from '../../../sdk/action.ts';
+import { Params } from '../../../sdk/schema.ts';
+import { VERSION } from '../../../version.ts';
+import * as probe from './probe.ts';
+
+const None = Params({});
+
+export class SystemInfoModule extends ActionModule {
+  private installed: () => string[] = () => ['systeminfo'];
+
+  get name() {
+    return 'systeminfo';
+  }
+  get version() {
+    return VERSION;
+  }
+  get description() {
+    return 'System information: host, OS, kernel, uptime, CPUs, memory, filesystems, network';
+  }
+
+  override async initialize(ctx?: ModuleContext): Promise<InitResult> {
+    if (ctx?.installedModules) this.installed = ctx.installedModules;
+    return [true, null];
+  }
+
+  /** The get_info document (INTEROP section 1), plus inventory fields. */
+  async info() {
+    const [fqdn, distribution, memory, boot, machine] = await Promise.all([
+      probe.fqdn(),
+      probe.distribution(),
+      probe.memory(),
+      probe.bootTime(),
+      probe.machineId(),
+    ]);
+    const os_ = probe.osInfo();
+    return {
+      hostname: os.hostname(),
+      fqdn,
+      os: os_,
+      kernel: os_.release,
+      ...probe.uptime(),
+      distribution,
+      runtime_version: process.version,
+      agent_version: VERSION,
+      cpu: probe.cpus(),
+      memory,
+      load_average: probe.loadAverage(),
+      ...boot,
+      ...machine,
+    };
+  }
+
+  protected defineActions(): AnyAction[] {
+    return [
+      defineAction({ name: 'get_info', description: 'Get complete system information', params: None, access: 'read', handler: () => this.info() }),
+      defineAction({
+        name: 'get_hostname',
+        description: 'Get the hostname and FQDN',
+        params: None,
+        access: 'read',
+        handler: async () => ({ hostname: os.hostname(), fqdn: await probe.fqdn() }),
+      }),
+      defineAction({
+        name: 'get_os_info',
+        description: 'Get OS and distribution information',
+        params: None,
+        access: 'read',
+        handler: async () => ({ ...probe.osInfo(), distribution: await probe.distribution() }),
+      }),
+      defineAction({
+        name: 'get_kernel_version',
+        description: 'Get the kernel version',
+        params: None,
+        access: 'read',
+        handler: () => ({ kernel_version: os.release(), kernel_build: os.version() }),
+      }),
+      defineAction({ name: 'get_uptime', description: 'Get system uptime', params: None, access: 'read', handler: () => probe.uptime() }),
+      defineAction({
+        name: 'list_modules',
+        description: 'List installed modules',
+        params: None,
+        access: 'read',
+        handler: () => ({ modules: [...this.installed()].sort() }),
+      }),
+      defineAction({ name: 'get_cpu_info', description: 'Get CPU count, model and architecture', params: None, access: 'read', handler: () => probe.cpus() }),
+      defineAction({ name: 'get_memory', description: 'Get memory and swap usage', params: None, access: 'read', handler: () => probe.memory() }),
+      defineAction({
+        name: 'get_filesystems',
+        description: 'Get mounted filesystems with usage',
+        params: None,
+        access: 'read',
+        handler: async () => ({ filesystems: await probe.filesystems() }),
+      }),
+      defineAction({
+        name: 'get_network_interfaces',
+        description: 'Get network interfaces with their addresses',
+        params: None,
+        access: 'read',
+        handler: async () => ({ interfaces: await probe.networkInterfaces() }),
+      }),
+      defineAction({ name: 'get_load_average', description: 'Get 1, 5 and 15 minute load averages', params: None, access: 'read', handler: () => probe.loadAverage() }),
+      defineAction({ name: 'get_boot_time', description: 'Get the boot time', params: None, access: 'read', handler: () => probe.bootTime() }),
+      defineAction({ name: 'get_machine_id', description: 'Get the machine id', params: None, access: 'read', handler: () => probe.machineId() }),
+      defineAction({
+        name: 'get_inventory',
+        description: 'Get the full inventory: info, filesystems and network interfaces',
+        params: None,
+        access: 'read',
+        handler: async () => {
+          const [info, filesystems, interfaces] = await Promise.all([this.info(), probe.filesystems(), probe.networkInterfaces()]);
+          return { ...info, filesystems, interfaces };
+        },
+      }),
+    ];
+  }
+}
