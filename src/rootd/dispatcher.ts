@@ -100,7 +100,8 @@ function build(deps: DispatcherDeps): DispatcherImpl {
         rec.action = action;
         rec.parameters = redact(parameters);
         if (!isPlainObject(parameters)) throw new TuxsecError(ErrorCodes.invalidParams, `${module} ${action}: parameters must be an object`);
-        const result = await registry.execute(module, action, parameters, ctx);
+        // Extension: `coerce: true` asks for string-typed CLI values to be converted to the declared types.
+        const result = await registry.execute(module, action, parameters, ctx, data.coerce === true);
         return { success: true, data: result };
       },
     ],

@@ -3,6 +3,7 @@
  * parameters and enforces access before any module code runs, and builds module-info.
  */
 import type { TObject } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import type { ModuleInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import type { BaseModule, ModuleContext } from '../sdk/base-module.ts';
@@ -146,7 +147,7 @@ export class ModuleRegistry {
   }
 
   /** Runs one action: lookup, access, validation, then the module. Throws TuxsecError. */
-  async execute(moduleName: string, action: string, params: Record<string, unknown>, ctx: ActionContext): Promise<unknown> {
+  async execute(moduleName: string, action: string, params: Record<string, unknown>, ctx: ActionContext, coerce = false): Promise<unknown> {
     const e = this.entry(moduleName);
     const schema = e.schemas.get(action);
     if (!schema) {
@@ -161,6 +162,7 @@ export class ModuleRegistry {
       );
     }
     this.policy.check(ctx.peer, moduleName, action, access);
+    if (coerce) params = Value.Convert(schema, params) as Record<string, unknown>;
     validateParams(schema, params, `${moduleName} ${action}`);
     let res;
     try {
