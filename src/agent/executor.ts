@@ -1,0 +1,200 @@
+/**
+ * THE executor: every job, whatever transport brought it (pull now; push and SSH next), goes
+ * through `Executor.run`: shape check, journal (at most once), policy, rootd call, result
+ * envelope, durable hand-off to a sink (the outbox in pull mode), journal finish.
+ */
+import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
+import { findPoisonKey, isPlainObject } from '../protocol/json.ts';
+import type { Journal } from './journal.ts';
+
+/** A job as the server hands it out (`params` may be missing: the original server allows it). */
+export interface Job {
+  id: string;
+  module: string;
+  action: string;
+  params: Record<string, unknown>;
+}
+
+export type ResultStatus = 'completed' | 'failed' | 'interrupted';
+
+/**
+ * The result of one job: INTEROP's compatible `{command_id, success, output | error}` plus the
+ * pull-protocol extensions.
+ */
+export interface ResultEnvelope {
+  command_id: string;
+  success: boolean;
+  output?: unknown;
+  error?: string;
+  status: ResultStatus;
+  code?: string;
+  started_at: string;
+  finished_at: string;
+  duration_ms: number;
+}
+
+/** What the executor needs of rootd (RootdClient satisfies it). */
+export interface RootdExecutor {
+  execute(module: string, action: string, parameters?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
+}
+
+/** allow/deny lists of `module/action`, `module/*` or `*`; deny wins; no allow list = all allowed. */
+export interface Policy {
+  allow?: string[];
+  deny?: string[];
+}
+
+export interface ExecutorDeps {
+  rootd: RootdExecutor;
+  journal: Journal;
+  /** Makes the result durable (outbox). Must not return before it is. */
+  sink: (r: ResultEnvelope) => void | Promise<void>;
+  policy?: Policy;
+  now?: () => Date;
+  log?: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  /** Results whose JSON is larger are replaced by an error (the server refuses bodies over 1 MiB). */
+  maxResultBytes?: number;
+  /** Per-job rootd timeout in ms. */
+  timeoutMs?: number;
+}
+
+export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; reason: 'duplicate' | 'invalid' };
+
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function matches(rule: string, module: string, action: string): boolean {
+  if (rule === '*') return true;
+  const [m, a] = rule.split('/');
+  return m === module && (a === '*' || a === action);
+}
+
+/** True when the policy lets `module/action` run. */
+export function policyAllows(policy: Policy | undefined, module: string, action: string): boolean {
+  if (!policy) return true;
+  if (policy.deny?.some((r) => matches(r, module, action))) return false;
+  if (policy.allow && !policy.allow.some((r) => matches(r, module, action))) return false;
+  return true;
+}
+
+/** Checks a job from the wire; returns a message for a bad one (its id, if any, is usable). */
+export function checkJob(raw: unknown): { job: Job } | { id: string | null; error: string } {
+  if (!isPlainObject(raw)) return { id: null, error: 'cannot run job: not an object' };
+  const id = raw.id;
+  const okId = typeof id === 'string' ? id : typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : null;
+  if (okId === null || okId.length === 0 || okId.length > 200) return { id: null, error: 'cannot run job: missing or invalid "id"' };
+  const { module, action } = raw;
+  if (typeof module !== 'string' || !NAME.test(module)) return { id: okId, error: `cannot run job "${okId}": invalid module ${JSON.stringify(module)}` };
+  if (typeof action !== 'string' || !NAME.test(action)) return { id: okId, error: `cannot run job "${okId}": invalid action ${JSON.stringify(action)}` };
+  const params = raw.params ?? raw.parameters ?? {};
+  if (!isPlainObject(params)) return { id: okId, error: `cannot run job "${okId}": "params" must be an object` };
+  const poison = findPoisonKey(params);
+  if (poison) return { id: okId, error: `cannot run job "${okId}": forbidden parameter key "${poison}"` };
+  return { job: { id: okId, module, action, params } };
+}
+
+export class Executor {
+  private readonly d: ExecutorDeps;
+  private readonly now: () => Date;
+
+  constructor(deps: ExecutorDeps) {
+    this.d = deps;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  /**
+   * At start-up: every job the journal shows started but unfinished was cut by a crash. It is
+   * reported `interrupted`, never re-run (it may have changed the system already).
+   */
+  async recover(hasResult: (id: string) => boolean): Promise<number> {
+    let n = 0;
+    for (const e of this.d.journal.unfinished()) {
+      if (!hasResult(e.id)) {
+        const t = this.now();
+        await this.d.sink({
+          command_id: e.id,
+          success: false,
+          error: `job "${e.id}" (${e.module} ${e.action}) was interrupted: the agent stopped while it ran; it was not run again`,
+          status: 'interrupted',
+          code: 'interrupted',
+          started_at: e.started_at,
+          finished_at: t.toISOString(),
+          duration_ms: Math.max(0, t.getTime() - Date.parse(e.started_at)),
+        });
+        n++;
+      }
+      this.d.journal.finish(e.id);
+    }
+    return n;
+  }
+
+  /** Runs a job at most once. A repeated id returns `{ran: false, reason: 'duplicate'}`. */
+  async run(raw: unknown): Promise<RunOutcome> {
+    const checked = checkJob(raw);
+    if (!('job' in checked)) {
+      if (checked.id === null) {
+        this.d.log?.warn({ error: checked.error }, 'job refused');
+        return { ran: false, reason: 'invalid' };
+      }
+      if (this.d.journal.has(checked.id)) return { ran: false, reason: 'duplicate' };
+      const t = this.now();
+      const r = this.envelope(checked.id, t, t, { success: false, error: checked.error, code: ErrorCodes.invalidRequest });
+      this.d.journal.start(checked.id, '?', '?', t.toISOString());
+      await this.d.sink(r);
+      this.d.journal.finish(checked.id);
+      return { ran: true, result: r };
+    }
+    const job = checked.job;
+    if (this.d.journal.has(job.id)) return { ran: false, reason: 'duplicate' };
+    const started = this.now();
+    this.d.journal.start(job.id, job.module, job.action, started.toISOString());
+    let outcome: { success: true; output: unknown } | { success: false; error: string; code: string };
+    if (!policyAllows(this.d.policy, job.module, job.action)) {
+      outcome = {
+        success: false,
+        error: `cannot run ${job.module} ${job.action}: refused by the agent's policy`,
+        code: ErrorCodes.permissionDenied,
+      };
+    } else {
+      try {
+        const output = await this.d.rootd.execute(job.module, job.action, job.params, this.d.timeoutMs);
+        outcome = { success: true, output };
+      } catch (e) {
+        outcome = {
+          success: false,
+          error: e instanceof Error ? e.message : String(e),
+          code: isTuxsecError(e) ? e.code : ErrorCodes.internal,
+        };
+      }
+    }
+    let r = this.envelope(job.id, started, this.now(), outcome);
+    const max = this.d.maxResultBytes ?? 512 * 1024;
+    if (Buffer.byteLength(JSON.stringify(r)) > max) {
+      r = this.envelope(job.id, started, new Date(Date.parse(r.finished_at)), {
+        success: false,
+        error: `cannot report the result of ${job.module} ${job.action}: larger than ${max} bytes`,
+        code: ErrorCodes.messageTooLarge,
+      });
+    }
+    await this.d.sink(r);
+    this.d.journal.finish(job.id);
+    this.d.log?.info({ command_id: job.id, module: job.module, action: job.action, status: r.status, duration_ms: r.duration_ms }, 'job finished');
+    return { ran: true, result: r };
+  }
+
+  private envelope(
+    id: string,
+    started: Date,
+    finished: Date,
+    o: { success: true; output: unknown } | { success: false; error: string; code: string },
+  ): ResultEnvelope {
+    const base = {
+      command_id: id,
+      started_at: started.toISOString(),
+      finished_at: finished.toISOString(),
+      duration_ms: Math.max(0, finished.getTime() - started.getTime()),
+    };
+    return o.success
+      ? { ...base, success: true, output: o.output ?? {}, status: 'completed' }
+      : { ...base, success: false, error: o.error, status: 'failed', code: o.code };
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Pull mode: the check-in loop. Long-polls a server that supports it (`wait`), polls every
+ * poll_interval (following the server's `sync_interval`) one that answers at once (the original).
+ * Results ride in the check-in's `command_results` and leave the outbox only when acknowledged
+ * (`acknowledged`, or for the original server the 200 of the check-in that carried them).
+ * Failures back off exponentially with full jitter, at least Retry-After.
+ */
+import type { Executor, ResultEnvelope } from './executor.ts';
+import type { HttpResponse, PostOptions } from './http.ts';
+import { HttpError } from './http.ts';
+import type { Outbox } from './outbox.ts';
+
+export const FEATURES = ['long-poll', 'results', 'redelivery'] as const;
+export const CHECKIN_PATH = 'agents/api/checkin/';
+
+export interface PullOptions {
+  agentId: string;
+  apiKey: string;
+  /** Seconds between polls against a server that does not long-poll. */
+  pollInterval: number;
+  /** Long-poll `wait`, seconds (0..30). Default 25. */
+  waitSeconds?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** Most results per check-in and their approximate JSON size (the server refuses bodies over 1 MiB). */
+  batchCount?: number;
+  batchBytes?: number;
+}
+
+export interface PullDeps {
+  http: { post(path: string, body: unknown, opts: PostOptions): Promise<HttpResponse> };
+  executor: Executor;
+  outbox: Outbox;
+  /** Inventory fields added to each check-in (hostname, version, modules, machine_id). */
+  inventory?: () => Record<string, unknown>;
+  log: {
+    debug(o: object, m: string): void;
+    info(o: object, m: string): void;
+    warn(o: object, m: string): void;
+    error(o: object, m: string): void;
+  };
+  random?: () => number;
+  now?: () => number;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** Sleeps `ms`, resolving early (not rejecting) on abort. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(n-1))], at least Retry-After. */
+export function backoffDelay(failures: number, retryAfterSec: number | null, base: number, max: number, random: () => number): number {
+  const ceiling = Math.min(max, base * 2 ** Math.min(30, Math.max(0, failures - 1)));
+  const d = Math.floor(random() * ceiling);
+  return retryAfterSec === null ? d : Math.max(d, Math.ceil(retryAfterSec * 1000));
+}
+
+/** The server says an operator rejected this agent: stop, do not retry. */
+export class AgentRejectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentRejectedError';
+  }
+}
+
+export class PullLoop {
+  private readonly o: Required<PullOptions>;
+  private readonly d: PullDeps;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly random: () => number;
+  /** Learned: the server acknowledges results (and so long-polls). Null until known. */
+  extended: boolean | null = null;
+  interval: number;
+  failures = 0;
+  checkins = 0;
+
+  constructor(opts: PullOptions, deps: PullDeps) {
+    this.o = {
+      waitSeconds: 25,
+      backoffBaseMs: 1000,
+      backoffMaxMs: 60_000,
+      batchCount: 100,
+      batchBytes: 768 * 1024,
+      ...opts,
+    };
+    this.d = deps;
+    this.interval = opts.pollInterval;
+    this.now = deps.now ?? Date.now;
+    this.sleep = deps.sleep ?? abortableSleep;
+    this.random = deps.random ?? Math.random;
+  }
+
+  /** Runs until `signal` aborts. A job already started is always finished first. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.step(signal);
+    }
+  }
+
+  /** One check-in and the jobs it brought. Exposed for tests. */
+  async step(signal: AbortSignal): Promise<void> {
+    const { outbox, executor, log } = this.d;
+    const batch: ResultEnvelope[] = outbox.batch(this.o.batchCount, this.o.batchBytes);
+    // Results pending or no room: ask for an answer at once, so acknowledgments come back now.
+    const wait = batch.length > 0 || !outbox.hasRoom ? 0 : this.o.waitSeconds;
+    const body = {
+      agent_id: this.o.agentId,
+      api_key: this.o.apiKey,
+      status: 'online',
+      command_results: batch,
+      wait,
+      features: FEATURES,
+      ...(this.d.inventory?.() ?? {}),
+    };
+    const t0 = this.now();
+    let res: HttpResponse;
+    try {
+      res = await this.d.http.post(CHECKIN_PATH, body, { timeoutMs: wait * 1000 + 15_000, signal });
+      if (res.body.success === false) throw new HttpError(`server refused check-in: ${String(res.body.error ?? 'success: false')}`, res.status);
+    } catch (e) {
+      if (signal.aborted) return;
+      const err = e as HttpError;
+      if (err.status === 403 && err.body?.code === 'agent-rejected') {
+        throw new AgentRejectedError(`cannot check in: an operator rejected this agent (${String(err.body.error ?? 'agent-rejected').slice(0, 300)})`);
+      }
+      this.failures++;
+      const delay = backoffDelay(this.failures, err.retryAfter ?? null, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
+      const hint =
+        err.status === 401
+          ? ' (the api_key was refused: run "tuxsec-agent register" again)'
+          : err.body?.code === 'pending-approval'
+            ? ' (waiting for an operator to approve this agent)'
+            : '';
+      log.warn({ failures: this.failures, retry_in_ms: delay, status: err.status ?? 0 }, `cannot check in: ${err.message}${hint}`);
+      await this.sleep(delay, signal);
+      return;
+    }
+    this.checkins++;
+    if (this.failures > 0) log.info({ after_failures: this.failures }, 'check-in succeeded again');
+    this.failures = 0;
+    const b = res.body;
+    const ackField = Array.isArray(b.acknowledged) ? b.acknowledged.filter((x): x is string => typeof x === 'string') : null;
+    if (ackField !== null) this.extended = true;
+    // The original server has no acknowledgment: its 200 for the check-in that carried them counts.
+    const acked = ackField ?? batch.map((r) => r.command_id);
+    let stalled = false;
+    if (batch.length > 0) {
+      const n = outbox.remove(acked);
+      log.debug({ sent: batch.length, acknowledged: n }, 'results delivered');
+      // A server that keeps acknowledging none of them must not be hammered.
+      stalled = n === 0;
+    }
+    const si = b.sync_interval;
+    if (typeof si === 'number' && Number.isInteger(si) && si >= 1 && si <= 86400 && si !== this.interval) {
+      log.info({ from: this.interval, to: si }, 'following the server sync_interval');
+      this.interval = si;
+    }
+    const commands = Array.isArray(b.commands) ? b.commands.slice(0, 1000) : [];
+    let ran = 0;
+    for (const cmd of commands) {
+      if (!outbox.hasRoom) {
+        // Never drop a result: take no job whose result might not fit. A server with
+        // redelivery hands it out again; it is logged so an operator sees it otherwise.
+        log.error(
+          { command_id: (cmd as { id?: unknown })?.id, outbox_entries: outbox.size, outbox_bytes: outbox.totalBytes },
+          'cannot take job: the outbox is full (results not yet acknowledged); not run',
+        );
+        continue;
+      }
+      const out = await executor.run(cmd);
+      if (out.ran) ran++;
+      else if (out.reason === 'duplicate') log.info({ command_id: (cmd as { id?: unknown }).id }, 'job already in the journal: not run again');
+    }
+    if (signal.aborted) return;
+    if (stalled && ran === 0) {
+      this.failures++;
+      const delay = backoffDelay(this.failures, res.retryAfter, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
+      log.warn({ pending: batch.length, retry_in_ms: delay }, 'server acknowledged none of the results sent');
+      await this.sleep(delay, signal);
+      return;
+    }
+    if (ran > 0 || outbox.size > 0) return;
+    const elapsed = this.now() - t0;
+    // A long-polling server held the request; one that answered at once is polled every interval.
+    if (this.extended && wait > 0 && elapsed >= (wait * 1000) / 2) return;
+    if (wait === 0 && batch.length > 0) return;
+    await this.sleep(this.interval * 1000, signal);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * `tuxsec-agent register`: enrolls with the server (run by root) and writes agent_id, api_key and
+ * server_url into agent.yaml atomically, keeping its comments, other keys, mode and owner
+ * (0640 root:tuxsec for a new file).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ConfigError, parseConfigText, validateConfig, type AgentConfig } from './config.ts';
+import { writeFileAtomic } from './durable.ts';
+import { HttpClient, HttpError } from './http.ts';
+
+export const REGISTER_PATH = 'agents/api/register/';
+
+export interface RegisterOptions {
+  configFile: string;
+  server: string;
+  token?: string;
+  version: string;
+  /** Modules rootd offers, when it could be asked. */
+  modules?: string[];
+  /** Injected for tests; defaults to an HttpClient built from the config's TLS settings. */
+  http?: Pick<HttpClient, 'post'>;
+}
+
+export interface RegisterResult {
+  status: 'registered' | 'pending-approval';
+  agent_id?: string;
+  message: string;
+}
+
+/** Best effort: the first non-internal IPv4 address, else loopback. */
+export function primaryAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export function machineId(): string | undefined {
+  for (const p of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
+    try {
+      const id = fs.readFileSync(p, 'utf8').trim();
+      if (/^[0-9a-f]{32}$/.test(id)) return id;
+    } catch {
+      // next candidate
+    }
+  }
+  return undefined;
+}
+
+function groupId(name: string): number | undefined {
+  try {
+    for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === name && f[2] !== undefined) return Number(f[2]);
+    }
+  } catch {
+    // no /etc/group: keep root's group
+  }
+  return undefined;
+}
+
+/** Sets keys in the YAML text keeping comments and the other keys; returns the new text. */
+export function updateConfigText(text: string, values: Record<string, string>): string {
+  const doc = YAML.parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) throw new ConfigError(`cannot update config: invalid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
+  for (const [k, v] of Object.entries(values)) doc.set(k, v);
+  return doc.toString();
+}
+
+/**
+ * Writes `text` over `file` atomically (temp in the same directory, fsync, rename, directory
+ * fsync) with the original's mode and owner; a new file gets 0640 root:tuxsec.
+ */
+export function writeConfigAtomic(file: string, text: string): void {
+  let mode = 0o640;
+  let uid = 0;
+  let gid = groupId('tuxsec') ?? 0;
+  try {
+    const st = fs.statSync(file);
+    mode = st.mode & 0o7777;
+    uid = st.uid;
+    gid = st.gid;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  }
+  // chown needs root; an unprivileged caller can only keep its own ids.
+  const canChown = process.getuid?.() === 0;
+  writeFileAtomic(file, text, canChown ? { mode, uid, gid } : { mode });
+}
+
+export async function register(opts: RegisterOptions): Promise<RegisterResult> {
+  let text: string;
+  let cfg: AgentConfig;
+  if (fs.existsSync(opts.configFile)) {
+    text = fs.readFileSync(opts.configFile, 'utf8');
+    cfg = parseConfigText(text, opts.configFile);
+  } else {
+    text = '# tuxsec-agent configuration (written by "tuxsec-agent register")\nmode: pull\n';
+    cfg = validateConfig({}, opts.configFile);
+  }
+  const server = opts.server.replace(/\/+$/, '');
+  if (!/^https:\/\/[^\s]+$/.test(server)) throw new ConfigError(`cannot register with ${JSON.stringify(opts.server)}: the server URL must start with https://`);
+  const http =
+    opts.http ??
+    new HttpClient({ serverUrl: server, caCert: cfg.ca_cert, sslCert: cfg.ssl_cert, sslKey: cfg.ssl_key });
+  const body: Record<string, unknown> = {
+    hostname: os.hostname(),
+    ip_address: primaryAddress(),
+    os_info: { system: os.type(), release: os.release(), version: os.version(), machine: os.machine() },
+    version: opts.version,
+  };
+  const mid = machineId();
+  if (mid) body.machine_id = mid;
+  if (opts.modules) body.modules = opts.modules;
+  if (opts.token !== undefined) body.enrollment_token = opts.token;
+  let res;
+  try {
+    res = await http.post(REGISTER_PATH, body, { timeoutMs: 30_000 });
+  } finally {
+    if (!opts.http) await (http as HttpClient).close();
+  }
+  const b = res.body;
+  // 202 pending-approval still carries credentials: stored as for a 200; check-ins answer 403
+  // pending-approval until an operator approves.
+  const pending = res.status === 202 || b.code === 'pending-approval';
+  const agentId = b.agent_id;
+  const apiKey = b.api_key;
+  if ((b.success !== true && !pending) || typeof agentId !== 'string' || typeof apiKey !== 'string' || agentId.length === 0 || agentId.length > 200 || apiKey.length === 0 || apiKey.length > 1024 || /\s/.test(apiKey)) {
+    throw new HttpError('cannot register: the server answered without a valid agent_id and api_key', res.status);
+  }
+  const updated = updateConfigText(text, { server_url: server, agent_id: agentId, api_key: apiKey });
+  // Never write a config the agent would then refuse.
+  parseConfigText(updated, opts.configFile);
+  writeConfigAtomic(opts.configFile, updated);
+  if (pending) {
+    const why = typeof b.error === 'string' ? b.error.slice(0, 300) : 'this machine is already enrolled under another agent';
+    return {
+      status: 'pending-approval',
+      agent_id: agentId,
+      message: `registered as agent ${agentId}, pending an operator's approval (${why}); wrote ${opts.configFile}`,
+    };
+  }
+  return { status: 'registered', agent_id: agentId, message: `registered as agent ${agentId}; wrote ${opts.configFile}` };
+}
