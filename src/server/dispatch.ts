@@ -1,0 +1,103 @@
+/**
+ * In-memory waiters for long-polls: agents holding a check-in until a job is queued for them, and
+ * operators holding `GET /api/v1/jobs/:id?wait=` until that job finishes. Nothing here is durable:
+ * the database is the truth, a waiter only says "look again now".
+ */
+
+export type WakeReason = 'wake' | 'timeout' | 'shutdown' | 'replaced';
+
+interface Waiter {
+  resolve: (why: WakeReason) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Most check-ins one agent may hold at once; a newer one releases the oldest. */
+const MAX_PER_AGENT = 4;
+
+class WaiterSet {
+  private readonly byKey = new Map<string, Set<Waiter>>();
+  private closed = false;
+
+  constructor(private readonly maxPerKey: number) {}
+
+  /** Resolves on wake(key), after `ms`, on shutdown, or when aborted (then with 'timeout'). */
+  wait(key: string, ms: number, signal?: AbortSignal): Promise<WakeReason> {
+    if (this.closed) return Promise.resolve('shutdown');
+    return new Promise((resolve) => {
+      let set = this.byKey.get(key);
+      if (!set) this.byKey.set(key, (set = new Set()));
+      if (set.size >= this.maxPerKey) {
+        const oldest = set.values().next().value as Waiter;
+        this.finish(key, oldest, 'replaced');
+      }
+      const w: Waiter = {
+        resolve,
+        timer: setTimeout(() => this.finish(key, w, 'timeout'), ms),
+      };
+      set.add(w);
+      signal?.addEventListener('abort', () => this.finish(key, w, 'timeout'), { once: true });
+    });
+  }
+
+  private finish(key: string, w: Waiter, why: WakeReason): void {
+    const set = this.byKey.get(key);
+    if (!set?.delete(w)) return;
+    if (set.size === 0) this.byKey.delete(key);
+    clearTimeout(w.timer);
+    w.resolve(why);
+  }
+
+  wake(key: string): number {
+    const set = this.byKey.get(key);
+    if (!set) return 0;
+    const n = set.size;
+    for (const w of [...set]) this.finish(key, w, 'wake');
+    return n;
+  }
+
+  shutdown(): void {
+    this.closed = true;
+    for (const [key, set] of [...this.byKey]) for (const w of [...set]) this.finish(key, w, 'shutdown');
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.byKey.values()) n += s.size;
+    return n;
+  }
+}
+
+/** The long-poll hub of one server process. */
+export class Dispatch {
+  private readonly agents = new WaiterSet(MAX_PER_AGENT);
+  private readonly jobs = new WaiterSet(64);
+
+  /** Holds an agent's check-in until a job is queued for it. */
+  waitForJobs(agentId: string, ms: number, signal?: AbortSignal): Promise<WakeReason> {
+    return this.agents.wait(agentId, ms, signal);
+  }
+
+  /** A job was queued (or approved) for this agent: answer its held check-ins now. */
+  jobQueued(agentId: string): number {
+    return this.agents.wake(agentId);
+  }
+
+  /** Holds an operator's request until the job finishes. */
+  waitForJob(jobId: string, ms: number, signal?: AbortSignal): Promise<WakeReason> {
+    return this.jobs.wait(jobId, ms, signal);
+  }
+
+  jobFinished(jobId: string): void {
+    this.jobs.wake(jobId);
+  }
+
+  /** Answers every held request (server shutting down); later waits resolve at once. */
+  shutdown(): void {
+    this.agents.shutdown();
+    this.jobs.shutdown();
+  }
+
+  get heldCheckins(): number {
+    return this.agents.size;
+  }
+}

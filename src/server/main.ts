@@ -1,0 +1,234 @@
+/**
+ * tuxsec-server: the reference control server (`serve`) and its operator commands, which call the
+ * operator API over HTTPS with the admin token from the same config file.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
+import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentView, type JobView } from './operator-client.ts';
+import { NAME_PATTERN } from './schemas.ts';
+import { serve } from './serve.ts';
+
+const DEFAULT_CONFIG = '/etc/tuxsec/server.yaml';
+
+interface CommonOpts {
+  config: string;
+  json?: boolean;
+  ca?: string;
+  server?: string;
+}
+
+class UsageError extends Error {}
+
+function out(opts: CommonOpts, data: unknown, human: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`);
+}
+
+function serverUrl(cfg: ServerConfig, override?: string): string {
+  if (override) return override;
+  if (cfg.server_url) return cfg.server_url;
+  const host = cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host === '::' ? '::1' : cfg.host;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${cfg.port}`;
+}
+
+function client(opts: CommonOpts): OperatorClient {
+  const cfg = loadConfig(opts.config);
+  const caFile = opts.ca ?? cfg.ca_cert;
+  let ca: Buffer | undefined;
+  if (caFile !== undefined) {
+    try {
+      ca = readFileSync(caFile);
+    } catch (e) {
+      throw new ConfigError(`cannot read CA certificate "${caFile}": ${(e as Error).message}`);
+    }
+  }
+  return new OperatorClient({
+    url: serverUrl(cfg, opts.server),
+    adminToken: cfg.adminToken,
+    ca,
+    cert: cfg.client_cert === undefined ? undefined : readFileSync(cfg.client_cert),
+    key: cfg.client_key === undefined ? undefined : readFileSync(cfg.client_key),
+  });
+}
+
+/** Runs an operator command with a client, closing it after. */
+async function withClient(opts: CommonOpts, fn: (c: OperatorClient) => Promise<number | void>): Promise<void> {
+  const c = client(opts);
+  try {
+    const code = await fn(c);
+    if (typeof code === 'number') process.exitCode = code;
+  } finally {
+    await c.close();
+  }
+}
+
+/** `k=v`: the value is tried as JSON first (`80`, `true`, `"x"`), else taken as a string. */
+function parseParam(s: string, acc: Record<string, unknown> = {}): Record<string, unknown> {
+  const i = s.indexOf('=');
+  if (i <= 0) throw new UsageError(`cannot use --param "${s}": expected key=value`);
+  const k = s.slice(0, i);
+  const raw = s.slice(i + 1);
+  if (k === '__proto__' || k === 'constructor' || k === 'prototype') throw new UsageError(`cannot use --param "${s}": forbidden key`);
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    v = raw;
+  }
+  return { ...acc, [k]: v };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function jobText(j: JobView): string {
+  const lines = [
+    `job ${j.id}: ${j.status}`,
+    `  agent ${j.agent_id}, ${j.module} ${j.action} ${JSON.stringify(j.params)}`,
+    `  created ${j.created_at}, sent ${j.sent_at ?? '-'}, finished ${j.finished_at ?? '-'}, expires ${j.expires_at}`,
+  ];
+  if (j.result) {
+    if (j.result.error) lines.push(`  error: ${String(j.result.error)}${j.result.code ? ` (${String(j.result.code)})` : ''}`);
+    if (j.result.output !== undefined) lines.push(JSON.stringify(j.result.output, null, 2));
+  }
+  return lines.join('\n');
+}
+
+function agentsText(agents: AgentView[]): string {
+  if (agents.length === 0) return 'no agents';
+  return table([
+    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN'],
+    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-']),
+  ]);
+}
+
+function common(cmd: Command, remote = true): Command {
+  cmd.addOption(new Option('--config <file>', 'configuration file').default(DEFAULT_CONFIG)).option('--json', 'print JSON');
+  if (remote) cmd.option('--ca <file>', 'CA certificate to trust the server with (default: config ca_cert)').option('--server <url>', 'server URL (default: config server_url, else from listen)');
+  return cmd;
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`cannot use ${name} "${v}": expected a whole number`);
+    return n;
+  };
+}
+
+function program(): Command {
+  const p = new Command('tuxsec-server').description('TuxSec reference control server and operator commands').showHelpAfterError();
+
+  common(p.command('serve').description('run the server'), false).action(async (o: CommonOpts) => {
+    const cfg = loadConfig(o.config);
+    await serve(cfg);
+  });
+
+  const token = p.command('token').description('enrollment tokens');
+  common(token.command('create').description('create an enrollment token'))
+    .option('--uses <n>', 'how many registrations it allows', positiveInt('--uses'), 1)
+    .option('--ttl <seconds>', 'seconds until it expires', positiveInt('--ttl'), 86400)
+    .action((o: CommonOpts & { uses: number; ttl: number }) =>
+      withClient(o, async (c) => {
+        const t = await c.createToken({ uses: o.uses, ttl: o.ttl });
+        out(o, t, () => `${t.token}\n(valid for ${t.uses} registration${t.uses === 1 ? '' : 's'} until ${t.expires_at})`);
+      }),
+    );
+
+  const agents = p.command('agents').description('enrolled agents');
+  common(agents.command('list').description('list agents')).action((o: CommonOpts) =>
+    withClient(o, async (c) => {
+      const list = await c.listAgents();
+      out(o, { agents: list }, () => agentsText(list));
+    }),
+  );
+  for (const verb of ['approve', 'reject'] as const) {
+    common(agents.command(`${verb} <id>`).description(`${verb} a pending agent`)).action((id: string, o: CommonOpts) =>
+      withClient(o, async (c) => {
+        const a = await c.setAgentStatus(id, verb);
+        out(o, { agent: a }, () => `agent ${a.id} (${a.hostname}): ${a.status}`);
+      }),
+    );
+  }
+
+  const jobs = p.command('jobs').description('jobs for agents');
+  common(jobs.command('submit <agent> <module> <action>').description('queue a job for an agent'))
+    .option('--param <key=value>', 'a parameter (value tried as JSON first); repeatable', (v: string, acc: Record<string, unknown>) => parseParam(v, acc), {})
+    .option('--json-params <json>', 'parameters as one JSON object (--param entries override)')
+    .option('--wait <seconds>', 'wait until the job finishes, at most this long', positiveInt('--wait'))
+    .option('--expires <seconds>', 'seconds the job waits for its agent (default: config job_default_ttl)', positiveInt('--expires'))
+    .action(
+      (
+        agent: string,
+        module: string,
+        action: string,
+        o: CommonOpts & { param: Record<string, unknown>; jsonParams?: string; wait?: number; expires?: number },
+      ) =>
+        withClient(o, async (c) => {
+          const re = new RegExp(NAME_PATTERN);
+          if (!re.test(module)) throw new UsageError(`cannot submit job: invalid module name "${module}"`);
+          if (!re.test(action)) throw new UsageError(`cannot submit job: invalid action name "${action}"`);
+          let params: Record<string, unknown> = {};
+          if (o.jsonParams !== undefined) {
+            let v: unknown;
+            try {
+              v = JSON.parse(o.jsonParams);
+            } catch {
+              throw new UsageError(`cannot use --json-params "${o.jsonParams}": not JSON`);
+            }
+            if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('cannot use --json-params: expected a JSON object');
+            params = v as Record<string, unknown>;
+          }
+          params = { ...params, ...o.param };
+          let job = await c.submitJob({ agent_id: agent, module, action, params, expires_in: o.expires });
+          if (o.wait !== undefined && o.wait > 0) job = await c.waitJob(job.id, o.wait);
+          out(o, { job }, () => jobText(job));
+          if (o.wait === undefined) return 0;
+          if (!FINAL_JOB_STATUSES.has(job.status)) {
+            process.stderr.write(`Error: job ${job.id} still ${job.status} after ${o.wait} s\n`);
+            return 2;
+          }
+          return job.status === 'completed' ? 0 : 1;
+        }),
+    );
+  common(jobs.command('get <id>').description('show a job and its result'))
+    .option('--wait <seconds>', 'wait until the job finishes, at most this long', positiveInt('--wait'))
+    .action((id: string, o: CommonOpts & { wait?: number }) =>
+      withClient(o, async (c) => {
+        const job = o.wait ? await c.waitJob(id, o.wait) : await c.getJob(id);
+        out(o, { job }, () => jobText(job));
+      }),
+    );
+  common(jobs.command('list').description('list jobs, newest first'))
+    .option('--agent <id>', 'only this agent')
+    .option('--status <status>', 'only this status (queued, sent, completed, failed, interrupted, expired)')
+    .option('--limit <n>', 'at most this many (default 100)', positiveInt('--limit'))
+    .action((o: CommonOpts & { agent?: string; status?: string; limit?: number }) =>
+      withClient(o, async (c) => {
+        const list = await c.listJobs({ agent_id: o.agent, status: o.status, limit: o.limit });
+        out(o, { jobs: list }, () =>
+          list.length === 0
+            ? 'no jobs'
+            : table([
+                ['ID', 'AGENT', 'MODULE', 'ACTION', 'STATUS', 'CREATED', 'FINISHED'],
+                ...list.map((j) => [j.id, j.agent_id, j.module, j.action, j.status, j.created_at, j.finished_at ?? '-']),
+              ]),
+        );
+      }),
+    );
+  return p;
+}
+
+async function main(): Promise<void> {
+  try {
+    await program().parseAsync(process.argv);
+  } catch (e) {
+    const msg = e instanceof ConfigError || e instanceof UsageError || e instanceof OperatorError ? e.message : `${(e as Error).message}`;
+    process.stderr.write(`Error: ${msg}\n`);
+    process.exit(1);
+  }
+}
+
+await main();

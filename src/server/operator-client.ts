@@ -1,0 +1,155 @@
+/**
+ * A typed client of the tuxsec-server operator API (/api/v1/) over HTTPS, used by the operator
+ * subcommands and by tests.
+ */
+import { Agent, request } from 'undici';
+
+export interface OperatorClientOptions {
+  /** Base URL, e.g. https://127.0.0.1:8443 */
+  url: string;
+  adminToken: string;
+  /** PEM trust anchor; the system roots when absent. */
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Per-request timeout in ms beyond any server-side wait. Default 30 s. */
+  timeoutMs?: number;
+}
+
+export class OperatorError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'OperatorError';
+  }
+}
+
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+export interface JobView {
+  id: string;
+  agent_id: string;
+  module: string;
+  action: string;
+  params: Record<string, unknown>;
+  status: string;
+  created_at: string;
+  sent_at: string | null;
+  finished_at: string | null;
+  expires_at: string;
+  deliveries: number;
+  result: Record<string, unknown> | null;
+}
+
+export interface AgentView {
+  id: string;
+  status: string;
+  machine_id: string | null;
+  hostname: string;
+  ip: string | null;
+  modules: string[];
+  version: string | null;
+  created_at: string;
+  last_seen: string | null;
+  [k: string]: unknown;
+}
+
+export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired']);
+
+export class OperatorClient {
+  private readonly dispatcher: Agent;
+  private readonly base: URL;
+
+  constructor(private readonly opts: OperatorClientOptions) {
+    this.base = new URL(opts.url);
+    if (this.base.protocol !== 'https:') throw new OperatorError(`cannot use server URL "${opts.url}": only https is allowed`, 0, 'invalid-request');
+    this.dispatcher = new Agent({
+      connect: { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: true },
+      connections: 4,
+    });
+  }
+
+  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
+    const timeout = (this.opts.timeoutMs ?? 30_000) + extraWaitMs;
+    const res = await request(new URL(`/api/v1${path}`, this.base), {
+      method,
+      dispatcher: this.dispatcher,
+      headers: {
+        authorization: `Bearer ${this.opts.adminToken}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of res.body) {
+      n += (c as Buffer).length;
+      if (n > MAX_RESPONSE_BYTES) {
+        res.body.destroy();
+        throw new OperatorError(`cannot read response of ${method} ${path}: larger than ${MAX_RESPONSE_BYTES} bytes`, res.statusCode, 'message-too-large');
+      }
+      chunks.push(c as Buffer);
+    }
+    let data: Record<string, unknown>;
+    try {
+      data = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new OperatorError(`cannot read response of ${method} ${path}: not JSON (HTTP ${res.statusCode})`, res.statusCode, 'invalid-json');
+    }
+    if (res.statusCode >= 400 || data.success === false) {
+      throw new OperatorError(String(data.error ?? `HTTP ${res.statusCode}`), res.statusCode, String(data.code ?? 'internal-error'));
+    }
+    return data as T;
+  }
+
+  createToken(opts: { uses?: number; ttl?: number } = {}) {
+    return this.call<{ id: string; token: string; uses: number; expires_at: string }>('POST', '/tokens', opts);
+  }
+
+  async listAgents(): Promise<AgentView[]> {
+    return (await this.call<{ agents: AgentView[] }>('GET', '/agents')).agents;
+  }
+
+  async setAgentStatus(id: string, verb: 'approve' | 'reject'): Promise<AgentView> {
+    return (await this.call<{ agent: AgentView }>('POST', `/agents/${encodeURIComponent(id)}/${verb}`, {})).agent;
+  }
+
+  async submitJob(job: { agent_id: string; module: string; action: string; params?: Record<string, unknown>; expires_in?: number }): Promise<JobView> {
+    return (await this.call<{ job: JobView }>('POST', '/jobs', job)).job;
+  }
+
+  /** Gets a job; with `waitSeconds`, the server holds the request until it finishes (at most 300 s). */
+  async getJob(id: string, waitSeconds = 0): Promise<JobView> {
+    const w = Math.min(Math.max(waitSeconds, 0), 300);
+    const q = w > 0 ? `?wait=${w}` : '';
+    return (await this.call<{ job: JobView }>('GET', `/jobs/${encodeURIComponent(id)}${q}`, undefined, w * 1000)).job;
+  }
+
+  /** Waits until the job is finished or `seconds` pass; returns its latest state. */
+  async waitJob(id: string, seconds: number): Promise<JobView> {
+    const deadline = Date.now() + seconds * 1000;
+    let job = await this.getJob(id);
+    while (!FINAL_JOB_STATUSES.has(job.status)) {
+      const left = (deadline - Date.now()) / 1000;
+      if (left <= 0) break;
+      job = await this.getJob(id, Math.min(Math.ceil(left * 1000) / 1000, 300));
+    }
+    return job;
+  }
+
+  async listJobs(filter: { agent_id?: string; status?: string; limit?: number } = {}): Promise<JobView[]> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
+    const s = q.toString();
+    return (await this.call<{ jobs: JobView[] }>('GET', `/jobs${s ? `?${s}` : ''}`)).jobs;
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+}

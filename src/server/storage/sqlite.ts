@@ -1,0 +1,306 @@
+/**
+ * SQLite storage (better-sqlite3 v12): WAL journal, synchronous=FULL so that a committed result or
+ * job survives a crash of the process or the machine, prepared statements only.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type {
+  AgentRecord,
+  AgentStatus,
+  IncomingResult,
+  Inventory,
+  JobFilter,
+  JobRecord,
+  JobResult,
+  JobStatus,
+  Storage,
+  StoreResultsOutcome,
+  TokenCheck,
+  TokenRecord,
+} from './storage.ts';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, max_uses INTEGER NOT NULL, uses_left INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (
+  id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, status TEXT NOT NULL, machine_id TEXT,
+  hostname TEXT NOT NULL, ip TEXT, os_info TEXT, modules TEXT NOT NULL, version TEXT,
+  features TEXT NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER, token_id TEXT);
+CREATE INDEX IF NOT EXISTS agents_machine_id ON agents (machine_id);
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, module TEXT NOT NULL, action TEXT NOT NULL,
+  params TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL, sent_at INTEGER,
+  last_sent_at INTEGER, deliveries INTEGER NOT NULL DEFAULT 0, finished_at INTEGER,
+  expires_at INTEGER NOT NULL, result TEXT);
+CREATE INDEX IF NOT EXISTS jobs_agent_status ON jobs (agent_id, status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_status_expires ON jobs (status, expires_at);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+`;
+
+interface AgentRow {
+  id: string; key_hash: string; status: string; machine_id: string | null; hostname: string; ip: string | null;
+  os_info: string | null; modules: string; version: string | null; features: string; created_at: number;
+  last_seen: number | null; token_id: string | null;
+}
+interface JobRow {
+  id: string; agent_id: string; module: string; action: string; params: string; status: string; created_at: number;
+  sent_at: number | null; last_sent_at: number | null; deliveries: number; finished_at: number | null;
+  expires_at: number; result: string | null;
+}
+interface TokenRow { id: string; hash: string; created_at: number; expires_at: number; max_uses: number; uses_left: number }
+
+function agentFromRow(r: AgentRow): AgentRecord {
+  return {
+    id: r.id,
+    keyHash: r.key_hash,
+    status: r.status as AgentStatus,
+    machineId: r.machine_id,
+    hostname: r.hostname,
+    ip: r.ip,
+    osInfo: r.os_info === null ? null : JSON.parse(r.os_info),
+    modules: JSON.parse(r.modules) as string[],
+    version: r.version,
+    features: JSON.parse(r.features) as string[],
+    createdAt: r.created_at,
+    lastSeen: r.last_seen,
+    tokenId: r.token_id,
+  };
+}
+
+function jobFromRow(r: JobRow): JobRecord {
+  return {
+    id: r.id,
+    agentId: r.agent_id,
+    module: r.module,
+    action: r.action,
+    params: JSON.parse(r.params) as Record<string, unknown>,
+    status: r.status as JobStatus,
+    createdAt: r.created_at,
+    sentAt: r.sent_at,
+    lastSentAt: r.last_sent_at,
+    deliveries: r.deliveries,
+    finishedAt: r.finished_at,
+    expiresAt: r.expires_at,
+    result: r.result === null ? null : (JSON.parse(r.result) as JobResult),
+  };
+}
+
+/** Opens (creating if needed) the database at `file` (`:memory:` for tests). */
+export function openSqliteStorage(file: string): Storage {
+  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  db.exec(SCHEMA);
+  const ver = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
+  if (ver === undefined) {
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+  } else if (Number(ver.value) !== SCHEMA_VERSION) {
+    db.close();
+    throw new Error(`cannot open database "${file}": schema version ${ver.value}, expected ${SCHEMA_VERSION}`);
+  }
+
+  const st = {
+    insertToken: db.prepare('INSERT INTO tokens (id, hash, created_at, expires_at, max_uses, uses_left) VALUES (?, ?, ?, ?, ?, ?)'),
+    tokenByHash: db.prepare('SELECT * FROM tokens WHERE hash = ?'),
+    useToken: db.prepare('UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0'),
+    insertAgent: db.prepare(`INSERT INTO agents (id, key_hash, status, machine_id, hostname, ip, os_info, modules, version,
+      features, created_at, last_seen, token_id) VALUES (@id, @key_hash, @status, @machine_id, @hostname, @ip, @os_info,
+      @modules, @version, @features, @created_at, @last_seen, @token_id)`),
+    agent: db.prepare('SELECT * FROM agents WHERE id = ?'),
+    agentsByMachine: db.prepare('SELECT * FROM agents WHERE machine_id = ? ORDER BY created_at'),
+    agents: db.prepare('SELECT * FROM agents ORDER BY created_at, id'),
+    setAgentStatus: db.prepare('UPDATE agents SET status = ? WHERE id = ?'),
+    touch: db.prepare('UPDATE agents SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)'),
+    inventory: db.prepare(`UPDATE agents SET hostname = coalesce(@hostname, hostname), ip = coalesce(@ip, ip),
+      version = coalesce(@version, version), modules = coalesce(@modules, modules),
+      machine_id = coalesce(machine_id, @machine_id), features = coalesce(@features, features) WHERE id = @id`),
+    insertJob: db.prepare(`INSERT INTO jobs (id, agent_id, module, action, params, status, created_at, sent_at, last_sent_at,
+      deliveries, finished_at, expires_at, result) VALUES (@id, @agent_id, @module, @action, @params, @status, @created_at,
+      @sent_at, @last_sent_at, @deliveries, @finished_at, @expires_at, @result)`),
+    job: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+    queued: db.prepare(`SELECT * FROM jobs WHERE agent_id = ? AND status = 'queued' AND expires_at > ?
+      ORDER BY created_at, id LIMIT ?`),
+    unanswered: db.prepare(`SELECT * FROM jobs WHERE agent_id = ? AND status = 'sent' AND expires_at > ?
+      AND last_sent_at < ? ORDER BY created_at, id LIMIT ?`),
+    markSent: db.prepare(`UPDATE jobs SET status = 'sent', sent_at = coalesce(sent_at, @now), last_sent_at = @now,
+      deliveries = deliveries + 1 WHERE id = @id`),
+    setResult: db.prepare('UPDATE jobs SET status = ?, finished_at = ?, result = ? WHERE id = ?'),
+    expiring: db.prepare(`SELECT * FROM jobs WHERE status IN ('queued', 'sent') AND expires_at <= ? LIMIT 1000`),
+    expire: db.prepare(`UPDATE jobs SET status = 'expired', finished_at = ? WHERE id = ?`),
+  };
+
+  const listCache = new Map<string, Database.Statement>();
+  function listStatement(filter: JobFilter): Database.Statement {
+    const key = `${filter.agentId !== undefined}|${filter.status !== undefined}`;
+    let s = listCache.get(key);
+    if (!s) {
+      const where: string[] = [];
+      if (filter.agentId !== undefined) where.push('agent_id = @agentId');
+      if (filter.status !== undefined) where.push('status = @status');
+      s = db.prepare(`SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT @limit`);
+      listCache.set(key, s);
+    }
+    return s;
+  }
+
+  const enroll = db.transaction((tokenHash: string | null, a: AgentRecord, now: number): TokenCheck => {
+    let tokenId: string | null = null;
+    if (tokenHash !== null) {
+      const t = st.tokenByHash.get(tokenHash) as TokenRow | undefined;
+      if (!t) return 'unknown';
+      if (t.expires_at <= now) return 'expired';
+      if (st.useToken.run(t.id).changes !== 1) return 'used-up';
+      tokenId = t.id;
+    }
+    st.insertAgent.run({
+      id: a.id,
+      key_hash: a.keyHash,
+      status: a.status,
+      machine_id: a.machineId,
+      hostname: a.hostname,
+      ip: a.ip,
+      os_info: a.osInfo === undefined ? null : JSON.stringify(a.osInfo),
+      modules: JSON.stringify(a.modules),
+      version: a.version,
+      features: JSON.stringify(a.features),
+      created_at: a.createdAt,
+      last_seen: a.lastSeen,
+      token_id: tokenId ?? a.tokenId,
+    });
+    return 'ok';
+  });
+
+  const takeJobs = db.transaction((agentId: string, now: number, max: number, redeliverBefore: number | null): JobRecord[] => {
+    const rows = st.queued.all(agentId, now, max) as JobRow[];
+    if (redeliverBefore !== null && rows.length < max) {
+      rows.push(...(st.unanswered.all(agentId, now, redeliverBefore, max - rows.length) as JobRow[]));
+    }
+    const jobs = rows.map(jobFromRow);
+    for (const j of jobs) {
+      st.markSent.run({ id: j.id, now });
+      j.status = 'sent';
+      j.sentAt ??= now;
+      j.lastSentAt = now;
+      j.deliveries += 1;
+    }
+    return jobs;
+  });
+
+  const storeResults = db.transaction((agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome => {
+    const out: StoreResultsOutcome = { acknowledged: [], finished: [], ignored: [] };
+    const seen = new Set<string>();
+    for (const r of results) {
+      if (!seen.has(r.commandId)) out.acknowledged.push(r.commandId);
+      seen.add(r.commandId);
+      const row = st.job.get(r.commandId) as JobRow | undefined;
+      if (!row) {
+        out.ignored.push({ commandId: r.commandId, why: 'unknown command' });
+        continue;
+      }
+      if (row.agent_id !== agentId) {
+        out.ignored.push({ commandId: r.commandId, why: 'command of another agent' });
+        continue;
+      }
+      if (row.result !== null) {
+        out.ignored.push({ commandId: r.commandId, why: 'result already stored' });
+        continue;
+      }
+      if (row.sent_at === null) {
+        out.ignored.push({ commandId: r.commandId, why: 'command was never handed out' });
+        continue;
+      }
+      const { commandId: _id, ...result } = r;
+      st.setResult.run(result.status, now, JSON.stringify(result), r.commandId);
+      out.finished.push({ ...jobFromRow(row), status: result.status, finishedAt: now, result });
+    }
+    return out;
+  });
+
+  const expireJobs = db.transaction((now: number): JobRecord[] => {
+    const rows = (st.expiring.all(now) as JobRow[]).map(jobFromRow);
+    for (const j of rows) {
+      st.expire.run(now, j.id);
+      j.status = 'expired';
+      j.finishedAt = now;
+    }
+    return rows;
+  });
+
+  const touchAgents = db.transaction((seen: ReadonlyMap<string, number>) => {
+    for (const [id, t] of seen) st.touch.run(t, id, t);
+  });
+
+  return {
+    createToken(t: TokenRecord): void {
+      st.insertToken.run(t.id, t.hash, t.createdAt, t.expiresAt, t.maxUses, t.usesLeft);
+    },
+    enroll: (tokenHash, agent, now) => enroll(tokenHash, agent, now),
+    getAgent(id) {
+      const r = st.agent.get(id) as AgentRow | undefined;
+      return r && agentFromRow(r);
+    },
+    agentsByMachineId: (m) => (st.agentsByMachine.all(m) as AgentRow[]).map(agentFromRow),
+    listAgents: () => (st.agents.all() as AgentRow[]).map(agentFromRow),
+    setAgentStatus(id, status) {
+      if (st.setAgentStatus.run(status, id).changes !== 1) return undefined;
+      return agentFromRow(st.agent.get(id) as AgentRow);
+    },
+    touchAgents: (seen) => {
+      if (seen.size > 0) touchAgents(seen);
+    },
+    updateInventory(id: string, inv: Inventory) {
+      st.inventory.run({
+        id,
+        hostname: inv.hostname ?? null,
+        ip: inv.ip ?? null,
+        version: inv.version ?? null,
+        modules: inv.modules ? JSON.stringify(inv.modules) : null,
+        machine_id: inv.machineId ?? null,
+        features: inv.features ? JSON.stringify(inv.features) : null,
+      });
+    },
+    createJob(j: JobRecord) {
+      st.insertJob.run({
+        id: j.id,
+        agent_id: j.agentId,
+        module: j.module,
+        action: j.action,
+        params: JSON.stringify(j.params),
+        status: j.status,
+        created_at: j.createdAt,
+        sent_at: j.sentAt,
+        last_sent_at: j.lastSentAt,
+        deliveries: j.deliveries,
+        finished_at: j.finishedAt,
+        expires_at: j.expiresAt,
+        result: j.result === null ? null : JSON.stringify(j.result),
+      });
+    },
+    getJob(id) {
+      const r = st.job.get(id) as JobRow | undefined;
+      return r && jobFromRow(r);
+    },
+    listJobs(filter) {
+      const params: Record<string, unknown> = { limit: Math.min(Math.max(filter.limit ?? 100, 1), 1000) };
+      if (filter.agentId !== undefined) params.agentId = filter.agentId;
+      if (filter.status !== undefined) params.status = filter.status;
+      const rows = listStatement(filter).all(params) as JobRow[];
+      return rows.map(jobFromRow);
+    },
+    takeJobs: (agentId, now, max, redeliverBefore) => takeJobs(agentId, now, max, redeliverBefore),
+    storeResults: (agentId, results, now) => storeResults(agentId, results, now),
+    expireJobs: (now) => expireJobs(now),
+    close() {
+      if (db.open) db.close();
+    },
+  };
+}
