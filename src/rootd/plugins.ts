@@ -17,6 +17,34 @@ function safeOwner(p: string): string | null {
   return null;
 }
 
+/** Gives a seed-style plugin (no accessOf/schemaOf) the defaults of BaseModule. */
+class PluginAdapter extends BaseModule {
+  constructor(private readonly inner: BaseModule) {
+    super();
+  }
+  get name() {
+    return this.inner.name;
+  }
+  get version() {
+    return this.inner.version;
+  }
+  get description() {
+    return this.inner.description;
+  }
+  getCapabilities() {
+    return this.inner.getCapabilities();
+  }
+  override initialize(ctx?: Parameters<BaseModule['initialize']>[0]) {
+    return typeof this.inner.initialize === 'function' ? this.inner.initialize(ctx) : super.initialize(ctx);
+  }
+  override async shutdown() {
+    if (typeof this.inner.shutdown === 'function') await this.inner.shutdown();
+  }
+  executeCommand(...a: Parameters<BaseModule['executeCommand']>) {
+    return this.inner.executeCommand(...a);
+  }
+}
+
 export async function loadPlugins(dir: string, log: Logger): Promise<BaseModule[]> {
   let names: string[];
   try {
@@ -39,13 +67,14 @@ export async function loadPlugins(dir: string, log: Logger): Promise<BaseModule[
       const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
       const Ctor = mod.default;
       if (typeof Ctor !== 'function') throw new Error('no default export');
-      const inst = new (Ctor as new () => unknown)();
+      const inst = new (Ctor as new () => unknown)() as Partial<BaseModule>;
       // Duck-typed: a plugin built against its own copy of the SDK is a different class.
-      if (!(inst instanceof BaseModule) && typeof (inst as BaseModule).executeCommand !== 'function') {
-        throw new Error('default export is not a BaseModule');
+      if (typeof inst.executeCommand !== 'function' || typeof inst.getCapabilities !== 'function' || typeof inst.name !== 'string') {
+        throw new Error('default export is not a module (needs name, getCapabilities and executeCommand)');
       }
-      out.push(inst as BaseModule);
-      log.info({ plugin: file, module: (inst as BaseModule).name }, 'plugin loaded');
+      const m = inst instanceof BaseModule || typeof inst.schemaOf === 'function' ? (inst as BaseModule) : new PluginAdapter(inst as BaseModule);
+      out.push(m);
+      log.info({ plugin: file, module: m.name }, 'plugin loaded');
     } catch (e) {
       log.error({ plugin: file, err: (e as Error).message }, 'plugin not loaded');
     }

@@ -27,7 +27,8 @@ export async function ensureGroup(name: string): Promise<number> {
 export async function ensureUser(name: string, opts: { groups?: string[]; home?: string } = {}): Promise<UserEntry> {
   let u = await lookupUser(name);
   if (!u) {
-    const args = ['--system', '--user-group', '--shell', '/usr/sbin/nologin', '--no-create-home'];
+    const own = await lookupGroup(name);
+    const args = ['--system', ...(own ? ['--gid', name] : ['--user-group']), '--shell', '/usr/sbin/nologin', '--no-create-home'];
     if (opts.home) args.push('--home-dir', opts.home);
     await must('/usr/sbin/useradd', [...args, '--', name]);
     u = (await lookupUser(name))!;
