@@ -107,7 +107,11 @@ export class RootdClient {
       return;
     }
     const p = this.pending.get(res.request_id);
-    if (!p) return;
+    if (!p) {
+      // A connection-level refusal (not allowed, too many connections) names no request.
+      if (res.type === 'error' && res.request_id === 'unknown') this.failAll(responseError(res));
+      return;
+    }
     this.pending.delete(res.request_id);
     clearTimeout(p.timer);
     if (res.type === 'success') p.resolve(res.data);

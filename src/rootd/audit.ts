@@ -51,7 +51,7 @@ export function openAuditLog(file: string): AuditLog {
   // Create with 0600 before the stream opens it: parameters may reveal firewall layout.
   closeSync(openSync(file, 'a', 0o600));
   chmodSync(file, 0o600);
-  const dest = pino.destination({ dest: file, sync: false, minLength: 8 * 1024, mkdir: true });
+  const dest = pino.destination({ dest: file, sync: false, mkdir: true });
   return {
     write(rec) {
       dest.write(JSON.stringify(rec) + '\n');

@@ -12,9 +12,9 @@ const Name = Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$|^[0-9]{1,10}$', d
 
 const ModuleEntry = Type.Object(
   {
-    enabled: Type.Boolean({ default: true }),
-    allow_dangerous: Type.Boolean({ default: false, description: 'allow actions of the dangerous class' }),
-    settings: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+    enabled: Type.Optional(Type.Boolean({ description: 'default true' })),
+    allow_dangerous: Type.Optional(Type.Boolean({ description: 'allow actions of the dangerous class (default false)' })),
+    settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   },
   { additionalProperties: false },
 );
@@ -75,5 +75,5 @@ export function loadRootdConfig(file: string, required: boolean): RootdConfig {
 
 export function moduleConfig(cfg: RootdConfig, name: string): ModuleConfig {
   const m = cfg.modules[name];
-  return m ? { enabled: m.enabled, allow_dangerous: m.allow_dangerous, settings: m.settings } : { enabled: true, allow_dangerous: false, settings: {} };
+  return { enabled: m?.enabled ?? true, allow_dangerous: m?.allow_dangerous ?? false, settings: m?.settings ?? {} };
 }

@@ -12,7 +12,7 @@ const NO_CTRL = '^[^\\u0000-\\u001f\\u007f]';
 
 export const P = {
   zone: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,16}$', maxLength: 17, description: 'zone name: letters, digits, "_" and "-", at most 17 characters' }),
-  service: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$', maxLength: 64, description: 'service name: letters, digits, "_", ".", "+" and "-"' }),
+  service: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', maxLength: 64, description: 'service name: letters, digits, "_" and "-"' }),
   ipset: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$', maxLength: 31, description: 'ipset name: letters, digits, "_", "." and "-", at most 31 characters' }),
   policy: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$', maxLength: 40, description: 'policy name: letters, digits, "_" and "-"' }),
   helper: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', maxLength: 64, description: 'helper name, e.g. "ftp"' }),

@@ -1,0 +1,118 @@
+/**
+ * What every action group shares: the firewalld client, the change guard, write-parameter
+ * helpers, and the generic "element of a zone" operation (runtime or permanent).
+ */
+import type { TProperties } from '@sinclair/typebox';
+import { Params } from '../../../sdk/schema.ts';
+import type { FirewalldClient } from './dbus.ts';
+import { IFACE, NOOP_ERRORS, firewalldErrorCode } from './dbus.ts';
+import type { ChangeGuard, Scope, WriteResult, WriteSpec } from './safety.ts';
+import { P } from './validate.ts';
+import { TuxsecError } from '../../../protocol/errors.ts';
+
+export interface Deps {
+  fw: FirewalldClient;
+  guard: ChangeGuard;
+}
+
+/** Parameters of a write: its own plus dry_run, and confirm_timeout when it can be rolled back. */
+export function writeParams<T extends TProperties>(props: T, opts: { permanent?: boolean; confirm?: boolean } = {}) {
+  return Params({
+    ...props,
+    ...(opts.permanent ? { permanent: P.permanent() } : {}),
+    dry_run: P.dryRun(),
+    ...(opts.confirm === false ? {} : { confirm_timeout: P.confirmTimeout() }),
+  });
+}
+
+/** Runs a write through the guard. */
+export function write(d: Deps, spec: WriteSpec, params: { dry_run?: boolean; confirm_timeout?: number }): Promise<WriteResult> {
+  return d.guard.run(spec, { dry_run: params.dry_run, confirm_timeout: params.confirm_timeout });
+}
+
+/** Runs an apply step; firewalld's "already so" errors become `false` (race-safe idempotence). */
+export async function applyIdem(fn: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (e) {
+    const fwCode = e instanceof TuxsecError ? (e.details?.firewalld as string | undefined) : firewalldErrorCode(e);
+    if (fwCode && NOOP_ERRORS.has(fwCode)) return false;
+    throw e;
+  }
+}
+
+export const where = (permanent?: boolean): string => (permanent ? 'permanent' : 'runtime');
+
+/**
+ * A zone element firewalld manages with add/remove/query methods of the same stem
+ * (`addService`, `queryService`...). `timeout` says whether the runtime add takes a timeout.
+ */
+export interface ElementKind {
+  stem: string;
+  timeout: boolean;
+  /** Noun for messages: `service "http"`. */
+  noun: string;
+}
+
+export const EL = {
+  service: { stem: 'Service', timeout: true, noun: 'service' },
+  port: { stem: 'Port', timeout: true, noun: 'port' },
+  protocol: { stem: 'Protocol', timeout: true, noun: 'protocol' },
+  sourcePort: { stem: 'SourcePort', timeout: true, noun: 'source port' },
+  icmpBlock: { stem: 'IcmpBlock', timeout: true, noun: 'ICMP block' },
+  richRule: { stem: 'RichRule', timeout: true, noun: 'rich rule' },
+  iface: { stem: 'Interface', timeout: false, noun: 'interface' },
+  source: { stem: 'Source', timeout: false, noun: 'source' },
+  masquerade: { stem: 'Masquerade', timeout: true, noun: 'masquerade' },
+  icmpInversion: { stem: 'IcmpBlockInversion', timeout: false, noun: 'ICMP block inversion' },
+  forwardPort: { stem: 'ForwardPort', timeout: true, noun: 'forward port' },
+} satisfies Record<string, ElementKind>;
+
+/** Query/add/remove of one zone element in runtime or permanent configuration. */
+export function zoneElement(d: Deps, kind: ElementKind, zone: string, args: string[], permanent: boolean | undefined) {
+  const fw = d.fw;
+  const n = 's'.repeat(args.length);
+  const label = `${kind.noun}${args.length ? ` ${JSON.stringify(args.filter((a) => a !== '').join('/'))}` : ''}`;
+  const target = `zone "${zone}" (${where(permanent)})`;
+  if (permanent) {
+    const path = () => fw.mustConfigPath('zone', zone);
+    return {
+      label,
+      target,
+      query: async () => (await fw.call(await path(), IFACE.configZone, `query${kind.stem}`, n, args, `query ${label} in ${target}`))[0] === true,
+      add: async () => void (await fw.call(await path(), IFACE.configZone, `add${kind.stem}`, n, args, `add ${label} to ${target}`)),
+      remove: async () => void (await fw.call(await path(), IFACE.configZone, `remove${kind.stem}`, n, args, `remove ${label} from ${target}`)),
+    };
+  }
+  return {
+    label,
+    target,
+    query: async () => (await fw.rt(IFACE.zone, `query${kind.stem}`, `s${n}`, [zone, ...args], `query ${label} in ${target}`))[0] === true,
+    add: async () =>
+      void (await fw.rt(IFACE.zone, `add${kind.stem}`, `s${n}${kind.timeout ? 'i' : ''}`, [zone, ...args, ...(kind.timeout ? [0] : [])], `add ${label} to ${target}`)),
+    remove: async () => void (await fw.rt(IFACE.zone, `remove${kind.stem}`, `s${n}`, [zone, ...args], `remove ${label} from ${target}`)),
+  };
+}
+
+/** A write that adds (want=true) or removes a zone element, idempotently. */
+export function toggleZoneElement(
+  d: Deps,
+  kind: ElementKind,
+  p: { zone: string; permanent?: boolean; dry_run?: boolean; confirm_timeout?: number },
+  args: string[],
+  want: boolean,
+  extraScopes: Scope[] = [],
+): Promise<WriteResult> {
+  const el = zoneElement(d, kind, p.zone, args, p.permanent);
+  return write(
+    d,
+    {
+      what: want ? `add ${el.label} to ${el.target}` : `remove ${el.label} from ${el.target}`,
+      scopes: [{ kind: 'zone', name: p.zone }, ...extraScopes],
+      check: async () => (await el.query()) !== want,
+      apply: () => applyIdem(want ? el.add : el.remove),
+    },
+    p,
+  );
+}

@@ -1,0 +1,393 @@
+/**
+ * Lockout safety for writes: dry-run, idempotence (`changed`), and confirm-or-rollback.
+ * A write with `confirm_timeout` snapshots what it touches (runtime and permanent), applies,
+ * and restores the snapshot unless `confirm` names its change id in time.
+ */
+import { randomBytes } from 'node:crypto';
+import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
+import type { Logger } from '../../../sdk/action.ts';
+import { FirewalldClient, IFACE, toVariantDict, unwrap } from './dbus.ts';
+
+/** What a write touches, as far as rollback is concerned. */
+export type Scope =
+  | { kind: 'zone'; name: string }
+  | { kind: 'policy'; name: string }
+  | { kind: 'service'; name: string }
+  | { kind: 'ipset'; name: string }
+  | { kind: 'default_zone' }
+  | { kind: 'log_denied' }
+  | { kind: 'panic' };
+
+export function scopeKey(s: Scope): string {
+  return 'name' in s ? `${s.kind}:${s.name}` : s.kind;
+}
+
+/** Options every write accepts. */
+export interface WriteOptions {
+  dry_run?: boolean;
+  confirm_timeout?: number;
+}
+
+/** A write as a check (would it change anything?) and an apply. */
+export interface WriteSpec {
+  /** Human description, e.g. `add service "http" to zone "public" (runtime)`. */
+  what: string;
+  /** What to snapshot for rollback; empty = this write cannot be rolled back. */
+  scopes: Scope[];
+  /** True when applying would change state. */
+  check(): Promise<boolean>;
+  /** Applies; returns false when firewalld reported it was already so. */
+  apply(): Promise<boolean | void>;
+}
+
+export interface WriteResult {
+  changed: boolean;
+  action: string;
+  dry_run?: true;
+  change_id?: string;
+  confirm_by?: string;
+}
+
+interface Snapshot {
+  scope: Scope;
+  runtime: unknown;
+  permanent: unknown;
+}
+
+interface Pending {
+  id: string;
+  what: string;
+  keys: string[];
+  created_at: string;
+  confirm_by: string;
+  snapshots: Snapshot[];
+  timer: NodeJS.Timeout;
+}
+
+export interface HistoryEntry {
+  change_id: string;
+  action: string;
+  outcome: 'confirmed' | 'rolled-back' | 'rollback-failed';
+  reason: string;
+  at: string;
+  error?: string;
+}
+
+const HISTORY_MAX = 100;
+
+const ZONE_RT_LISTS = ['services', 'ports', 'icmp_blocks', 'forward_ports', 'interfaces', 'sources', 'rules_str', 'protocols', 'source_ports'];
+const ZONE_RT_BOOLS = ['masquerade', 'icmp_block_inversion', 'forward'];
+const ZONE_PERM_KEYS: Record<string, unknown> = {
+  version: '',
+  short: '',
+  description: '',
+  target: 'default',
+  services: [],
+  ports: [],
+  icmp_blocks: [],
+  masquerade: false,
+  forward_ports: [],
+  interfaces: [],
+  sources: [],
+  rules_str: [],
+  protocols: [],
+  source_ports: [],
+  icmp_block_inversion: false,
+  forward: false,
+};
+const POLICY_RT_LISTS = ['services', 'ports', 'icmp_blocks', 'forward_ports', 'rich_rules', 'protocols', 'source_ports', 'ingress_zones', 'egress_zones'];
+const POLICY_PERM_KEYS: Record<string, unknown> = {
+  version: '',
+  short: '',
+  description: '',
+  target: 'CONTINUE',
+  services: [],
+  ports: [],
+  icmp_blocks: [],
+  masquerade: false,
+  forward_ports: [],
+  rich_rules: [],
+  protocols: [],
+  source_ports: [],
+  priority: -1,
+  ingress_zones: [],
+  egress_zones: [],
+};
+const SERVICE_PERM_KEYS: Record<string, unknown> = {
+  version: '',
+  short: '',
+  description: '',
+  ports: [],
+  modules: [],
+  destination: {},
+  protocols: [],
+  source_ports: [],
+  includes: [],
+  helpers: [],
+};
+
+/** Fills absent keys with defaults (firewalld omits empty ones) and drops unknown ones. */
+export function complete(settings: Record<string, unknown>, defaults: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, d] of Object.entries(defaults)) out[k] = settings[k] ?? d;
+  return out;
+}
+
+function pick(settings: Record<string, unknown>, lists: string[], bools: string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of lists) out[k] = settings[k] ?? [];
+  for (const k of bools) out[k] = settings[k] ?? false;
+  return out;
+}
+
+/** Reads and restores the state behind a scope. */
+export class Snapshotter {
+  constructor(private readonly fw: FirewalldClient) {}
+
+  private async runtimeZones(): Promise<string[]> {
+    const [z] = await this.fw.rt(IFACE.zone, 'getZones');
+    return z as string[];
+  }
+
+  async take(scope: Scope): Promise<Snapshot> {
+    const fw = this.fw;
+    switch (scope.kind) {
+      case 'zone': {
+        const runtime = (await this.runtimeZones()).includes(scope.name)
+          ? unwrap((await fw.rt(IFACE.zone, 'getZoneSettings2', 's', [scope.name]))[0])
+          : null;
+        const path = await fw.configPath('zone', scope.name);
+        const permanent = path ? unwrap((await fw.call(path, IFACE.configZone, 'getSettings2', '', [], 'read zone'))[0]) : null;
+        return { scope, runtime, permanent };
+      }
+      case 'policy': {
+        const [names] = await fw.rt(IFACE.policy, 'getPolicies');
+        const runtime = (names as string[]).includes(scope.name) ? unwrap((await fw.rt(IFACE.policy, 'getPolicySettings', 's', [scope.name]))[0]) : null;
+        const path = await fw.configPath('policy', scope.name);
+        const permanent = path ? unwrap((await fw.call(path, IFACE.configPolicy, 'getSettings', '', [], 'read policy'))[0]) : null;
+        return { scope, runtime, permanent };
+      }
+      case 'service': {
+        const path = await fw.configPath('service', scope.name);
+        const permanent = path ? unwrap((await fw.call(path, IFACE.configService, 'getSettings2', '', [], 'read service'))[0]) : null;
+        return { scope, runtime: null, permanent };
+      }
+      case 'ipset': {
+        const [names] = await fw.rt(IFACE.ipset, 'getIPSets');
+        const runtime = (names as string[]).includes(scope.name) ? unwrap((await fw.rt(IFACE.ipset, 'getEntries', 's', [scope.name]))[0]) : null;
+        const path = await fw.configPath('ipset', scope.name);
+        const permanent = path ? unwrap((await fw.call(path, IFACE.configIpset, 'getSettings', '', [], 'read ipset'))[0]) : null;
+        return { scope, runtime, permanent };
+      }
+      case 'default_zone':
+        return { scope, runtime: (await fw.rt(IFACE.main, 'getDefaultZone'))[0], permanent: null };
+      case 'log_denied':
+        return { scope, runtime: (await fw.rt(IFACE.main, 'getLogDenied'))[0], permanent: null };
+      case 'panic':
+        return { scope, runtime: (await fw.rt(IFACE.main, 'queryPanicMode'))[0], permanent: null };
+    }
+  }
+
+  async restore(snap: Snapshot): Promise<void> {
+    const fw = this.fw;
+    const s = snap.scope;
+    switch (s.kind) {
+      case 'zone': {
+        await this.restorePermanent('zone', s.name, snap.permanent, IFACE.configZone, 'update2', 'addZone2', (v) => [
+          'a{sv}',
+          [toVariantDict(complete(v, ZONE_PERM_KEYS))],
+        ]);
+        if (snap.runtime && (await this.runtimeZones()).includes(s.name)) {
+          const want = pick(snap.runtime as Record<string, unknown>, ZONE_RT_LISTS, ZONE_RT_BOOLS);
+          await fw.rt(IFACE.zone, 'setZoneSettings2', 'sa{sv}', [s.name, toVariantDict(want)], `restore runtime zone "${s.name}"`);
+        }
+        return;
+      }
+      case 'policy': {
+        await this.restorePermanent('policy', s.name, snap.permanent, IFACE.configPolicy, 'update', 'addPolicy', (v) => [
+          'a{sv}',
+          [toVariantDict(complete(v, POLICY_PERM_KEYS))],
+        ]);
+        if (snap.runtime) {
+          const [names] = await fw.rt(IFACE.policy, 'getPolicies');
+          if ((names as string[]).includes(s.name)) {
+            const want = pick(snap.runtime as Record<string, unknown>, POLICY_RT_LISTS, ['masquerade']);
+            await fw.rt(IFACE.policy, 'setPolicySettings', 'sa{sv}', [s.name, toVariantDict(want)], `restore runtime policy "${s.name}"`);
+          }
+        }
+        return;
+      }
+      case 'service':
+        await this.restorePermanent('service', s.name, snap.permanent, IFACE.configService, 'update2', 'addService2', (v) => [
+          'a{sv}',
+          [toVariantDict(complete(v, SERVICE_PERM_KEYS))],
+        ]);
+        return;
+      case 'ipset': {
+        await this.restorePermanent('ipset', s.name, snap.permanent, IFACE.configIpset, 'update', 'addIPSet', (v) => ['(ssssa{ss}as)', [v]]);
+        if (snap.runtime) {
+          const [names] = await fw.rt(IFACE.ipset, 'getIPSets');
+          if ((names as string[]).includes(s.name)) await fw.rt(IFACE.ipset, 'setEntries', 'sas', [s.name, snap.runtime], `restore runtime ipset "${s.name}"`);
+        }
+        return;
+      }
+      case 'default_zone':
+        if ((await fw.rt(IFACE.main, 'getDefaultZone'))[0] !== snap.runtime) await fw.rt(IFACE.main, 'setDefaultZone', 's', [snap.runtime], 'restore default zone');
+        return;
+      case 'log_denied':
+        if ((await fw.rt(IFACE.main, 'getLogDenied'))[0] !== snap.runtime) await fw.rt(IFACE.main, 'setLogDenied', 's', [snap.runtime], 'restore log denied');
+        return;
+      case 'panic': {
+        const [now] = await fw.rt(IFACE.main, 'queryPanicMode');
+        if (now !== snap.runtime) await fw.rt(IFACE.main, snap.runtime ? 'enablePanicMode' : 'disablePanicMode', '', [], 'restore panic mode');
+        return;
+      }
+    }
+  }
+
+  /** Recreates, updates or removes a permanent object so it matches the snapshot. */
+  private async restorePermanent(
+    kind: 'zone' | 'policy' | 'service' | 'ipset',
+    name: string,
+    before: unknown,
+    iface: string,
+    update: string,
+    add: string,
+    encode: (v: never) => [string, unknown[]],
+  ): Promise<void> {
+    const fw = this.fw;
+    fw.forgetPaths();
+    const path = await fw.configPath(kind, name);
+    if (before === null) {
+      if (path) await fw.call(path, iface, 'remove', '', [], `remove permanent ${kind} "${name}"`);
+      fw.forgetPaths();
+      return;
+    }
+    const [sig, body] = encode(before as never);
+    if (path) {
+      await fw.call(path, iface, update, sig, body, `restore permanent ${kind} "${name}"`);
+    } else {
+      await fw.cfg(IFACE.config, add, `s${sig}`, [name, ...body], `recreate permanent ${kind} "${name}"`);
+      fw.forgetPaths();
+    }
+  }
+}
+
+/**
+ * Runs writes and keeps the pending confirmations and their history. One pending change per
+ * scope: a second write to a scope awaiting confirmation is refused with `conflict`.
+ */
+export class ChangeGuard {
+  private readonly pending = new Map<string, Pending>();
+  private readonly history: HistoryEntry[] = [];
+  private readonly snapshotter: Snapshotter;
+
+  constructor(
+    fw: FirewalldClient,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.snapshotter = new Snapshotter(fw);
+  }
+
+  private blocking(keys: string[]): Pending | undefined {
+    for (const p of this.pending.values()) if (p.keys.some((k) => keys.includes(k))) return p;
+    return undefined;
+  }
+
+  async run(spec: WriteSpec, opts: WriteOptions): Promise<WriteResult> {
+    const keys = spec.scopes.map(scopeKey);
+    const blocker = this.blocking(keys);
+    if (blocker && !opts.dry_run) {
+      throw new TuxsecError(
+        ErrorCodes.conflict,
+        `cannot ${spec.what}: change ${blocker.id} ("${blocker.what}") awaits confirmation until ${blocker.confirm_by}`,
+        { change_id: blocker.id },
+      );
+    }
+    if (opts.confirm_timeout !== undefined && spec.scopes.length === 0) {
+      throw new TuxsecError(ErrorCodes.invalidParams, `invalid value ${opts.confirm_timeout} for parameter "confirm_timeout": this action cannot be rolled back`, {
+        parameter: 'confirm_timeout',
+      });
+    }
+    const would = await spec.check();
+    if (opts.dry_run) return { changed: would, action: spec.what, dry_run: true };
+    if (!would) return { changed: false, action: spec.what };
+    if (opts.confirm_timeout === undefined) {
+      const applied = await spec.apply();
+      return { changed: applied !== false, action: spec.what };
+    }
+    const snapshots: Snapshot[] = [];
+    for (const s of spec.scopes) snapshots.push(await this.snapshotter.take(s));
+    const applied = await spec.apply();
+    if (applied === false) return { changed: false, action: spec.what };
+    const id = randomBytes(8).toString('hex');
+    const deadline = this.now() + opts.confirm_timeout * 1000;
+    const p: Pending = {
+      id,
+      what: spec.what,
+      keys,
+      created_at: new Date(this.now()).toISOString(),
+      confirm_by: new Date(deadline).toISOString(),
+      snapshots,
+      timer: setTimeout(() => void this.rollback(id, 'confirmation timed out'), opts.confirm_timeout * 1000),
+    };
+    this.pending.set(id, p);
+    this.log.warn({ change_id: id, change: spec.what, confirm_by: p.confirm_by }, 'firewalld change applied; awaiting confirmation');
+    return { changed: true, action: spec.what, change_id: id, confirm_by: p.confirm_by };
+  }
+
+  confirm(id: string): HistoryEntry {
+    const p = this.pending.get(id);
+    if (!p) throw new TuxsecError(ErrorCodes.notFound, `cannot confirm change "${id}": no such pending change (already confirmed, rolled back, or unknown)`);
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+    const h: HistoryEntry = { change_id: id, action: p.what, outcome: 'confirmed', reason: 'confirmed', at: new Date(this.now()).toISOString() };
+    this.record(h);
+    this.log.info({ change_id: id, change: p.what }, 'firewalld change confirmed');
+    return h;
+  }
+
+  /** Restores the snapshots of a pending change (on timeout or on request). */
+  async rollback(id: string, reason: string): Promise<HistoryEntry> {
+    const p = this.pending.get(id);
+    if (!p) throw new TuxsecError(ErrorCodes.notFound, `cannot roll back change "${id}": no such pending change`);
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+    const h: HistoryEntry = { change_id: id, action: p.what, outcome: 'rolled-back', reason, at: new Date(this.now()).toISOString() };
+    try {
+      for (const s of p.snapshots) await this.snapshotter.restore(s);
+      this.log.warn({ change_id: id, change: p.what, reason, audit: true }, 'firewalld change rolled back');
+    } catch (e) {
+      h.outcome = 'rollback-failed';
+      h.error = e instanceof Error ? e.message : String(e);
+      this.log.error({ change_id: id, change: p.what, reason, err: h.error, audit: true }, 'firewalld rollback failed');
+    }
+    this.record(h);
+    return h;
+  }
+
+  private record(h: HistoryEntry): void {
+    this.history.push(h);
+    if (this.history.length > HISTORY_MAX) this.history.shift();
+  }
+
+  status(): { pending: Array<{ change_id: string; action: string; created_at: string; confirm_by: string; seconds_left: number }>; history: HistoryEntry[] } {
+    const t = this.now();
+    return {
+      pending: [...this.pending.values()].map((p) => ({
+        change_id: p.id,
+        action: p.what,
+        created_at: p.created_at,
+        confirm_by: p.confirm_by,
+        seconds_left: Math.max(0, Math.round((Date.parse(p.confirm_by) - t) / 1000)),
+      })),
+      history: [...this.history].reverse(),
+    };
+  }
+
+  /** Stops the timers (daemon shutdown); pending changes are rolled back first. */
+  async close(): Promise<void> {
+    for (const id of [...this.pending.keys()]) await this.rollback(id, 'rootd shutting down');
+  }
+}
