@@ -1,7 +1,7 @@
 // Bundles each program into one file under dist/ so an installed copy needs only Node
 // plus dist/ and the two native packages (koffi, better-sqlite3), never npm.
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 
@@ -14,12 +14,15 @@ const entries = {
   sdk: 'src/sdk/index.ts',
 };
 
-rmSync('dist', { recursive: true, force: true });
-mkdirSync('dist');
+// Build into a private folder, then rename each file into dist/: a program already
+// running from dist/ (or a concurrent build) never sees a half-written or missing file.
+const tmp = `dist/.build-${process.pid}`;
+rmSync(tmp, { recursive: true, force: true });
+mkdirSync(tmp, { recursive: true });
 const entryPoints = Object.fromEntries(Object.entries(entries).filter(([, f]) => existsSync(f)));
 await build({
   entryPoints,
-  outdir: 'dist',
+  outdir: tmp,
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -35,4 +38,6 @@ await build({
   define: { __TUXSEC_VERSION__: JSON.stringify(pkg.version) },
   logLevel: 'warning',
 });
+for (const f of readdirSync(tmp)) renameSync(`${tmp}/${f}`, `dist/${f}`);
+rmSync(tmp, { recursive: true, force: true });
 console.log(`built ${Object.keys(entryPoints).join(', ')} into dist/`);

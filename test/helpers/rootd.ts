@@ -47,7 +47,7 @@ export async function startRootd(opts: StartOptions = {}): Promise<RootdHandle> 
   // Under /tmp with a short name: socket paths are limited to 107 bytes.
   const dir = mkdtempSync(path.join(tmpdir(), 'tsr-'));
   chmodSync(dir, 0o755);
-  const socketPath = path.join(dir, 'run', 'rootd.sock');
+  const socketPath = (opts.config?.socket as string | undefined) ?? path.join(dir, 'run', 'rootd.sock');
   const auditPath = path.join(dir, 'audit.log');
   const configPath = path.join(dir, 'rootd.yaml');
   const cfg = { socket: socketPath, audit_log: auditPath, log_level: 'debug', ...opts.config };

@@ -1,0 +1,291 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startRootd, ROOT, ROOTD_JS, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
+import { connectRaw, oneShot } from '../helpers/raw.ts';
+import { ensureTestUsers, asUser } from '../helpers/users.ts';
+
+const SDK = path.join(ROOT, 'dist/sdk.js');
+
+/** Writes the test plugins into a root-owned 0755 directory. */
+function writePlugins(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tsp-'));
+  chmodSync(dir, 0o755);
+  writeFileSync(
+    path.join(dir, 'testmod.mjs'),
+    `import { ActionModule, defineAction, Params, Type } from ${JSON.stringify(SDK)};
+export default class TestModule extends ActionModule {
+  get name() { return 'testmod'; }
+  get version() { return '1.0.0'; }
+  get description() { return 'test plugin'; }
+  defineActions() {
+    return [
+      defineAction({ name: 'echo', description: 'echo text', access: 'read',
+        params: Params({ text: Type.String({ pattern: '^[a-z]{1,10}$', description: 'lower-case letters' }) }),
+        handler: (p) => ({ text: p.text }) }),
+      defineAction({ name: 'sleep', description: 'sleep', access: 'write',
+        params: Params({ ms: Type.Integer({ minimum: 0, maximum: 60000 }) }),
+        handler: (p, ctx) => new Promise((res, rej) => { const t = setTimeout(() => res({ slept: p.ms }), p.ms); ctx.signal.addEventListener('abort', () => { clearTimeout(t); rej(new Error('aborted')); }); }) }),
+      defineAction({ name: 'boom', description: 'dangerous', access: 'dangerous', params: Params({}), handler: () => ({ boom: true }) }),
+    ];
+  }
+}
+`,
+    { mode: 0o644 },
+  );
+  writeFileSync(
+    path.join(dir, 'seedmod.mjs'),
+    `export default class SeedModule {
+  get name() { return 'seedmod'; }
+  get version() { return '0.1'; }
+  get description() { return 'seed-style hand-written module'; }
+  getCapabilities() { return [{ name: 'my_action', description: 'Perform an action', parameters: [{ name: 'param1', type: 'string', description: 'Parameter 1', required: 'true' }] }]; }
+  initialize() { return [true, null]; }
+  shutdown() {}
+  async executeCommand(command) {
+    if (command.action === 'my_action') return { success: true, data: { result: 'OK', got: command.parameters.param1 } };
+    return { success: false, error: 'Unknown action' };
+  }
+}
+`,
+    { mode: 0o644 },
+  );
+  writeFileSync(
+    path.join(dir, 'failmod.mjs'),
+    `export default class FailModule {
+  get name() { return 'failmod'; }
+  get version() { return '0.1'; }
+  get description() { return 'never available'; }
+  getCapabilities() { return []; }
+  async initialize() { return [false, 'the widget is not installed']; }
+  async executeCommand() { return { success: true }; }
+}
+`,
+    { mode: 0o644 },
+  );
+  writeFileSync(path.join(dir, 'evil.mjs'), `throw new Error('must never load');\n`, { mode: 0o666 });
+  chmodSync(path.join(dir, 'evil.mjs'), 0o666);
+  return dir;
+}
+
+function cli(socketPath: string, ...args: string[]) {
+  return spawnSync(process.execPath, [CLI_JS, '--socket', socketPath, ...args], { encoding: 'utf8', timeout: 20_000 });
+}
+
+describe('rootd with plugins, limits and policy', () => {
+  let d: RootdHandle;
+  let plugins: string;
+  let users: Awaited<ReturnType<typeof ensureTestUsers>>;
+  before(async () => {
+    users = await ensureTestUsers();
+    plugins = writePlugins();
+    d = await startRootd({
+      config: {
+        plugins_dir: plugins,
+        request_timeout: 1,
+        read_only_users: [users.member.name],
+        modules: { testmod: { enabled: true } },
+      },
+    });
+  });
+  after(async () => {
+    await d.stop();
+    rmSync(plugins, { recursive: true, force: true });
+  });
+
+  it('loads safe plugins, refuses a world-writable one, and lists a failed module with its reason', async () => {
+    const r = await oneShot(d.socketPath, JSON.stringify({ type: 'list_modules', request_id: 'l', data: {} }));
+    const data = r.data as { modules: string[]; unavailable: Array<{ name: string; reason: string }> };
+    assert.deepEqual(data.modules, ['seedmod', 'systeminfo', 'testmod']);
+    assert.deepEqual(data.unavailable, [{ name: 'failmod', state: 'unavailable', reason: 'the widget is not installed' }]);
+    assert.match(d.log(), /evil\.mjs.*writable by group or others/);
+    const c = cli(d.socketPath, 'execute', 'failmod', 'x');
+    assert.equal(c.status, 1);
+    assert.equal(c.stderr, 'Error: Module not found: failmod (the module is installed but not available: the widget is not installed)\n');
+  });
+
+  it('validates declared parameters before the plugin runs', () => {
+    assert.equal(cli(d.socketPath, 'execute', 'testmod', 'echo', '--param', 'text=hello').stdout, '{\n  "text": "hello"\n}\n');
+    const bad = cli(d.socketPath, 'execute', 'testmod', 'echo', '--param', 'text=Hello;reboot');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^Error: testmod echo: invalid value "Hello;reboot" for parameter "text"/);
+    const missing = cli(d.socketPath, 'execute', 'testmod', 'echo');
+    assert.match(missing.stderr, /missing required parameter "text"/);
+  });
+
+  it('serves a seed-style module, validating its declared parameters', () => {
+    const ok = cli(d.socketPath, 'execute', 'seedmod', 'my_action', '--param', 'param1=x');
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(ok.stdout), { result: 'OK', got: 'x' });
+    assert.match(cli(d.socketPath, 'execute', 'seedmod', 'my_action').stderr, /missing required parameter "param1"/);
+  });
+
+  it('coerces CLI values to the declared type', () => {
+    // "123" parses as a JSON number; the declared type is string, so it is converted back.
+    const r = cli(d.socketPath, 'execute', 'seedmod', 'my_action', '--param', 'param1=123');
+    assert.deepEqual(JSON.parse(r.stdout), { result: 'OK', got: '123' });
+  });
+
+  it('refuses the dangerous class, naming the setting that allows it', () => {
+    const r = cli(d.socketPath, 'execute', 'testmod', 'boom');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /dangerous class; set modules\.testmod\.allow_dangerous: true in rootd\.yaml/);
+  });
+
+  it('times an action out, aborts it, and answers the next request', async () => {
+    const c = await connectRaw(d.socketPath);
+    c.write(JSON.stringify({ type: 'execute_command', request_id: 'slow', data: { module: 'testmod', action: 'sleep', parameters: { ms: 5000 } } }) + '\n');
+    c.write(JSON.stringify({ type: 'ping', request_id: 'fast', data: {} }) + '\n');
+    const [first, second] = await c.next(2, 5000);
+    assert.equal(first!.request_id, 'fast', 'ping is not held behind the slow action');
+    assert.equal(second!.request_id, 'slow');
+    assert.equal((second!.data as { code: string }).code, 'timeout');
+    c.close();
+  });
+
+  it('serves read actions only to read_only_users', () => {
+    const run = (...a: string[]) => {
+      const [f, argv] = asUser(users.member, process.execPath, [CLI_JS, '--socket', d.socketPath, ...a]);
+      return spawnSync(f, argv, { encoding: 'utf8', timeout: 20_000 });
+    };
+    assert.equal(run('execute', 'testmod', 'echo', '--param', 'text=hi').status, 0);
+    const w = run('execute', 'testmod', 'sleep', '--param', 'ms=1');
+    assert.equal(w.status, 1);
+    assert.match(w.stderr, /may not run write actions/);
+  });
+
+  it('SIGTERM answers what is in flight, then removes the socket', async () => {
+    const e = await startRootd({ config: { plugins_dir: plugins, request_timeout: 10 } });
+    const c = await connectRaw(e.socketPath);
+    c.write(JSON.stringify({ type: 'execute_command', request_id: 'inflight', data: { module: 'testmod', action: 'sleep', parameters: { ms: 400 } } }) + '\n');
+    await new Promise((r) => setTimeout(r, 100));
+    e.signal('SIGTERM');
+    const [res] = await c.next(1, 5000);
+    assert.equal(res!.type, 'success');
+    const socketPath = e.socketPath;
+    assert.equal(await e.stop(), 0);
+    assert.equal(existsSync(socketPath), false);
+  });
+});
+
+describe('rootd start-up', () => {
+  it('refuses to start as a non-root user without --dev', async () => {
+    const { tuxsec } = await ensureTestUsers();
+    const [f, argv] = asUser(tuxsec, process.execPath, [ROOTD_JS, '--socket', '/tmp/never/rootd.sock']);
+    const r = spawnSync(f, argv, { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /must run as root/);
+  });
+
+  for (const [name, yaml, re] of [
+    ['an unknown key', 'sokcet: /tmp/x\n', /unknown key "sokcet"/],
+    ['a bad value', 'request_timeout: soon\n', /key "request_timeout"/],
+    ['a nested unknown key', 'modules:\n  systeminfo:\n    enabeld: true\n', /unknown key "modules\.systeminfo\.enabeld"/],
+    ['a relative socket path', 'socket: run/rootd.sock\n', /key "socket"/],
+    ['invalid YAML', 'socket: [\n', /cannot parse config/],
+  ] as const) {
+    it(`stops on ${name} with a message naming it`, () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'tsc-'));
+      writeFileSync(path.join(dir, 'rootd.yaml'), yaml);
+      const r = spawnSync(process.execPath, [ROOTD_JS, '--config', path.join(dir, 'rootd.yaml'), '--check-config'], { encoding: 'utf8' });
+      rmSync(dir, { recursive: true });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, re);
+    });
+  }
+
+  it('replaces a stale socket and refuses to steal a live one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tss-'));
+    const sock = path.join(dir, 'run', 'rootd.sock');
+    mkdirSync(path.dirname(sock));
+    // A listener that dies by SIGKILL leaves its socket file behind.
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => child.stdout!.once('data', r));
+    process.kill(child.pid!, 'SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.ok(existsSync(sock));
+    const a = await startRootd({ config: { socket: sock } });
+    try {
+      const r = await oneShot(sock, JSON.stringify({ type: 'ping', request_id: 's', data: {} }));
+      assert.equal(r.type, 'success');
+      const second = spawnSync(process.execPath, [ROOTD_JS, '--config', a.configPath], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(second.status, 1);
+      assert.match(second.stderr, /another tuxsec-rootd is answering/);
+    } finally {
+      await a.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a socket directory that is a symbolic link', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsl-'));
+    mkdirSync(path.join(dir, 'real'));
+    symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+    writeFileSync(path.join(dir, 'rootd.yaml'), `audit_log: null\n`);
+    const r = spawnSync(process.execPath, [ROOTD_JS, '--socket', path.join(dir, 'link', 'rootd.sock'), '--config', path.join(dir, 'rootd.yaml')], { encoding: 'utf8', timeout: 20_000 });
+    rmSync(dir, { recursive: true });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /is a symbolic link/);
+  });
+
+  it('takes a listening socket from systemd socket activation (LISTEN_FDS)', async () => {
+    await ensureTestUsers();
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsa-'));
+    const sock = path.join(dir, 'rootd.sock');
+    writeFileSync(path.join(dir, 'rootd.yaml'), `audit_log: ${dir}/audit.log\n`);
+    const act = spawn('/usr/bin/systemd-socket-activate', ['-l', sock, '--', process.execPath, ROOTD_JS, '--config', path.join(dir, 'rootd.yaml')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    act.stderr!.on('data', (c) => (err += c));
+    try {
+      for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      const r = await oneShot(sock, JSON.stringify({ type: 'ping', request_id: 'sd', data: {} }));
+      assert.deepEqual(r.data, { pong: true });
+      assert.match(err, /fd 3 \(systemd\)/);
+    } finally {
+      process.kill(act.pid!, 'SIGTERM');
+      await new Promise((r) => act.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('limits requests per uid', async () => {
+    const d = await startRootd({ config: { rate_limit: { requests_per_second: 1, burst: 3 } } });
+    try {
+      const c = await connectRaw(d.socketPath);
+      // The readiness ping took one token.
+      c.write(Array.from({ length: 10 }, (_, i) => JSON.stringify({ type: 'ping', request_id: `r${i}`, data: {} })).join('\n') + '\n');
+      const res = await c.next(10);
+      const limited = res.filter((r) => (r.data as { code?: string }).code === 'rate-limited').length;
+      assert.ok(limited >= 6 && limited <= 8, `${limited} of 10 rate-limited`);
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('caps concurrent connections', async () => {
+    const d = await startRootd({ config: { max_connections: 2 } });
+    try {
+      const a = await connectRaw(d.socketPath);
+      const b = await connectRaw(d.socketPath);
+      a.write('{"type":"ping","request_id":"a","data":{}}\n');
+      b.write('{"type":"ping","request_id":"b","data":{}}\n');
+      await a.next(1);
+      await b.next(1);
+      const c = await connectRaw(d.socketPath);
+      const [res] = await c.next(1);
+      assert.equal((res!.data as { code: string }).code, 'rate-limited');
+      assert.match((res!.data as { error: string }).error, /max_connections 2/);
+      a.close();
+      b.close();
+      c.close();
+    } finally {
+      await d.stop();
+    }
+  });
+});
