@@ -32,7 +32,8 @@ await build({
   sourcemap: false,
   legalComments: 'none',
   // Native addons stay outside the bundle; they ship their own binaries.
-  external: ['koffi', 'better-sqlite3', 'usocket'],
+  // x11 is dbus-next's optional X11 session-bus discovery, never used by a system service.
+  external: ['koffi', 'better-sqlite3', 'usocket', 'x11'],
   // Bundled CommonJS dependencies may call require(); give ESM output one.
   banner: { js: "import { createRequire as __tsxCreateRequire } from 'node:module'; const require = __tsxCreateRequire(import.meta.url);" },
   define: { __TUXSEC_VERSION__: JSON.stringify(pkg.version) },
