@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Executor, policyAllows, type ResultEnvelope } from '../../src/agent/executor.ts';
+import { Journal } from '../../src/agent/journal.ts';
+import { Outbox } from '../../src/agent/outbox.ts';
+import { ErrorCodes, TuxsecError } from '../../src/protocol/errors.ts';
+
+// In-process tests of the executor's bookkeeping; rootd is a recording stand-in here
+// (the process tests in this folder drive the real rootd).
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'tsa-exec-'));
+}
+
+function setup(dir: string, rootdImpl?: (m: string, a: string, p: Record<string, unknown>) => unknown) {
+  const calls: Array<[string, string, Record<string, unknown>]> = [];
+  const journal = Journal.open(dir);
+  const outbox = Outbox.open(dir, { maxEntries: 3, maxBytes: 1024 * 1024 });
+  const rootd = {
+    async execute(m: string, a: string, p: Record<string, unknown> = {}) {
+      calls.push([m, a, p]);
+      return rootdImpl ? rootdImpl(m, a, p) : { hostname: 'h' };
+    },
+  };
+  const ex = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: { deny: ['firewalld/*'] } });
+  return { journal, outbox, ex, calls };
+}
+
+test('Executor runs a job once and never again, also after a reopen', async () => {
+  const dir = tmp();
+  let s = setup(dir);
+  const job = { id: 'j1', module: 'systeminfo', action: 'get_hostname', params: {} };
+  const r = await s.ex.run(job);
+  assert.ok(r.ran);
+  const res = (r as { result: ResultEnvelope }).result;
+  assert.equal(res.command_id, 'j1');
+  assert.equal(res.success, true);
+  assert.equal(res.status, 'completed');
+  assert.deepEqual(res.output, { hostname: 'h' });
+  assert.ok(res.duration_ms >= 0 && res.started_at <= res.finished_at);
+  assert.deepEqual(await s.ex.run(job), { ran: false, reason: 'duplicate' });
+  s.journal.close();
+  s = setup(dir);
+  assert.deepEqual(await s.ex.run(job), { ran: false, reason: 'duplicate' });
+  assert.equal(s.calls.length, 0);
+  assert.ok(s.outbox.has('j1'), 'the unacknowledged result survived the reopen');
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('Executor.recover reports a job started without a result as interrupted, not re-run', async () => {
+  const dir = tmp();
+  const j = Journal.open(dir);
+  j.start('crashed', 'systeminfo', 'get_uptime', new Date(Date.now() - 1000).toISOString());
+  j.close();
+  // A torn append (crash mid-write) is cut off at load.
+  fs.appendFileSync(path.join(dir, 'journal.log'), '{"s":"torn","m":"x"');
+  const s = setup(dir);
+  assert.equal(s.journal.has('torn'), false);
+  assert.equal(await s.ex.recover((id) => s.outbox.has(id)), 1);
+  const [r] = s.outbox.batch(10, 1e6);
+  assert.equal(r!.command_id, 'crashed');
+  assert.equal(r!.status, 'interrupted');
+  assert.equal(r!.success, false);
+  assert.deepEqual(await s.ex.run({ id: 'crashed', module: 'systeminfo', action: 'get_uptime', params: {} }), { ran: false, reason: 'duplicate' });
+  assert.equal(s.calls.length, 0);
+  assert.equal(s.journal.unfinished().length, 0);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('Executor reports policy refusals, rootd errors and bad jobs as failed results', async () => {
+  const dir = tmp();
+  const s = setup(dir, () => {
+    throw new TuxsecError(ErrorCodes.actionNotFound, 'unknown action "nope"');
+  });
+  const denied = await s.ex.run({ id: 'p', module: 'firewalld', action: 'add_service', params: {} });
+  assert.equal((denied as { result: ResultEnvelope }).result.code, ErrorCodes.permissionDenied);
+  const failed = await s.ex.run({ id: 'f', module: 'systeminfo', action: 'nope' });
+  assert.equal((failed as { result: ResultEnvelope }).result.code, ErrorCodes.actionNotFound);
+  assert.equal((failed as { result: ResultEnvelope }).result.error, 'unknown action "nope"');
+  const bad = await s.ex.run({ id: 'b', module: 'systeminfo', action: 'get_info', params: [1] });
+  assert.equal((bad as { result: ResultEnvelope }).result.code, ErrorCodes.invalidRequest);
+  assert.deepEqual(await s.ex.run({ module: 'x', action: 'y' }), { ran: false, reason: 'invalid' });
+  assert.equal(s.calls.length, 1, 'only the allowed, well-formed job reached rootd');
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('policyAllows: deny wins, an allow list admits only its entries', () => {
+  assert.equal(policyAllows(undefined, 'a', 'b'), true);
+  assert.equal(policyAllows({ allow: ['systeminfo/*'] }, 'systeminfo', 'get_info'), true);
+  assert.equal(policyAllows({ allow: ['systeminfo/*'] }, 'firewalld', 'list_zones'), false);
+  assert.equal(policyAllows({ allow: ['*'], deny: ['firewalld/panic_on'] }, 'firewalld', 'panic_on'), false);
+  assert.equal(policyAllows({ allow: ['*'], deny: ['firewalld/panic_on'] }, 'firewalld', 'list_zones'), true);
+});
+
+test('Outbox keeps results until removed, survives a reopen, sweeps temp files, reports when full', async () => {
+  const dir = tmp();
+  let ob = Outbox.open(dir, { maxEntries: 2, maxBytes: 1024 * 1024 });
+  const mk = (id: string): ResultEnvelope => ({ command_id: id, success: true, output: {}, status: 'completed', started_at: 'a', finished_at: 'b', duration_ms: 0 });
+  ob.add(mk('a'));
+  assert.equal(ob.hasRoom, true);
+  ob.add(mk('b'));
+  assert.equal(ob.hasRoom, false);
+  ob.add(mk('c')); // past the bound: a result is never dropped
+  fs.writeFileSync(path.join(ob.dir, '.tmp-leftover'), 'x');
+  ob = Outbox.open(dir, { maxEntries: 2, maxBytes: 1024 * 1024 });
+  assert.deepEqual(ob.batch(10, 1e6).map((r) => r.command_id), ['a', 'b', 'c']);
+  assert.equal(fs.existsSync(path.join(ob.dir, '.tmp-leftover')), false);
+  assert.equal(ob.remove(['a', 'c', 'zzz']), 2);
+  ob = Outbox.open(dir, { maxEntries: 2, maxBytes: 1024 * 1024 });
+  assert.deepEqual(ob.batch(10, 1e6).map((r) => r.command_id), ['b']);
+  assert.equal(ob.hasRoom, true);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('Journal.compact forgets only the oldest finished ids', () => {
+  const dir = tmp();
+  const j = Journal.open(dir, { maxFinished: 5 });
+  for (let i = 0; i < 20; i++) {
+    j.start(`id${i}`, 'm', 'a', 't');
+    if (i !== 3) j.finish(`id${i}`);
+  }
+  j.compact();
+  j.close();
+  const k = Journal.open(dir, { maxFinished: 5 });
+  assert.equal(k.has('id3'), true, 'unfinished kept');
+  assert.equal(k.has('id19'), true);
+  assert.equal(k.has('id15'), true);
+  assert.equal(k.has('id14'), false);
+  assert.deepEqual(k.unfinished().map((e) => e.id), ['id3']);
+  k.close();
+  fs.rmSync(dir, { recursive: true });
+});
