@@ -3,5 +3,6 @@
  */
 import type { BaseModule } from '../../sdk/base-module.ts';
 import { SystemInfoModule } from './systeminfo/index.ts';
+import { FirewalldModule } from './firewalld/index.ts';
 
-export const BUILTIN_MODULES: ReadonlyArray<() => BaseModule> = [() => new SystemInfoModule()];
+export const BUILTIN_MODULES: ReadonlyArray<() => BaseModule> = [() => new SystemInfoModule(), () => new FirewalldModule()];

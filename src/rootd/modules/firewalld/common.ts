@@ -70,7 +70,7 @@ export const EL = {
 } satisfies Record<string, ElementKind>;
 
 /** Query/add/remove of one zone element in runtime or permanent configuration. */
-export function zoneElement(d: Deps, kind: ElementKind, zone: string, args: string[], permanent: boolean | undefined) {
+export function zoneElement(d: Deps, kind: ElementKind, zone: string, args: string[], permanent: boolean | undefined, what?: string) {
   const fw = d.fw;
   const n = 's'.repeat(args.length);
   const label = `${kind.noun}${args.length ? ` ${JSON.stringify(args.filter((a) => a !== '').join('/'))}` : ''}`;
@@ -80,18 +80,18 @@ export function zoneElement(d: Deps, kind: ElementKind, zone: string, args: stri
     return {
       label,
       target,
-      query: async () => (await fw.call(await path(), IFACE.configZone, `query${kind.stem}`, n, args, `query ${label} in ${target}`))[0] === true,
-      add: async () => void (await fw.call(await path(), IFACE.configZone, `add${kind.stem}`, n, args, `add ${label} to ${target}`)),
-      remove: async () => void (await fw.call(await path(), IFACE.configZone, `remove${kind.stem}`, n, args, `remove ${label} from ${target}`)),
+      query: async () => (await fw.call(await path(), IFACE.configZone, `query${kind.stem}`, n, args, what ?? `query ${label} in ${target}`))[0] === true,
+      add: async () => void (await fw.call(await path(), IFACE.configZone, `add${kind.stem}`, n, args, what ?? `add ${label} to ${target}`)),
+      remove: async () => void (await fw.call(await path(), IFACE.configZone, `remove${kind.stem}`, n, args, what ?? `remove ${label} from ${target}`)),
     };
   }
   return {
     label,
     target,
-    query: async () => (await fw.rt(IFACE.zone, `query${kind.stem}`, `s${n}`, [zone, ...args], `query ${label} in ${target}`))[0] === true,
+    query: async () => (await fw.rt(IFACE.zone, `query${kind.stem}`, `s${n}`, [zone, ...args], what ?? `query ${label} in ${target}`))[0] === true,
     add: async () =>
-      void (await fw.rt(IFACE.zone, `add${kind.stem}`, `s${n}${kind.timeout ? 'i' : ''}`, [zone, ...args, ...(kind.timeout ? [0] : [])], `add ${label} to ${target}`)),
-    remove: async () => void (await fw.rt(IFACE.zone, `remove${kind.stem}`, `s${n}`, [zone, ...args], `remove ${label} from ${target}`)),
+      void (await fw.rt(IFACE.zone, `add${kind.stem}`, `s${n}${kind.timeout ? 'i' : ''}`, [zone, ...args, ...(kind.timeout ? [0] : [])], what ?? `add ${label} to ${target}`)),
+    remove: async () => void (await fw.rt(IFACE.zone, `remove${kind.stem}`, `s${n}`, [zone, ...args], what ?? `remove ${label} from ${target}`)),
   };
 }
 
@@ -104,11 +104,13 @@ export function toggleZoneElement(
   want: boolean,
   extraScopes: Scope[] = [],
 ): Promise<WriteResult> {
-  const el = zoneElement(d, kind, p.zone, args, p.permanent);
+  const probe = zoneElement(d, kind, p.zone, args, p.permanent);
+  const what = want ? `add ${probe.label} to ${probe.target}` : `remove ${probe.label} from ${probe.target}`;
+  const el = zoneElement(d, kind, p.zone, args, p.permanent, what);
   return write(
     d,
     {
-      what: want ? `add ${el.label} to ${el.target}` : `remove ${el.label} from ${el.target}`,
+      what,
       scopes: [{ kind: 'zone', name: p.zone }, ...extraScopes],
       check: async () => (await el.query()) !== want,
       apply: () => applyIdem(want ? el.add : el.remove),

@@ -233,7 +233,10 @@ export class FirewalldClient extends EventEmitter {
       }
       const code = firewalldErrorCode(e);
       const text = e.message.replace(/[\r\n]+/g, ' ').slice(0, 300);
-      if (code && NOT_FOUND.has(code)) return new TuxsecError(ErrorCodes.notFound, `cannot ${what}: ${text}`, { firewalld: code });
+      if (code && NOT_FOUND.has(code)) {
+        const noun = code.slice('INVALID_'.length).toLowerCase().replace('icmptype', 'ICMP type').replace('ipset', 'ipset');
+        return new TuxsecError(ErrorCodes.notFound, `cannot ${what}: no such ${noun} (${text})`, { firewalld: code });
+      }
       if (code === 'NAME_CONFLICT') return new TuxsecError(ErrorCodes.conflict, `cannot ${what}: ${text}`, { firewalld: code });
       if (code && (code.startsWith('INVALID_') || code === 'MISSING_NAME')) {
         return new TuxsecError(ErrorCodes.invalidParams, `cannot ${what}: ${text}`, { firewalld: code });

@@ -3,7 +3,6 @@
  * of them are in the `dangerous` class. Arguments go to firewalld as a string array, never
  * joined into a command line.
  */
-import { Type } from '@sinclair/typebox';
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { IFACE, unwrap } from './dbus.ts';

@@ -19,6 +19,12 @@ const SD_UNIT = 'org.freedesktop.systemd1.Unit';
 export function serviceUnitActions(d: Deps, unit: string): AnyAction[] {
   const sd = async (path: string, iface: string, member: string, sig: string, body: unknown[], what: string) => {
     try {
+      // Ask first: a call to an absent systemd1 would make the bus try to activate it.
+      const [has] = await d.fw.bus.call(
+        { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'NameHasOwner', signature: 's', body: [SD] },
+        { timeoutMs: 5000 },
+      );
+      if (has !== true) throw new DbusRemoteError('org.freedesktop.DBus.Error.NameHasNoOwner', `${SD} has no owner`);
       return await d.fw.bus.call({ destination: SD, path, interface: iface, member, signature: sig, body }, { timeoutMs: 30_000 });
     } catch (e) {
       if (e instanceof DbusRemoteError) {
