@@ -163,7 +163,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     trustProxy: false,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;
 
   app.removeAllContentTypeParsers();
