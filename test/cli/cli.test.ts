@@ -1,0 +1,113 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, hostname } from 'node:os';
+import path from 'node:path';
+import { startRootd, ROOT, type RootdHandle } from '../helpers/rootd.ts';
+
+const BIN = path.join(ROOT, 'bin/tuxsec-cli');
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(BIN, args, { encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
+}
+
+describe('tuxsec-cli (INTEROP section 4)', () => {
+  let d: RootdHandle;
+  before(async () => {
+    d = await startRootd();
+  });
+  after(async () => {
+    await d.stop();
+  });
+  const env = () => ({ TUXSEC_SOCKET: d.socketPath });
+
+  it('system-info prints the get_info JSON, indented', () => {
+    const r = cli(['system-info'], env());
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^\{\n {2}"hostname": /);
+    const info = JSON.parse(r.stdout);
+    assert.equal(info.hostname, hostname());
+    for (const k of ['fqdn', 'os', 'kernel', 'uptime_seconds', 'distribution']) assert.ok(k in info);
+  });
+
+  it('list-modules prints the header and one indented line per module', () => {
+    const r = cli(['list-modules'], env());
+    assert.equal(r.status, 0);
+    const lines = r.stdout.split('\n');
+    assert.equal(lines[0], 'Available modules:');
+    assert.ok(lines.includes('  - systeminfo'));
+    assert.ok(lines.slice(1, -1).every((l) => /^ {2}- [a-z0-9_]+$/.test(l)));
+  });
+
+  it('installed-modules prints {"modules": [...]}', () => {
+    const r = cli(['installed-modules'], env());
+    const v = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(v), ['modules']);
+    assert.ok(v.modules.includes('systeminfo'));
+  });
+
+  it('module-info prints the module_info JSON', () => {
+    const v = JSON.parse(cli(['module-info', 'systeminfo'], env()).stdout);
+    assert.equal(v.name, 'systeminfo');
+    assert.ok(v.capabilities.find((c: { name: string }) => c.name === 'get_uptime'));
+  });
+
+  it('execute prints the action data as indented JSON and exits 0', () => {
+    const r = cli(['execute', 'systeminfo', 'get_hostname'], env());
+    assert.equal(r.status, 0);
+    assert.equal(r.stderr, '');
+    assert.deepEqual(Object.keys(JSON.parse(r.stdout)).sort(), ['fqdn', 'hostname']);
+    assert.match(r.stdout, /^\{\n {2}"hostname": ".*",\n {2}"fqdn": ".*"\n\}\n$/);
+  });
+
+  it('execute failures print "Error: <message>" on stderr and exit 1', () => {
+    const r = cli(['execute', 'systeminfo', 'get_uptime', '--param', 'verbose=true'], env());
+    assert.equal(r.status, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'Error: systeminfo get_uptime: unknown parameter "verbose"\n');
+    const j = cli(['execute', 'systeminfo', 'get_uptime', '--json-params', '{"a":1}'], env());
+    assert.equal(j.stderr, 'Error: systeminfo get_uptime: unknown parameter "a"\n');
+    const bad = cli(['execute', 'systeminfo', 'get_uptime', '--json-params', '[1]'], env());
+    assert.equal(bad.stderr, 'Error: invalid --json-params: must be a JSON object\n');
+    const noeq = cli(['execute', 'systeminfo', 'get_uptime', '--param', 'novalue'], env());
+    assert.equal(noeq.status, 1);
+    assert.match(noeq.stderr, /expected key=value/);
+  });
+
+  it('--socket overrides TUXSEC_SOCKET', () => {
+    const r = cli(['--socket', d.socketPath, 'ping'], { TUXSEC_SOCKET: '/nonexistent/x.sock' });
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /^pong from /);
+  });
+
+  it('--help and --version exit 0', () => {
+    const h = cli(['--help']);
+    assert.equal(h.status, 0);
+    assert.match(h.stdout, /execute/);
+    const v = cli(['--version']);
+    assert.equal(v.status, 0);
+    assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('tuxsec-cli troubleshooting messages', () => {
+  it('says the socket is missing when rootd is not running', () => {
+    const r = cli(['system-info'], { TUXSEC_SOCKET: '/tmp/nonexistent-tuxsec/rootd.sock' });
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'Error: cannot connect to tuxsec-rootd at /tmp/nonexistent-tuxsec/rootd.sock: the socket does not exist (is tuxsec-rootd running?)\n');
+  });
+
+  it('says the socket is stale when nothing listens on it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsx-'));
+    const sock = path.join(dir, 's.sock');
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => child.stdout!.once('data', r));
+    process.kill(child.pid!, 'SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const r = cli(['ping'], { TUXSEC_SOCKET: sock });
+    rmSync(dir, { recursive: true });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /connection refused \(tuxsec-rootd is not running; the socket is stale\)/);
+  });
+});
