@@ -150,6 +150,7 @@ export async function startServer(opts: { dir: string; certs: CertPaths; config?
   };
   fs.writeFileSync(configPath, YAML.stringify(cfg), { mode: 0o600 });
   const url = `https://127.0.0.1:${port}`;
+  const newOp = () => new OperatorClient({ url, adminToken: cfg.admin_token as string, ca: fs.readFileSync(opts.certs.ca) });
   const launch = async (): Promise<Proc> => {
     const p = startProc(process.execPath, [SERVER_JS, 'serve', '--config', configPath]);
     await until(`tuxsec-server on port ${port}`, async () => {
@@ -173,7 +174,7 @@ export async function startServer(opts: { dir: string; certs: CertPaths; config?
     proc: await launch(),
     async cli(args, timeoutMs = 60_000) {
       const r = await run(process.execPath, [SERVER_JS, ...args, '--config', configPath, '--json'], { timeoutMs });
-      let json: Record<string, unknown> | null = null;
+      let json: Record<string, unknown> | null;
       try {
         json = JSON.parse(r.stdout) as Record<string, unknown>;
       } catch {
@@ -181,7 +182,7 @@ export async function startServer(opts: { dir: string; certs: CertPaths; config?
       }
       return { code: r.code, json, stderr: r.stderr };
     },
-    op: new OperatorClient({ url, adminToken: cfg.admin_token as string, ca: fs.readFileSync(opts.certs.ca) }),
+    op: newOp(),
     async waitJob(id, timeoutMs = 20_000) {
       let last: JobView | null = null;
       await until(`job ${id} to finish`, async () => {
@@ -196,6 +197,7 @@ export async function startServer(opts: { dir: string; certs: CertPaths; config?
     },
     async restart() {
       h.proc = await launch();
+      h.op = newOp();
     },
     async stop(sig = 'SIGTERM') {
       await h.op.close();
@@ -255,4 +257,78 @@ export function readJournal(env: AgentEnv): Array<Record<string, string>> {
     .split('\n')
     .filter((l) => l.endsWith('}'))
     .map((l) => JSON.parse(l) as Record<string, string>);
+}
+
+// ---------------------------------------------------------------- counting proxy in front of rootd
+
+export interface CountingProxy {
+  socketPath: string;
+  /** Executions that reached rootd, by the job's `test_marker` parameter. */
+  counts: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/**
+ * A unix socket the agent uses as its rootd_socket: forwards every line to the real rootd and
+ * counts execute_command requests by a `test_marker` parameter, which it strips (systeminfo
+ * actions refuse unknown parameters). Each request is held back 0..maxDelayMs, so a SIGKILL
+ * lands while a job runs as often as between jobs.
+ */
+export async function startCountingProxy(target: string, dir: string, maxDelayMs = 40): Promise<CountingProxy> {
+  const socketPath = path.join(dir, 'proxy.sock');
+  const counts = new Map<string, number>();
+  const conns = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    conns.add(client);
+    const upstream = net.createConnection(target);
+    conns.add(upstream);
+    let buf = '';
+    let chain: Promise<void> = Promise.resolve();
+    client.on('data', (c: Buffer) => {
+      buf += c.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        chain = chain.then(async () => {
+          let out = line;
+          try {
+            const req = JSON.parse(line) as { type: string; data: { parameters?: Record<string, unknown> } };
+            const marker = req.data?.parameters?.test_marker;
+            if (req.type === 'execute_command' && typeof marker === 'string') {
+              counts.set(marker, (counts.get(marker) ?? 0) + 1);
+              delete req.data.parameters!.test_marker;
+              out = JSON.stringify(req);
+              await new Promise((r) => setTimeout(r, Math.floor(Math.random() * maxDelayMs)));
+            }
+          } catch {
+            // not JSON: forwarded as is
+          }
+          if (!upstream.destroyed) upstream.write(out + '\n');
+        });
+      }
+    });
+    upstream.on('data', (c: Buffer) => !client.destroyed && client.write(c));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      conns.delete(client);
+      conns.delete(upstream);
+    };
+    client.on('close', end);
+    client.on('error', end);
+    upstream.on('close', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  fs.chmodSync(socketPath, 0o666);
+  return {
+    socketPath,
+    counts,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of conns) c.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
