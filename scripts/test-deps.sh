@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need (idempotent). Run as root on Debian 12.
+set -euo pipefail
+pkgs=(firewalld dbus nftables iproute2 openssl openssh-server systemd util-linux procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # firewalld's maintainer scripts try to start the service; there is no systemd here to do it.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# firewalld must never run on the machine's own network: tests start it inside their own namespace.
+if [ -x /usr/sbin/firewalld ] && [ -e /run/firewalld/firewalld.pid ]; then
+  echo "warning: a firewalld is already running on this machine; tests start their own in a namespace" >&2
+fi
