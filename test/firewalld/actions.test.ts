@@ -555,7 +555,7 @@ describe('firewalld validation', () => {
 
   test('every action declares a schema refusing unknown params and an access class', () => {
     for (const c of mod.getCapabilities()) {
-      assert.ok(['read', 'write', 'dangerous'].includes(c.access), c.name);
+      assert.ok(['read', 'write', 'dangerous'].includes(String(c.access)), c.name);
       assert.equal((c.schema as { additionalProperties?: boolean }).additionalProperties, false, c.name);
     }
   });
