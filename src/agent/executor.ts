@@ -56,6 +56,8 @@ export interface ExecutorDeps {
   maxResultBytes?: number;
   /** Per-job rootd timeout in ms. */
   timeoutMs?: number;
+  /** How long to retry while rootd's socket refuses connections (restarting). Default 15 s. */
+  connectRetryMs?: number;
 }
 
 export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; reason: 'duplicate' | 'invalid' };
@@ -156,7 +158,7 @@ export class Executor {
       };
     } else {
       try {
-        const output = await this.d.rootd.execute(job.module, job.action, job.params, this.d.timeoutMs);
+        const output = await this.callRootd(job);
         outcome = { success: true, output };
       } catch (e) {
         outcome = {
@@ -179,6 +181,25 @@ export class Executor {
     this.d.journal.finish(job.id);
     this.d.log?.info({ command_id: job.id, module: job.module, action: job.action, status: r.status, duration_ms: r.duration_ms }, 'job finished');
     return { ran: true, result: r };
+  }
+
+  /**
+   * Calls rootd, retrying only while the socket cannot be connected to (rootd restarting): then
+   * the request never left, so a retry cannot run the action twice. Anything else is final.
+   */
+  private async callRootd(job: Job): Promise<unknown> {
+    const deadline = Date.now() + (this.d.connectRetryMs ?? 15_000);
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await this.d.rootd.execute(job.module, job.action, job.params, this.d.timeoutMs);
+      } catch (e) {
+        const errno = isTuxsecError(e) ? e.details?.errno : undefined;
+        const notConnected = isTuxsecError(e) && e.code === ErrorCodes.rootdUnavailable && (errno === 'ENOENT' || errno === 'ECONNREFUSED');
+        if (!notConnected || Date.now() + delay > deadline) throw e;
+        this.d.log?.warn({ command_id: job.id, retry_in_ms: delay }, `cannot reach tuxsec-rootd yet: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private envelope(

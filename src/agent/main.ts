@@ -54,13 +54,20 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
   } catch (e) {
     fail(`cannot use state_dir ${JSON.stringify(cfg.state_dir)}: ${(e as Error).message}`);
   }
-  takePidLock(cfg.state_dir);
-  const journal = Journal.open(cfg.state_dir);
-  const outbox = Outbox.open(cfg.state_dir, {
-    maxEntries: cfg.outbox_max_entries,
-    maxBytes: cfg.outbox_max_bytes,
-    warn: (m) => log.warn({}, m),
-  });
+  let journal: Journal;
+  let outbox: Outbox;
+  try {
+    takePidLock(cfg.state_dir);
+    journal = Journal.open(cfg.state_dir);
+    outbox = Outbox.open(cfg.state_dir, {
+      maxEntries: cfg.outbox_max_entries,
+      maxBytes: cfg.outbox_max_bytes,
+      warn: (m) => log.warn({}, m),
+    });
+  } catch (e) {
+    const msg = (e as Error).message;
+    fail(msg.startsWith('cannot') ? msg : `cannot use state_dir ${JSON.stringify(cfg.state_dir)}: ${msg}`);
+  }
   const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
   const executor = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: cfg.policy, log });
   const interrupted = await executor.recover((id) => outbox.has(id));
