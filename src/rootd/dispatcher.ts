@@ -25,6 +25,28 @@ export interface DispatcherDeps {
   stopping: AbortSignal;
 }
 
+/** An AbortController made only when someone asks for its signal (they cost a few µs each). */
+class LazyAbort {
+  private ac: AbortController | null = null;
+  private reason: unknown = undefined;
+  private aborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.ac) {
+      this.ac = new AbortController();
+      if (this.aborted) this.ac.abort(this.reason);
+    }
+    return this.ac.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.ac?.abort(reason);
+  }
+}
+
 type Handler = (data: Record<string, unknown>, ctx: ActionContext, rec: AuditRecord) => Promise<Record<string, unknown>>;
 
 function errorLine(requestId: string, code: ErrorCode, message: string, extra?: Record<string, unknown>): string {
@@ -107,20 +129,51 @@ function build(deps: DispatcherDeps): DispatcherImpl {
     ],
   ]);
 
-  async function run(handler: Handler, data: Record<string, unknown>, ctx: ActionContext, rec: AuditRecord, timeoutMs: number, ac: AbortController) {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        ac.abort(new TuxsecError(ErrorCodes.timeout, `request did not finish within ${timeoutMs / 1000} s`));
-        reject(new TuxsecError(ErrorCodes.timeout, `request did not finish within ${timeoutMs / 1000} s`));
+  /** Runs a handler against the request timeout; aborts the action's signal when it fires. */
+  function run(handler: Handler, data: Record<string, unknown>, ctx: ActionContext, rec: AuditRecord, timeoutMs: number, ac: LazyAbort) {
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const e = new TuxsecError(ErrorCodes.timeout, `request did not finish within ${timeoutMs / 1000} s`);
+        ac.abort(e);
+        reject(e);
       }, timeoutMs);
+      handler(data, ctx, rec).then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
     });
-    try {
-      return await Promise.race([handler(data, ctx, rec), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
+
+  // In-flight actions see the daemon stopping through their own signal; one listener
+  // on the stop signal serves them all.
+  const inflight = new Set<LazyAbort>();
+  deps.stopping.addEventListener(
+    'abort',
+    () => {
+      for (const ac of inflight) ac.abort(new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping'));
+    },
+    { once: true },
+  );
+
+  const record = (peer: PeerIdentity, requestId: string, type: unknown): AuditRecord => {
+    const rec: AuditRecord = {
+      time: new Date().toISOString(),
+      uid: peer.uid,
+      pid: peer.pid,
+      request_id: requestId,
+      type: typeof type === 'string' ? type.slice(0, 64) : String(type),
+      outcome: 'success',
+      duration_ms: 0,
+    };
+    if (peer.user) rec.user = peer.user;
+    return rec;
+  };
 
   const deny = (requestId: string, rec: AuditRecord, e: TuxsecError, type: unknown): string => {
     rec.outcome = e.code === ErrorCodes.permissionDenied ? 'denied' : 'error';
@@ -148,19 +201,10 @@ function build(deps: DispatcherDeps): DispatcherImpl {
       if (!isPlainObject(msg)) return errorLine('unknown', ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
       const requestId = requestIdOf(msg);
       const type = msg.type;
-      const rec: AuditRecord = {
-        time: new Date().toISOString(),
-        uid: peer.uid,
-        pid: peer.pid,
-        request_id: requestId,
-        type: typeof type === 'string' ? type.slice(0, 64) : String(type),
-        outcome: 'success',
-        duration_ms: 0,
-      };
-      if (peer.user) rec.user = peer.user;
       // Fast path: stateless requests answer synchronously and are not audited on success.
       if ((type === 'ping' || type === 'list_modules') && !deps.stopping.aborted && findPoisonKey(msg) === null) {
         if (!deps.limiter.take(peer.uid)) {
+          const rec = record(peer, requestId, type);
           const out = deny(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), type);
           audit.write(rec);
           return out;
@@ -168,13 +212,12 @@ function build(deps: DispatcherDeps): DispatcherImpl {
         const data = type === 'ping' ? PONG : listModules();
         return `{"type":"success","request_id":${JSON.stringify(requestId)},"data":${data}}\n`;
       }
-      return this.slow(msg, type, requestId, rec, peer, started, limits);
+      return this.slow(msg, type, requestId, record(peer, requestId, type), peer, started, limits);
     },
 
     async slow(msg: Record<string, unknown>, type: unknown, requestId: string, rec: AuditRecord, peer: PeerIdentity, started: number, limits: DispatcherLimits): Promise<string> {
-      const ac = new AbortController();
-      const onStop = () => ac.abort(new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping'));
-      deps.stopping.addEventListener('abort', onStop, { once: true });
+      const ac = new LazyAbort();
+      inflight.add(ac);
       let out: string;
       try {
         if (deps.stopping.aborted) throw new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping');
@@ -188,7 +231,15 @@ function build(deps: DispatcherDeps): DispatcherImpl {
         if (!deps.limiter.take(peer.uid)) {
           throw new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`);
         }
-        const ctx: ActionContext = { peer, signal: ac.signal, log: deps.log, requestId };
+        const ctx: ActionContext = {
+          peer,
+          // Most actions never look at their signal; create it only for those that do.
+          get signal() {
+            return ac.signal;
+          },
+          log: deps.log,
+          requestId,
+        };
         const result = await run(handler, data, ctx, rec, limits.requestTimeoutMs, ac);
         out = JSON.stringify({ type: 'success', request_id: requestId, data: result }) + '\n';
       } catch (err) {
@@ -198,7 +249,7 @@ function build(deps: DispatcherDeps): DispatcherImpl {
         if (!isTuxsecError(err)) deps.log.error({ err: err instanceof Error ? err.stack : String(err), request_id: requestId }, 'request failed');
         out = deny(requestId, rec, e, type);
       } finally {
-        deps.stopping.removeEventListener('abort', onStop);
+        inflight.delete(ac);
       }
       rec.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
       audit.write(rec);

@@ -87,7 +87,7 @@ describe('rootd with plugins, limits and policy', () => {
         plugins_dir: plugins,
         request_timeout: 1,
         read_only_users: [users.member.name],
-        modules: { testmod: { enabled: true } },
+        modules: { testmod: { enabled: true }, firewalld: { enabled: false } },
       },
     });
   });
@@ -100,7 +100,10 @@ describe('rootd with plugins, limits and policy', () => {
     const r = await oneShot(d.socketPath, JSON.stringify({ type: 'list_modules', request_id: 'l', data: {} }));
     const data = r.data as { modules: string[]; unavailable: Array<{ name: string; reason: string }> };
     assert.deepEqual(data.modules, ['seedmod', 'systeminfo', 'testmod']);
-    assert.deepEqual(data.unavailable, [{ name: 'failmod', state: 'unavailable', reason: 'the widget is not installed' }]);
+    assert.deepEqual(data.unavailable, [
+      { name: 'failmod', state: 'unavailable', reason: 'the widget is not installed' },
+      { name: 'firewalld', state: 'disabled', reason: 'disabled in rootd.yaml' },
+    ]);
     assert.match(d.log(), /evil\.mjs.*writable by group or others/);
     const c = cli(d.socketPath, 'execute', 'failmod', 'x');
     assert.equal(c.status, 1);

@@ -39,7 +39,7 @@ export class SystemInfoModule extends ActionModule {
     ]);
     const os_ = probe.osInfo();
     return {
-      hostname: os.hostname(),
+      hostname: probe.hostname(),
       fqdn,
       os: os_,
       kernel: os_.release,
@@ -63,7 +63,7 @@ export class SystemInfoModule extends ActionModule {
         description: 'Get the hostname and FQDN',
         params: None,
         access: 'read',
-        handler: async () => ({ hostname: os.hostname(), fqdn: await probe.fqdn() }),
+        handler: async () => ({ hostname: probe.hostname(), fqdn: await probe.fqdn() }),
       }),
       defineAction({
         name: 'get_os_info',

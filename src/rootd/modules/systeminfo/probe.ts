@@ -52,11 +52,20 @@ export async function distribution() {
   };
 }
 
+let hostCache = { at: 0, name: '' };
+
+/** The host name, re-read at most once a second (each read is a system call). */
+export function hostname(): string {
+  const now = Date.now();
+  if (now - hostCache.at > 1000) hostCache = { at: now, name: os.hostname() };
+  return hostCache.name;
+}
+
 let fqdnCache: { at: number; host: string; fqdn: string } | null = null;
 
 /** The fully qualified name as getfqdn() finds it (hosts file or DNS), cached for a minute. */
 export async function fqdn(): Promise<string> {
-  const host = os.hostname();
+  const host = hostname();
   const now = Date.now();
   if (fqdnCache && fqdnCache.host === host && now - fqdnCache.at < 60_000) return fqdnCache.fqdn;
   const name = await withTimeout(
