@@ -32,8 +32,9 @@ async function waitFor(sock) {
   throw new Error(`${sock} did not come up`);
 }
 
+// The reference: a bare line-echo server that frames lines and writes one reply per line.
 function startEcho(sock) {
-  const code = `require('net').createServer((c) => { let b = ''; c.on('data', (d) => { b += d; let i, out = ''; while ((i = b.indexOf('\\n')) >= 0) { const l = b.slice(0, i); b = b.slice(i + 1); out += l + '\\n'; } if (out) c.write(out); }); c.on('error', () => {}); }).listen(${JSON.stringify(sock)})`;
+  const code = `require('net').createServer((c) => { let b = ''; c.on('data', (d) => { b += d; let i; while ((i = b.indexOf('\\n')) >= 0) { c.write(b.slice(0, i + 1)); b = b.slice(i + 1); } }); c.on('error', () => {}); }).listen(${JSON.stringify(sock)})`;
   const p = spawn(process.execPath, ['-e', code], { stdio: 'inherit' });
   children.push(p);
   return p;
