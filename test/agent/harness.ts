@@ -150,7 +150,15 @@ export async function startServer(opts: { dir: string; certs: CertPaths; config?
   };
   fs.writeFileSync(configPath, YAML.stringify(cfg), { mode: 0o600 });
   const url = `https://127.0.0.1:${port}`;
-  const newOp = () => new OperatorClient({ url, adminToken: cfg.admin_token as string, ca: fs.readFileSync(opts.certs.ca) });
+  const newOp = () =>
+    new OperatorClient({
+      url,
+      adminToken: cfg.admin_token as string,
+      ca: fs.readFileSync(opts.certs.ca),
+      ...(typeof cfg.client_cert === 'string' && typeof cfg.client_key === 'string'
+        ? { cert: fs.readFileSync(cfg.client_cert), key: fs.readFileSync(cfg.client_key) }
+        : {}),
+    });
   const launch = async (): Promise<Proc> => {
     const p = startProc(process.execPath, [SERVER_JS, 'serve', '--config', configPath]);
     await until(`tuxsec-server on port ${port}`, async () => {
