@@ -137,7 +137,7 @@ export interface ServerHandle {
 export async function startServer(opts: { dir: string; certs: CertPaths; config?: Record<string, unknown> }): Promise<ServerHandle> {
   const port = await freePort();
   const configPath = path.join(opts.dir, 'server.yaml');
-  const cfg = {
+  const cfg: Record<string, unknown> = {
     listen: `127.0.0.1:${port}`,
     database: path.join(opts.dir, 'server.db'),
     tls_cert: opts.certs.serverCert,
