@@ -144,12 +144,22 @@ put() { # source-file dest mode
   record prog-file "$mode" root root "$dst"
 }
 
-put_text() { # dest mode text
-  local t
-  t=$(mktemp)
-  printf '%s' "$3" >"$t"
-  put "$t" "$1" "$2"
-  rm -f "$t"
+put_text() { # dest mode text; no temp file unless the content changed
+  local dst=$1 mode=$2 tmp
+  if [ -f "$DESTDIR$dst" ] && [ ! -L "$DESTDIR$dst" ] && printf '%s' "$3" | cmp -s - "$DESTDIR$dst"; then
+    if [ "$(stat -c %a "$DESTDIR$dst")" != "${mode#0}" ]; then
+      chmod "$mode" "$DESTDIR$dst"
+      CHANGED=$((CHANGED + 1))
+    fi
+  else
+    tmp=$(dirname "$DESTDIR$dst")/.tuxsec-install.$$
+    printf '%s' "$3" >"$tmp"
+    chmod "$mode" "$tmp"
+    [ -n "$DESTDIR" ] || chown 0:0 "$tmp"
+    mv -f "$tmp" "$DESTDIR$dst"
+    CHANGED=$((CHANGED + 1))
+  fi
+  record prog-file "$mode" root root "$dst"
 }
 
 # --- program files ------------------------------------------------------------------------------
@@ -227,6 +237,7 @@ record run-dir 0770 root tuxsec /run/tuxsec
 record config 0640 root root /etc/tuxsec/rootd.yaml "$PREFIX/examples/rootd.yaml.example"
 record config 0640 root tuxsec /etc/tuxsec/agent.yaml "$PREFIX/examples/agent.yaml.example"
 
+record prog-file 0644 root root "$PREFIX/MANIFEST"
 manifest="# TuxSec $VERSION install manifest: type mode owner group path [source]
 # prog-*: program files (removed by uninstall.sh); user, sys-dir, run-dir, config: created by
 # setup-system.sh, kept by uninstall.sh unless --purge.
