@@ -113,6 +113,7 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
     }
     throw e;
   }
+  await loop.flush();
   rootd.close();
   journal.close();
   await http.close();
@@ -131,6 +132,13 @@ async function runAgent(opts: { config: string; mode?: string }): Promise<void> 
   }
   if (cfg.mode !== 'pull') fail(`cannot run in mode "${cfg.mode}": not implemented yet (only "pull" is)`);
   const log = createLogger({ level: pinoLevel(cfg.log_level), file: cfg.log_file });
+  try {
+    if ((fs.statSync(opts.config).mode & 0o004) !== 0 && cfg.api_key) {
+      log.warn({ config: opts.config }, 'the config is readable by every user and may hold the api_key: chmod 0640 it (owner root, group tuxsec)');
+    }
+  } catch {
+    // loadConfig read it a moment ago
+  }
   await runPull(cfg, log);
 }
 

@@ -12,6 +12,7 @@ import type { Outbox } from './outbox.ts';
 
 export const FEATURES = ['long-poll', 'results', 'redelivery'] as const;
 export const CHECKIN_PATH = 'agents/api/checkin/';
+export const RESULTS_PATH = 'agents/api/results/';
 
 export interface PullOptions {
   agentId: string;
@@ -105,6 +106,28 @@ export class PullLoop {
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       await this.step(signal);
+    }
+  }
+
+  /**
+   * At shutdown: hands pending results to a server known to have the results endpoint, so they
+   * need not wait for the next start. Best effort: what is not acknowledged stays in the outbox.
+   */
+  async flush(timeoutMs = 5000): Promise<void> {
+    const { outbox, log } = this.d;
+    if (outbox.size === 0 || !this.extended) return;
+    const batch = outbox.batch(this.o.batchCount, this.o.batchBytes);
+    try {
+      const res = await this.d.http.post(
+        RESULTS_PATH,
+        { agent_id: this.o.agentId, api_key: this.o.apiKey, command_results: batch },
+        { timeoutMs },
+      );
+      const acked = Array.isArray(res.body.acknowledged) ? res.body.acknowledged.filter((x): x is string => typeof x === 'string') : [];
+      outbox.remove(acked);
+      log.info({ sent: batch.length, acknowledged: acked.length }, 'results delivered at shutdown');
+    } catch (e) {
+      log.warn({ pending: outbox.size }, `cannot deliver results at shutdown: ${(e as Error).message}; kept for the next start`);
     }
   }
 

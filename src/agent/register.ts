@@ -90,7 +90,15 @@ export function writeConfigAtomic(file: string, text: string): void {
   }
   // chown needs root; an unprivileged caller can only keep its own ids.
   const canChown = process.getuid?.() === 0;
-  writeFileAtomic(file, text, canChown ? { mode, uid, gid } : { mode });
+  try {
+    writeFileAtomic(file, text, canChown ? { mode, uid, gid } : { mode });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EACCES' || err.code === 'EPERM') {
+      throw new ConfigError(`cannot write config ${file}: permission denied (run "tuxsec-agent register" as root)`);
+    }
+    throw e;
+  }
 }
 
 export async function register(opts: RegisterOptions): Promise<RegisterResult> {

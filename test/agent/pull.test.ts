@@ -24,13 +24,13 @@ function rig(answers: Answer[], outboxMax = 100) {
     journal,
     sink: (r) => outbox.add(r),
   });
-  const sent: Array<{ body: Record<string, unknown>; opts: PostOptions }> = [];
+  const sent: Array<{ path: string; body: Record<string, unknown>; opts: PostOptions }> = [];
   const sleeps: number[] = [];
   const logs: string[] = [];
   const log = { debug: () => {}, info: () => {}, warn: (_o: object, m: string) => void logs.push(m), error: (_o: object, m: string) => void logs.push(m) };
   const http = {
-    async post(_p: string, body: unknown, opts: PostOptions): Promise<HttpResponse> {
-      sent.push({ body: structuredClone(body) as Record<string, unknown>, opts });
+    async post(p: string, body: unknown, opts: PostOptions): Promise<HttpResponse> {
+      sent.push({ path: p, body: structuredClone(body) as Record<string, unknown>, opts });
       const a = answers.shift();
       if (!a) throw new Error('no more answers');
       if (a instanceof HttpError) throw a;
@@ -127,4 +127,15 @@ test('backoffDelay stays within [0, min(max, base * 2^(n-1))] and at least Retry
   assert.equal(parseRetryAfter(new Date(Date.now() + 10_000).toUTCString())! > 8, true);
   assert.equal(parseRetryAfter('soon'), null);
   assert.equal(parseRetryAfter('99999999'), 3600);
+});
+
+test('PullLoop.flush hands pending results to the results endpoint at shutdown', async () => {
+  const r = rig([ok({ commands: [cmd('1')], acknowledged: [] }), ok({ acknowledged: ['1'] })]);
+  await r.loop.step(r.signal);
+  assert.equal(r.outbox.size, 1);
+  await r.loop.flush();
+  assert.equal(r.sent[1]!.path, 'agents/api/results/');
+  assert.deepEqual((r.sent[1]!.body.command_results as ResultEnvelope[]).map((x) => x.command_id), ['1']);
+  assert.equal(r.outbox.size, 0);
+  fs.rmSync(r.dir, { recursive: true });
 });
