@@ -283,6 +283,21 @@ stat -c 'audit %a %U %s' /var/log/tuxsec-rootd/audit.log`);
     await ovl.must('rm -f /tmp/rootd.log /tmp/nobody.err');
   });
 
+  test('installed tuxsec-rootd takes over a socket-activated listener (LISTEN_FDS)', async () => {
+    // systemd is not PID 1 here; systemd-socket-activate hands over the socket the same way
+    // tuxsec-rootd.socket does. The launcher must exec node itself so LISTEN_PID matches.
+    const out = await ovl.must(`systemd-socket-activate -l /run/tuxsec/rootd.sock /usr/bin/tuxsec-rootd 2>/tmp/sa.log & sa=$!
+trap 'kill $sa 2>/dev/null || true; rm -f /tmp/sa.log /run/tuxsec/rootd.sock' EXIT
+for i in $(seq 100); do [ -S /run/tuxsec/rootd.sock ] && break; sleep 0.1; done
+# What SocketGroup=tuxsec and SocketMode=0660 do in the unit.
+chgrp tuxsec /run/tuxsec/rootd.sock && chmod 0660 /run/tuxsec/rootd.sock
+runuser -u tuxsec -- tuxsec-cli ping
+runuser -u tuxsec -- tuxsec-cli ping
+grep -o '"socket":"[^"]*"' /tmp/sa.log`);
+    assert.equal(out.match(/^pong from /gm)?.length, 2, out);
+    assert.match(out, /"socket":"fd 3 \(systemd\)"/);
+  });
+
   test('install.sh twice changes nothing and keeps an edited config', async () => {
     await ovl.must("echo '# operator edit' >> /etc/tuxsec/agent.yaml");
     const before = ovl.snapshot();
@@ -302,7 +317,7 @@ stat -c 'audit %a %U %s' /var/log/tuxsec-rootd/audit.log`);
     const score = (u: string) => Number(new RegExp(`exposure level for ${u}: ([0-9.]+)`).exec(sec)?.[1]);
     assert.ok(score('tuxsec-agent.service') <= 2, sec);
     assert.ok(score('tuxsec-server.service') <= 2, sec);
-    assert.ok(score('tuxsec-rootd.service') <= 6, sec);
+    assert.ok(score('tuxsec-rootd.service') <= 4, sec);
   });
 
   test('uninstall.sh removes program files and keeps configs unless --purge', async () => {
