@@ -2,6 +2,9 @@
 // network namespace; effects checked with firewall-cmd run inside that namespace.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { FirewalldModule } from '../../src/rootd/modules/firewalld/index.ts';
 import { ModuleRegistry } from '../../src/rootd/registry.ts';
 import type { ActionContext, Logger } from '../../src/sdk/action.ts';
@@ -63,22 +66,26 @@ async function yes(...args: string[]): Promise<boolean> {
   return out === 'yes';
 }
 
+let stateDir: string;
+
 before(async () => {
   fw = await startFirewalldNetns();
+  stateDir = mkdtempSync(path.join(tmpdir(), 'tuxsec-fwstate-'));
   mod = new FirewalldModule();
   reg = new ModuleRegistry(log, { check() {} });
-  reg.register(mod, { enabled: true, allow_dangerous: true, settings: {} });
+  reg.register(mod, { enabled: true, allow_dangerous: true, settings: { pending_file: path.join(stateDir, 'a.json') } });
   safeMod = new FirewalldModule();
   safeReg = new ModuleRegistry(log, { check() {} });
-  safeReg.register(safeMod, { enabled: true, allow_dangerous: false, settings: {} });
-  await reg.initializeAll(() => ({ settings: {}, log }));
-  await safeReg.initializeAll(() => ({ settings: {}, log }));
+  safeReg.register(safeMod, { enabled: true, allow_dangerous: false, settings: { pending_file: path.join(stateDir, 'b.json') } });
+  await reg.initializeAll((_n, settings) => ({ settings, log }));
+  await safeReg.initializeAll((_n, settings) => ({ settings, log }));
 });
 
 after(async () => {
   await mod?.shutdown();
   await safeMod?.shutdown();
   await fw?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
 });
 
 describe('firewalld queries', () => {
@@ -387,6 +394,8 @@ describe('firewalld lockout safety', () => {
     const b = await ex('add_service', { zone: 'dmz', service: 'https', permanent: true, confirm_timeout: 5 });
     assert.equal(await yes('--zone=public', '--query-port=2222/tcp'), true);
     assert.equal(await yes('--permanent', '--zone=dmz', '--query-service=https'), true);
+    const saved = JSON.parse(readFileSync(path.join(stateDir, 'a.json'), 'utf8'));
+    assert.deepEqual(saved.pending.map((p: { id: string }) => p.id).sort(), [a.change_id, b.change_id].sort(), 'pending changes saved for a crash');
     const st = await ex('get_pending_changes');
     assert.deepEqual(st.pending.map((p: { change_id: string }) => p.change_id).sort(), [a.change_id, b.change_id].sort());
     // The zone is locked while its change is pending.
@@ -400,6 +409,7 @@ describe('firewalld lockout safety', () => {
       assert.equal(h.outcome, 'rolled-back');
       assert.equal(h.reason, 'confirmation timed out');
     }
+    assert.equal(existsSync(path.join(stateDir, 'a.json')), false, 'nothing pending any more');
     assert.ok(logs.some((l) => l.msg === 'firewalld change rolled back' && (l.obj as { change_id: string }).change_id === a.change_id));
   });
 

@@ -3,11 +3,15 @@
 // firewalld restart while rootd runs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
 
 let fw: FirewalldNetns;
 let rootd: RootdHandle | null = null;
+let stateDir: string;
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
@@ -27,17 +31,21 @@ async function state(): Promise<string> {
 
 async function withRootd(allowDangerous: boolean): Promise<RootdHandle> {
   await rootd?.stop();
-  rootd = await startRootd({ config: { modules: { firewalld: { allow_dangerous: allowDangerous } } } });
+  rootd = await startRootd({
+    config: { modules: { firewalld: { allow_dangerous: allowDangerous, settings: { pending_file: path.join(stateDir, 'pending.json') } } } },
+  });
   return rootd;
 }
 
 before(async () => {
   fw = await startFirewalldNetns();
+  stateDir = mkdtempSync(path.join(tmpdir(), 'tuxsec-fwstate-'));
 });
 
 after(async () => {
   await rootd?.stop();
   await fw?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
 });
 
 test('firewalld through rootd refuses injections with invalid-params and leaves firewalld unchanged', async () => {
@@ -114,4 +122,21 @@ test('firewalld restart while rootd runs: not-running answers, then the module r
   assert.ok((stats.byMember['zone.PortAdded'] ?? 0) >= 1);
   assert.equal(((await r.client.execute('firewalld', 'add_port', { zone: 'public', port: '5555/udp' })) as { changed: boolean }).changed, false);
   assert.equal(((await r.client.execute('firewalld', 'remove_port', { zone: 'public', port: '5555/udp' })) as { changed: boolean }).changed, true);
+});
+
+test('firewalld change pending when rootd is killed is rolled back by the next rootd', async () => {
+  let r = rootd ?? (await withRootd(false));
+  const res = (await r.client.execute('firewalld', 'add_service', { zone: 'public', service: 'smtp', permanent: true, confirm_timeout: 5 })) as { change_id: string };
+  assert.equal((await fw.cmd(['--permanent', '--zone=public', '--query-service=smtp'])).stdout.trim(), 'yes');
+  r.signal('SIGKILL');
+  await r.stop();
+  rootd = null;
+  assert.equal((await fw.cmd(['--permanent', '--zone=public', '--query-service=smtp'])).stdout.trim(), 'yes', 'nobody rolled it back yet');
+  r = await withRootd(false);
+  const st = (await r.client.execute('firewalld', 'get_pending_changes', {})) as { pending: Array<{ change_id: string }> };
+  assert.deepEqual(st.pending.map((p) => p.change_id), [res.change_id]);
+  await new Promise((res2) => setTimeout(res2, 6000));
+  assert.equal((await fw.cmd(['--permanent', '--zone=public', '--query-service=smtp'])).stdout.trim(), 'no');
+  const after = (await r.client.execute('firewalld', 'get_pending_changes', {})) as { history: Array<{ change_id: string; outcome: string }> };
+  assert.equal(after.history.find((h) => h.change_id === res.change_id)?.outcome, 'rolled-back');
 });

@@ -40,6 +40,9 @@ export interface FirewalldModuleOptions {
   callTimeoutMs?: number;
 }
 
+/** Default file of changes awaiting confirmation (settings.pending_file overrides it). */
+export const DEFAULT_PENDING_FILE = '/var/lib/tuxsec/firewalld-pending.json';
+
 const quietLog: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export class FirewalldModule extends ActionModule {
@@ -97,6 +100,10 @@ export class FirewalldModule extends ActionModule {
     const exists = this.opts.exists ?? existsSync;
     const program = this.opts.firewalldPath ?? '/usr/sbin/firewalld';
     if (!exists(program)) return [false, `firewalld is not installed (${program} not found)`];
+    const pendingFile = ctx?.settings.pending_file ?? DEFAULT_PENDING_FILE;
+    if (typeof pendingFile !== 'string' || !pendingFile.startsWith('/') || pendingFile.length > 4096 || [...pendingFile].some((c) => c.charCodeAt(0) < 0x20)) {
+      return [false, `invalid value for setting modules.firewalld.settings.pending_file: expected an absolute path`];
+    }
     try {
       await this.fw.watch();
     } catch (e) {
@@ -104,6 +111,7 @@ export class FirewalldModule extends ActionModule {
       this.log.warn({ module: 'firewalld', err: e instanceof Error ? e.message : String(e) }, 'system D-Bus not reachable yet');
     }
     if (!this.fw.running) this.log.warn({ module: 'firewalld' }, 'firewalld is installed but not running');
+    await this.guard.restore(pendingFile);
     return [true, null];
   }
 

@@ -4,6 +4,8 @@
  * and restores the snapshot unless `confirm` names its change id in time.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import type { Logger } from '../../../sdk/action.ts';
 import { FirewalldClient, IFACE, toVariantDict, unwrap } from './dbus.ts';
@@ -74,6 +76,7 @@ export interface HistoryEntry {
 }
 
 const HISTORY_MAX = 100;
+const RETRY_MS = 5000;
 
 const ZONE_RT_LISTS = ['services', 'ports', 'icmp_blocks', 'forward_ports', 'interfaces', 'sources', 'rules_str', 'protocols', 'source_ports'];
 const ZONE_RT_BOOLS = ['masquerade', 'icmp_block_inversion', 'forward'];
@@ -281,6 +284,9 @@ export class ChangeGuard {
   private readonly pending = new Map<string, Pending>();
   private readonly history: HistoryEntry[] = [];
   private readonly snapshotter: Snapshotter;
+  /** Where pending changes are kept so a crashed rootd still rolls them back; null = memory only. */
+  private stateFile: string | null = null;
+  private closing = false;
 
   constructor(
     fw: FirewalldClient,
@@ -288,6 +294,56 @@ export class ChangeGuard {
     private readonly now: () => number = Date.now,
   ) {
     this.snapshotter = new Snapshotter(fw);
+  }
+
+  private arm(p: Omit<Pending, 'timer'>): void {
+    const ms = Math.max(0, Date.parse(p.confirm_by) - this.now());
+    const timer = setTimeout(() => void this.rollback(p.id, 'confirmation timed out').catch(() => undefined), ms);
+    this.pending.set(p.id, { ...p, timer });
+  }
+
+  /** Writes the pending changes (atomically, mode 0600). */
+  private persist(): void {
+    if (!this.stateFile) return;
+    const list = [...this.pending.values()].map(({ timer: _t, ...rest }) => rest);
+    try {
+      if (list.length === 0) {
+        rmSync(this.stateFile, { force: true });
+        return;
+      }
+      mkdirSync(path.dirname(this.stateFile), { recursive: true, mode: 0o700 });
+      const tmp = `${this.stateFile}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ version: 1, pending: list }), { mode: 0o600 });
+      renameSync(tmp, this.stateFile);
+    } catch (e) {
+      this.log.error({ file: this.stateFile, err: e instanceof Error ? e.message : String(e) }, 'cannot save pending firewalld changes');
+    }
+  }
+
+  /**
+   * Uses `file` for pending changes and re-arms those a previous rootd left behind (it stopped
+   * before their deadline or crashed): overdue ones are rolled back at once.
+   */
+  async restore(file: string): Promise<void> {
+    this.stateFile = file;
+    let raw: string;
+    try {
+      raw = readFileSync(file, 'utf8');
+    } catch {
+      return;
+    }
+    let list: Array<Omit<Pending, 'timer'>> = [];
+    try {
+      const doc = JSON.parse(raw) as { version?: number; pending?: unknown };
+      if (doc.version === 1 && Array.isArray(doc.pending)) list = doc.pending as Array<Omit<Pending, 'timer'>>;
+    } catch (e) {
+      this.log.error({ file, err: String(e) }, 'cannot read pending firewalld changes; ignoring the file');
+    }
+    for (const p of list) {
+      if (typeof p.id !== 'string' || !/^[0-9a-f]{16}$/.test(p.id) || !Array.isArray(p.snapshots) || typeof p.confirm_by !== 'string') continue;
+      this.arm({ id: p.id, what: String(p.what), keys: (p.keys ?? []).map(String), created_at: String(p.created_at), confirm_by: p.confirm_by, snapshots: p.snapshots });
+      this.log.warn({ change_id: p.id, change: p.what, confirm_by: p.confirm_by, audit: true }, 'firewalld change from before the restart awaits confirmation');
+    }
   }
 
   private blocking(keys: string[]): Pending | undefined {
@@ -323,16 +379,16 @@ export class ChangeGuard {
     if (applied === false) return { changed: false, action: spec.what };
     const id = randomBytes(8).toString('hex');
     const deadline = this.now() + opts.confirm_timeout * 1000;
-    const p: Pending = {
+    const p = {
       id,
       what: spec.what,
       keys,
       created_at: new Date(this.now()).toISOString(),
       confirm_by: new Date(deadline).toISOString(),
       snapshots,
-      timer: setTimeout(() => void this.rollback(id, 'confirmation timed out'), opts.confirm_timeout * 1000),
     };
-    this.pending.set(id, p);
+    this.arm(p);
+    this.persist();
     this.log.warn({ change_id: id, change: spec.what, confirm_by: p.confirm_by }, 'firewalld change applied; awaiting confirmation');
     return { changed: true, action: spec.what, change_id: id, confirm_by: p.confirm_by };
   }
@@ -342,6 +398,7 @@ export class ChangeGuard {
     if (!p) throw new TuxsecError(ErrorCodes.notFound, `cannot confirm change "${id}": no such pending change (already confirmed, rolled back, or unknown)`);
     clearTimeout(p.timer);
     this.pending.delete(id);
+    this.persist();
     const h: HistoryEntry = { change_id: id, action: p.what, outcome: 'confirmed', reason: 'confirmed', at: new Date(this.now()).toISOString() };
     this.record(h);
     this.log.info({ change_id: id, change: p.what }, 'firewalld change confirmed');
@@ -359,10 +416,18 @@ export class ChangeGuard {
       for (const s of p.snapshots) await this.snapshotter.restore(s);
       this.log.warn({ change_id: id, change: p.what, reason, audit: true }, 'firewalld change rolled back');
     } catch (e) {
+      if (e instanceof TuxsecError && e.code === ErrorCodes.firewalldNotRunning && !this.closing) {
+        // Nothing to restore against yet: keep the change pending and try again shortly.
+        this.arm({ ...p, confirm_by: new Date(this.now() + RETRY_MS).toISOString() });
+        this.persist();
+        this.log.warn({ change_id: id, change: p.what, reason }, 'cannot roll back firewalld change yet: firewalld is not running; retrying');
+        return { change_id: id, action: p.what, outcome: 'rollback-failed', reason, at: new Date(this.now()).toISOString(), error: 'firewalld is not running; will retry' };
+      }
       h.outcome = 'rollback-failed';
       h.error = e instanceof Error ? e.message : String(e);
       this.log.error({ change_id: id, change: p.what, reason, err: h.error, audit: true }, 'firewalld rollback failed');
     }
+    this.persist();
     this.record(h);
     return h;
   }
@@ -386,8 +451,10 @@ export class ChangeGuard {
     };
   }
 
-  /** Stops the timers (daemon shutdown); pending changes are rolled back first. */
+  /** Daemon shutdown: pending changes are rolled back; one that cannot be stays in the state file. */
   async close(): Promise<void> {
-    for (const id of [...this.pending.keys()]) await this.rollback(id, 'rootd shutting down');
+    this.closing = true;
+    for (const id of [...this.pending.keys()]) await this.rollback(id, 'rootd shutting down').catch(() => undefined);
+    for (const p of this.pending.values()) clearTimeout(p.timer);
   }
 }
