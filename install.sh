@@ -238,6 +238,23 @@ record config 0640 root root /etc/tuxsec/rootd.yaml "$PREFIX/examples/rootd.yaml
 record config 0640 root tuxsec /etc/tuxsec/agent.yaml "$PREFIX/examples/agent.yaml.example"
 
 record prog-file 0644 root root "$PREFIX/MANIFEST"
+# An upgrade removes what the previous version installed and this one no longer does.
+declare -A NOW=()
+for l in "${MANIFEST_LINES[@]}"; do
+  read -r type _ _ _ path _ <<<"$l"
+  [ "$type" = prog-file ] && NOW[$path]=1
+done
+if [ -f "$DESTDIR$PREFIX/MANIFEST" ]; then
+  while read -r type _ _ _ path _; do
+    # Only ever our own kind of path, whatever the old manifest says.
+    [[ $path == "$PREFIX"/* || $path == /usr/bin/tuxsec-* || $path == "$UNITDIR"/tuxsec-* || $path == "$TMPFILESDIR"/tuxsec* ]] || continue
+    if [ "$type" = prog-file ] && [ -z "${NOW[$path]:-}" ] && [ -e "$DESTDIR$path" ]; then
+      rm -f -- "$DESTDIR$path"
+      echo "removed $path (no longer part of TuxSec)"
+      CHANGED=$((CHANGED + 1))
+    fi
+  done < <(grep -v '^#' "$DESTDIR$PREFIX/MANIFEST")
+fi
 manifest="# TuxSec $VERSION install manifest: type mode owner group path [source]
 # prog-*: program files (removed by uninstall.sh); user, sys-dir, run-dir, config: created by
 # setup-system.sh, kept by uninstall.sh unless --purge.
@@ -261,3 +278,10 @@ if [ -d /etc/systemd/system ]; then
 fi
 
 SYSTEMD_UNITS=$SYSTEMD bash "$PREFIX/setup-system.sh"
+
+# An upgrade takes effect in running services only when they restart; try-restart leaves
+# stopped ones stopped.
+if [ "$CHANGED" -gt 0 ] && [ -d /run/systemd/system ] && [ "$SYSTEMD" = 1 ]; then
+  systemctl try-restart tuxsec-rootd.service tuxsec-agent.service tuxsec-server.service
+  echo "restarted the TuxSec services that were running"
+fi

@@ -45,18 +45,26 @@ if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
   done
 fi
 
+# The manifest names only our paths; check anyway before deleting anything as root.
+ours() {
+  [[ $1 == "$PREFIX" || $1 == "$PREFIX"/* || $1 == /usr/bin/tuxsec-* || $1 == /usr/lib/systemd/system/tuxsec-* || $1 == /usr/lib/tmpfiles.d/tuxsec* ]]
+}
+state() {
+  [[ $1 =~ ^/(etc|var/lib|var/log|run)/tuxsec(-[a-z]+)?(/|$) ]]
+}
+
 removed=0
 # Files first, then our directories deepest first; a directory holding files that are not ours
 # (an operator's plugin, say) stays.
 while read -r type mode owner group path src; do
-  [ "$type" = prog-file ] || continue
+  [ "$type" = prog-file ] && ours "$path" || continue
   if [ -e "$DESTDIR$path" ] || [ -L "$DESTDIR$path" ]; then
     rm -f -- "$DESTDIR$path"
     removed=$((removed + 1))
   fi
 done <<<"$entries"
 while read -r path; do
-  [ -d "$DESTDIR$path" ] || continue
+  ours "$path" && [ -d "$DESTDIR$path" ] || continue
   if rmdir -- "$DESTDIR$path" 2>/dev/null; then
     removed=$((removed + 1))
   else
@@ -68,11 +76,11 @@ echo "removed $removed program file(s) and directories"
 if [ "$PURGE" = 1 ]; then
   while read -r type mode owner group path src; do
     case "$type" in
-      config) [ -e "$DESTDIR$path" ] && rm -f -- "$DESTDIR$path" && echo "purged $path" ;;
+      config) state "$path" && [ -e "$DESTDIR$path" ] && rm -f -- "$DESTDIR$path" && echo "purged $path" ;;
     esac
   done <<<"$entries"
   while read -r path; do
-    if [ -e "$DESTDIR$path" ]; then
+    if state "$path" && [ -e "$DESTDIR$path" ]; then
       rm -rf -- "$DESTDIR$path"
       echo "purged $path"
     fi

@@ -202,6 +202,19 @@ kill $pid; wait $pid`;
       rmSync(away, { recursive: true, force: true });
     }
   });
+  test('install.sh removes what an older version installed and this one does not, and only that', async () => {
+    const m = path.join(stage, PREFIX, 'MANIFEST');
+    const old = readFileSync(m, 'utf8');
+    writeFileSync(path.join(stage, PREFIX, 'old-module.js'), 'x');
+    writeFileSync(path.join(stage, 'victim'), 'not ours');
+    writeFileSync(m, `${old}prog-file 0644 root root ${PREFIX}/old-module.js\nprog-file 0644 root root /victim\n`);
+    const out = (await bash(['install.sh', '--destdir', stage, '--no-build'])).stdout;
+    assert.match(out, new RegExp(`^removed ${PREFIX}/old-module\\.js \\(no longer part of TuxSec\\)$`, 'm'));
+    assert.ok(!existsSync(path.join(stage, PREFIX, 'old-module.js')));
+    assert.equal(readFileSync(path.join(stage, 'victim'), 'utf8'), 'not ours');
+    assert.equal(readFileSync(m, 'utf8'), old);
+    rmSync(path.join(stage, 'victim'));
+  });
 });
 
 describe('example configs', () => {
