@@ -158,7 +158,11 @@ export class PullLoop {
         throw new AgentRejectedError(`cannot check in: an operator rejected this agent (${String(err.body.error ?? 'agent-rejected').slice(0, 300)})`);
       }
       this.failures++;
-      const delay = backoffDelay(this.failures, err.retryAfter ?? null, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
+      // Waiting for an operator is not a fault: ask again when told (Retry-After), no growth.
+      const pending = err.status === 403 && err.body?.code === 'pending-approval';
+      const delay = pending
+        ? Math.ceil((err.retryAfter ?? this.interval) * 1000)
+        : backoffDelay(this.failures, err.retryAfter ?? null, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
       const hint =
         err.status === 401
           ? ' (the api_key was refused: run "tuxsec-agent register" again)'
