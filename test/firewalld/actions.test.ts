@@ -439,6 +439,38 @@ describe('firewalld lockout safety', () => {
     assert.ok(!(await cmd('--permanent', '--get-zones')).split(/\s+/).includes('tsxtmp'));
   });
 
+  test('rollback restores policies, service definitions and ipsets, runtime and permanent', async () => {
+    await ex('policy_add', { policy: 'tsxrb' });
+    await ex('policy_set_ingress_zone', { policy: 'tsxrb', zone: 'internal', permanent: true });
+    await ex('policy_set_egress_zone', { policy: 'tsxrb', zone: 'external', permanent: true });
+    await ex('new_ipset', { ipset: 'tsxrb', type: 'hash:ip' });
+    await ex('reload');
+    const p1 = await ex('policy_set_egress_zone', { policy: 'tsxrb', zone: 'dmz', confirm_timeout: 60 });
+    assert.deepEqual((await ex('policy_get_info', { policy: 'tsxrb' })).egress_zones, ['dmz']);
+    await ex('rollback', { change_id: p1.change_id });
+    const p2 = await ex('policy_set_target', { policy: 'tsxrb', target: 'DROP', permanent: true, confirm_timeout: 60 });
+    assert.equal((await ex('policy_get_info', { policy: 'tsxrb', permanent: true })).target, 'DROP');
+    await ex('rollback', { change_id: p2.change_id });
+    assert.deepEqual((await ex('policy_get_info', { policy: 'tsxrb' })).egress_zones, ['external']);
+    assert.equal((await ex('policy_get_info', { policy: 'tsxrb', permanent: true })).target, 'CONTINUE');
+    const i1 = await ex('ipset_add_entry', { ipset: 'tsxrb', entry: '192.0.2.44', confirm_timeout: 60 });
+    assert.equal(await yes('--ipset=tsxrb', '--query-entry=192.0.2.44'), true);
+    await ex('rollback', { change_id: i1.change_id });
+    assert.equal(await yes('--ipset=tsxrb', '--query-entry=192.0.2.44'), false);
+    const s1 = await ex('new_service', { service: 'tsxrb', confirm_timeout: 60 });
+    await ex('rollback', { change_id: s1.change_id });
+    assert.ok(!(await cmd('--permanent', '--get-services')).split(/\s+/).includes('tsxrb'));
+    await ex('new_service', { service: 'tsxrb' });
+    await ex('service_add_port', { service: 'tsxrb', port: '9000', protocol: 'udp' });
+    const s2 = await ex('delete_service', { service: 'tsxrb', confirm_timeout: 60 });
+    await ex('rollback', { change_id: s2.change_id });
+    assert.deepEqual((await ex('get_service_info', { service: 'tsxrb', permanent: true })).ports, [{ port: '9000', protocol: 'udp' }], 'deleted service recreated');
+    await ex('delete_service', { service: 'tsxrb' });
+    await ex('delete_ipset', { ipset: 'tsxrb' });
+    await ex('policy_delete', { policy: 'tsxrb' });
+    await ex('reload');
+  });
+
   test('set_log_denied sets the value and dry_run reports without changing', async () => {
     const dry = await ex('set_log_denied', { value: 'unicast', dry_run: true });
     assert.deepEqual([dry.changed, dry.dry_run], [true, true]);

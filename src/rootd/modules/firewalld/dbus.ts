@@ -143,7 +143,8 @@ export class FirewalldClient extends EventEmitter {
       return;
     }
     if (!s.interface?.startsWith(FW_NAME)) return;
-    if (s.member === 'Reloaded') this.pathCache.clear();
+    // Config objects come and go (reload, add, remove, rename): cached paths may be stale.
+    if (s.member === 'Reloaded' || (s.interface.startsWith(IFACE.config) && /^(Removed|Renamed|[A-Za-z]*Added)$/.test(s.member))) this.pathCache.clear();
     const rec: SignalRecord = { at: new Date().toISOString(), interface: s.interface, member: s.member };
     if (typeof s.body[0] === 'string') rec.subject = s.body[0].slice(0, 200);
     this.stats.total++;
@@ -160,17 +161,17 @@ export class FirewalldClient extends EventEmitter {
   }
 
   /** Calls a firewalld method; `what` describes the operation for error messages. */
-  async call(path: string, iface: string, member: string, signature: string, body: unknown[], what: string, signal?: AbortSignal): Promise<unknown[]> {
+  async call(path: string, iface: string, member: string, signature: string, body: unknown[], what: string, timeoutMs?: number): Promise<unknown[]> {
     try {
-      return await this.bus.call({ destination: FW_NAME, path, interface: iface, member, signature, body }, { timeoutMs: this.timeoutMs, signal });
+      return await this.bus.call({ destination: FW_NAME, path, interface: iface, member, signature, body }, { timeoutMs: timeoutMs ?? this.timeoutMs });
     } catch (e) {
       throw this.mapError(e, what);
     }
   }
 
   /** Runtime call on the main object. */
-  rt(iface: string, member: string, signature = '', body: unknown[] = [], what = member, signal?: AbortSignal): Promise<unknown[]> {
-    return this.call(FW_PATH, iface, member, signature, body, what, signal);
+  rt(iface: string, member: string, signature = '', body: unknown[] = [], what = member, timeoutMs?: number): Promise<unknown[]> {
+    return this.call(FW_PATH, iface, member, signature, body, what, timeoutMs);
   }
 
   /** Call on the permanent configuration root. */

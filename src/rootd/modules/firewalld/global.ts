@@ -85,7 +85,8 @@ export function globalActions(d: Deps): AnyAction[] {
             scopes: [],
             check: async () => true,
             apply: async () => {
-              await d.fw.rt(IFACE.main, member, '', [], what);
+              // Reloads rebuild every rule set and can take long on large configurations.
+              await d.fw.rt(IFACE.main, member, '', [], what, 55_000);
               d.fw.forgetPaths();
             },
           },
