@@ -26,58 +26,55 @@ const JOBS = [
 
 const children = [];
 let tmp = null;
-let cleaning = false;
+let stopping = null;
 
 function say(msg) {
   process.stdout.write(`${msg}\n`);
 }
 
-function cleanup() {
-  if (cleaning) return;
-  cleaning = true;
-  // Agent first (it is a client of both), then rootd and the server.
-  for (const c of [...children].reverse()) {
-    if (c.proc.exitCode === null && c.proc.signalCode === null) {
-      try {
-        process.kill(c.proc.pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  const deadline = Date.now() + 5000;
+function running(c) {
+  return c.proc.exitCode === null && c.proc.signalCode === null;
+}
+
+/** Stops every process the demo started (agent first: it is a client of the others), by pid. */
+function stopAll() {
+  stopping ??= (async () => {
+    for (const c of [...children].reverse()) if (running(c)) process.kill(c.proc.pid, 'SIGTERM');
+    const all = () => Promise.all(children.map((c) => c.exited));
+    await Promise.race([all(), new Promise((r) => setTimeout(r, 5000))]);
+    for (const c of children) if (running(c)) process.kill(c.proc.pid, 'SIGKILL');
+    await Promise.race([all(), new Promise((r) => setTimeout(r, 2000))]);
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  })();
+  return stopping;
+}
+
+// Last resort when the process exits some other way: nothing may outlive the demo.
+process.on('exit', () => {
   for (const c of children) {
-    while (c.proc.exitCode === null && c.proc.signalCode === null && Date.now() < deadline) {
-      spawnSync('/bin/sleep', ['0.05']);
+    if (running(c)) {
       try {
-        process.kill(c.proc.pid, 0);
+        process.kill(c.proc.pid, 'SIGKILL');
       } catch {
-        break;
+        // gone
       }
-    }
-    try {
-      process.kill(c.proc.pid, 0);
-      process.kill(c.proc.pid, 'SIGKILL');
-    } catch {
-      // exited
     }
   }
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-}
-
-process.on('exit', cleanup);
+});
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     say(`\n${sig}: stopping everything the demo started`);
-    cleanup();
-    process.exit(130);
+    stopAll().finally(() => process.exit(130));
   });
 }
 
+class DemoError extends Error {}
+
 function fail(msg, c) {
-  process.stderr.write(`demo: ${msg}\n`);
-  if (c) process.stderr.write(`--- last output of ${c.name} ---\n${c.out().slice(-4000)}\n`);
-  process.exit(1);
+  let text = msg;
+  if (c) text += `\n--- last output of ${c.name} ---\n${c.out().slice(-4000)}`;
+  throw new DemoError(text);
 }
 
 function mustRun(file, args, what) {
@@ -96,7 +93,7 @@ function start(name, args, opts = {}) {
   };
   proc.stdout.on('data', take);
   proc.stderr.on('data', take);
-  const c = { name, proc, out: () => out };
+  const c = { name, proc, out: () => out, exited: new Promise((r) => proc.once('exit', r)) };
   children.push(c);
   return c;
 }
@@ -166,7 +163,7 @@ function yaml(obj) {
 function runAsync(args, timeoutMs = 60_000) {
   return new Promise((resolve) => {
     const p = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: tmp });
-    const c = { name: path.basename(args[0]), proc: p, out: () => '' };
+    const c = { name: path.basename(args[0]), proc: p, out: () => '', exited: new Promise((r) => p.once('exit', r)) };
     children.push(c);
     let stdout = '';
     let stderr = '';
@@ -175,7 +172,6 @@ function runAsync(args, timeoutMs = 60_000) {
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('close', (code) => {
       clearTimeout(t);
-      children.splice(children.indexOf(c), 1);
       resolve({ code, stdout, stderr });
     });
   });
@@ -277,8 +273,12 @@ async function main() {
   latencies.sort((a, b) => a - b);
   say(`\ndispatch latency (submit -> result stored, server clock): median ${latencies[Math.floor(latencies.length / 2)]} ms, max ${latencies[latencies.length - 1]} ms over ${latencies.length} jobs`);
   say('stopping the agent, rootd and the server; removing the temp dir');
-  cleanup();
+  await stopAll();
   say('done');
 }
 
-main().catch((e) => fail(e.stack ?? String(e)));
+main().catch(async (e) => {
+  process.stderr.write(`demo: ${e instanceof DemoError ? e.message : (e.stack ?? String(e))}\n`);
+  await stopAll();
+  process.exit(1);
+});
