@@ -43,6 +43,8 @@ export class Journal {
     const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o600);
     const j = new Journal(file, fd, opts.maxFinished ?? 100_000);
     try {
+      // A new file's directory entry must survive a power cut too, not only its content.
+      fsyncDir(dir);
       j.replay();
     } catch (e) {
       fs.closeSync(fd);

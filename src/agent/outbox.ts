@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureDir, TMP_PREFIX, writeFileAtomic } from './durable.ts';
+import { ensureDir, fsyncDir, TMP_PREFIX, writeFileAtomic } from './durable.ts';
 import type { ResultEnvelope } from './executor.ts';
 
 interface Stored {
@@ -44,6 +44,7 @@ export class Outbox {
   static open(stateDir: string, opts: OutboxOptions): Outbox {
     const dir = path.join(stateDir, 'outbox');
     ensureDir(dir, 0o700);
+    fsyncDir(stateDir);
     const ob = new Outbox(dir, opts);
     ob.load();
     return ob;
