@@ -6,8 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { run } from '../../src/os/exec.ts';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
-import { certsIn, makeAgentEnv, registerAgent, startAgent, tempDir, until, type AgentEnv, type Proc } from './harness.ts';
+import { AGENT_JS, certsIn, makeAgentEnv, registerAgent, startAgent, tempDir, until, type AgentEnv, type Proc } from './harness.ts';
 import { startOriginalServer, type OriginalServer } from './original-server.ts';
 
 let dir: string;
@@ -98,4 +99,22 @@ test('tuxsec-agent honours Retry-After on 503', async () => {
   const gap = server.checkins[from + 1]!.at - server.checkins[from]!.at;
   assert.ok(gap >= 2900, `retried after ${gap} ms despite Retry-After: 3`);
   assert.match(agent!.out(), /cannot check in: server refused \/agents\/api\/checkin\/: 503/);
+});
+
+test('tuxsec-agent register writes nothing for an untrusted server and keeps an existing file\'s stricter mode', async () => {
+  const file = path.join(env.dir, 'new', 'agent.yaml');
+  const r = await run(process.execPath, [AGENT_JS, 'register', '--server', server.url, '--config', file], { timeoutMs: 30_000 });
+  // Its CA is not configured yet in a brand-new file: the test CA is refused, nothing is written.
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /trusted CA|untrusted CA|self-signed/);
+  assert.equal(fs.existsSync(file), false);
+  // With the trust anchor in place (a config holding only ca_cert), the file is completed.
+  fs.mkdirSync(path.dirname(file));
+  const cfg = YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(file, YAML.stringify({ ca_cert: cfg.ca_cert }), { mode: 0o600 });
+  const r2 = await run(process.execPath, [AGENT_JS, 'register', '--server', server.url, '--config', file], { timeoutMs: 30_000 });
+  assert.equal(r2.code, 0, r2.stderr);
+  const st = fs.statSync(file);
+  assert.equal(st.mode & 0o7777, 0o600, 'an existing file keeps its (stricter) mode');
+  assert.equal(typeof (YAML.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>).api_key, 'string');
 });
