@@ -471,6 +471,19 @@ describe('firewalld lockout safety', () => {
     await ex('reload');
   });
 
+  test('concurrent confirm-writes to one zone: one is applied, the other answers conflict', async () => {
+    const rs = await Promise.allSettled([
+      ex('add_port', { zone: 'home', port: '6001/tcp', confirm_timeout: 60 }),
+      ex('add_port', { zone: 'home', port: '6002/tcp', confirm_timeout: 60 }),
+    ]);
+    const ok = rs.filter((r) => r.status === 'fulfilled');
+    const bad = rs.filter((r) => r.status === 'rejected');
+    assert.equal(ok.length, 1);
+    assert.equal((bad[0] as PromiseRejectedResult).reason.code, 'conflict');
+    await ex('rollback', { change_id: (ok[0] as PromiseFulfilledResult<{ change_id: string }>).value.change_id });
+    assert.equal(await cmd('--zone=home', '--list-ports'), '');
+  });
+
   test('set_log_denied sets the value and dry_run reports without changing', async () => {
     const dry = await ex('set_log_denied', { value: 'unicast', dry_run: true });
     assert.deepEqual([dry.changed, dry.dry_run], [true, true]);

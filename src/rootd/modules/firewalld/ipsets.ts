@@ -13,7 +13,7 @@ function ipsetInfo(name: string, permanent: boolean, raw: unknown) {
 }
 
 function entryOps(d: Deps, ipset: string, entry: string, permanent?: boolean) {
-  const label = `entry "${entry}" ${permanent ? 'of' : 'of'} ipset "${ipset}" (${where(permanent)})`;
+  const label = `entry "${entry}" of ipset "${ipset}" (${where(permanent)})`;
   if (permanent) {
     const path = () => d.fw.mustConfigPath('ipset', ipset);
     return {

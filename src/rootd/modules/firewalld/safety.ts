@@ -346,21 +346,30 @@ export class ChangeGuard {
     }
   }
 
+  /** Scopes of confirm-writes in flight (snapshot taken, not yet registered). */
+  private readonly reserved = new Set<string>();
+
   private blocking(keys: string[]): Pending | undefined {
     for (const p of this.pending.values()) if (p.keys.some((k) => keys.includes(k))) return p;
     return undefined;
   }
 
+  /** Throws `conflict` when a pending or in-flight confirm-change holds one of the scopes. */
+  private ensureFree(keys: string[], what: string): void {
+    const blocker = this.blocking(keys);
+    if (blocker) {
+      throw new TuxsecError(ErrorCodes.conflict, `cannot ${what}: change ${blocker.id} ("${blocker.what}") awaits confirmation until ${blocker.confirm_by}`, {
+        change_id: blocker.id,
+      });
+    }
+    if (keys.some((k) => this.reserved.has(k))) {
+      throw new TuxsecError(ErrorCodes.conflict, `cannot ${what}: another change with confirm_timeout to the same object is being applied`);
+    }
+  }
+
   async run(spec: WriteSpec, opts: WriteOptions): Promise<WriteResult> {
     const keys = spec.scopes.map(scopeKey);
-    const blocker = this.blocking(keys);
-    if (blocker && !opts.dry_run) {
-      throw new TuxsecError(
-        ErrorCodes.conflict,
-        `cannot ${spec.what}: change ${blocker.id} ("${blocker.what}") awaits confirmation until ${blocker.confirm_by}`,
-        { change_id: blocker.id },
-      );
-    }
+    if (!opts.dry_run) this.ensureFree(keys, spec.what);
     if (opts.confirm_timeout !== undefined && spec.scopes.length === 0) {
       throw new TuxsecError(ErrorCodes.invalidParams, `invalid value ${opts.confirm_timeout} for parameter "confirm_timeout": this action cannot be rolled back`, {
         parameter: 'confirm_timeout',
@@ -369,16 +378,28 @@ export class ChangeGuard {
     const would = await spec.check();
     if (opts.dry_run) return { changed: would, action: spec.what, dry_run: true };
     if (!would) return { changed: false, action: spec.what };
+    // Checked again after the await, synchronously with what follows: no confirm-change may
+    // take the scope between this check and the apply (or, below, the reservation).
+    this.ensureFree(keys, spec.what);
     if (opts.confirm_timeout === undefined) {
       const applied = await spec.apply();
       return { changed: applied !== false, action: spec.what };
     }
+    for (const k of keys) this.reserved.add(k);
+    try {
+      return await this.applyWithConfirm(spec, keys, opts.confirm_timeout);
+    } finally {
+      for (const k of keys) this.reserved.delete(k);
+    }
+  }
+
+  private async applyWithConfirm(spec: WriteSpec, keys: string[], confirmTimeout: number): Promise<WriteResult> {
     const snapshots: Snapshot[] = [];
     for (const s of spec.scopes) snapshots.push(await this.snapshotter.take(s));
     const applied = await spec.apply();
     if (applied === false) return { changed: false, action: spec.what };
     const id = randomBytes(8).toString('hex');
-    const deadline = this.now() + opts.confirm_timeout * 1000;
+    const deadline = this.now() + confirmTimeout * 1000;
     const p = {
       id,
       what: spec.what,
