@@ -31,20 +31,29 @@ export function nestingDepth(buf: Buffer, limit: number): number {
   return max;
 }
 
-/** Finds a poisoned key anywhere in a parsed value; returns its path or null. */
+/**
+ * Finds a poisoned key anywhere in a parsed value; returns its path or null. Recursive:
+ * callers check the nesting depth first (see nestingDepth).
+ */
 export function findPoisonKey(value: unknown): string | null {
-  const stack: Array<[unknown, string]> = [[value, '']];
-  while (stack.length > 0) {
-    const [v, path] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push([v[i], `${path}[${i}]`]);
-      continue;
+  if (value === null || typeof value !== 'object') return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (v !== null && typeof v === 'object') {
+        const p = findPoisonKey(v);
+        if (p !== null) return `[${i}]${p.startsWith('[') ? '' : '.'}${p}`;
+      }
     }
-    for (const key of Object.keys(v)) {
-      const p = path ? `${path}.${key}` : key;
-      if (POISON_KEYS.has(key)) return p;
-      stack.push([(v as Record<string, unknown>)[key], p]);
+    return null;
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (POISON_KEYS.has(key)) return key;
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== null && typeof v === 'object') {
+      const p = findPoisonKey(v);
+      if (p !== null) return p.startsWith('[') ? `${key}${p}` : `${key}.${p}`;
     }
   }
   return null;

@@ -90,8 +90,12 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
     const maybeClose = () => {
       if (ended && mine === 0 && !sock.destroyed) sock.end();
     };
+    // Answers produced while one chunk is processed go out in a single write.
+    let batch: string[] | null = null;
+    let closing: string | null = null;
     const send = (line: string) => {
-      if (!sock.destroyed && sock.writable) sock.write(line);
+      if (batch) batch.push(line);
+      else if (!sock.destroyed && sock.writable) sock.write(line);
     };
     const done = () => {
       mine--;
@@ -119,15 +123,21 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
       line: handleLine,
       overflow() {
         deps.log.warn({ uid: peer.uid, pid: peer.pid, max: limits.maxMessageBytes }, 'request line over max_message_bytes');
-        send(errorLine(ErrorCodes.messageTooLarge, `Invalid message: line longer than ${limits.maxMessageBytes} bytes`));
+        // Answered after whatever this chunk already produced; then the connection ends.
+        closing = errorLine(ErrorCodes.messageTooLarge, `Invalid message: line longer than ${limits.maxMessageBytes} bytes`);
         ended = true;
-        sock.end();
       },
     });
     sock.on('data', (chunk: Buffer) => {
-      sock.cork();
+      batch = [];
       framer.push(chunk);
-      sock.uncork();
+      const out = batch;
+      batch = null;
+      if (out.length > 0 && !sock.destroyed && sock.writable) sock.write(out.length === 1 ? out[0]! : out.join(''));
+      if (closing !== null) {
+        sock.end(closing);
+        closing = null;
+      }
       // Backpressure: a peer that does not read its answers stops being read.
       if (!paused && sock.writableLength > limits.maxMessageBytes) {
         paused = true;
