@@ -125,21 +125,25 @@ export function checkIpsetEntry(param: string, value: string): void {
   for (const part of value.split(',')) {
     if (part === '') invalid(param, value, 'empty element');
     if (MAC.test(part)) continue;
-    if (/^[0-9.]+(\/[0-9]+)?$/.test(part) || part.includes(':')) {
-      if (/^[a-z]+:[0-9]+(-[0-9]+)?$/.test(part)) continue; // proto:port as in hash:ip,port
-      if (part.includes('-') && !part.includes('/')) {
-        for (const a of part.split('-')) checkCidr(param, a, false);
-        continue;
-      }
-      if (/^[0-9]+$/.test(part)) continue;
-      checkCidr(param, part, true);
+    const protoPort = /^[a-z]+:([0-9]+(-[0-9]+)?)$/.exec(part);
+    if (protoPort) {
+      checkPortRange(param, protoPort[1]!); // "tcp:80" in hash:ip,port sets
       continue;
     }
     if (/^[0-9]+(-[0-9]+)?$/.test(part)) {
       checkPortRange(param, part);
       continue;
     }
-    if (/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,14}$/.test(part)) continue; // interface name
+    const dash = part.indexOf('-');
+    if (dash > 0 && !part.includes('/') && net.isIP(part.slice(0, dash)) !== 0) {
+      for (const a of part.split('-')) checkCidr(param, a, false); // address range "a-b"
+      continue;
+    }
+    if (part.includes('.') || part.includes(':')) {
+      checkCidr(param, part, true);
+      continue;
+    }
+    if (/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,14}$/.test(part)) continue; // interface name (hash:net,iface)
     invalid(param, value, `"${part}" is not an address, network, MAC, port or interface`);
   }
 }
