@@ -219,8 +219,15 @@ export class PullLoop {
     }
     if (ran > 0 || outbox.size > 0) return;
     const elapsed = this.now() - t0;
-    // A long-polling server held the request; one that answered at once is polled every interval.
-    if (this.extended && wait > 0 && elapsed >= (wait * 1000) / 2) return;
+    // A long-polling server held the request: ask again at once. One that let go early with
+    // nothing (e.g. shutting down for a restart) is asked again after 1-2 s, not a whole interval,
+    // so dispatch resumes quickly and many agents do not come back in the same instant.
+    if (this.extended && wait > 0) {
+      if (elapsed >= (wait * 1000) / 2) return;
+      await this.sleep(Math.min(this.interval * 1000, 1000 + Math.floor(this.random() * 1000)), signal);
+      return;
+    }
+    // One that answered at once (the original) is polled every interval.
     if (wait === 0 && batch.length > 0) return;
     await this.sleep(this.interval * 1000, signal);
   }

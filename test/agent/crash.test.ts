@@ -77,6 +77,7 @@ test('tuxsec-agent SIGKILLed 25 times at random points: no job runs twice, every
     assert.equal(x.signal, 'SIGKILL', `agent exited by itself: ${agent.out()}`);
   }
   const agent = startAgent(env);
+  const tFinal = Date.now();
   try {
     const final = await until(
       'every job to be final',
@@ -106,7 +107,9 @@ test('tuxsec-agent SIGKILLed 25 times at random points: no job runs twice, every
       if (j.deliveries > 1) redelivered++;
     }
     await until('the outbox to drain', () => fs.readdirSync(path.join(env.stateDir, 'outbox')).filter((f) => f.endsWith('.json')).length === 0, 10_000);
-    process.stderr.write(`# ${final.length} jobs, 25 SIGKILLs: ${interrupted} interrupted, ${redelivered} handed out more than once\n`);
+    process.stderr.write(
+      `# ${final.length} jobs, 25 SIGKILLs: ${interrupted} interrupted, ${redelivered} handed out more than once; all final ${Date.now() - tFinal} ms after the last start\n`,
+    );
   } finally {
     await agent.kill('SIGTERM');
   }
@@ -145,6 +148,22 @@ test('tuxsec-server SIGKILLed and restarted with jobs in flight: every job runs 
       assert.equal(j.status, 'completed', `job ${j.id}: ${JSON.stringify(j)}`);
       assert.equal(proxy.counts.get(jobs.get(j.id)!), 1, `job ${j.id} ran ${proxy.counts.get(jobs.get(j.id)!)} times`);
     }
+  } finally {
+    await agent.kill('SIGTERM');
+  }
+});
+
+test('tuxsec-agent resumes within seconds after a graceful server restart (held long-poll answered early)', async () => {
+  const agent = startAgent(env);
+  try {
+    await until('agent start', () => /started in pull mode/.test(agent.out()), 10_000);
+    await new Promise((r) => setTimeout(r, 500)); // the long-poll is held now
+    await server.stop('SIGTERM');
+    await server.restart();
+    const t0 = Date.now();
+    const job = await server.waitJob((await submit('restart-1')).id, 20_000);
+    assert.equal(job.status, 'completed');
+    assert.ok(Date.now() - t0 < 8000, `took ${Date.now() - t0} ms: the agent waited a whole sync_interval`);
   } finally {
     await agent.kill('SIGTERM');
   }

@@ -139,3 +139,10 @@ test('PullLoop.flush hands pending results to the results endpoint at shutdown',
   assert.equal(r.outbox.size, 0);
   fs.rmSync(r.dir, { recursive: true });
 });
+
+test('PullLoop asks a long-polling server again after 1-2 s when it let go early with nothing', async () => {
+  const r = rig([ok({ commands: [], acknowledged: [] })]);
+  await r.loop.step(r.signal);
+  assert.deepEqual(r.sleeps, [1500]);
+  fs.rmSync(r.dir, { recursive: true });
+});
