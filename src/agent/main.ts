@@ -82,15 +82,31 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
   const inv: Record<string, unknown> = { hostname: os.hostname(), version: VERSION };
   const mid = machineId();
   if (mid) inv.machine_id = mid;
-  rootd
-    .listModules()
-    .then((m) => {
-      inv.modules = m;
-    })
-    .catch((e: Error) => log.warn({}, `cannot list rootd modules: ${e.message}`));
+  // Modules are inventory: asked of rootd at start, and again (at most once a minute) until known.
+  let lastAsk = 0;
+  const askModules = () => {
+    if (inv.modules !== undefined || Date.now() - lastAsk < 60_000) return;
+    lastAsk = Date.now();
+    rootd
+      .listModules()
+      .then((m) => {
+        inv.modules = m;
+      })
+      .catch((e: Error) => log.warn({}, `cannot list rootd modules: ${e.message}`));
+  };
+  askModules();
   const loop = new PullLoop(
     { agentId: cfg.agent_id, apiKey: cfg.api_key, pollInterval: cfg.poll_interval },
-    { http, executor, outbox, inventory: () => inv, log },
+    {
+      http,
+      executor,
+      outbox,
+      inventory: () => {
+        askModules();
+        return inv;
+      },
+      log,
+    },
   );
   const ac = new AbortController();
   const stop = (sig: string) => {
