@@ -14,6 +14,7 @@ import { run } from '../../src/os/exec.ts';
 import { parseConfigText } from '../../src/agent/config.ts';
 import { validateConfig as validateServerConfig } from '../../src/server/config.ts';
 import { Overlay, REPO, snapshotTree } from './overlay.ts';
+import { makeCerts } from '../helpers/certs.ts';
 
 const PREFIX = '/usr/lib/tuxsec';
 const PROGRAMS = ['tuxsec-rootd', 'tuxsec-cli', 'tuxsec-agent', 'tuxsec-server'];
@@ -349,6 +350,89 @@ getent passwd tuxsec >/dev/null && echo "user kept"`);
     for (const p of ['/usr/bin/tuxsec-cli', '/etc/tuxsec', '/var/lib/tuxsec', '/var/log/tuxsec', '/run/tuxsec']) assert.match(out, new RegExp(`^absent2 ${p}$`, 'm'));
     assert.match(out, /^user kept$/m);
     assert.doesNotMatch(out, /did not put there/);
+  });
+});
+
+describe('installed units under systemd', () => {
+  // systemd is not PID 1 on this machine: the overlay copy boots its own systemd in a container
+  // (systemd-nspawn, private network) into a target holding only sysinit, basic and the check.
+  let ovl: Overlay;
+  let out: string;
+
+  before(async () => {
+    ovl = new Overlay();
+    const certs = await makeCerts(path.join(ovl.dir, 'certs'), { hosts: ['127.0.0.1'] });
+    await ovl.must(`set -e
+for u in tuxsec-test-member tuxsec-test-outsider tuxsec tuxsec-server; do userdel "$u" 2>/dev/null || true; done
+for g in tuxsec tuxsec-server; do groupdel "$g" 2>/dev/null || true; done
+rm -rf /etc/tuxsec /etc/tuxsec-server /var/log/tuxsec /var/log/tuxsec-rootd /var/lib/tuxsec /var/lib/tuxsec-server /run/tuxsec
+cd /tmp && bash /src/install.sh --no-build >/dev/null
+install -m 0644 ${certs.ca} /etc/tuxsec/certs/ca.crt
+install -m 0644 ${certs.ca} /etc/tuxsec-server/ca.crt
+install -m 0644 ${certs.serverCert} /etc/tuxsec-server/server.crt
+install -m 0640 -g tuxsec-server ${certs.serverKey} /etc/tuxsec-server/server.key
+install -m 0640 -g tuxsec-server /dev/null /etc/tuxsec-server/admin_token
+echo admin-token-0123456789abcdef > /etc/tuxsec-server/admin_token
+{ sed 's#^listen: .*#listen: 127.0.0.1:8443#' ${PREFIX}/examples/server.yaml.example
+  printf 'server_url: https://127.0.0.1:8443\\nca_cert: /etc/tuxsec-server/ca.crt\\n'; } > /etc/tuxsec-server/server.yaml
+chmod 0640 /etc/tuxsec-server/server.yaml && chgrp tuxsec-server /etc/tuxsec-server/server.yaml
+sed -i 's#^server_url: .*#server_url: https://127.0.0.1:8443#; s#^ca_cert: .*#ca_cert: /etc/tuxsec/certs/ca.crt#; s#^poll_interval: .*#poll_interval: 1#' /etc/tuxsec/agent.yaml
+# As the docs say; offline, this only makes the [Install] symlinks (sockets.target wants the socket).
+systemctl enable tuxsec-rootd.socket tuxsec-rootd.service tuxsec-agent.service 2>&1`);
+    const boot = await ovl.boot(`S="--config /etc/tuxsec-server/server.yaml"
+json() { node -p "JSON.parse(require('fs').readFileSync(0, 'utf8'))$1"; }
+stat -c 'rundir %a %U %G' /run/tuxsec
+stat -c 'socket %a %U %G' /run/tuxsec/rootd.sock
+echo "rootd before: $(systemctl is-active tuxsec-rootd.service)"
+runuser -u tuxsec -- tuxsec-cli ping
+echo "rootd after: $(systemctl is-active tuxsec-rootd.service)"
+systemctl restart tuxsec-rootd.service
+runuser -u tuxsec -- tuxsec-cli ping
+systemctl start tuxsec-server.service
+for i in $(seq 100); do tuxsec-server agents list $S >/dev/null 2>&1 && break; sleep 0.2; done
+TOKEN=$(tuxsec-server token create $S --json | json .token)
+tuxsec-agent register --server https://127.0.0.1:8443 --token "$TOKEN"
+stat -c 'agentconf %a %U %G' /etc/tuxsec/agent.yaml
+AGENT=$(tuxsec-server agents list $S --json | json .agents[0].id)
+systemctl start tuxsec-agent.service
+echo "job1 $(tuxsec-server jobs submit "$AGENT" systeminfo get_hostname --wait 30 $S --json | json .job.status)"
+# The api_key as a systemd credential: out of agent.yaml, through the shipped drop-in.
+sed -n 's/^api_key: *"\\{0,1\\}\\([^" #]*\\).*/\\1/p' /etc/tuxsec/agent.yaml > /etc/tuxsec/api_key && chmod 0600 /etc/tuxsec/api_key
+sed -i 's/^api_key: .*/api_key: null/' /etc/tuxsec/agent.yaml
+install -D -m 0644 ${PREFIX}/examples/tuxsec-agent-api-key.conf /etc/systemd/system/tuxsec-agent.service.d/api-key.conf
+systemctl daemon-reload && systemctl restart tuxsec-agent.service
+echo "job2 $(tuxsec-server jobs submit "$AGENT" systeminfo get_hostname --wait 30 $S --json | json .job.status)"
+echo "active agent=$(systemctl is-active tuxsec-agent.service) rootd=$(systemctl is-active tuxsec-rootd.service) server=$(systemctl is-active tuxsec-server.service)"
+stat -c 'db %a %U %G' /var/lib/tuxsec-server/server.db
+echo "signals: $(journalctl --no-pager -o cat -u tuxsec-agent.service -u tuxsec-server.service -u tuxsec-rootd.service | grep -c 'status=31/SYS')"
+journalctl --no-pager -o cat -u tuxsec-agent.service | tail -5 | sed 's/^/agent-log: /'
+echo "rootd-socket: $(journalctl --no-pager -o cat -u tuxsec-rootd.service | grep -o '"socket":"fd 3 (systemd)"' | head -1)"
+echo done`);
+    out = boot.output;
+    assert.match(out, /^done$/m, `check did not finish:\n${out}\n${boot.console}`);
+  });
+  after(() => ovl.remove());
+
+  test('tuxsec-rootd.socket creates the socket and starts tuxsec-rootd on the first connection', () => {
+    assert.match(out, /^rundir 770 root tuxsec$/m);
+    assert.match(out, /^socket 660 root tuxsec$/m);
+    assert.match(out, /^rootd before: inactive$/m);
+    assert.match(out, /^rootd after: active$/m);
+    assert.equal(out.match(/^pong from /gm)?.length, 2, 'answers again after a restart');
+    assert.match(out, /^rootd-socket: "socket":"fd 3 \(systemd\)"$/m);
+  });
+
+  test('tuxsec-server and tuxsec-agent run sandboxed and complete jobs through tuxsec-rootd', () => {
+    assert.match(out, /^registered as agent /m);
+    assert.match(out, /^agentconf 640 root tuxsec$/m);
+    assert.match(out, /^job1 completed$/m);
+    assert.match(out, /^active agent=active rootd=active server=active$/m);
+    assert.match(out, /^db 600 tuxsec-server tuxsec-server$/m);
+    assert.match(out, /^signals: 0$/m, 'no process killed by the system call filter');
+  });
+
+  test('the api-key drop-in passes the api_key as a systemd credential', () => {
+    assert.match(out, /^job2 completed$/m);
   });
 });
 

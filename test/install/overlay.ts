@@ -6,7 +6,7 @@
  * there cannot reach the repository's node_modules.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run, type RunResult } from '../../src/os/exec.ts';
@@ -59,6 +59,53 @@ export class Overlay {
   /** Every change written to the copy so far, with metadata and content hashes. */
   snapshot(): Map<string, string> {
     return snapshotTree(this.upper);
+  }
+
+  /**
+   * Boots the copy with its own systemd (systemd-nspawn, private network) into a target that
+   * runs `script` once as root and powers off; returns what the script printed. Units the
+   * test needs must already be installed (by must()). Needs the systemd-container package.
+   */
+  async boot(script: string, timeoutMs = 180_000): Promise<{ output: string; console: string }> {
+    writeFileSync(path.join(this.dir, 'check.sh'), script);
+    await this.must(`install -m 0700 ${this.dir}/check.sh /root/tuxsec-check.sh
+cat > /etc/systemd/system/tuxsec-check.service <<'U'
+[Unit]
+Description=installer test: runs /root/tuxsec-check.sh, then powers off
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
+[Service]
+Type=oneshot
+StandardOutput=file:/root/tuxsec-check.out
+StandardError=inherit
+ExecStart=/bin/bash /root/tuxsec-check.sh
+U
+cat > /etc/systemd/system/tuxsec-check.target <<'U'
+[Unit]
+Description=installer test target (sysinit, basic and the check only)
+Requires=basic.target tuxsec-check.service
+After=basic.target tuxsec-check.service
+U
+rm -f /root/tuxsec-check.out`);
+    const machine = `tuxsec-test-${process.pid}`;
+    const r = await run(
+      '/usr/bin/unshare',
+      ['--mount', '--propagation', 'private', '/bin/bash', '-c',
+        `set -e
+mount -t overlay overlay -o "lowerdir=/,upperdir=$2,workdir=$3" "$1"
+exec /usr/bin/systemd-nspawn --register=no --keep-unit --private-network --quiet --machine="$4" -D "$1" -b -- --unit=tuxsec-check.target`,
+        'boot', this.merged, this.upper, this.work, machine],
+      { timeoutMs, env: { HOME: '/root' } },
+    );
+    // nspawn leaves an empty propagation directory behind when /run is not a tmpfs.
+    try {
+      rmdirSync(`/run/systemd/nspawn/propagate/${machine}`);
+    } catch {
+      // not there, or not empty: not ours to force
+    }
+    const out = path.join(this.upper, 'root/tuxsec-check.out');
+    const output = existsSync(out) ? readFileSync(out, 'utf8') : '';
+    return { output, console: `${r.stdout}\n${r.stderr}` };
   }
 
   remove(): void {
