@@ -72,6 +72,18 @@ if [ -z "$DESTDIR" ] || [ -x "$NODE" ]; then
   major=$("$NODE" -p 'process.versions.node.split(".")[0]')
   [ "$major" -ge 20 ] || die "cannot use node \"$NODE\": version $("$NODE" --version) is older than 20"
 fi
+if [ -z "$DESTDIR" ]; then
+  # tuxsec-rootd runs as root through this binary: whoever can change it owns the machine.
+  real=$(readlink -f -- "$NODE")
+  d=$real
+  while :; do
+    read -r uid mode <<<"$(stat -c '%u %a' -- "$d")"
+    { [ "$uid" = 0 ] && (( (8#$mode & 8#022) == 0 || (8#$mode & 8#1000) != 0 )); } \
+      || die "cannot use node \"$NODE\": $d is not owned by root or is writable by others (install Node.js system-wide)"
+    [ "$d" = / ] && break
+    d=$(dirname -- "$d")
+  done
+fi
 
 # --- build ------------------------------------------------------------------------------------
 PROGRAMS=(tuxsec-rootd tuxsec-cli tuxsec-agent tuxsec-server)

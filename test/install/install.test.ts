@@ -269,6 +269,17 @@ rm -rf /etc/tuxsec /etc/tuxsec-server /var/log/tuxsec /var/log/tuxsec-rootd /var
     assert.match(firstRun, /systemd is not running here/);
   });
 
+  test('install.sh refuses a node binary that someone other than root can change', async () => {
+    const r = await ovl.sh(`mkdir -p /opt/usernode && cp /usr/bin/node /opt/usernode/node && chown nobody /opt/usernode/node
+bash /src/install.sh --no-build --node /opt/usernode/node; echo "rc=$?"
+chown root /opt/usernode/node && chmod 0777 /opt/usernode
+bash /src/install.sh --no-build --node /opt/usernode/node; echo "rc=$?"
+rm -rf /opt/usernode`);
+    assert.equal(r.stdout.match(/^rc=1$/gm)?.length, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /cannot use node "\/opt\/usernode\/node": \/opt\/usernode\/node is not owned by root/);
+    assert.match(r.stderr, /cannot use node "\/opt\/usernode\/node": \/opt\/usernode is not owned by root or is writable by others/);
+  });
+
   test('installed tuxsec-rootd serves the tuxsec user and refuses others', async () => {
     const out = await ovl.must(`set -e
 tuxsec-rootd --check-config
