@@ -60,6 +60,6 @@ export function validateConfig<T extends TSchema>(schema: T, raw: unknown, file:
   }
   const desc = (err.schema as { description?: string }).description;
   throw new ConfigError(
-    `invalid config ${file}: bad value ${JSON.stringify(err.value)?.slice(0, 80)} for key "${key}": ${err.message.toLowerCase()}${desc ? ` (${desc})` : ''}`,
+    `invalid config ${file}: bad value ${JSON.stringify(err.value)?.slice(0, 80)} for key "${key}": ${err.message.charAt(0).toLowerCase() + err.message.slice(1)}${desc ? ` (${desc})` : ''}`,
   );
 }

@@ -99,7 +99,8 @@ export function validateParams(schema: TObject, params: Record<string, unknown>,
   const first = c.Errors(params).First();
   const name = first ? first.path.replace(/^\//, '').split('/')[0] ?? '' : '';
   const value = first ? first.value : undefined;
-  const why = first ? first.message.toLowerCase() : 'invalid';
+  // Lower-case only the first letter: the message may quote a case-sensitive pattern.
+  const why = first ? first.message.charAt(0).toLowerCase() + first.message.slice(1) : 'invalid';
   const prop = name ? (schema.properties[name] as { description?: string } | undefined) : undefined;
   const hint = prop?.description ? `; ${prop.description}` : '';
   throw new TuxsecError(

@@ -64,8 +64,8 @@ export class FirewalldModule extends ActionModule {
     };
     this.guard = new ChangeGuard(this.fw, log);
     this.deps = { fw: this.fw, guard: this.guard };
-    this.fw.on('down', () => this.log.warn({ module: 'firewalld' }, 'firewalld left the bus'));
-    this.fw.on('up', () => this.log.info({ module: 'firewalld' }, 'firewalld is on the bus'));
+    this.fw.on('down', () => this.log.warn('firewalld left the bus'));
+    this.fw.on('up', () => this.log.info('firewalld is on the bus'));
   }
 
   get name(): string {
@@ -108,9 +108,9 @@ export class FirewalldModule extends ActionModule {
       await this.fw.watch();
     } catch (e) {
       // The bus may come later; the connection retries by itself and the actions say why they fail.
-      this.log.warn({ module: 'firewalld', err: e instanceof Error ? e.message : String(e) }, 'system D-Bus not reachable yet');
+      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'system D-Bus not reachable yet');
     }
-    if (!this.fw.running) this.log.warn({ module: 'firewalld' }, 'firewalld is installed but not running');
+    if (!this.fw.running) this.log.warn('firewalld is installed but not running');
     await this.guard.restore(pendingFile);
     return [true, null];
   }
