@@ -1,0 +1,26 @@
+// Runs the benchmarks one after another (each prints its own markdown table).
+// `npm run bench` runs them all; `npm run bench -- rootd pull` only those whose file name
+// contains one of the words. Run as root on a quiet machine: the figures are wall-clock.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const BENCHES = [
+  ['rootd.mjs', 'rootd: ping and get_hostname vs a bare echo server; tuxsec-cli process time'],
+  ['firewalld.ts', 'firewalld queries through rootd vs firewall-cmd processes'],
+  ['pull-dispatch.ts', 'pull mode: submit -> result stored latency'],
+  ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
+];
+
+const want = process.argv.slice(2);
+let failed = 0;
+for (const [file, what] of BENCHES) {
+  if (want.length && !want.some((w) => file.includes(w))) continue;
+  console.log(`\n# ${file}: ${what}\n`);
+  const args = file.endsWith('.ts') ? ['--import', 'tsx', path.join('bench', file)] : [path.join('bench', file)];
+  const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+  if (r.status !== 0) {
+    failed++;
+    console.log(`(${file} exited with ${r.status ?? r.signal})`);
+  }
+}
+process.exit(failed ? 1 : 0);
