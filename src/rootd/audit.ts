@@ -2,9 +2,8 @@
  * Audit log: one JSON line per request, written through an asynchronous buffered
  * stream so requests never wait on the disk. Secrets in parameters are redacted.
  */
-import { mkdirSync, openSync, closeSync, chmodSync } from 'node:fs';
-import path from 'node:path';
 import pino from 'pino';
+import { openAppendSafe } from '../os/secure-files.ts';
 
 export interface AuditRecord {
   time: string;
@@ -46,18 +45,26 @@ export function redact(value: unknown, depth = 0): unknown {
 
 export const nullAudit: AuditLog = { write() {}, reopen() {}, async flush() {} };
 
+/**
+ * Opens the audit log for appending. The file and its directory must be root's alone
+ * (see secure-files.ts): refused otherwise, so a link planted by another user is never followed.
+ */
 export function openAuditLog(file: string): AuditLog {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
-  // Create with 0600 before the stream opens it: parameters may reveal firewall layout.
-  closeSync(openSync(file, 'a', 0o600));
-  chmodSync(file, 0o600);
-  const dest = pino.destination({ dest: file, sync: false, mkdir: true });
+  let dest = pino.destination({ fd: openAppendSafe(file), sync: false });
   return {
     write(rec) {
       dest.write(JSON.stringify(rec) + '\n');
     },
     reopen() {
-      dest.reopen();
+      // Log rotation: a new file at the same path, with the same checks.
+      try {
+        const next = pino.destination({ fd: openAppendSafe(file), sync: false });
+        const old = dest;
+        dest = next;
+        old.flush(() => old.end());
+      } catch {
+        // keep writing to the old file rather than lose records
+      }
     },
     flush() {
       return new Promise((resolve) => {

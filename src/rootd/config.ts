@@ -36,7 +36,10 @@ export const RootdConfigSchema = Type.Object(
     plugins_dir: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null }),
     log_file: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null, description: 'null logs to stderr (journald)' }),
     log_level: LogLevel,
-    audit_log: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: '/var/log/tuxsec/audit.log' }),
+    audit_log: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], {
+      default: '/var/log/tuxsec-rootd/audit.log',
+      description: 'in a directory only root can write',
+    }),
     request_timeout: Type.Number({ default: 60, exclusiveMinimum: 0, maximum: 3600, description: 'seconds' }),
     max_message_bytes: Type.Integer({ default: DEFAULT_MAX_MESSAGE_BYTES, minimum: 1024, maximum: 64 * 1024 * 1024 }),
     max_connections: Type.Integer({ default: 128, minimum: 1, maximum: 65536 }),

@@ -167,7 +167,8 @@ function build(deps: DispatcherDeps): DispatcherImpl {
       uid: peer.uid,
       pid: peer.pid,
       request_id: requestId,
-      type: typeof type === 'string' ? type.slice(0, 64) : String(type),
+      // Never String() a hostile value: {"toString": 0} would throw.
+      type: typeof type === 'string' ? type.slice(0, 64) : `(${type === null ? 'null' : typeof type})`,
       outcome: 'success',
       duration_ms: 0,
     };

@@ -12,6 +12,7 @@ import { nullAudit, openAuditLog, type AuditLog } from './audit.ts';
 import { DEFAULT_CONFIG_FILE, loadRootdConfig, moduleConfig, pinoLevel, type RootdConfig } from './config.ts';
 import { createDispatcher } from './dispatcher.ts';
 import { BUILTIN_MODULES } from './modules/index.ts';
+import { LogDestination } from './log-file.ts';
 import { loadPlugins } from './plugins.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { ModuleRegistry } from './registry.ts';
@@ -71,7 +72,12 @@ async function main(): Promise<void> {
     return;
   }
 
-  const logDest = cfg.log_file ? pino.destination({ dest: cfg.log_file, sync: false, mkdir: true }) : pino.destination({ fd: 2, sync: true });
+  let logDest: LogDestination;
+  try {
+    logDest = new LogDestination(cfg.log_file);
+  } catch (e) {
+    fail(`cannot open log file ${cfg.log_file}: ${(e as Error).message}`);
+  }
   const log = pino({ name: 'tuxsec-rootd', level: pinoLevel(cfg.log_level), base: { pid: process.pid } }, logDest);
 
   let gid: number | null = null;
@@ -178,7 +184,7 @@ async function main(): Promise<void> {
     if (ownSocket) removeSocket(cfg.socket);
     await audit.flush();
     log.info('stopped');
-    logDest.flushSync?.();
+    logDest.flushSync();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -186,7 +192,7 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => {
     void (async () => {
       audit.reopen();
-      if (cfg.log_file) logDest.reopen();
+      logDest.reopen();
       try {
         const next = loadRootdConfig(configFile, opts.config !== undefined);
         next.socket = cfg.socket; // the socket is fixed for the daemon's life

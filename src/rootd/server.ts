@@ -109,7 +109,14 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
     const handleLine = (line: Buffer): void => {
         if (line.length === 0) return;
         if (line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
-        const out = deps.dispatcher.handle(line, peer);
+        let out: string | Promise<string>;
+        try {
+          out = deps.dispatcher.handle(line, peer);
+        } catch (err) {
+          // The dispatcher answers every failure itself; this is the last line of defence.
+          deps.log.error({ err: err instanceof Error ? err.stack : 'non-error thrown' }, 'dispatcher threw');
+          out = errorLine(ErrorCodes.internal, 'internal error');
+        }
         if (typeof out === 'string') return send(out);
         mine++;
         inflight++;

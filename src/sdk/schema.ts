@@ -74,7 +74,7 @@ export function quote(value: unknown, max = 80): string {
   try {
     s = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
   } catch {
-    s = String(value);
+    s = `(${typeof value})`;
   }
   return s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
 }

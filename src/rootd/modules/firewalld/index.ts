@@ -41,7 +41,7 @@ export interface FirewalldModuleOptions {
 }
 
 /** Default file of changes awaiting confirmation (settings.pending_file overrides it). */
-export const DEFAULT_PENDING_FILE = '/var/lib/tuxsec/firewalld-pending.json';
+export const DEFAULT_PENDING_FILE = '/var/lib/tuxsec-rootd/firewalld-pending.json';
 
 const quietLog: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 

@@ -4,8 +4,8 @@
  * and restores the snapshot unless `confirm` names its change id in time.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
+import { readFileSafe, writeFileAtomicSafe } from '../../../os/secure-files.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import type { Logger } from '../../../sdk/action.ts';
 import { FirewalldClient, IFACE, toVariantDict, unwrap } from './dbus.ts';
@@ -311,10 +311,8 @@ export class ChangeGuard {
         rmSync(this.stateFile, { force: true });
         return;
       }
-      mkdirSync(path.dirname(this.stateFile), { recursive: true, mode: 0o700 });
-      const tmp = `${this.stateFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ version: 1, pending: list }), { mode: 0o600 });
-      renameSync(tmp, this.stateFile);
+      // Root later rolls the firewall back to what this file says: only root may write it.
+      writeFileAtomicSafe(this.stateFile, JSON.stringify({ version: 1, pending: list }));
     } catch (e) {
       this.log.error({ file: this.stateFile, err: e instanceof Error ? e.message : String(e) }, 'cannot save pending firewalld changes');
     }
@@ -326,12 +324,14 @@ export class ChangeGuard {
    */
   async restore(file: string): Promise<void> {
     this.stateFile = file;
-    let raw: string;
+    let raw: string | null;
     try {
-      raw = readFileSync(file, 'utf8');
-    } catch {
+      raw = readFileSafe(file);
+    } catch (e) {
+      this.log.error({ file, err: e instanceof Error ? e.message : String(e) }, 'refusing the pending firewalld changes file');
       return;
     }
+    if (raw === null) return;
     let list: Array<Omit<Pending, 'timer'>> = [];
     try {
       const doc = JSON.parse(raw) as { version?: number; pending?: unknown };

@@ -1,0 +1,126 @@
+/**
+ * Files that root writes or trusts: never through a symbolic link or a hard link, never in
+ * a directory another user could change. A file root appends to in a directory the
+ * `tuxsec` user owns could be swapped for a link to /etc/cron.d; these checks refuse that.
+ */
+import { constants, closeSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+const { O_WRONLY, O_RDONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_TRUNC } = constants;
+const S_ISVTX = 0o1000;
+
+export class UnsafePathError extends Error {}
+
+function myUid(): number {
+  return process.getuid?.() ?? 0;
+}
+
+/**
+ * Checks that `dir` and every directory above it can be changed only by root or by us:
+ * owned by one of them, and not writable by group or others unless sticky (like /tmp).
+ */
+export function assertTrustedDir(dir: string): void {
+  const uid = myUid();
+  let d = path.resolve(dir);
+  for (;;) {
+    const st = lstatSync(d);
+    if (st.isSymbolicLink()) throw new UnsafePathError(`${d} is a symbolic link`);
+    if (!st.isDirectory()) throw new UnsafePathError(`${d} is not a directory`);
+    if (st.uid !== 0 && st.uid !== uid) throw new UnsafePathError(`${d} is owned by uid ${st.uid}, not root`);
+    if (st.mode & 0o022 && !(st.mode & S_ISVTX)) throw new UnsafePathError(`${d} is writable by group or others`);
+    const up = path.dirname(d);
+    if (up === d) return;
+    d = up;
+  }
+}
+
+/** Creates `dir` (and missing parents, 0755) with `mode` if absent, then checks it is trusted. */
+export function ensureTrustedDir(dir: string, mode = 0o750): void {
+  try {
+    lstatSync(dir);
+  } catch {
+    mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { mode });
+  }
+  assertTrustedDir(dir);
+}
+
+function checkOpened(fd: number, file: string): void {
+  const st = fstatSync(fd);
+  if (!st.isFile()) throw new UnsafePathError(`${file} is not a regular file`);
+  if (st.uid !== myUid()) throw new UnsafePathError(`${file} is owned by uid ${st.uid}`);
+  if (st.nlink !== 1) throw new UnsafePathError(`${file} has ${st.nlink} hard links`);
+}
+
+/** Opens a log file for appending (created 0600), in a trusted directory; returns the fd. */
+export function openAppendSafe(file: string, dirMode = 0o750): number {
+  ensureTrustedDir(path.dirname(file), dirMode);
+  let fd: number;
+  try {
+    fd = openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new UnsafePathError(`${file} is a symbolic link`);
+    throw e;
+  }
+  try {
+    checkOpened(fd, file);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/** Reads a file root trusts (state it wrote itself); null when absent. */
+export function readFileSafe(file: string, maxBytes = 16 * 1024 * 1024): string | null {
+  assertTrustedDir(path.dirname(file));
+  let fd: number;
+  try {
+    fd = openSync(file, O_RDONLY | O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw new UnsafePathError(`${file} is a symbolic link`);
+    throw e;
+  }
+  try {
+    checkOpened(fd, file);
+    const size = fstatSync(fd).size;
+    if (size > maxBytes) throw new UnsafePathError(`${file} is larger than ${maxBytes} bytes`);
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Replaces a file atomically (temp file, fsync, rename, directory fsync), mode 0600. */
+export function writeFileAtomicSafe(file: string, data: string, dirMode = 0o700): void {
+  ensureTrustedDir(path.dirname(file), dirMode);
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    unlinkSync(tmp);
+  } catch {
+    // not there
+  }
+  const fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_TRUNC, 0o600);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  const dfd = openSync(path.dirname(file), O_RDONLY);
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
