@@ -200,6 +200,35 @@ describe('rootd start-up', () => {
     });
   }
 
+  it('refuses an audit log in a directory the tuxsec user controls, or behind a symbolic link', async () => {
+    const { tuxsec } = await ensureTestUsers();
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsq-'));
+    chmodSync(dir, 0o755);
+    const userDir = path.join(dir, 'user-owned');
+    mkdirSync(userDir);
+    (await import('node:fs')).chownSync(userDir, tuxsec.uid, tuxsec.gid);
+    const target = path.join(dir, 'target');
+    writeFileSync(target, '');
+    const rootDir = path.join(dir, 'root-owned');
+    mkdirSync(rootDir, { mode: 0o750 });
+    symlinkSync(target, path.join(rootDir, 'audit.log'));
+    try {
+      for (const [audit, re] of [
+        [path.join(userDir, 'audit.log'), /user-owned is owned by uid/],
+        [path.join(rootDir, 'audit.log'), /audit\.log is a symbolic link/],
+      ] as const) {
+        writeFileSync(path.join(dir, 'rootd.yaml'), `audit_log: ${audit}\nsocket: ${dir}/run/rootd.sock\n`);
+        const r = spawnSync(process.execPath, [ROOTD_JS, '--config', path.join(dir, 'rootd.yaml')], { encoding: 'utf8', timeout: 20_000 });
+        assert.equal(r.status, 1);
+        assert.match(r.stderr, /cannot open audit log/);
+        assert.match(r.stderr, re);
+      }
+      assert.equal((await import('node:fs')).readFileSync(target, 'utf8'), '', 'the link target was never written');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('replaces a stale socket and refuses to steal a live one', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tss-'));
     const sock = path.join(dir, 'run', 'rootd.sock');
