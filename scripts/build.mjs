@@ -28,7 +28,10 @@ await build({
   target: 'node20',
   format: 'esm',
   splitting: false,
-  minify: false,
+  // Lean bundles, but names kept so stack traces in logs stay readable.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
   sourcemap: false,
   legalComments: 'none',
   // Native addons stay outside the bundle; they ship their own binaries.
