@@ -54,7 +54,10 @@ export async function serve(cfg: ServerConfig): Promise<string> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    return await app.listen({ host: cfg.host, port: cfg.port });
+    const addr = await app.listen({ host: cfg.host, port: cfg.port });
+    // One plain line whatever the log level, for supervisors and tests that need the port.
+    process.stderr.write(`tuxsec-server: listening at ${addr}\n`);
+    return addr;
   } catch (e) {
     storage.close();
     throw e;

@@ -4,7 +4,7 @@
  * simulated pull-mode agent over undici for tests that need one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
@@ -38,7 +38,7 @@ export interface TestServer {
   kill(): Promise<void>;
   /** Runs `tuxsec-server <args> --config <configPath>`; resolves with code and output. */
   cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
-  /** Removes the temp dir (after stop/kill). */
+  /** Removes the temp dir, also one passed in as `dir` (after stop/kill). */
   cleanup(): void;
 }
 
@@ -75,23 +75,36 @@ export async function startServer(opts: TestServerOptions = {}): Promise<TestSer
   writeFileSync(configPath, Object.entries(cfg).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n') + '\n');
   const proc = spawn(process.execPath, [SERVER_JS, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  proc.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const logFile = path.join(dir, 'server.log');
+  const collect = (c: Buffer): void => {
+    output += c.toString();
+    appendFileSync(logFile, c);
+  };
+  proc.stdout!.on('data', collect);
+  proc.stderr!.on('data', collect);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15_000);
     const check = (): void => {
-      const m = /Server listening at https:\/\/127\.0\.0\.1:(\d+)/.exec(output);
+      const m = /listening at https:\/\/127\.0\.0\.1:(\d+)/i.exec(output);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
       }
     };
     proc.stdout!.on('data', check);
+    proc.stderr!.on('data', check);
     proc.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`server exited with ${code}:\n${output}`));
     });
+  }).catch((e: unknown) => {
+    proc.kill('SIGKILL');
+    throw e;
   });
+  // Never leave a server behind when the test process dies.
+  const reap = (): void => void proc.kill('SIGKILL');
+  process.once('exit', reap);
+  proc.once('exit', () => process.off('exit', reap));
   const url = `https://127.0.0.1:${port}`;
   return {
     url,
@@ -122,7 +135,7 @@ export async function startServer(opts: TestServerOptions = {}): Promise<TestSer
       });
     },
     cleanup() {
-      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
