@@ -10,6 +10,7 @@ import { ErrorCodes, type ErrorCode } from '../protocol/errors.ts';
 import { findPoisonKey, nestingDepth } from '../protocol/json.ts';
 import type { ServerConfig } from './config.ts';
 import { Dispatch } from './dispatch.ts';
+import { GroupCommit } from './group-commit.ts';
 import {
   CheckinBody,
   IdParams,
@@ -139,6 +140,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   const { config, storage } = deps;
   const now = deps.clock ?? Date.now;
   const dispatch = new Dispatch();
+  const group = new GroupCommit(storage);
   const startedAt = now();
   const adminHash = hashSecret(config.adminToken);
   /** last_seen of agents, written to storage in batches. */
@@ -223,9 +225,10 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     return agent;
   }
 
-  function storeResults(req: FastifyRequest, agent: AgentRecord, results: CommandResult[] | undefined): string[] {
+  async function storeResults(req: FastifyRequest, agent: AgentRecord, results: CommandResult[] | undefined): Promise<string[]> {
     if (!results || results.length === 0) return [];
-    const out = storage.storeResults(agent.id, results.map(toIncoming), now());
+    const incoming = results.map(toIncoming);
+    const out = await group.run(() => storage.storeResults(agent.id, incoming, now()));
     for (const j of out.finished) dispatch.jobFinished(j.id);
     for (const i of out.ignored) req.log.warn({ agent: agent.id, command: i.commandId }, `result acknowledged but not stored: ${i.why}`);
     return out.acknowledged;
@@ -244,11 +247,14 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     if (Object.keys(inv).length > 0) storage.updateInventory(agent.id, inv);
   }
 
-  function commandsFor(agentId: string, redelivery: boolean) {
-    const t = now();
-    // Sent jobs without a result go out again if this process has not handed them out lately.
-    const before = redelivery ? Math.max(startedAt, t - config.redeliver_after * 1000) : null;
-    return storage.takeJobs(agentId, t, MAX_COMMANDS_PER_CHECKIN, before).map((j) => ({
+  async function commandsFor(agentId: string, redelivery: boolean) {
+    const jobs = await group.run(() => {
+      const t = now();
+      // Sent jobs without a result go out again if this process has not handed them out lately.
+      const before = redelivery ? Math.max(startedAt, t - config.redeliver_after * 1000) : null;
+      return storage.takeJobs(agentId, t, MAX_COMMANDS_PER_CHECKIN, before);
+    });
+    return jobs.map((j) => ({
       id: j.id,
       module: j.module,
       action: j.action,
@@ -268,12 +274,11 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       throw new HttpError(400, ErrorCodes.invalidRequest, `cannot register agent: os_info larger than ${MAX_OS_INFO_BYTES} bytes`);
     }
     const t = now();
-    const held = b.machine_id !== undefined && storage.agentsByMachineId(b.machine_id).length > 0;
     const apiKey = newSecret();
     const agent: AgentRecord = {
       id: randomUUID(),
       keyHash: hashSecret(apiKey),
-      status: held ? 'pending' : 'active',
+      status: 'active',
       machineId: b.machine_id ?? null,
       hostname: b.hostname,
       ip: b.ip_address ?? req.ip,
@@ -285,7 +290,13 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       lastSeen: t,
       tokenId: null,
     };
-    const check = storage.enroll(token === undefined ? null : hashSecret(token), agent, t);
+    const tokenHash = token === undefined ? null : hashSecret(token);
+    const check = await group.run(() => {
+      // Decided inside the transaction, so two registrations of one machine cannot both be active.
+      if (agent.machineId !== null && storage.agentsByMachineId(agent.machineId).length > 0) agent.status = 'pending';
+      return storage.enroll(tokenHash, agent, t);
+    });
+    const held = agent.status === 'pending';
     if (check !== 'ok') {
       const why = { unknown: 'unknown token', expired: 'token expired', 'used-up': 'token already used up' }[check];
       req.log.warn({ hostname: b.hostname, ip: req.ip }, `registration refused: ${why}`);
@@ -308,14 +319,22 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   app.post<{ Body: CheckinBody }>('/agents/api/checkin/', { schema: { body: CheckinBody } }, async (req, reply) => {
     const body = req.body;
     const agent = authAgent(req, body);
-    const acknowledged = storeResults(req, agent, body.command_results);
+    const acknowledged = await storeResults(req, agent, body.command_results);
     refreshInventory(agent, body, req.ip);
     seen.set(agent.id, now());
     const redelivery = (body.features ?? []).includes('redelivery');
     const wait = Math.min(body.wait ?? 0, config.long_poll_max);
-    let commands = commandsFor(agent.id, redelivery);
     // Results just stored: answer now so the agent learns of the acknowledgement at once.
-    if (commands.length === 0 && wait > 0 && acknowledged.length === 0) {
+    const hold = wait > 0 && acknowledged.length === 0;
+    let gen = dispatch.generation(agent.id);
+    let commands = await commandsFor(agent.id, redelivery);
+    // A job queued while we read (the read is asynchronous): read again rather than sleep on it.
+    // The check and the wait below run without an await in between, so no wake-up is lost.
+    while (hold && commands.length === 0 && dispatch.generation(agent.id) !== gen) {
+      gen = dispatch.generation(agent.id);
+      commands = await commandsFor(agent.id, redelivery);
+    }
+    if (hold && commands.length === 0) {
       const gone = new AbortController();
       const onClose = (): void => gone.abort();
       reply.raw.once('close', onClose);
@@ -323,7 +342,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       reply.raw.off('close', onClose);
       if (why === 'shutdown') void reply.header('connection', 'close');
       // A job must never be marked sent towards a client that has gone away.
-      else if (!gone.signal.aborted) commands = commandsFor(agent.id, redelivery);
+      else if (!gone.signal.aborted) commands = await commandsFor(agent.id, redelivery);
       seen.set(agent.id, now());
     }
     return {
@@ -338,7 +357,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   app.post<{ Body: ResultsBody }>('/agents/api/results/', { schema: { body: ResultsBody } }, async (req) => {
     const agent = authAgent(req, req.body);
     seen.set(agent.id, now());
-    return { success: true, acknowledged: storeResults(req, agent, req.body.command_results) };
+    return { success: true, acknowledged: await storeResults(req, agent, req.body.command_results) };
   });
 
   // ---- operator API --------------------------------------------------------------------------
@@ -358,7 +377,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
         const t = now();
         const uses = req.body?.uses ?? 1;
         const rec = { id: randomUUID(), hash: hashSecret(token), createdAt: t, expiresAt: t + (req.body?.ttl ?? 86400) * 1000, maxUses: uses, usesLeft: uses };
-        storage.createToken(rec);
+        await group.run(() => storage.createToken(rec));
         req.log.info({ token_id: rec.id, uses }, 'enrollment token created');
         return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt) });
       });
@@ -370,9 +389,10 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
 
       for (const verb of ['approve', 'reject'] as const) {
         api.post<{ Params: IdParams }>(`/agents/:id/${verb}`, { schema: { params: IdParams } }, async (req) => {
-          const agent = storage.setAgentStatus(req.params.id, verb === 'approve' ? 'active' : 'rejected');
+          const agent = await group.run(() => storage.setAgentStatus(req.params.id, verb === 'approve' ? 'active' : 'rejected'));
           if (!agent) throw new HttpError(404, ErrorCodes.notFound, `cannot ${verb} agent "${req.params.id}": no such agent`);
           req.log.info({ agent: agent.id }, `agent ${verb === 'approve' ? 'approved' : 'rejected'}`);
+          if (verb === 'approve') dispatch.jobQueued(agent.id);
           return { success: true, agent: agentView(agent, lastSeenOf(agent)) };
         });
       }
@@ -400,7 +420,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
           expiresAt: t + (b.expires_in ?? config.job_default_ttl) * 1000,
           result: null,
         };
-        storage.createJob(job);
+        await group.run(() => storage.createJob(job));
         dispatch.jobQueued(agent.id);
         req.log.info({ job: job.id, agent: agent.id, module: job.module, action: job.action }, 'job queued');
         return reply.code(201).send({ success: true, job: jobView(job) });
@@ -465,6 +485,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   });
   app.addHook('onClose', async () => {
     for (const t of timers) clearInterval(t);
+    group.flush();
     flushSeen();
     storage.close();
   });

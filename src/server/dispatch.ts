@@ -77,9 +77,20 @@ export class Dispatch {
     return this.agents.wait(agentId, ms, signal);
   }
 
+  private readonly generations = new Map<string, number>();
+
   /** A job was queued (or approved) for this agent: answer its held check-ins now. */
   jobQueued(agentId: string): number {
+    this.generations.set(agentId, (this.generations.get(agentId) ?? 0) + 1);
     return this.agents.wake(agentId);
+  }
+
+  /**
+   * Counts jobQueued() calls for the agent: a check-in that read no jobs compares it before and
+   * after its (asynchronous) read, so a job queued in between is never left waiting for a timeout.
+   */
+  generation(agentId: string): number {
+    return this.generations.get(agentId) ?? 0;
   }
 
   /** Holds an operator's request until the job finishes. */

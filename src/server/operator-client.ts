@@ -12,6 +12,8 @@ export interface OperatorClientOptions {
   ca?: string | Buffer;
   cert?: string | Buffer;
   key?: string | Buffer;
+  /** Most connections to the server at once. Default 4. */
+  connections?: number;
   /** Per-request timeout in ms beyond any server-side wait. Default 30 s. */
   timeoutMs?: number;
 }
@@ -68,7 +70,7 @@ export class OperatorClient {
     if (this.base.protocol !== 'https:') throw new OperatorError(`cannot use server URL "${opts.url}": only https is allowed`, 0, 'invalid-request');
     this.dispatcher = new Agent({
       connect: { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: true },
-      connections: 4,
+      connections: opts.connections ?? 4,
     });
   }
 

@@ -54,7 +54,8 @@ export async function serve(cfg: ServerConfig): Promise<string> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    const addr = await app.listen({ host: cfg.host, port: cfg.port });
+    // A large backlog: thousands of agents reconnect at once after a restart or an outage.
+    const addr = await app.listen({ host: cfg.host, port: cfg.port, backlog: 4096 });
     // One plain line whatever the log level, for supervisors and tests that need the port.
     process.stderr.write(`tuxsec-server: listening at ${addr}\n`);
     return addr;

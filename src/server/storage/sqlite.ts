@@ -299,6 +299,7 @@ export function openSqliteStorage(file: string): Storage {
     takeJobs: (agentId, now, max, redeliverBefore) => takeJobs(agentId, now, max, redeliverBefore),
     storeResults: (agentId, results, now) => storeResults(agentId, results, now),
     expireJobs: (now) => expireJobs(now),
+    batch: <T>(fn: () => T): T => db.transaction(fn)(),
     close() {
       if (db.open) db.close();
     },

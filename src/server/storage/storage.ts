@@ -121,5 +121,10 @@ export interface Storage {
   storeResults(agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome;
   /** Marks jobs past their expiry (queued, or sent without a result) as `expired`. */
   expireJobs(now: number): JobRecord[];
+  /**
+   * Runs `fn` (which calls the methods above) in one transaction: one durable commit for many
+   * changes (group commit). Methods called inside nest as savepoints.
+   */
+  batch<T>(fn: () => T): T;
   close(): void;
 }
