@@ -69,6 +69,8 @@ export interface AppDeps {
 export interface TuxsecServerApp {
   app: FastifyInstance;
   dispatch: Dispatch;
+  /** Every route as "METHOD /url" (a test checks each operator route demands the admin token). */
+  routes: string[];
 }
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
@@ -168,6 +170,10 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;
 
+  const routes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, parseJsonBody);
 
@@ -490,5 +496,5 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     storage.close();
   });
 
-  return { app, dispatch };
+  return { app, dispatch, routes };
 }

@@ -1,0 +1,247 @@
+/**
+ * buildApp driven in-process with inject() over an in-memory SQLite storage and a settable clock:
+ * access rules of every operator route, input validation tables, hostile JSON, secrets kept out of
+ * the log, redelivery timing, expiry, and the long-poll wake-up race.
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { buildApp, type TuxsecServerApp } from '../../src/server/app.ts';
+import { openSqliteStorage } from '../../src/server/storage/sqlite.ts';
+
+const ADMIN = 'admin-token-for-inject-tests-0123';
+const AUTH = { authorization: `Bearer ${ADMIN}` };
+
+function make(opts: { require_enrollment_token?: boolean } = {}) {
+  let logText = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logText += chunk.toString();
+      cb();
+    },
+  });
+  const clock = { t: Date.parse('2026-06-01T00:00:00Z') };
+  const built: TuxsecServerApp = buildApp({
+    config: {
+      adminToken: ADMIN,
+      require_enrollment_token: opts.require_enrollment_token ?? true,
+      long_poll_max: 30,
+      sync_interval: 30,
+      job_default_ttl: 3600,
+      redeliver_after: 15,
+    },
+    storage: openSqliteStorage(':memory:'),
+    logger: pino({ level: 'trace' }, sink),
+    clock: () => clock.t,
+  });
+  return { ...built, clock, log: () => logText };
+}
+
+type T = ReturnType<typeof make>;
+
+async function json(t: T, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) {
+  const r = await t.app.inject({
+    method,
+    url,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: r.statusCode, body: r.json() as Record<string, unknown> };
+}
+
+async function enrol(t: T, extra: Record<string, unknown> = {}) {
+  const tok = await json(t, 'POST', '/api/v1/tokens', {}, AUTH);
+  const r = await json(t, 'POST', '/agents/api/register/', { hostname: 'h', enrollment_token: tok.body.token, ...extra });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return { id: String(r.body.agent_id), key: String(r.body.api_key), token: String(tok.body.token) };
+}
+
+const checkin = (t: T, a: { id: string; key: string }, extra: Record<string, unknown> = {}) =>
+  json(t, 'POST', '/agents/api/checkin/', { agent_id: a.id, api_key: a.key, status: 'online', ...extra });
+
+async function submit(t: T, agentId: string, extra: Record<string, unknown> = {}) {
+  const r = await json(t, 'POST', '/api/v1/jobs', { agent_id: agentId, module: 'systeminfo', action: 'get_info', ...extra }, AUTH);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return (r.body.job as { id: string }).id;
+}
+
+describe('buildApp', () => {
+  let t: T;
+  before(async () => {
+    t = make();
+    await t.app.ready();
+  });
+  after(() => t.app.close());
+
+  test('buildApp refuses every operator route without the right admin token', async () => {
+    const operator = t.routes.filter((r) => r.includes(' /api/v1/'));
+    assert.deepEqual(operator.sort(), [
+      'GET /api/v1/agents',
+      'GET /api/v1/jobs',
+      'GET /api/v1/jobs/:id',
+      'POST /api/v1/agents/:id/approve',
+      'POST /api/v1/agents/:id/reject',
+      'POST /api/v1/jobs',
+      'POST /api/v1/tokens',
+    ]);
+    for (const r of operator) {
+      const [method, url] = r.split(' ') as ['GET' | 'POST', string];
+      const path = url.replace(':id', '00000000-0000-0000-0000-000000000000');
+      const variants: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: ADMIN }, { authorization: `Basic ${ADMIN}` }];
+      for (const headers of variants) {
+        const res = await json(t, method, path, method === 'POST' ? {} : undefined, headers);
+        assert.equal(res.status, 401, `${r} with ${JSON.stringify(headers)}`);
+        assert.equal(res.body.code, 'unauthorized');
+      }
+    }
+    // Agent routes: all three exist and none is reachable without credentials.
+    assert.deepEqual(t.routes.filter((r) => r.includes('/agents/api/')).sort(), ['POST /agents/api/checkin/', 'POST /agents/api/register/', 'POST /agents/api/results/']);
+  });
+
+  test('POST /api/v1/jobs validates names, params and keys', async () => {
+    const a = await enrol(t);
+    const base = { agent_id: a.id, module: 'firewalld', action: 'add_service', params: { service: 'http' } };
+    const bad: Array<[string, Record<string, unknown>]> = [
+      ['module uppercase', { module: 'Firewalld' }],
+      ['module digit first', { module: '1abc' }],
+      ['module hyphen', { module: 'fire-walld' }],
+      ['module too long', { module: `a${'b'.repeat(64)}` }],
+      ['module empty', { module: '' }],
+      ['action with dot', { action: 'add.service' }],
+      ['action not a string', { action: 5 }],
+      ['params array', { params: [1, 2] }],
+      ['params string', { params: 'x' }],
+      ['params null', { params: null }],
+      ['unknown key', { priority: 1 }],
+      ['expires_in zero', { expires_in: 0 }],
+      ['expires_in too long', { expires_in: 31 * 86400 }],
+    ];
+    for (const [name, change] of bad) {
+      const r = await json(t, 'POST', '/api/v1/jobs', { ...base, ...change }, AUTH);
+      assert.equal(r.status, 400, name);
+      assert.equal(r.body.code, 'invalid-request', name);
+      assert.equal(r.body.success, false, name);
+    }
+    const { agent_id: _drop, ...noAgent } = base;
+    assert.equal((await json(t, 'POST', '/api/v1/jobs', noAgent, AUTH)).status, 400);
+    assert.equal((await json(t, 'POST', '/api/v1/jobs', { ...base, agent_id: 'nobody' }, AUTH)).status, 404);
+    const ok = await json(t, 'POST', '/api/v1/jobs', { ...base, module: `a${'b'.repeat(63)}` }, AUTH);
+    assert.equal(ok.status, 201);
+    assert.equal((await json(t, 'GET', '/api/v1/jobs?status=bogus', undefined, AUTH)).status, 400);
+    assert.equal((await json(t, 'POST', '/api/v1/tokens', { uses: 0 }, AUTH)).status, 400);
+  });
+
+  test('agent endpoints refuse hostile JSON', async () => {
+    const a = await enrol(t);
+    const deep = `{"agent_id":"${a.id}","api_key":"${a.key}","command_results":[{"command_id":"x","output":${'['.repeat(100)}${']'.repeat(100)}}]}`;
+    const r1 = await json(t, 'POST', '/agents/api/checkin/', deep);
+    assert.equal(r1.status, 400);
+    assert.match(String(r1.body.error), /nested deeper/);
+    const r2 = await json(t, 'POST', '/agents/api/checkin/', `{"agent_id":"${a.id}","api_key":"${a.key}","__proto__":{"x":1}}`);
+    assert.equal(r2.status, 400);
+    assert.match(String(r2.body.error), /forbidden key "__proto__"/);
+    const r3 = await t.app.inject({ method: 'POST', url: '/agents/api/checkin/', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    assert.equal(r3.statusCode, 415);
+    const r4 = await json(t, 'POST', '/agents/api/register/', { hostname: 'h', enrollment_token: 'x', modules: { a: 1 } });
+    assert.equal(r4.status, 400);
+    const r5 = await json(t, 'POST', '/agents/api/checkin/', { agent_id: a.id, api_key: a.key, command_results: [{ success: true }] });
+    assert.equal(r5.status, 400, 'a result without command_id');
+    const r6 = await json(t, 'GET', '/nope');
+    assert.equal(r6.status, 404);
+  });
+
+  test('buildApp never logs api keys, tokens or the admin token', async () => {
+    const a = await enrol(t, { hostname: 'logged-host' });
+    await checkin(t, a);
+    await json(t, 'POST', '/agents/api/checkin/', { agent_id: a.id, api_key: 'wrong-key-value-123' }, { 'x-api-key': 'wrong-key-value-123' });
+    await json(t, 'POST', '/agents/api/register/', { hostname: 'h', enrollment_token: 'bad-token-value-456' });
+    const log = t.log();
+    assert.match(log, /agent registered/);
+    for (const secret of [a.key, a.token, ADMIN, 'wrong-key-value-123', 'bad-token-value-456']) {
+      assert.ok(!log.includes(secret), `secret ${secret.slice(0, 6)}... in the log`);
+    }
+  });
+
+  test('checkin redelivers a sent job without result only to redelivery agents and not within redeliver_after', async () => {
+    const a = await enrol(t);
+    const plain = await enrol(t);
+    const feats = { features: ['long-poll', 'results', 'redelivery'] };
+    const j = await submit(t, a.id);
+    const jp = await submit(t, plain.id);
+    t.clock.t += 1000;
+    assert.deepEqual(((await checkin(t, a, feats)).body.commands as Array<{ id: string }>).map((c) => c.id), [j]);
+    assert.deepEqual(((await checkin(t, plain)).body.commands as Array<{ id: string }>).map((c) => c.id), [jp]);
+    t.clock.t += 5000;
+    assert.deepEqual((await checkin(t, a, feats)).body.commands, []);
+    t.clock.t += 11_000;
+    assert.deepEqual(((await checkin(t, a, feats)).body.commands as Array<{ id: string }>).map((c) => c.id), [j]);
+    assert.deepEqual((await checkin(t, plain)).body.commands, []);
+    const job = await json(t, 'GET', `/api/v1/jobs/${j}`, undefined, AUTH);
+    assert.equal((job.body.job as { deliveries: number }).deliveries, 2);
+    // A result for a queued job (never handed out) is acknowledged but not stored.
+    const q = await submit(t, a.id);
+    const r = await json(t, 'POST', '/agents/api/results/', { agent_id: a.id, api_key: a.key, command_results: [{ command_id: q, success: true }] });
+    assert.deepEqual(r.body.acknowledged, [q]);
+    assert.equal(((await json(t, 'GET', `/api/v1/jobs/${q}`, undefined, AUTH)).body.job as { status: string }).status, 'queued');
+  });
+
+  test('jobs expire when their agent stays away, and a late result of a sent job is still kept', async () => {
+    const a = await enrol(t);
+    const queued = await submit(t, a.id, { expires_in: 10 });
+    const sent = await submit(t, a.id, { expires_in: 10, action: 'get_hostname' });
+    const got = await checkin(t, a);
+    assert.equal((got.body.commands as unknown[]).length, 2);
+    const later = await submit(t, a.id, { expires_in: 10 });
+    t.clock.t += 11_000;
+    assert.deepEqual((await checkin(t, a)).body.commands, [], 'an expired job was handed out');
+    // The sweep runs every second on the server's (here: fake) clock.
+    const waited = await json(t, 'GET', `/api/v1/jobs/${later}?wait=5`, undefined, AUTH);
+    assert.equal((waited.body.job as { status: string }).status, 'expired');
+    for (const id of [queued, sent]) {
+      assert.equal(((await json(t, 'GET', `/api/v1/jobs/${id}`, undefined, AUTH)).body.job as { status: string }).status, 'expired');
+    }
+    await json(t, 'POST', '/agents/api/results/', { agent_id: a.id, api_key: a.key, command_results: [{ command_id: sent, success: true, output: { late: true } }] });
+    const s = (await json(t, 'GET', `/api/v1/jobs/${sent}`, undefined, AUTH)).body.job as { status: string; result: unknown };
+    assert.equal(s.status, 'completed');
+    assert.deepEqual(s.result, { success: true, status: 'completed', output: { late: true } });
+  });
+
+  test('checkin long-poll never misses a job queued while it reads the queue', async () => {
+    const a = await enrol(t);
+    for (let i = 0; i < 60; i++) {
+      const t0 = performance.now();
+      const [c, id] = await Promise.all([
+        checkin(t, a, { wait: 10, features: ['redelivery'] }),
+        // Vary the interleaving of the submit with the check-in's read.
+        (async () => {
+          for (let k = 0; k < i % 4; k++) await new Promise((r) => setImmediate(r));
+          return submit(t, a.id, { params: { i } });
+        })(),
+      ]);
+      const ids = (c.body.commands as Array<{ id: string }>).map((x) => x.id);
+      if (ids.length === 0) {
+        // The check-in may have answered before the job existed only if it was not held: never.
+        assert.fail(`iteration ${i}: check-in came back empty after ${performance.now() - t0} ms`);
+      }
+      assert.deepEqual(ids, [id]);
+      assert.ok(performance.now() - t0 < 2000, `iteration ${i} took ${performance.now() - t0} ms`);
+      await json(t, 'POST', '/agents/api/results/', { agent_id: a.id, api_key: a.key, command_results: [{ command_id: id, success: true }] });
+    }
+  });
+
+  test('register without a token works only when require_enrollment_token is false', async () => {
+    const open = make({ require_enrollment_token: false });
+    try {
+      const r = await json(open, 'POST', '/agents/api/register/', { hostname: 'legacy', ip_address: '10.1.1.1', os_info: { system: 'Linux' } });
+      assert.equal(r.status, 200);
+      assert.deepEqual(Object.keys(r.body).sort(), ['agent_id', 'api_key', 'checkin_interval', 'success']);
+      const agents = await json(open, 'GET', '/api/v1/agents', undefined, AUTH);
+      const listed = (agents.body.agents as Array<Record<string, unknown>>)[0]!;
+      assert.deepEqual([listed.hostname, listed.ip, listed.os_info, listed.status], ['legacy', '10.1.1.1', { system: 'Linux' }, 'active']);
+      assert.equal('key_hash' in listed || 'keyHash' in listed, false);
+    } finally {
+      await open.app.close();
+    }
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * Server config validation: unknown keys and bad values are refused with the key named; defaults,
+ * relative paths and the admin token file.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { loadConfig, validateConfig } from '../../src/server/config.ts';
+
+const base = { tls_cert: 'c.pem', tls_key: 'k.pem', admin_token: 'a'.repeat(32) };
+
+test('validateConfig fills defaults and resolves relative paths', () => {
+  const c = validateConfig(base, '/etc/tuxsec');
+  assert.equal(c.listen, '127.0.0.1:8443');
+  assert.deepEqual([c.host, c.port], ['127.0.0.1', 8443]);
+  assert.equal(c.tls_cert, '/etc/tuxsec/c.pem');
+  assert.equal(c.database, '/var/lib/tuxsec-server/server.db');
+  assert.equal(c.require_enrollment_token, true);
+  assert.deepEqual([c.long_poll_max, c.sync_interval, c.job_default_ttl, c.redeliver_after], [30, 30, 86400, 15]);
+  assert.equal(c.adminToken, 'a'.repeat(32));
+  assert.deepEqual([validateConfig({ ...base, listen: '[::1]:9000' }, '/').host, validateConfig({ ...base, listen: '[::1]:9000' }, '/').port], ['::1', 9000]);
+});
+
+test('validateConfig names the key of an unknown key or a bad value', () => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...base, listn: '1.2.3.4:5' }, /"listn": unknown key/],
+    [{ ...base, long_poll_max: 0 }, /"long_poll_max" = 0/],
+    [{ ...base, long_poll_max: 'x' }, /"long_poll_max"/],
+    [{ ...base, sync_interval: 1.5 }, /"sync_interval"/],
+    [{ ...base, require_enrollment_token: 'yes' }, /"require_enrollment_token"/],
+    [{ ...base, listen: 'localhost' }, /"listen" = "localhost"/],
+    [{ ...base, listen: 'h:99999' }, /"listen"/],
+    [{ ...base, log_level: 'loud' }, /"log_level"/],
+    [{ ...base, server_url: 'http://x' }, /"server_url"/],
+    [{ tls_key: 'k', admin_token: 'a'.repeat(32) }, /"tls_cert"/],
+    [{ ...base, admin_token: 'short' }, /"admin_token"/],
+    [{ tls_cert: 'c', tls_key: 'k' }, /"admin_token": set exactly one/],
+    [{ ...base, admin_token_file: '/x' }, /"admin_token": set exactly one/],
+    [{ ...base, client_cert: '/c' }, /"client_cert"/],
+  ];
+  for (const [raw, re] of cases) {
+    assert.throws(() => validateConfig(raw, '/'), (e: Error) => {
+      assert.match(e.message, re);
+      assert.match(e.message, /^cannot /);
+      return true;
+    }, JSON.stringify(raw));
+  }
+  assert.throws(() => validateConfig([1], '/'), /expected a mapping/);
+});
+
+test('loadConfig reads YAML and the admin token file', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tuxsec-server-config-'));
+  try {
+    writeFileSync(path.join(dir, 'admin.token'), `${'z'.repeat(40)}\n`);
+    writeFileSync(path.join(dir, 'server.yaml'), 'listen: 0.0.0.0:443\ntls_cert: c.pem\ntls_key: k.pem\nadmin_token_file: admin.token\nrequire_enrollment_token: false\n');
+    const c = loadConfig(path.join(dir, 'server.yaml'));
+    assert.equal(c.adminToken, 'z'.repeat(40));
+    assert.equal(c.require_enrollment_token, false);
+    assert.equal(c.tls_key, path.join(dir, 'k.pem'));
+    writeFileSync(path.join(dir, 'short.token'), 'abc\n');
+    writeFileSync(path.join(dir, 'bad.yaml'), 'tls_cert: c\ntls_key: k\nadmin_token_file: short.token\n');
+    assert.throws(() => loadConfig(path.join(dir, 'bad.yaml')), /"admin_token_file".*16 to 512/);
+    writeFileSync(path.join(dir, 'broken.yaml'), 'listen: [\n');
+    assert.throws(() => loadConfig(path.join(dir, 'broken.yaml')), /cannot parse config/);
+    assert.throws(() => loadConfig(path.join(dir, 'missing.yaml')), /cannot read config/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
