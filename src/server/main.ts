@@ -9,7 +9,7 @@ import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentView, type
 import { NAME_PATTERN } from './schemas.ts';
 import { serve } from './serve.ts';
 
-const DEFAULT_CONFIG = '/etc/tuxsec/server.yaml';
+const DEFAULT_CONFIG = '/etc/tuxsec-server/server.yaml';
 
 interface CommonOpts {
   config: string;
