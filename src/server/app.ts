@@ -13,6 +13,7 @@ import { Dispatch } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';
 import {
   CheckinBody,
+  EmptyBody,
   IdParams,
   JobBody,
   JobQuery,
@@ -378,6 +379,11 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
         }
       });
 
+      // A POST without a body (curl -X POST) means "no options".
+      api.addHook('preValidation', async (req) => {
+        if (req.method === 'POST' && req.body === undefined) req.body = {};
+      });
+
       api.post<{ Body: TokenBody }>('/tokens', { schema: { body: TokenBody } }, async (req, reply) => {
         const token = newSecret();
         const t = now();
@@ -394,7 +400,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       }));
 
       for (const verb of ['approve', 'reject'] as const) {
-        api.post<{ Params: IdParams }>(`/agents/:id/${verb}`, { schema: { params: IdParams } }, async (req) => {
+        api.post<{ Params: IdParams }>(`/agents/:id/${verb}`, { schema: { params: IdParams, body: EmptyBody } }, async (req) => {
           const agent = await group.run(() => storage.setAgentStatus(req.params.id, verb === 'approve' ? 'active' : 'rejected'));
           if (!agent) throw new HttpError(404, ErrorCodes.notFound, `cannot ${verb} agent "${req.params.id}": no such agent`);
           req.log.info({ agent: agent.id }, `agent ${verb === 'approve' ? 'approved' : 'rejected'}`);

@@ -100,5 +100,7 @@ export const JobQuery = Type.Object(
 );
 export type JobQuery = Static<typeof JobQuery>;
 
+export const EmptyBody = Type.Object({}, { additionalProperties: false });
+
 export const IdParams = Type.Object({ id: Id });
 export type IdParams = Static<typeof IdParams>;
