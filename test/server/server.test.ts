@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeCerts } from '../helpers/certs.ts';
 import { adminCall, SimAgent, startServer, type TestServer } from '../helpers/server.ts';
 
 async function submit(srv: TestServer, agentId: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -284,6 +286,14 @@ describe('tuxsec-server process', () => {
     assert.equal((JSON.parse(sub.stdout) as { job: { status: string } }).job.status, 'expired');
     const wrongAdmin = await adminCall({ ...srv, adminToken: 'wrong-admin-token-000000' }, 'GET', '/agents');
     assert.equal(wrongAdmin.status, 401);
+  });
+
+  test('operator CLI refuses a server certificate from an unknown CA', async () => {
+    const other = await makeCerts(path.join(srv.dir, 'other-ca'), { caName: 'someone-else' });
+    const r = await srv.cli(['agents', 'list', '--ca', other.ca]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^Error: .*(certificate|self.signed)/i);
+    assert.equal(r.stdout, '');
   });
 
   test('SIGTERM answers held long-polls and exits 0', async () => {
