@@ -20,7 +20,7 @@ const WORKERS = Number(process.argv[4] ?? 2);
 const RAMP_MS = 10_000;
 const FEATURES = ['long-poll', 'results', 'redelivery'];
 
-const srv = await startServer({ config: { log_level: 'warn', long_poll_max: 30 } });
+let srv = await startServer({ config: { log_level: 'warn', long_poll_max: 30 } });
 const ca = readFileSync(srv.certs.ca);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
@@ -30,16 +30,19 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 let stoppingServer = false;
-srv.proc.once('exit', (code, signal) => {
-  if (stoppingServer) return;
-  process.stderr.write(`server died (${code ?? signal}):\n${srv.log().split('\n').slice(-40).join('\n')}\n`);
-  srv.cleanup();
-  process.exit(1);
-});
+function watchServer(): void {
+  srv.proc.once('exit', (code, signal) => {
+    if (stoppingServer) return;
+    process.stderr.write(`server died (${code ?? signal}):\n${srv.log().split('\n').slice(-40).join('\n')}\n`);
+    srv.cleanup();
+    process.exit(1);
+  });
+}
+watchServer();
 const progress = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
 const pool = new Agent({ connect: { ca }, connections: 100, keepAliveTimeout: 120_000, pipelining: 1 });
 const op = new OperatorClient({ url: srv.url, adminToken: srv.adminToken, ca, connections: 64 });
-const pid = srv.proc.pid!;
+let pid = srv.proc.pid!;
 progress(`server pid ${pid}`);
 
 async function post(path: string, body: unknown, key?: string): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -174,6 +177,28 @@ await phase(`burst (one job to each of ${N} agents, 64 submits in flight)`, asyn
   return out;
 });
 
+// Outage: SIGKILL the server while every agent holds a check-in, start it again on the same port
+// and database, and time how long until all agents are connected again; then dispatch again.
+stoppingServer = true;
+await srv.kill();
+const tRestart = performance.now();
+srv = await startServer({ dir: srv.dir, certs: srv.certs, config: { log_level: 'warn', long_poll_max: 30, listen: `127.0.0.1:${srv.port}` } });
+stoppingServer = false;
+watchServer();
+pid = srv.proc.pid!;
+const startS = (performance.now() - tRestart) / 1000;
+while (total('connected') < N) {
+  if (performance.now() - tRestart > 120_000) throw new Error(`only ${total('connected')} of ${N} agents reconnected`);
+  await sleep(50);
+}
+const reconnectS = (performance.now() - tRestart) / 1000;
+await sleep(2000);
+await phase(`after SIGKILL + restart (${Math.min(SEQ, 100)} jobs, one at a time)`, async () => {
+  const out: Pending[] = [];
+  for (let i = 0; i < Math.min(SEQ, 100); i++) out.push(await submitAndWait(creds[Math.floor(Math.random() * N)]!, `re-${i}`));
+  return out;
+});
+
 const end = procStat(pid);
 const errorKinds = new Map<string, number>();
 for (const st of stats.values()) for (const [k, v] of Object.entries(st.errors)) errorKinds.set(k, (errorKinds.get(k) ?? 0) + v);
@@ -200,6 +225,8 @@ console.log(`| agents connected (ramp ${RAMP_MS / 1000} s, ${WORKERS} worker thr
 console.log(`| server RSS, ${N} check-ins held | ${f(idleB.rssMiB)} MiB |`);
 console.log(`| server CPU, ${N} agents idle (10 s) | ${f(idleCpu)} % |`);
 console.log(`| server RSS at end | ${f(end.rssMiB)} MiB |`);
-console.log(`| client-side errors | ${errors} ${[...errorKinds].map(([k, v]) => `(${v}× ${k})`).join(' ')} |`);
+console.log(`| SIGKILL -> server listening again | ${f(startS)} s |`);
+console.log(`| SIGKILL -> all ${N} agents connected again | ${f(reconnectS)} s |`);
+console.log(`| client-side errors (during the outage: expected) | ${errors} ${[...errorKinds].map(([k, v]) => `(${v}× ${k})`).join(' ')} |`);
 console.log(`| SIGTERM -> exit (held polls answered) | ${f(stopMs)} ms, exit code ${code} |`);
 console.log('\n(dispatch = operator submit -> command in the agent; stored = submit -> result acknowledged; server CPU % of one core; machine: 2 cores shared by server, simulator and operator)');
