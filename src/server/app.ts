@@ -241,17 +241,26 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     return out.acknowledged;
   }
 
-  function refreshInventory(agent: AgentRecord, body: CheckinBody, ip: string): void {
+  async function refreshInventory(req: FastifyRequest, agent: AgentRecord, body: CheckinBody): Promise<void> {
+    const ip = req.ip;
     const inv: Inventory = {};
     if (body.hostname !== undefined && body.hostname !== agent.hostname) inv.hostname = body.hostname;
     const newIp = body.ip_address ?? ip;
     if (newIp && newIp !== agent.ip) inv.ip = newIp;
     if (body.version !== undefined && body.version !== agent.version) inv.version = body.version;
     if (body.modules !== undefined && JSON.stringify(body.modules) !== JSON.stringify(agent.modules)) inv.modules = body.modules;
-    if (body.machine_id !== undefined && agent.machineId === null) inv.machineId = body.machine_id;
     const features = body.features ?? [];
     if (JSON.stringify(features) !== JSON.stringify(agent.features)) inv.features = features;
-    if (Object.keys(inv).length > 0) storage.updateInventory(agent.id, inv);
+    const claim = body.machine_id !== undefined && agent.machineId === null ? body.machine_id : undefined;
+    if (Object.keys(inv).length === 0 && claim === undefined) return;
+    await group.run(() => {
+      // A machine_id learnt at check-in must not sidestep the duplicate check of registration.
+      if (claim !== undefined) {
+        if (storage.agentsByMachineId(claim).length === 0) inv.machineId = claim;
+        else req.log.warn({ agent: agent.id, machine_id: claim }, 'machine_id ignored: already enrolled under another agent');
+      }
+      storage.updateInventory(agent.id, inv);
+    });
   }
 
   async function commandsFor(agentId: string, redelivery: boolean) {
@@ -327,7 +336,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     const body = req.body;
     const agent = authAgent(req, body);
     const acknowledged = await storeResults(req, agent, body.command_results);
-    refreshInventory(agent, body, req.ip);
+    await refreshInventory(req, agent, body);
     seen.set(agent.id, now());
     const redelivery = (body.features ?? []).includes('redelivery');
     const wait = Math.min(body.wait ?? 0, config.long_poll_max);
