@@ -230,6 +230,20 @@ describe('buildApp', () => {
     }
   });
 
+  test('checkin refreshes inventory but never takes a machine_id enrolled under another agent', async () => {
+    const a = await enrol(t, { machine_id: 'inv-m1' });
+    const b = await enrol(t);
+    await checkin(t, b, { machine_id: 'inv-m1', hostname: 'renamed', version: '2.0', modules: ['systeminfo'] });
+    await checkin(t, a, { machine_id: 'inv-m1' });
+    const c = await enrol(t);
+    await checkin(t, c, { machine_id: 'inv-m2' });
+    const agents = (await json(t, 'GET', '/api/v1/agents', undefined, AUTH)).body.agents as Array<Record<string, unknown>>;
+    const byId = new Map(agents.map((x) => [x.id, x]));
+    assert.deepEqual([byId.get(b.id)!.machine_id, byId.get(b.id)!.hostname, byId.get(b.id)!.version, byId.get(b.id)!.modules], [null, 'renamed', '2.0', ['systeminfo']]);
+    assert.equal(byId.get(a.id)!.machine_id, 'inv-m1');
+    assert.equal(byId.get(c.id)!.machine_id, 'inv-m2');
+  });
+
   test('register without a token works only when require_enrollment_token is false', async () => {
     const open = make({ require_enrollment_token: false });
     try {
