@@ -87,8 +87,10 @@ fi
 
 # --- build ------------------------------------------------------------------------------------
 PROGRAMS=(tuxsec-rootd tuxsec-cli tuxsec-agent tuxsec-server)
+# The bundle file of each program: ES modules, except the CLI (CommonJS, it starts faster).
+bundle() { if [ "$1" = tuxsec-cli ]; then echo "$1.cjs"; else echo "$1.js"; fi; }
 missing=()
-for p in "${PROGRAMS[@]}" sdk; do [ -f "dist/$p.js" ] || missing+=("dist/$p.js"); done
+for p in "${PROGRAMS[@]}" sdk; do [ -f "dist/$(bundle "$p")" ] || missing+=("dist/$(bundle "$p")"); done
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$BUILD" = 1 ] || die "cannot install: ${missing[*]} missing and --no-build given (run npm run build)"
   if [ ! -d node_modules ]; then
@@ -182,7 +184,7 @@ VERSION=$("$NODE" -p 'require("./package.json").version' 2>/dev/null || sed -n '
 
 shared_dir "$(dirname "$PREFIX")"
 mkdir_p "$PREFIX" 0755
-for p in "${PROGRAMS[@]}" sdk; do put "dist/$p.js" "$PREFIX/$p.js" 0644; done
+for p in "${PROGRAMS[@]}" sdk; do put "dist/$(bundle "$p")" "$PREFIX/$(bundle "$p")" 0644; done
 # The bundles are ES modules; Node 20 needs "type": "module" to load them from a .js file.
 put_text "$PREFIX/package.json" 0644 "{
   \"name\": \"tuxsec-installed\",
@@ -220,9 +222,13 @@ put uninstall.sh "$PREFIX/uninstall.sh" 0755
 
 shared_dir "$BINDIR"
 for p in "${PROGRAMS[@]}"; do
+  case "$(bundle "$p")" in
+    *.cjs) load="require('$PREFIX/$(bundle "$p")');" ;;
+    *) load="import('$PREFIX/$(bundle "$p")');" ;;
+  esac
   put_text "$BINDIR/$p" 0755 "#!$NODE
 // $p launcher (install.sh): the program is the bundle in $PREFIX.
-import('$PREFIX/$p.js');
+$load
 "
 done
 

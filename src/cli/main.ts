@@ -1,12 +1,39 @@
 /**
  * tuxsec-cli: the command line over rootd's socket. Output and exit codes follow
  * INTEROP section 4 exactly, since the server's SSH mode parses them.
+ *
+ * Arguments are parsed with Node's own util.parseArgs: the CLI is started for every
+ * SSH-mode call, and a parser that pulls in child_process costs more than the request.
  */
-import { Command, CommanderError } from 'commander';
+import { parseArgs } from 'node:util';
 import { RootdClient } from '../client/rootd-client.ts';
 import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 import { VERSION } from '../version.ts';
+
+const HELP = `Usage: tuxsec-cli [--socket PATH] <command> [arguments]
+
+Command line for tuxsec-rootd (socket: --socket, env TUXSEC_SOCKET, default ${DEFAULT_SOCKET}).
+
+Commands:
+  system-info                         print system information (systeminfo get_info) as JSON
+  list-modules                        list the available modules
+  installed-modules                   list installed modules as JSON
+  module-info <module>                print a module's actions and parameters as JSON
+  execute <module> <action> [options] run a module action; prints its data as JSON
+      -p, --param key=value           a parameter (value tried as JSON first); repeatable
+      -j, --json-params JSON          all parameters as one JSON object
+  ping                                check that tuxsec-rootd answers
+
+Options:
+  -s, --socket PATH                   rootd socket
+  -h, --help                          show this help
+  -V, --version                       show the version
+
+Exit status: 0 on success; 1 with "Error: <message>" on stderr on failure.
+`;
+
+class UsageError extends Error {}
 
 function print(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -21,104 +48,109 @@ function explain(err: unknown): string {
   return err.message;
 }
 
-/** `key=value` with the value tried as JSON first, as the Python CLI does. */
-export function parseParam(raw: string, acc: Record<string, unknown>): Record<string, unknown> {
-  const eq = raw.indexOf('=');
-  if (eq <= 0) throw new CommanderError(1, 'tuxsec.param', `invalid --param "${raw}": expected key=value`);
-  const key = raw.slice(0, eq);
-  const text = raw.slice(eq + 1);
-  let value: unknown = text;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // not JSON: a plain string
-  }
+/** `key=value` pairs, each value tried as JSON first, as the Python CLI does. */
+export function parseParams(raw: string[]): Record<string, unknown> {
   const out = Object.create(null) as Record<string, unknown>;
-  Object.assign(out, acc);
-  out[key] = value;
+  for (const item of raw) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`invalid --param "${item}": expected key=value`);
+    const text = item.slice(eq + 1);
+    let value: unknown = text;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // not JSON: a plain string
+    }
+    out[item.slice(0, eq)] = value;
+  }
   return out;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const holder: { client: RootdClient | null } = { client: null };
-  const socketPath = () => program.opts<{ socket?: string }>().socket ?? process.env.TUXSEC_SOCKET ?? DEFAULT_SOCKET;
-  const rootd = () => (holder.client ??= new RootdClient({ socketPath: socketPath() }));
-  let code = 0;
-
-  const program = new Command('tuxsec-cli')
-    .description('Command line for tuxsec-rootd')
-    .option('-s, --socket <path>', `rootd socket (env TUXSEC_SOCKET; default ${DEFAULT_SOCKET})`)
-    .version(VERSION)
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-
-  program
-    .command('system-info')
-    .description('print system information (systeminfo get_info) as JSON')
-    .action(async () => print(await rootd().systemInfo()));
-  program
-    .command('list-modules')
-    .description('list the available modules')
-    .action(async () => {
-      const mods = await rootd().listModules();
-      process.stdout.write(`Available modules:\n${mods.map((m) => `  - ${m}\n`).join('')}`);
-    });
-  program
-    .command('installed-modules')
-    .description('list installed modules as JSON')
-    .action(async () => print(await rootd().execute('systeminfo', 'list_modules')));
-  program
-    .command('module-info')
-    .description("print a module's actions and parameters as JSON")
-    .argument('<module>')
-    .action(async (module: string) => print(await rootd().moduleInfo(module)));
-  program
-    .command('execute')
-    .description('run a module action; prints its data as JSON')
-    .argument('<module>')
-    .argument('<action>')
-    .option('-p, --param <key=value>', 'a parameter (value tried as JSON first); repeatable', parseParam, {})
-    .option('-j, --json-params <json>', 'all parameters as one JSON object')
-    .action(async (module: string, action: string, o: { param: Record<string, unknown>; jsonParams?: string }) => {
-      let params: Record<string, unknown> = o.param;
-      if (o.jsonParams !== undefined) {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(o.jsonParams);
-        } catch {
-          throw new Error('invalid --json-params: not valid JSON');
-        }
-        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('invalid --json-params: must be a JSON object');
-        params = { ...(parsed as Record<string, unknown>), ...params };
-      }
-      const res = await rootd().request('execute_command', { module, action, parameters: params, coerce: true });
-      print(res.data);
-    });
-  program
-    .command('ping')
-    .description('check that tuxsec-rootd answers')
-    .action(async () => {
-      const t = performance.now();
-      await rootd().ping();
-      process.stdout.write(`pong from ${socketPath()} in ${(performance.now() - t).toFixed(1)} ms\n`);
-    });
-
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      code = err.exitCode === 0 ? 0 : 1;
-      if (err.code === 'tuxsec.param') process.stderr.write(`Error: ${err.message}\n`);
-    } else {
-      process.stderr.write(`Error: ${explain(err)}\n`);
-      code = 1;
-    }
-  } finally {
-    holder.client?.close();
-  }
-  return code;
+function arity(cmd: string, args: string[], n: number, names: string): void {
+  if (args.length !== n) throw new UsageError(`${cmd} takes ${n === 0 ? 'no arguments' : names}`);
 }
 
-main(process.argv).then((code) => {
-  process.exitCode = code;
-});
+async function run(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        socket: { type: 'string', short: 's' },
+        param: { type: 'string', short: 'p', multiple: true },
+        'json-params': { type: 'string', short: 'j' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values: o, positionals } = parsed;
+  if (o.help) return void process.stdout.write(HELP);
+  if (o.version) return void process.stdout.write(`${VERSION}\n`);
+  const [cmd, ...args] = positionals;
+  if (!cmd) throw new UsageError('missing command (see --help)');
+  if ((o.param || o['json-params'] !== undefined) && cmd !== 'execute') throw new UsageError('--param and --json-params go with execute');
+
+  const socketPath = o.socket ?? process.env.TUXSEC_SOCKET ?? DEFAULT_SOCKET;
+  const client = new RootdClient({ socketPath });
+  try {
+    switch (cmd) {
+      case 'system-info':
+        arity(cmd, args, 0, '');
+        return print(await client.systemInfo());
+      case 'list-modules': {
+        arity(cmd, args, 0, '');
+        const mods = await client.listModules();
+        return void process.stdout.write(`Available modules:\n${mods.map((m) => `  - ${m}\n`).join('')}`);
+      }
+      case 'installed-modules':
+        arity(cmd, args, 0, '');
+        return print(await client.execute('systeminfo', 'list_modules'));
+      case 'module-info':
+        arity(cmd, args, 1, 'one argument: <module>');
+        return print(await client.moduleInfo(args[0]!));
+      case 'execute': {
+        arity(cmd, args, 2, 'two arguments: <module> <action>');
+        let params = parseParams(o.param ?? []);
+        const json = o['json-params'];
+        if (json !== undefined) {
+          let v: unknown;
+          try {
+            v = JSON.parse(json);
+          } catch {
+            throw new UsageError('invalid --json-params: not valid JSON');
+          }
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('invalid --json-params: must be a JSON object');
+          params = { ...(v as Record<string, unknown>), ...params };
+        }
+        // coerce: the daemon converts these string-born values to the declared types.
+        const res = await client.request('execute_command', { module: args[0], action: args[1], parameters: params, coerce: true });
+        return print(res.data);
+      }
+      case 'ping': {
+        arity(cmd, args, 0, '');
+        const t = performance.now();
+        await client.ping();
+        return void process.stdout.write(`pong from ${socketPath} in ${(performance.now() - t).toFixed(1)} ms\n`);
+      }
+      default:
+        throw new UsageError(`unknown command "${cmd}" (see --help)`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+run(process.argv.slice(2)).then(
+  () => {
+    process.exitCode = 0;
+  },
+  (err) => {
+    process.stderr.write(`Error: ${explain(err)}\n`);
+    process.exitCode = 1;
+  },
+);

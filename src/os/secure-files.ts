@@ -73,7 +73,12 @@ export function openAppendSafe(file: string, dirMode = 0o750): number {
 
 /** Reads a file root trusts (state it wrote itself); null when absent. */
 export function readFileSafe(file: string, maxBytes = 16 * 1024 * 1024): string | null {
-  assertTrustedDir(path.dirname(file));
+  try {
+    assertTrustedDir(path.dirname(file));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
   let fd: number;
   try {
     fd = openSync(file, O_RDONLY | O_NOFOLLOW);

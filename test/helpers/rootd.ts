@@ -12,7 +12,7 @@ import { ensureTestUsers } from './users.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const ROOTD_JS = path.join(ROOT, 'dist/tuxsec-rootd.js');
-export const CLI_JS = path.join(ROOT, 'dist/tuxsec-cli.js');
+export const CLI_JS = path.join(ROOT, 'dist/tuxsec-cli.cjs');
 
 export interface RootdHandle {
   dir: string;

@@ -39,7 +39,7 @@ const SYSTEM_ENTRIES = [
 /** Files with a mode that matters, beyond "every bundle 0644". */
 const KEY_FILES: [string, string][] = [
   ...PROGRAMS.map((p): [string, string] => [`/usr/bin/${p}`, '755']),
-  ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}.js`, '644']),
+  ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}${p === 'tuxsec-cli' ? '.cjs' : '.js'}`, '644']),
   [`${PREFIX}/sdk.js`, '644'],
   [`${PREFIX}/package.json`, '644'],
   [`${PREFIX}/setup-system.sh`, '755'],
@@ -104,7 +104,8 @@ describe('install.sh --destdir', () => {
     }
     const launcher = readFileSync(path.join(stage, '/usr/bin/tuxsec-cli'), 'utf8');
     assert.match(launcher, /^#!\/\S+\/node\n/);
-    assert.match(launcher, new RegExp(`import\\('${PREFIX}/tuxsec-cli\\.js'\\);`));
+    assert.match(launcher, new RegExp(`require\\('${PREFIX}/tuxsec-cli\\.cjs'\\);`));
+    assert.match(readFileSync(path.join(stage, '/usr/bin/tuxsec-rootd'), 'utf8'), new RegExp(`import\\('${PREFIX}/tuxsec-rootd\\.js'\\);`));
     assert.equal(JSON.parse(readFileSync(path.join(stage, PREFIX, 'package.json'), 'utf8')).type, 'module');
     assert.match(firstOutput, /staged into/);
   });
@@ -177,7 +178,7 @@ describe('install.sh --destdir', () => {
         return r.stdout.trim();
       };
       const version = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).version as string;
-      assert.equal(await node([`${prefix}/tuxsec-cli.js`, '--version']), version);
+      assert.equal(await node([`${prefix}/tuxsec-cli.cjs`, '--version']), version);
       assert.equal(await node([`${prefix}/tuxsec-rootd.js`, '--version']), version);
       assert.equal(await node([`${prefix}/tuxsec-agent.js`, '--version']), version);
       // tuxsec-server imports better-sqlite3 at load time.
@@ -192,8 +193,8 @@ describe('install.sh --destdir', () => {
       const script = `${process.execPath} ${prefix}/tuxsec-rootd.js --config ${cfg} & pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for i in $(seq 100); do [ -S ${sock} ] && break; sleep 0.1; done
-${process.execPath} ${prefix}/tuxsec-cli.js --socket ${sock} ping
-${process.execPath} ${prefix}/tuxsec-cli.js --socket ${sock} execute systeminfo get_hostname
+${process.execPath} ${prefix}/tuxsec-cli.cjs --socket ${sock} ping
+${process.execPath} ${prefix}/tuxsec-cli.cjs --socket ${sock} execute systeminfo get_hostname
 kill $pid; wait $pid`;
       const r = await run('/bin/bash', ['-c', script], { cwd: away, timeoutMs: 30_000 });
       assert.equal(r.code, 0, r.stderr);
