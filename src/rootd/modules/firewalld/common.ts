@@ -6,7 +6,7 @@ import type { TProperties } from '@sinclair/typebox';
 import { Params } from '../../../sdk/schema.ts';
 import type { FirewalldClient } from './dbus.ts';
 import { IFACE, NOOP_ERRORS, firewalldErrorCode } from './dbus.ts';
-import type { ChangeGuard, Scope, WriteResult, WriteSpec } from './safety.ts';
+import type { ChangeGuard, Scope, WriteOptions, WriteResult, WriteSpec } from './safety.ts';
 import { P } from './validate.ts';
 import { TuxsecError } from '../../../protocol/errors.ts';
 
@@ -43,6 +43,70 @@ export async function applyIdem(fn: () => Promise<unknown>): Promise<boolean> {
 }
 
 export const where = (permanent?: boolean): string => (permanent ? 'permanent' : 'runtime');
+
+/*
+ * Decoding of firewalld's a{sv} settings, which omit empty keys and carry ports as tuples.
+ */
+type Tuple = string[];
+export const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+export const strs = (v: unknown): string[] => arr(v).map(String);
+/** `[port, protocol]` tuples as objects. */
+export const portProtos = (v: unknown) => arr(v).map((t) => ({ port: String((t as Tuple)[0]), protocol: String((t as Tuple)[1]) }));
+/** `[port, protocol, to_port, to_addr]` tuples as objects. */
+export const forwardPorts = (v: unknown) =>
+  arr(v).map((t) => {
+    const [port, protocol, to_port, to_addr] = (t as Tuple).map(String);
+    return { port: port!, protocol: protocol!, to_port: to_port ?? '', to_addr: to_addr ?? '' };
+  });
+
+/** The named objects of the permanent configuration that actions create and delete. */
+export type PermanentKind = 'zone' | 'policy' | 'service' | 'ipset';
+
+/**
+ * A write that creates a permanent object by calling `method` on the configuration root with
+ * `signature`/`args`. `detail` is added to the description (`create ipset "x" of type "y"`).
+ */
+export function createPermanent(
+  d: Deps,
+  p: WriteOptions,
+  o: { kind: PermanentKind; name: string; method: string; signature: string; args: unknown[]; detail?: string },
+): Promise<WriteResult> {
+  const obj = `${o.kind} "${o.name}"`;
+  return write(
+    d,
+    {
+      what: `create ${obj}${o.detail ?? ''} (permanent)`,
+      scopes: [{ kind: o.kind, name: o.name }],
+      check: async () => (await d.fw.configPath(o.kind, o.name)) === null,
+      apply: async () => {
+        await d.fw.cfg(IFACE.config, o.method, o.signature, o.args, `create ${obj}`);
+        d.fw.forgetPaths();
+      },
+    },
+    p,
+  );
+}
+
+/** A write that deletes a permanent object through `remove` on its own interface `iface`. */
+export function deletePermanent(d: Deps, p: WriteOptions, o: { kind: PermanentKind; name: string; iface: string }): Promise<WriteResult> {
+  const obj = `${o.kind} "${o.name}"`;
+  return write(
+    d,
+    {
+      what: `delete ${obj} (permanent)`,
+      scopes: [{ kind: o.kind, name: o.name }],
+      check: async () => (await d.fw.configPath(o.kind, o.name)) !== null,
+      apply: async () => {
+        const path = await d.fw.configPath(o.kind, o.name);
+        if (!path) return false;
+        await d.fw.call(path, o.iface, 'remove', '', [], `delete ${obj}`);
+        d.fw.forgetPaths();
+        return true;
+      },
+    },
+    p,
+  );
+}
 
 /**
  * A zone element firewalld manages with add/remove/query methods of the same stem

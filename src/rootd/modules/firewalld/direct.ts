@@ -45,6 +45,21 @@ export function directActions(d: Deps): AnyAction[] {
       p,
     );
   };
+  const passthroughP = writeParams({ ipv: P.ipv(), args: P.args() }, { permanent: true, confirm: false });
+  const passthroughToggle = (p: { ipv: string; args: string[]; permanent?: boolean; dry_run?: boolean }, want: boolean) => {
+    const what = `${want ? 'add' : 'remove'} passthrough (${p.ipv}, ${where(p.permanent)})`;
+    const body = [p.ipv, p.args];
+    return write(
+      d,
+      {
+        what,
+        scopes: [],
+        check: async () => ((await call(p.permanent, 'queryPassthrough', 'sas', body, what))[0] === true) !== want,
+        apply: () => applyIdem(() => call(p.permanent, want ? 'addPassthrough' : 'removePassthrough', 'sas', body, what)),
+      },
+      p,
+    );
+  };
   return [
     defineAction({
       name: 'direct_get_all_chains',
@@ -79,43 +94,7 @@ export function directActions(d: Deps): AnyAction[] {
       access: 'dangerous',
       handler: async (p) => ({ ipv: p.ipv, passthroughs: unwrap((await call(p.permanent, 'getPassthroughs', 's', [p.ipv], 'list passthroughs'))[0]) }),
     }),
-    defineAction({
-      name: 'direct_add_passthrough',
-      description: 'Add a passthrough rule',
-      params: writeParams({ ipv: P.ipv(), args: P.args() }, { permanent: true, confirm: false }),
-      access: 'dangerous',
-      handler: (p) => {
-        const what = `add passthrough (${p.ipv}, ${where(p.permanent)})`;
-        return write(
-          d,
-          {
-            what,
-            scopes: [],
-            check: async () => (await call(p.permanent, 'queryPassthrough', 'sas', [p.ipv, p.args], what))[0] !== true,
-            apply: () => applyIdem(() => call(p.permanent, 'addPassthrough', 'sas', [p.ipv, p.args], what)),
-          },
-          p,
-        );
-      },
-    }),
-    defineAction({
-      name: 'direct_remove_passthrough',
-      description: 'Remove a passthrough rule',
-      params: writeParams({ ipv: P.ipv(), args: P.args() }, { permanent: true, confirm: false }),
-      access: 'dangerous',
-      handler: (p) => {
-        const what = `remove passthrough (${p.ipv}, ${where(p.permanent)})`;
-        return write(
-          d,
-          {
-            what,
-            scopes: [],
-            check: async () => (await call(p.permanent, 'queryPassthrough', 'sas', [p.ipv, p.args], what))[0] === true,
-            apply: () => applyIdem(() => call(p.permanent, 'removePassthrough', 'sas', [p.ipv, p.args], what)),
-          },
-          p,
-        );
-      },
-    }),
+    defineAction({ name: 'direct_add_passthrough', description: 'Add a passthrough rule', params: passthroughP, access: 'dangerous', handler: (p) => passthroughToggle(p, true) }),
+    defineAction({ name: 'direct_remove_passthrough', description: 'Remove a passthrough rule', params: passthroughP, access: 'dangerous', handler: (p) => passthroughToggle(p, false) }),
   ];
 }

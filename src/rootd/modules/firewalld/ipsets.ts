@@ -4,7 +4,7 @@
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { IFACE, unwrap } from './dbus.ts';
-import { applyIdem, where, write, writeParams, type Deps } from './common.ts';
+import { applyIdem, createPermanent, deletePermanent, where, write, writeParams, type Deps } from './common.ts';
 import { P, checkIpsetEntry } from './validate.ts';
 
 function ipsetInfo(name: string, permanent: boolean, raw: unknown) {
@@ -74,42 +74,21 @@ export function ipsetActions(d: Deps): AnyAction[] {
       params: writeParams({ ipset: P.ipset(), type: P.ipsetType() }),
       access: 'write',
       handler: (p) =>
-        write(
-          d,
-          {
-            what: `create ipset "${p.ipset}" of type "${p.type}" (permanent)`,
-            scopes: [{ kind: 'ipset', name: p.ipset }],
-            check: async () => (await d.fw.configPath('ipset', p.ipset)) === null,
-            apply: async () => {
-              await d.fw.cfg(IFACE.config, 'addIPSet', 's(ssssa{ss}as)', [p.ipset, ['', '', '', p.type, {}, []]], `create ipset "${p.ipset}"`);
-              d.fw.forgetPaths();
-            },
-          },
-          p,
-        ),
+        createPermanent(d, p, {
+          kind: 'ipset',
+          name: p.ipset,
+          method: 'addIPSet',
+          signature: 's(ssssa{ss}as)',
+          args: [p.ipset, ['', '', '', p.type, {}, []]],
+          detail: ` of type "${p.type}"`,
+        }),
     }),
     defineAction({
       name: 'delete_ipset',
       description: 'Delete an IPSet (permanent configuration)',
       params: writeParams({ ipset: P.ipset() }),
       access: 'write',
-      handler: (p) =>
-        write(
-          d,
-          {
-            what: `delete ipset "${p.ipset}" (permanent)`,
-            scopes: [{ kind: 'ipset', name: p.ipset }],
-            check: async () => (await d.fw.configPath('ipset', p.ipset)) !== null,
-            apply: async () => {
-              const path = await d.fw.configPath('ipset', p.ipset);
-              if (!path) return false;
-              await d.fw.call(path, IFACE.configIpset, 'remove', '', [], `delete ipset "${p.ipset}"`);
-              d.fw.forgetPaths();
-              return true;
-            },
-          },
-          p,
-        ),
+      handler: (p) => deletePermanent(d, p, { kind: 'ipset', name: p.ipset, iface: IFACE.configIpset }),
     }),
     defineAction({ name: 'ipset_add_entry', description: 'Add entry to an IPSet', params: entryP, access: 'write', handler: (p) => toggle(p, true) }),
     defineAction({ name: 'ipset_remove_entry', description: 'Remove entry from an IPSet', params: entryP, access: 'write', handler: (p) => toggle(p, false) }),

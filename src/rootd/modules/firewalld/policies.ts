@@ -5,32 +5,9 @@
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { IFACE, toVariantDict, unwrap } from './dbus.ts';
-import { applyIdem, where, write, writeParams, type Deps } from './common.ts';
-import { complete } from './safety.ts';
+import { applyIdem, createPermanent, deletePermanent, forwardPorts, portProtos, strs, where, write, writeParams, type Deps } from './common.ts';
+import { POLICY_PERM_KEYS as POLICY_DEFAULTS, complete } from './safety.ts';
 import { P, invalid } from './validate.ts';
-
-type Tuple = string[];
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const strs = (v: unknown): string[] => arr(v).map(String);
-const pp = (v: unknown) => arr(v).map((t) => ({ port: String((t as Tuple)[0]), protocol: String((t as Tuple)[1]) }));
-
-const POLICY_DEFAULTS: Record<string, unknown> = {
-  version: '',
-  short: '',
-  description: '',
-  target: 'CONTINUE',
-  services: [],
-  ports: [],
-  icmp_blocks: [],
-  masquerade: false,
-  forward_ports: [],
-  rich_rules: [],
-  protocols: [],
-  source_ports: [],
-  priority: -1,
-  ingress_zones: [],
-  egress_zones: [],
-};
 
 function policyInfo(name: string, permanent: boolean, raw: unknown) {
   const s = (unwrap(raw) ?? {}) as Record<string, unknown>;
@@ -44,15 +21,12 @@ function policyInfo(name: string, permanent: boolean, raw: unknown) {
     ingress_zones: strs(s.ingress_zones),
     egress_zones: strs(s.egress_zones),
     services: strs(s.services),
-    ports: pp(s.ports),
+    ports: portProtos(s.ports),
     protocols: strs(s.protocols),
-    source_ports: pp(s.source_ports),
+    source_ports: portProtos(s.source_ports),
     icmp_blocks: strs(s.icmp_blocks),
     masquerade: s.masquerade === true,
-    forward_ports: arr(s.forward_ports).map((t) => {
-      const [port, protocol, to_port, to_addr] = (t as Tuple).map(String);
-      return { port: port!, protocol: protocol!, to_port: to_port ?? '', to_addr: to_addr ?? '' };
-    }),
+    forward_ports: forwardPorts(s.forward_ports),
     rich_rules: strs(s.rich_rules),
   };
 }
@@ -112,19 +86,7 @@ export function policyActions(d: Deps): AnyAction[] {
       params: writeParams(pol, { permanent: true }),
       access: 'write',
       handler: async (p) => ({
-        ...(await write(
-          d,
-          {
-            what: `create policy "${p.policy}" (permanent)`,
-            scopes: [{ kind: 'policy', name: p.policy }],
-            check: async () => (await d.fw.configPath('policy', p.policy)) === null,
-            apply: async () => {
-              await d.fw.cfg(IFACE.config, 'addPolicy', 'sa{sv}', [p.policy, {}], `create policy "${p.policy}"`);
-              d.fw.forgetPaths();
-            },
-          },
-          p,
-        )),
+        ...(await createPermanent(d, p, { kind: 'policy', name: p.policy, method: 'addPolicy', signature: 'sa{sv}', args: [p.policy, {}] })),
         permanent: true,
       }),
     }),
@@ -133,25 +95,7 @@ export function policyActions(d: Deps): AnyAction[] {
       description: 'Delete a firewall policy (permanent configuration)',
       params: writeParams(pol, { permanent: true }),
       access: 'write',
-      handler: async (p) => ({
-        ...(await write(
-          d,
-          {
-            what: `delete policy "${p.policy}" (permanent)`,
-            scopes: [{ kind: 'policy', name: p.policy }],
-            check: async () => (await d.fw.configPath('policy', p.policy)) !== null,
-            apply: async () => {
-              const path = await d.fw.configPath('policy', p.policy);
-              if (!path) return false;
-              await d.fw.call(path, IFACE.configPolicy, 'remove', '', [], `delete policy "${p.policy}"`);
-              d.fw.forgetPaths();
-              return true;
-            },
-          },
-          p,
-        )),
-        permanent: true,
-      }),
+      handler: async (p) => ({ ...(await deletePermanent(d, p, { kind: 'policy', name: p.policy, iface: IFACE.configPolicy })), permanent: true }),
     }),
     defineAction({
       name: 'policy_set_ingress_zone',

@@ -99,7 +99,8 @@ const ZONE_PERM_KEYS: Record<string, unknown> = {
   forward: false,
 };
 const POLICY_RT_LISTS = ['services', 'ports', 'icmp_blocks', 'forward_ports', 'rich_rules', 'protocols', 'source_ports', 'ingress_zones', 'egress_zones'];
-const POLICY_PERM_KEYS: Record<string, unknown> = {
+/** A policy's permanent settings with firewalld's defaults (it omits empty keys). */
+export const POLICY_PERM_KEYS: Record<string, unknown> = {
   version: '',
   short: '',
   description: '',

@@ -5,13 +5,8 @@
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { IFACE, unwrap } from './dbus.ts';
-import { EL, applyIdem, toggleZoneElement, write, writeParams, type Deps } from './common.ts';
+import { EL, applyIdem, createPermanent, deletePermanent, portProtos, strs, toggleZoneElement, write, writeParams, type Deps } from './common.ts';
 import { P, checkPortRange } from './validate.ts';
-
-type Tuple = string[];
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const strs = (v: unknown): string[] => arr(v).map(String);
-const pp = (v: unknown) => arr(v).map((t) => ({ port: String((t as Tuple)[0]), protocol: String((t as Tuple)[1]) }));
 
 /** A service definition as the module returns it. */
 export function serviceInfo(name: string, permanent: boolean, raw: unknown) {
@@ -21,9 +16,9 @@ export function serviceInfo(name: string, permanent: boolean, raw: unknown) {
     permanent,
     short: String(s.short ?? ''),
     description: String(s.description ?? ''),
-    ports: pp(s.ports),
+    ports: portProtos(s.ports),
     protocols: strs(s.protocols),
-    source_ports: pp(s.source_ports),
+    source_ports: portProtos(s.source_ports),
     modules: strs(s.modules),
     helpers: strs(s.helpers),
     includes: strs(s.includes),
@@ -97,43 +92,14 @@ export function serviceActions(d: Deps): AnyAction[] {
       description: 'Create a new custom service (permanent configuration)',
       params: writeParams({ service: P.service() }),
       access: 'write',
-      handler: (p) =>
-        write(
-          d,
-          {
-            what: `create service "${p.service}" (permanent)`,
-            scopes: [{ kind: 'service', name: p.service }],
-            check: async () => (await d.fw.configPath('service', p.service)) === null,
-            apply: async () => {
-              await d.fw.cfg(IFACE.config, 'addService2', 'sa{sv}', [p.service, {}], `create service "${p.service}"`);
-              d.fw.forgetPaths();
-            },
-          },
-          p,
-        ),
+      handler: (p) => createPermanent(d, p, { kind: 'service', name: p.service, method: 'addService2', signature: 'sa{sv}', args: [p.service, {}] }),
     }),
     defineAction({
       name: 'delete_service',
       description: 'Delete a custom service (permanent configuration)',
       params: writeParams({ service: P.service() }),
       access: 'write',
-      handler: (p) =>
-        write(
-          d,
-          {
-            what: `delete service "${p.service}" (permanent)`,
-            scopes: [{ kind: 'service', name: p.service }],
-            check: async () => (await d.fw.configPath('service', p.service)) !== null,
-            apply: async () => {
-              const path = await d.fw.configPath('service', p.service);
-              if (!path) return false;
-              await d.fw.call(path, IFACE.configService, 'remove', '', [], `delete service "${p.service}"`);
-              d.fw.forgetPaths();
-              return true;
-            },
-          },
-          p,
-        ),
+      handler: (p) => deletePermanent(d, p, { kind: 'service', name: p.service, iface: IFACE.configService }),
     }),
     defineAction({
       name: 'service_add_port',

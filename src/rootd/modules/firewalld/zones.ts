@@ -5,11 +5,9 @@
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { IFACE, unwrap } from './dbus.ts';
-import { EL, applyIdem, toggleZoneElement, where, write, writeParams, type Deps } from './common.ts';
+import { EL, applyIdem, createPermanent, deletePermanent, forwardPorts, portProtos, strs, toggleZoneElement, where, write, writeParams, type Deps } from './common.ts';
 import type { Scope } from './safety.ts';
 import { P, checkSource } from './validate.ts';
-
-type Tuple = string[];
 
 /** A zone's settings as the module returns them. */
 export interface ZoneInfo {
@@ -32,10 +30,6 @@ export interface ZoneInfo {
   rich_rules: string[];
 }
 
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const strs = (v: unknown): string[] => arr(v).map(String);
-const pp = (v: unknown) => arr(v).map((t) => ({ port: String((t as Tuple)[0]), protocol: String((t as Tuple)[1]) }));
-
 /** Normalizes firewalld's a{sv} zone settings (which omit empty keys) to a full object. */
 export function zoneInfo(name: string, permanent: boolean, raw: unknown): ZoneInfo {
   const s = (unwrap(raw) ?? {}) as Record<string, unknown>;
@@ -46,17 +40,14 @@ export function zoneInfo(name: string, permanent: boolean, raw: unknown): ZoneIn
     description: String(s.description ?? ''),
     target: String(s.target ?? 'default'),
     services: strs(s.services),
-    ports: pp(s.ports),
+    ports: portProtos(s.ports),
     protocols: strs(s.protocols),
-    source_ports: pp(s.source_ports),
+    source_ports: portProtos(s.source_ports),
     icmp_blocks: strs(s.icmp_blocks),
     icmp_block_inversion: s.icmp_block_inversion === true,
     masquerade: s.masquerade === true,
     forward: s.forward === true,
-    forward_ports: arr(s.forward_ports).map((t) => {
-      const [port, protocol, to_port, to_addr] = (t as Tuple).map(String);
-      return { port: port!, protocol: protocol!, to_port: to_port ?? '', to_addr: to_addr ?? '' };
-    }),
+    forward_ports: forwardPorts(s.forward_ports),
     interfaces: strs(s.interfaces),
     sources: strs(s.sources),
     rich_rules: strs(s.rules_str ?? s.rich_rules),
@@ -192,19 +183,7 @@ export function zoneActions(d: Deps): AnyAction[] {
       params: writeParams(zp, { permanent: true }),
       access: 'write',
       handler: async (p) => ({
-        ...(await write(
-          d,
-          {
-            what: `create zone "${p.zone}" (permanent)`,
-            scopes: [{ kind: 'zone', name: p.zone }],
-            check: async () => (await d.fw.configPath('zone', p.zone)) === null,
-            apply: async () => {
-              await d.fw.cfg(IFACE.config, 'addZone2', 'sa{sv}', [p.zone, {}], `create zone "${p.zone}"`);
-              d.fw.forgetPaths();
-            },
-          },
-          p,
-        )),
+        ...(await createPermanent(d, p, { kind: 'zone', name: p.zone, method: 'addZone2', signature: 'sa{sv}', args: [p.zone, {}] })),
         permanent: true,
       }),
     }),
@@ -213,25 +192,7 @@ export function zoneActions(d: Deps): AnyAction[] {
       description: 'Delete a zone (from the permanent configuration)',
       params: writeParams(zp, { permanent: true }),
       access: 'write',
-      handler: async (p) => ({
-        ...(await write(
-          d,
-          {
-            what: `delete zone "${p.zone}" (permanent)`,
-            scopes: [{ kind: 'zone', name: p.zone }],
-            check: async () => (await d.fw.configPath('zone', p.zone)) !== null,
-            apply: async () => {
-              const path = await d.fw.configPath('zone', p.zone);
-              if (!path) return false;
-              await d.fw.call(path, IFACE.configZone, 'remove', '', [], `delete zone "${p.zone}"`);
-              d.fw.forgetPaths();
-              return true;
-            },
-          },
-          p,
-        )),
-        permanent: true,
-      }),
+      handler: async (p) => ({ ...(await deletePermanent(d, p, { kind: 'zone', name: p.zone, iface: IFACE.configZone })), permanent: true }),
     }),
     defineAction({
       name: 'get_zone_of_interface',
