@@ -30,10 +30,9 @@ await build({
   target: 'node20',
   format: 'esm',
   splitting: false,
-  // Lean bundles, but names kept so stack traces in logs stay readable.
+  // Lean bundles; identifiers are not minified, so stack traces stay readable.
   minifyWhitespace: true,
   minifySyntax: true,
-  keepNames: true,
   sourcemap: false,
   legalComments: 'none',
   // Native addons stay outside the bundle; they ship their own binaries.
@@ -54,7 +53,6 @@ await build({
   format: 'cjs',
   minifyWhitespace: true,
   minifySyntax: true,
-  keepNames: true,
   legalComments: 'none',
   define: { __TUXSEC_VERSION__: JSON.stringify(pkg.version) },
   logLevel: 'warning',

@@ -31,11 +31,15 @@ export function socketFd(sock: net.Socket): number {
 }
 
 /** The kernel's record of who connected; null when it cannot be read (then: no access). */
+// One buffer for every call: the call is synchronous, so it is never shared.
+const buf = Buffer.alloc(12);
+const len = [12];
+
 export function peerCred(sock: net.Socket): PeerCred | null {
   const fd = socketFd(sock);
   if (fd < 0) return null;
-  const buf = Buffer.alloc(12);
-  const len = [12];
+  buf.fill(0);
+  len[0] = 12;
   const rc = bind()(fd, SOL_SOCKET, SO_PEERCRED, buf, len);
   if (rc !== 0 || len[0] !== 12) return null;
   return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
