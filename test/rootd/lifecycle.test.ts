@@ -229,6 +229,33 @@ describe('rootd start-up', () => {
     }
   });
 
+  it('SIGHUP reopens the log file and the audit log after rotation', async () => {
+    const logDir = mkdtempSync(path.join(tmpdir(), 'tsh-'));
+    const logFile = path.join(logDir, 'rootd.log');
+    const d = await startRootd({ config: { log_file: logFile, audit_log: path.join(logDir, 'audit.log') } });
+    try {
+      const fs = await import('node:fs');
+      const waitFor = async (f: string, re: RegExp) => {
+        for (let i = 0; i < 100; i++) {
+          if (fs.existsSync(f) && re.test(fs.readFileSync(f, 'utf8'))) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.fail(`${f} never matched ${re}`);
+      };
+      await waitFor(logFile, /tuxsec-rootd ready/);
+      fs.renameSync(logFile, `${logFile}.1`);
+      fs.renameSync(path.join(logDir, 'audit.log'), path.join(logDir, 'audit.log.1'));
+      d.signal('SIGHUP');
+      await waitFor(logFile, /configuration reloaded/);
+      await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: 'rot', data: { module: 'systeminfo', action: 'get_uptime' } }));
+      await waitFor(path.join(logDir, 'audit.log'), /"request_id":"rot"/);
+      assert.ok(!fs.readFileSync(`${logFile}.1`, 'utf8').includes('configuration reloaded'));
+    } finally {
+      await d.stop();
+      rmSync(logDir, { recursive: true, force: true });
+    }
+  });
+
   it('replaces a stale socket and refuses to steal a live one', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tss-'));
     const sock = path.join(dir, 'run', 'rootd.sock');
