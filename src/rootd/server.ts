@@ -59,6 +59,8 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
     const limits = deps.limits();
     if (connections >= limits.maxConnections) {
       deps.log.warn({ max: limits.maxConnections }, 'connection refused: too many connections');
+      // A peer that already hung up makes this write fail (EPIPE): never an unhandled 'error'.
+      sock.on('error', () => {});
       sock.end(errorLine(ErrorCodes.rateLimited, `too many connections (max_connections ${limits.maxConnections}); retry later`));
       sock.destroySoon?.();
       return;
