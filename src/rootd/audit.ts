@@ -4,6 +4,7 @@
  */
 import pino from 'pino';
 import { openAppendSafe } from '../os/secure-files.ts';
+import { SECRET_KEY } from '../sdk/schema.ts';
 
 export interface AuditRecord {
   time: string;
@@ -27,7 +28,6 @@ export interface AuditLog {
   flush(): Promise<void>;
 }
 
-const SECRET_KEY = /pass|secret|token|api_?key|credential|private|auth/i;
 const MAX_STRING = 256;
 
 /** Copy of a parameters value with secret-looking keys masked and long strings cut. */

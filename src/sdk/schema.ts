@@ -79,6 +79,17 @@ export function quote(value: unknown, max = 80): string {
   return s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
 }
 
+/** Parameter names whose values are secrets: redacted in the audit log, never quoted in messages. */
+export const SECRET_KEY = /pass|secret|token|api_?key|credential|private|auth/i;
+
+/** True when a key anywhere in `value` names a secret (bounded: deeper levels count as secret). */
+function holdsSecret(value: unknown, depth = 0): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (depth > 8) return true;
+  for (const [k, v] of Object.entries(value)) if (SECRET_KEY.test(k) || holdsSecret(v, depth + 1)) return true;
+  return false;
+}
+
 /**
  * Validates parameters against a schema; throws `invalid-params` naming the parameter
  * and the value. Unknown parameters are refused before anything else.
@@ -97,7 +108,10 @@ export function validateParams(schema: TObject, params: Record<string, unknown>,
   const c = checker(schema);
   if (c.Check(params)) return;
   const first = c.Errors(params).First();
-  const name = first ? first.path.replace(/^\//, '').split('/')[0] ?? '' : '';
+  const segments = first ? first.path.replace(/^\//, '').split('/') : [];
+  const name = segments[0] ?? '';
+  // A secret is never echoed: the message goes to the audit log and the daemon's log.
+  const secret = segments.some((s) => SECRET_KEY.test(s)) || holdsSecret(first?.value);
   const value = first ? first.value : undefined;
   // Lower-case only the first letter: the message may quote a case-sensitive pattern.
   const why = first ? first.message.charAt(0).toLowerCase() + first.message.slice(1) : 'invalid';
@@ -105,7 +119,7 @@ export function validateParams(schema: TObject, params: Record<string, unknown>,
   const hint = prop?.description ? `; ${prop.description}` : '';
   throw new TuxsecError(
     ErrorCodes.invalidParams,
-    `${where}: invalid value ${quote(value)} for parameter "${name}": ${why}${hint}`,
+    `${where}: invalid value ${secret ? '(redacted)' : quote(value)} for parameter "${name}": ${why}${hint}`,
     { parameter: name },
   );
 }

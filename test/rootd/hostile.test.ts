@@ -1,16 +1,29 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startRootd } from '../helpers/rootd.ts';
-import { connectRaw } from '../helpers/raw.ts';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startRootd, ROOT } from '../helpers/rootd.ts';
+import { connectRaw, oneShot } from '../helpers/raw.ts';
+
+const SDK = path.join(ROOT, 'dist/sdk.js');
 
 describe('rootd hostile peers', () => {
   it('rootd survives peers that hang up while being refused for max_connections', async () => {
     const d = await startRootd({ config: { max_connections: 1 } });
     try {
-      const held = await connectRaw(d.socketPath);
-      held.write('{"type":"ping","request_id":"h0","data":{}}\n');
-      await held.next(1);
+      // The one slot: retried until the readiness probe's connection has been let go.
+      let held = await connectRaw(d.socketPath);
+      for (let i = 0; ; i++) {
+        held.write('{"type":"ping","request_id":"h0","data":{}}\n');
+        const res = await held.next(1).catch(() => []);
+        if (res[0]?.type === 'success') break;
+        held.close();
+        assert.ok(i < 50, 'no connection slot became free');
+        await new Promise((r) => setTimeout(r, 50));
+        held = await connectRaw(d.socketPath);
+      }
       // Each extra connection is refused with an error line; these peers reset at once.
       for (let round = 0; round < 20; round++) {
         await Promise.all(
@@ -32,6 +45,56 @@ describe('rootd hostile peers', () => {
       held.close();
     } finally {
       await d.stop();
+    }
+  });
+
+  it('rootd keeps a refused secret parameter value out of the audit and daemon logs', async () => {
+    const plugins = mkdtempSync(path.join(tmpdir(), 'tsp-'));
+    chmodSync(plugins, 0o755);
+    writeFileSync(
+      path.join(plugins, 'secretmod.mjs'),
+      `import { ActionModule, defineAction, Params, Type } from ${JSON.stringify(SDK)};
+export default class SecretModule extends ActionModule {
+  get name() { return 'secretmod'; }
+  get version() { return '1.0.0'; }
+  get description() { return 'takes a secret'; }
+  defineActions() {
+    return [
+      defineAction({ name: 'login', description: 'log in', access: 'read',
+        params: Params({ user: Type.String(), api_key: Type.String({ pattern: '^[a-z]{1,8}$' }),
+          opts: Type.Optional(Type.Object({ password: Type.String({ pattern: '^[a-z]{1,8}$' }) })) }),
+        handler: () => ({ ok: true }) }),
+    ];
+  }
+}
+`,
+      { mode: 0o644 },
+    );
+    const d = await startRootd({ config: { plugins_dir: plugins } });
+    try {
+      const secret = 'Hunter2-TOPSECRET-1';
+      const nested = 'Hunter2-TOPSECRET-2';
+      const a = await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: 's1', data: { module: 'secretmod', action: 'login', parameters: { user: 'x', api_key: secret } } }));
+      assert.equal(a.type, 'error');
+      assert.equal((a.data as { code: string }).code, 'invalid-params');
+      assert.match((a.data as { error: string }).error, /parameter "api_key"/);
+      const b = await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: 's2', data: { module: 'secretmod', action: 'login', parameters: { user: 'x', api_key: 'abc', opts: { password: nested } } } }));
+      assert.equal((b.data as { code: string }).code, 'invalid-params');
+      const deadline = Date.now() + 5000;
+      let audit = '';
+      while (Date.now() < deadline) {
+        audit = existsSync(d.auditPath) ? readFileSync(d.auditPath, 'utf8') : '';
+        if (audit.includes('"s1"') && audit.includes('"s2"')) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(audit.includes('"s1"') && audit.includes('"s2"'), 'both requests audited');
+      for (const s of [secret, nested]) {
+        assert.ok(!audit.includes(s), `secret in the audit log: ${audit}`);
+        assert.ok(!d.log().includes(s), 'secret in the daemon log');
+      }
+    } finally {
+      await d.stop();
+      rmSync(plugins, { recursive: true, force: true });
     }
   });
 });
