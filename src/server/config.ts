@@ -75,7 +75,9 @@ export function validateConfig(raw: unknown, baseDir: string, readFile: (p: stri
   const first = Value.Errors(ServerConfigSchema, withDefaults).First();
   if (first) {
     const key = first.path.replace(/^\//, '').replace(/\//g, '.') || '(root)';
-    const value = (withDefaults as Record<string, unknown>)[key.split('.')[0]!];
+    const top = key.split('.')[0]!;
+    // The admin token is a secret: never echoed, even when it is refused.
+    const value = top === 'admin_token' ? undefined : (withDefaults as Record<string, unknown>)[top];
     throw new ConfigError(`cannot use config key "${key}"${value === undefined ? '' : ` = ${JSON.stringify(value)}`}: ${first.message.toLowerCase()}`);
   }
   const cfg = withDefaults as ServerConfigFile;

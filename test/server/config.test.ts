@@ -69,3 +69,14 @@ test('loadConfig reads YAML and the admin token file', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('validateConfig never shows the admin token in a message', () => {
+  // Too short, and a long digit string YAML reads as a number: both refused without the value.
+  for (const tok of ['s3cr3t-short', 1234567890123456]) {
+    assert.throws(() => validateConfig({ ...base, admin_token: tok }, '/'), (e: Error) => {
+      assert.match(e.message, /"admin_token"/);
+      assert.ok(!e.message.includes(String(tok).slice(0, 8)), e.message);
+      return true;
+    });
+  }
+});
