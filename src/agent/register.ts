@@ -1,7 +1,7 @@
 /**
  * `tuxsec-agent register`: enrolls with the server (run by root) and writes agent_id, api_key and
- * server_url into agent.yaml atomically, keeping its comments, other keys, mode and owner
- * (0640 root:tuxsec for a new file).
+ * server_url into agent.yaml atomically, keeping its comments, other keys, owner and mode less any
+ * world access (0640 root:tuxsec for a new file).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -73,7 +73,7 @@ export function updateConfigText(text: string, values: Record<string, string>): 
 
 /**
  * Writes `text` over `file` atomically (temp in the same directory, fsync, rename, directory
- * fsync) with the original's mode and owner; a new file gets 0640 root:tuxsec.
+ * fsync) with the original's owner and mode less its "other" bits; a new file gets 0640 root:tuxsec.
  */
 export function writeConfigAtomic(file: string, text: string): void {
   let mode = 0o640;
@@ -81,7 +81,8 @@ export function writeConfigAtomic(file: string, text: string): void {
   let gid = groupId('tuxsec') ?? 0;
   try {
     const st = fs.statSync(file);
-    mode = st.mode & 0o7777;
+    // The file is about to hold the api_key: keep owner and group bits, never "other" ones.
+    mode = st.mode & 0o7770;
     uid = st.uid;
     gid = st.gid;
   } catch (e) {
