@@ -4,7 +4,7 @@
  * envelope, durable hand-off to a sink (the outbox in pull mode), journal finish.
  */
 import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
-import { findPoisonKey, isPlainObject } from '../protocol/json.ts';
+import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
 import type { Journal } from './journal.ts';
 
 /** A job as the server hands it out (`params` may be missing: the original server allows it). */
@@ -63,6 +63,8 @@ export interface ExecutorDeps {
 export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; reason: 'duplicate' | 'invalid' };
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A result rides two levels deep in a check-in (body, command_results); servers refuse JSON deeper than 64. */
+const MAX_RESULT_DEPTH = 62;
 
 function matches(rule: string, module: string, action: string): boolean {
   if (rule === '*') return true;
@@ -78,6 +80,12 @@ export function policyAllows(policy: Policy | undefined, module: string, action:
   return true;
 }
 
+/** A wire value for a message, cut short: the message goes back to the server in a result. */
+function quote(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
 /** Checks a job from the wire; returns a message for a bad one (its id, if any, is usable). */
 export function checkJob(raw: unknown): { job: Job } | { id: string | null; error: string } {
   if (!isPlainObject(raw)) return { id: null, error: 'cannot run job: not an object' };
@@ -85,8 +93,8 @@ export function checkJob(raw: unknown): { job: Job } | { id: string | null; erro
   const okId = typeof id === 'string' ? id : typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : null;
   if (okId === null || okId.length === 0 || okId.length > 200) return { id: null, error: 'cannot run job: missing or invalid "id"' };
   const { module, action } = raw;
-  if (typeof module !== 'string' || !NAME.test(module)) return { id: okId, error: `cannot run job "${okId}": invalid module ${JSON.stringify(module)}` };
-  if (typeof action !== 'string' || !NAME.test(action)) return { id: okId, error: `cannot run job "${okId}": invalid action ${JSON.stringify(action)}` };
+  if (typeof module !== 'string' || !NAME.test(module)) return { id: okId, error: `cannot run job "${okId}": invalid module ${quote(module)}` };
+  if (typeof action !== 'string' || !NAME.test(action)) return { id: okId, error: `cannot run job "${okId}": invalid action ${quote(action)}` };
   const params = raw.params ?? raw.parameters ?? {};
   if (!isPlainObject(params)) return { id: okId, error: `cannot run job "${okId}": "params" must be an object` };
   const poison = findPoisonKey(params);
@@ -170,11 +178,21 @@ export class Executor {
     }
     let r = this.envelope(job.id, started, this.now(), outcome);
     const max = this.d.maxResultBytes ?? 512 * 1024;
-    if (Buffer.byteLength(JSON.stringify(r)) > max) {
+    // A result the server refuses would stay first in the outbox and fail every check-in after.
+    const json = Buffer.from(JSON.stringify(r));
+    let refused: { why: string; code: string } | null = null;
+    if (json.length > max) refused = { why: `larger than ${max} bytes`, code: ErrorCodes.messageTooLarge };
+    else if (nestingDepth(json, MAX_RESULT_DEPTH) > MAX_RESULT_DEPTH) {
+      refused = { why: `nested deeper than ${MAX_RESULT_DEPTH} levels`, code: ErrorCodes.invalidRequest };
+    } else {
+      const poison = findPoisonKey(r.output);
+      if (poison) refused = { why: `its output holds the key "${poison}", which servers refuse`, code: ErrorCodes.invalidRequest };
+    }
+    if (refused) {
       r = this.envelope(job.id, started, new Date(Date.parse(r.finished_at)), {
         success: false,
-        error: `cannot report the result of ${job.module} ${job.action}: larger than ${max} bytes`,
-        code: ErrorCodes.messageTooLarge,
+        error: `cannot report the result of ${job.module} ${job.action}: ${refused.why}`,
+        code: refused.code,
       });
     }
     await this.d.sink(r);

@@ -132,3 +132,57 @@ test('Journal.compact forgets only the oldest finished ids', () => {
   k.close();
   fs.rmSync(dir, { recursive: true });
 });
+
+test('Executor replaces an output servers would refuse (a "prototype" zone, deep nesting) so the outbox cannot wedge', async () => {
+  const { buildApp } = await import('../../src/server/app.ts');
+  const { openSqliteStorage } = await import('../../src/server/storage/sqlite.ts');
+  const admin = { authorization: `Bearer ${'a'.repeat(32)}` };
+  const { app } = buildApp({
+    config: { adminToken: 'a'.repeat(32), require_enrollment_token: false, long_poll_max: 30, sync_interval: 30, job_default_ttl: 3600, redeliver_after: 15 },
+    storage: openSqliteStorage(':memory:'),
+    logger: (await import('pino')).default({ level: 'silent' }),
+  });
+  const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
+    const r = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify(body) });
+    return { status: r.statusCode, body: r.json() as Record<string, unknown> };
+  };
+  const reg = await post('/agents/api/register/', { hostname: 'h' });
+  const creds = { agent_id: String(reg.body.agent_id), api_key: String(reg.body.api_key) };
+  let deep: unknown = 1;
+  for (let i = 0; i < 70; i++) deep = [deep];
+  // get_active_zones keys its output by zone name, and "prototype" is a valid firewalld zone name.
+  const outputs: unknown[] = [{ zones: { prototype: { interfaces: ['eth0'], sources: [] } } }, { deep }];
+  for (const output of outputs) {
+    const q = await post('/api/v1/jobs', { agent_id: creds.agent_id, module: 'firewalld', action: 'get_active_zones' }, admin);
+    assert.equal(q.status, 201);
+    const got = await post('/agents/api/checkin/', creds);
+    const cmd = (got.body.commands as Array<Record<string, unknown>>)[0]!;
+    const dir = tmp();
+    const s = setup(dir, () => output);
+    const r = await s.ex.run({ ...cmd, module: 'systeminfo' });
+    const res = (r as { result: ResultEnvelope }).result;
+    assert.equal(res.success, false);
+    assert.equal(res.status, 'failed');
+    assert.match(String(res.error), /^cannot report the result of systeminfo get_active_zones: /);
+    const sent = await post('/agents/api/checkin/', { ...creds, command_results: [res] });
+    assert.equal(sent.status, 200, JSON.stringify(sent.body));
+    assert.deepEqual(sent.body.acknowledged, [cmd.id]);
+    s.journal.close();
+    fs.rmSync(dir, { recursive: true });
+  }
+  await app.close();
+});
+
+test('Executor quotes at most a short part of a bad module or action in the result it reports', async () => {
+  const dir = tmp();
+  const s = setup(dir);
+  for (const [id, bad] of [['m', { module: 'x'.repeat(100_000), action: 'a' }], ['a', { module: 'm', action: ['y'.repeat(100_000)] }]] as const) {
+    const r = await s.ex.run({ id, ...bad });
+    const res = (r as { result: ResultEnvelope }).result;
+    assert.equal(res.code, ErrorCodes.invalidRequest);
+    // tuxsec-server refuses a result error over 65,536 characters, and with it the whole check-in.
+    assert.ok(String(res.error).length < 300, `${String(res.error).length} characters`);
+  }
+  s.journal.close();
+  fs.rmSync(dir, { recursive: true });
+});
