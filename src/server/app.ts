@@ -354,6 +354,8 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       const gone = new AbortController();
       const onClose = (): void => gone.abort();
       reply.raw.once('close', onClose);
+      // The agent may have hung up during the reads above, before the listener was there.
+      if (reply.raw.destroyed || req.raw.socket?.destroyed) gone.abort();
       const why = await dispatch.waitForJobs(agent.id, wait * 1000, gone.signal);
       reply.raw.off('close', onClose);
       if (why === 'shutdown') void reply.header('connection', 'close');

@@ -23,6 +23,7 @@ class WaiterSet {
   /** Resolves on wake(key), after `ms`, on shutdown, or when aborted (then with 'timeout'). */
   wait(key: string, ms: number, signal?: AbortSignal): Promise<WakeReason> {
     if (this.closed) return Promise.resolve('shutdown');
+    if (signal?.aborted) return Promise.resolve('timeout');
     return new Promise((resolve) => {
       let set = this.byKey.get(key);
       if (!set) this.byKey.set(key, (set = new Set()));

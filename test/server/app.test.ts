@@ -259,3 +259,38 @@ describe('buildApp', () => {
     }
   });
 });
+
+test('checkin long-poll of an agent that hung up before the hold began takes no job', async () => {
+  // Over a real socket: inject() has none to hang up. The agent sends its check-in and resets the
+  // connection at once, so the server learns of the reset before the check-in reaches its hold.
+  const net = await import('node:net');
+  const storage = openSqliteStorage(':memory:');
+  const { app, dispatch } = buildApp({
+    config: { adminToken: ADMIN, require_enrollment_token: false, long_poll_max: 30, sync_interval: 30, job_default_ttl: 3600, redeliver_after: 15 },
+    storage,
+    logger: pino({ level: 'silent' }),
+  });
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    const reg = await app.inject({ method: 'POST', url: '/agents/api/register/', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ hostname: 'h' }) });
+    const a = reg.json() as { agent_id: string; api_key: string };
+    for (let i = 0; i < 5; i++) {
+      const body = JSON.stringify({ agent_id: a.agent_id, api_key: a.api_key, wait: 20, features: ['long-poll', 'results', 'redelivery'], version: String(i) });
+      const sock = net.connect(port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      sock.on('error', () => {});
+      sock.write(`POST /agents/api/checkin/ HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      sock.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(dispatch.heldCheckins, 0, `check-in ${i} is held for a connection that is gone`);
+    }
+    const job = await app.inject({ method: 'POST', url: '/api/v1/jobs', headers: { 'content-type': 'application/json', ...AUTH }, payload: JSON.stringify({ agent_id: a.agent_id, module: 'systeminfo', action: 'get_info' }) });
+    assert.equal(job.statusCode, 201);
+    await new Promise((r) => setTimeout(r, 100));
+    const id = (job.json() as { job: { id: string } }).job.id;
+    assert.equal(storage.getJob(id)?.status, 'queued', 'the job was handed to a connection that is gone');
+  } finally {
+    await app.close();
+  }
+});
