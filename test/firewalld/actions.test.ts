@@ -594,6 +594,7 @@ describe('firewalld validation', () => {
     ['add_port', { zone: 'public', port: '22/tcp', confirm_timeout: 1 }, 'confirm_timeout'],
     ['confirm', { change_id: '../../etc' }, 'change_id'],
     ['lockdown_add_uid', { uid: -1 }, 'uid'],
+    ['lockdown_add_uid', { uid: 2147483648 }, 'uid'],
   ];
   test('bad values are refused with invalid-params naming the parameter, before firewalld sees them', async () => {
     const before = (await ex('get_state_hash')).hash;

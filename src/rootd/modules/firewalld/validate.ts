@@ -45,7 +45,8 @@ export const P = {
   command: () => Type.String({ pattern: `^/${NO_CTRL.slice(1)}{0,1023}$`, maxLength: 1024, description: 'absolute command line, "*" allowed at the end' }),
   context: () => Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.:,-]{0,254}$', maxLength: 255, description: 'SELinux context' }),
   user: () => Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$', maxLength: 32, description: 'user name' }),
-  uid: () => Type.Integer({ minimum: 0, maximum: 4294967294, description: 'numeric user id' }),
+  // firewalld takes the uid as a D-Bus int32.
+  uid: () => Type.Integer({ minimum: 0, maximum: 2147483647, description: 'numeric user id' }),
   permanent: () => Type.Optional(Type.Boolean({ description: 'change the permanent configuration instead of the runtime (default false)' })),
   dryRun: () => Type.Optional(Type.Boolean({ description: 'report what would change without changing it' })),
   confirmTimeout: () =>
