@@ -45,29 +45,59 @@ export function redact(value: unknown, depth = 0): unknown {
 
 export const nullAudit: AuditLog = { write() {}, reopen() {}, async flush() {} };
 
+/** After a failed write, how long records are dropped before the file is opened again. */
+const RETRY_OPEN_MS = 5000;
+
+type Destination = ReturnType<typeof pino.destination>;
+
 /**
  * Opens the audit log for appending. The file and its directory must be root's alone
  * (see secure-files.ts): refused otherwise, so a link planted by another user is never followed.
+ * A write that fails (disk full) drops that destination and reports it through `onError`;
+ * records are then dropped until the file can be opened again. Unhandled, the error would
+ * stop the daemon, and pino's exit flush would retry the write forever.
  */
-export function openAuditLog(file: string): AuditLog {
-  let dest = pino.destination({ fd: openAppendSafe(file), sync: false });
+export function openAuditLog(file: string, onError?: (err: Error) => void): AuditLog {
+  let dest: Destination | null = null;
+  let retryAt = 0;
+  const open = (): Destination => {
+    const d = pino.destination({ fd: openAppendSafe(file), sync: false });
+    d.on('error', (err: Error) => {
+      if (d !== dest) return; // a destination already dropped
+      dest = null;
+      retryAt = Date.now() + RETRY_OPEN_MS;
+      d.destroy(); // also keeps pino's exit hook from flushing it
+      onError?.(err);
+    });
+    return d;
+  };
+  dest = open();
   return {
     write(rec) {
+      if (!dest) {
+        if (Date.now() < retryAt) return;
+        try {
+          dest = open();
+        } catch {
+          retryAt = Date.now() + RETRY_OPEN_MS;
+          return;
+        }
+      }
       dest.write(JSON.stringify(rec) + '\n');
     },
     reopen() {
       // Log rotation: a new file at the same path, with the same checks.
       try {
-        const next = pino.destination({ fd: openAppendSafe(file), sync: false });
         const old = dest;
-        dest = next;
-        old.flush(() => old.end());
+        dest = open();
+        old?.flush(() => old.end());
       } catch {
         // keep writing to the old file rather than lose records
       }
     },
     flush() {
       return new Promise((resolve) => {
+        if (!dest) return resolve();
         try {
           dest.flush(() => resolve());
         } catch {

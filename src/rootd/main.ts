@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   let audit: AuditLog = nullAudit;
   if (cfg.audit_log) {
     try {
-      audit = openAuditLog(cfg.audit_log);
+      audit = openAuditLog(cfg.audit_log, (err) => log.error({ err: err.message }, 'cannot write the audit log; records are dropped until it can be reopened'));
     } catch (e) {
       fail(`cannot open audit log ${cfg.audit_log}: ${(e as Error).message}`);
     }

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -95,6 +96,35 @@ export default class SecretModule extends ActionModule {
     } finally {
       await d.stop();
       rmSync(plugins, { recursive: true, force: true });
+    }
+  });
+
+  it('rootd keeps serving when its audit log cannot be written (disk full)', async () => {
+    // A 64 KiB tmpfs, filled up: every audit write fails with ENOSPC.
+    const mnt = mkdtempSync(path.join(tmpdir(), 'tsa-'));
+    chmodSync(mnt, 0o755);
+    const m = spawnSync('/usr/bin/mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0755', 'tmpfs', mnt], { encoding: 'utf8' });
+    assert.equal(m.status, 0, m.stderr);
+    let d: Awaited<ReturnType<typeof startRootd>> | null = null;
+    try {
+      d = await startRootd({ config: { audit_log: path.join(mnt, 'audit.log') } });
+      spawnSync('/usr/bin/dd', ['if=/dev/zero', `of=${path.join(mnt, 'fill')}`, 'bs=4k'], { encoding: 'utf8' });
+      const big = 'x'.repeat(200);
+      for (let i = 0; i < 200; i++) {
+        await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: `f${i}-${big}`, data: { module: 'systeminfo', action: 'get_hostname' } })).catch(() => null);
+        if (d.proc.exitCode !== null) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(d.proc.exitCode, null, `rootd exited: ${d.log().slice(-1500)}`);
+      const res = await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: 'after', data: { module: 'systeminfo', action: 'get_hostname' } }));
+      assert.equal(res.type, 'success');
+      const stopping = d;
+      d = null;
+      assert.equal(await stopping.stop(), 0, 'stops cleanly on SIGTERM');
+    } finally {
+      await d?.stop();
+      spawnSync('/usr/bin/umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
     }
   });
 });
