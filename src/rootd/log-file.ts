@@ -11,7 +11,22 @@ export class LogDestination {
   private cur: Boom;
 
   constructor(private readonly file: string | null) {
-    this.cur = file ? pino.destination({ fd: openAppendSafe(file), sync: false }) : pino.destination({ fd: 2, sync: true });
+    this.cur = file ? this.open(file) : pino.destination({ fd: 2, sync: true });
+  }
+
+  /**
+   * A failed write (disk full) switches to stderr until the next reopen: unhandled, the error
+   * would stop the daemon, and pino's exit flush would retry the write forever.
+   */
+  private open(file: string): Boom {
+    const d = pino.destination({ fd: openAppendSafe(file), sync: false });
+    d.on('error', (err: Error) => {
+      if (d !== this.cur) return;
+      d.destroy();
+      this.cur = pino.destination({ fd: 2, sync: true });
+      this.cur.write(JSON.stringify({ level: 50, time: Date.now(), msg: `cannot write log file ${file}: ${err.message}; logging to stderr until SIGHUP` }) + '\n');
+    });
+    return d;
   }
 
   write(s: string): boolean {
@@ -22,7 +37,7 @@ export class LogDestination {
   reopen(): void {
     if (!this.file) return;
     try {
-      const next = pino.destination({ fd: openAppendSafe(this.file), sync: false });
+      const next = this.open(this.file);
       const old = this.cur;
       this.cur = next;
       old.flush(() => old.end());

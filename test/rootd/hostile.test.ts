@@ -127,4 +127,36 @@ export default class SecretModule extends ActionModule {
       rmSync(mnt, { recursive: true, force: true });
     }
   });
+
+  it('rootd keeps serving when its log file cannot be written (disk full)', async () => {
+    const mnt = mkdtempSync(path.join(tmpdir(), 'tsl-'));
+    chmodSync(mnt, 0o755);
+    const m = spawnSync('/usr/bin/mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0755', 'tmpfs', mnt], { encoding: 'utf8' });
+    assert.equal(m.status, 0, m.stderr);
+    let d: Awaited<ReturnType<typeof startRootd>> | null = null;
+    try {
+      d = await startRootd({ config: { log_file: path.join(mnt, 'rootd.log'), max_message_bytes: 1024 } });
+      spawnSync('/usr/bin/dd', ['if=/dev/zero', `of=${path.join(mnt, 'fill')}`, 'bs=4k'], { encoding: 'utf8' });
+      // Each over-long line is logged as a warning.
+      for (let i = 0; i < 100; i++) {
+        const c = await connectRaw(d.socketPath);
+        c.write('x'.repeat(2048) + '\n');
+        const answered = await c.next(1, 3000).then(() => true, () => false);
+        c.close();
+        if (!answered || d.proc.exitCode !== null) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(d.proc.exitCode, null, `rootd exited: ${d.log().slice(-1500)}`);
+      const res = await oneShot(d.socketPath, JSON.stringify({ type: 'ping', request_id: 'after', data: {} }));
+      assert.equal(res.type, 'success');
+      assert.match(d.log(), /cannot write log file .*; logging to stderr until SIGHUP/);
+      const stopping = d;
+      d = null;
+      assert.equal(await stopping.stop(), 0, 'stops cleanly on SIGTERM');
+    } finally {
+      await d?.stop();
+      spawnSync('/usr/bin/umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
 });
