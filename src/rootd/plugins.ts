@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BaseModule } from '../sdk/base-module.ts';
 import type { Logger } from '../sdk/action.ts';
+import { UnsafePathError, assertTrustedDir } from '../os/secure-files.ts';
 
 function safeOwner(p: string): string | null {
   const st = lstatSync(p);
@@ -48,6 +49,14 @@ class PluginAdapter extends BaseModule {
 export async function loadPlugins(dir: string, log: Logger): Promise<BaseModule[]> {
   let names: string[];
   try {
+    // The directories above count too: whoever can rename one can swap in another directory.
+    try {
+      assertTrustedDir(path.dirname(dir));
+    } catch (e) {
+      if (!(e instanceof UnsafePathError)) throw e;
+      log.error({ dir, err: e.message }, 'plugins directory is in a directory other users can change; no plugin loaded');
+      return [];
+    }
     const why = safeOwner(dir);
     if (why) {
       log.error({ dir }, `plugins directory ${why}; no plugin loaded`);

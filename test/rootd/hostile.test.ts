@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startRootd, ROOT } from '../helpers/rootd.ts';
@@ -157,6 +157,37 @@ export default class SecretModule extends ActionModule {
       await d?.stop();
       spawnSync('/usr/bin/umount', [mnt]);
       rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
+  it('rootd refuses a plugins directory inside a directory other users can change', async () => {
+    // Root-owned plugins directory and plugin, but its parent is writable by anyone (not sticky):
+    // another user could rename it away and put a symbolic link in its place.
+    const parent = mkdtempSync(path.join(tmpdir(), 'tsq-'));
+    chmodSync(parent, 0o777);
+    const plugins = path.join(parent, 'plugins');
+    mkdirSync(plugins, { mode: 0o755 });
+    writeFileSync(
+      path.join(plugins, 'swapmod.mjs'),
+      `import { ActionModule } from ${JSON.stringify(SDK)};
+export default class SwapModule extends ActionModule {
+  get name() { return 'swapmod'; }
+  get version() { return '1.0.0'; }
+  get description() { return 'must not load'; }
+  defineActions() { return []; }
+}
+`,
+      { mode: 0o644 },
+    );
+    const d = await startRootd({ config: { plugins_dir: plugins } });
+    try {
+      const res = await oneShot(d.socketPath, JSON.stringify({ type: 'list_modules', request_id: 'l', data: {} }));
+      const data = res.data as { modules: string[]; unavailable: Array<{ name: string }> };
+      assert.ok(!data.modules.includes('swapmod') && !data.unavailable.some((u) => u.name === 'swapmod'), JSON.stringify(data));
+      assert.match(d.log(), /other users can change; no plugin loaded/);
+    } finally {
+      await d.stop();
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });
