@@ -168,6 +168,8 @@ async function main(): Promise<void> {
   } catch (e) {
     fail(e instanceof SocketSetupError ? e.message : `cannot listen on ${cfg.socket}: ${(e as Error).message}`);
   }
+  // An accept failure (e.g. out of descriptors) is logged; it must not end the daemon.
+  rootd.server.on('error', (e) => log.error({ err: e.message }, 'listening socket error'));
   log.info({ socket: fd !== null ? `fd ${fd} (systemd)` : cfg.socket, modules: registry.available(), version: VERSION }, 'tuxsec-rootd ready');
 
   let stopping = false;
