@@ -48,10 +48,16 @@ function socketAnswers(p: string): Promise<boolean> {
   });
 }
 
-function alive(pid: number): boolean {
+/**
+ * True when `pid` is a running dbus-daemon. A bus stopped by SIGTERM may linger as a zombie
+ * (its parent here does not reap it) and the pid may be reused: neither counts.
+ */
+function busAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'Z' || state === 'X') return false;
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dbus-daemon';
   } catch {
     return false;
   }
@@ -65,7 +71,7 @@ export async function ensureSystemBus(): Promise<boolean> {
   if (existsSync(pidFile)) {
     const old = Number(readFileSync(pidFile, 'utf8').trim());
     // A pid file of a dead bus would make dbus-daemon refuse to start.
-    if (!Number.isInteger(old) || !alive(old)) rmSync(pidFile, { force: true });
+    if (!Number.isInteger(old) || !busAlive(old)) rmSync(pidFile, { force: true });
   }
   const r = await run('/usr/bin/dbus-daemon', ['--system', '--fork'], { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(`cannot start the system bus: ${r.stderr}`);
@@ -78,7 +84,9 @@ export function stopSystemBus(): void {
   const pidFile = '/run/dbus/pid';
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  if (Number.isInteger(pid) && pid > 1 && alive(pid)) process.kill(pid, 'SIGTERM');
+  if (Number.isInteger(pid) && pid > 1 && busAlive(pid)) process.kill(pid, 'SIGTERM');
+  // dbus-daemon leaves its pid file behind; the next start would refuse to run.
+  rmSync(pidFile, { force: true });
 }
 
 async function nameOwner(bus: DbusConnection): Promise<string | null> {
