@@ -9,6 +9,11 @@ import { RateLimiter } from '../../src/rootd/rate-limit.ts';
 import { nullAudit } from '../../src/rootd/audit.ts';
 import { SystemInfoModule } from '../../src/rootd/modules/systeminfo/index.ts';
 
+// Issue 7 asks for at least 10,000 generated cases per CI run for the framer and for the
+// dispatcher; TUXSEC_PROPERTY_RUNS scales them for a longer local run.
+const SCALE = Number(process.env.TUXSEC_PROPERTY_RUNS ?? 1);
+const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * SCALE)) });
+
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** Splits a buffer at the given cut points. */
@@ -35,7 +40,7 @@ describe('LineFramer', () => {
         assert.deepEqual(got, lines.map((l) => Buffer.from(l).toString()));
         assert.equal(f.buffered, 0);
       }),
-      { numRuns: 500 },
+      runs(5000),
     );
   });
 
@@ -51,7 +56,7 @@ describe('LineFramer', () => {
         }
         assert.equal(overflows, len > cap ? 1 : 0);
       }),
-      { numRuns: 500 },
+      runs(5000),
     );
   });
 });
@@ -85,7 +90,7 @@ describe('dispatcher', () => {
 
   it('dispatcher answers arbitrary bytes with exactly one well-formed line', async () => {
     await ready;
-    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), (bytes) => check(Buffer.from(bytes).filter((b) => b !== 10) as Buffer)), { numRuns: 500 });
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), (bytes) => check(Buffer.from(bytes).filter((b) => b !== 10) as Buffer)), runs(4000));
   });
 
   it('dispatcher answers arbitrary JSON and request-shaped objects with one line echoing the id', async () => {
@@ -109,11 +114,11 @@ describe('dispatcher', () => {
         const expected = typeof id === 'string' ? id : typeof id === 'number' ? String(id) : 'unknown';
         assert.equal(res.request_id, expected);
       }),
-      { numRuns: 1000 },
+      runs(4000),
     );
     await fc.assert(
       fc.asyncProperty(fc.jsonValue({ maxDepth: 30 }), (v) => check(Buffer.from(JSON.stringify(v) ?? 'null'))),
-      { numRuns: 1000 },
+      runs(2000),
     );
   });
 });
