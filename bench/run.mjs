@@ -6,6 +6,7 @@ import path from 'node:path';
 
 const BENCHES = [
   ['rootd.mjs', 'rootd: ping and get_hostname vs a bare echo server; tuxsec-cli process time'],
+  ['rootd-load.ts', 'rootd under one hostile caller: lost answers, memory, fairness to another caller'],
   ['firewalld.ts', 'firewalld queries through rootd vs firewall-cmd processes'],
   ['pull-dispatch.ts', 'pull mode: submit -> result stored latency'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
