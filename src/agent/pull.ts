@@ -13,6 +13,8 @@ import type { Outbox } from './outbox.ts';
 export const FEATURES = ['long-poll', 'results', 'redelivery'] as const;
 export const CHECKIN_PATH = 'agents/api/checkin/';
 export const RESULTS_PATH = 'agents/api/results/';
+/** Most backoff while jobs cannot be journaled or stored (disk full). */
+export const STORE_RETRY_MAX_MS = 10_000;
 
 export interface PullOptions {
   agentId: string;
@@ -228,7 +230,8 @@ export class PullLoop {
     if (signal.aborted) return;
     if (storeFailed) {
       this.storeFailures++;
-      const delay = backoffDelay(this.storeFailures, null, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
+      // A local fault: checked again often enough that work resumes soon after space returns.
+      const delay = backoffDelay(this.storeFailures, null, this.o.backoffBaseMs, Math.min(this.o.backoffMaxMs, STORE_RETRY_MAX_MS), this.random);
       await this.sleep(delay, signal);
       return;
     }

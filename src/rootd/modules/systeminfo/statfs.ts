@@ -82,7 +82,8 @@ async function probe(paths: readonly string[]): Promise<Map<string, StatfsResult
   for (const p of paths) {
     if (got.has(p)) continue;
     got.set(p, { status: 'timeout', error: `cannot read usage of "${p.slice(0, 256)}": no answer within ${PROBE_TIMEOUT_MS} ms` });
-    unresponsive.set(p, until);
+    // Bounded like the mount list itself; past it a hung mount is only asked again sooner.
+    if (unresponsive.size < 1024) unresponsive.set(p, until);
   }
   return got;
 }
