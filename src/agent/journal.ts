@@ -30,6 +30,8 @@ export class Journal {
   private readonly entries = new Map<string, JournalEntry>();
   private readonly maxFinished: number;
   private lines = 0;
+  /** Where a torn append begins when cutting it back failed; cut before anything else is written. */
+  private tornAt: number | null = null;
 
   private constructor(file: string, fd: number, maxFinished: number) {
     this.file = file;
@@ -89,9 +91,37 @@ export class Journal {
     }
   }
 
+  /**
+   * Appends one event, durably, or throws and leaves the file as it was. On a full disk a
+   * write can be short: the torn line would sit between whole ones (refused at the next start)
+   * and the event would count as written when it is not, so the file is cut back instead.
+   */
   private append(ev: Line): void {
-    fs.writeSync(this.fd, JSON.stringify(ev) + '\n');
-    fs.fdatasyncSync(this.fd);
+    const line = Buffer.from(JSON.stringify(ev) + '\n');
+    let size = -1;
+    try {
+      if (this.tornAt !== null) {
+        // A torn line could not be cut before: nothing may follow it until it is.
+        fs.ftruncateSync(this.fd, this.tornAt);
+        this.tornAt = null;
+      }
+      size = fs.fstatSync(this.fd).size;
+      const n = fs.writeSync(this.fd, line);
+      if (n !== line.length) throw Object.assign(new Error(`only ${n} of ${line.length} bytes written`), { code: 'ENOSPC' });
+      fs.fdatasyncSync(this.fd);
+    } catch (e) {
+      if (size >= 0) {
+        try {
+          fs.ftruncateSync(this.fd, size);
+        } catch {
+          this.tornAt = size;
+        }
+      }
+      const err = e as NodeJS.ErrnoException;
+      throw Object.assign(new Error(`cannot write job journal ${this.file}: ${err.code === 'ENOSPC' ? 'no space left on the device' : err.message}`), {
+        code: err.code,
+      });
+    }
     this.lines++;
   }
 
@@ -141,6 +171,7 @@ export class Journal {
     fsyncDir(path.dirname(this.file));
     fs.closeSync(this.fd);
     this.fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW);
+    this.tornAt = null;
     for (const id of drop) this.entries.delete(id);
     this.lines = keep.reduce((n, e) => n + (e.finished ? 2 : 1), 0);
   }

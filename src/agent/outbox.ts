@@ -3,6 +3,10 @@
  * directory fsync, deleted only once the server acknowledged the result. A result is never dropped:
  * the bound (entries, bytes) stops the agent from taking new jobs while the outbox is full; the one
  * job already running may still add its result past the bound.
+ *
+ * A result that cannot be written (disk full) is kept in memory, sent from there, and written
+ * when `persistPending` succeeds; `add` still throws so its job is not marked finished in the
+ * journal: after a crash before delivery the job is reported interrupted, never lost.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +17,8 @@ import type { ResultEnvelope } from './executor.ts';
 interface Stored {
   seq: number;
   file: string;
+  /** False while the result is only in memory (its write failed). */
+  saved: boolean;
   bytes: number;
   result: ResultEnvelope;
 }
@@ -65,7 +71,7 @@ export class Outbox {
         const text = fs.readFileSync(p, 'utf8');
         const v = JSON.parse(text) as { seq: number; result: ResultEnvelope };
         if (typeof v.seq !== 'number' || typeof v.result?.command_id !== 'string') throw new Error('not an outbox entry');
-        loaded.push({ seq: v.seq, file: p, bytes: Buffer.byteLength(text), result: v.result });
+        loaded.push({ seq: v.seq, file: p, saved: true, bytes: Buffer.byteLength(text), result: v.result });
       } catch (e) {
         const bad = path.join(this.dir, 'corrupt');
         ensureDir(bad, 0o700);
@@ -85,16 +91,48 @@ export class Outbox {
     return this.items.has(commandId);
   }
 
-  /** Stores a result durably; a second result for the same id is ignored. */
+  /**
+   * Stores a result durably; a second result for the same id is ignored. When the write fails
+   * the result is kept in memory (see the module comment) and the error is thrown.
+   */
   add(result: ResultEnvelope): void {
     if (this.items.has(result.command_id)) return;
     const seq = ++this.seq;
     const text = JSON.stringify({ seq, result });
     const file = path.join(this.dir, fileName(result.command_id));
-    writeFileAtomic(file, text, { mode: 0o600 });
     const bytes = Buffer.byteLength(text);
-    this.items.set(result.command_id, { seq, file, bytes, result });
+    const s: Stored = { seq, file, saved: false, bytes, result };
+    this.items.set(result.command_id, s);
     this.bytes += bytes;
+    this.save(s);
+  }
+
+  private save(s: Stored): void {
+    try {
+      writeFileAtomic(s.file, JSON.stringify({ seq: s.seq, result: s.result }), { mode: 0o600 });
+      s.saved = true;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'ENOSPC' ? 'no space left on the device' : err.message;
+      throw Object.assign(
+        new Error(`cannot store the result of job "${s.result.command_id}" in the outbox ${this.dir}: ${why}; it is kept in memory and sent from there`),
+        { code: err.code },
+      );
+    }
+  }
+
+  /** Writes results kept only in memory; returns how many are still unwritten. */
+  persistPending(): number {
+    let left = 0;
+    for (const s of this.items.values()) {
+      if (s.saved) continue;
+      try {
+        this.save(s);
+      } catch {
+        left++;
+      }
+    }
+    return left;
   }
 
   /** Deletes acknowledged results. A deletion lost to a crash only resends an acknowledged result, which servers ignore. */
@@ -103,7 +141,7 @@ export class Outbox {
     for (const id of commandIds) {
       const s = this.items.get(id);
       if (!s) continue;
-      fs.rmSync(s.file, { force: true });
+      if (s.saved) fs.rmSync(s.file, { force: true });
       this.items.delete(id);
       this.bytes -= s.bytes;
       n++;

@@ -13,6 +13,8 @@ import type { Outbox } from './outbox.ts';
 export const FEATURES = ['long-poll', 'results', 'redelivery'] as const;
 export const CHECKIN_PATH = 'agents/api/checkin/';
 export const RESULTS_PATH = 'agents/api/results/';
+/** Most backoff while jobs cannot be journaled or stored (disk full). */
+export const STORE_RETRY_MAX_MS = 10_000;
 
 export interface PullOptions {
   agentId: string;
@@ -84,6 +86,8 @@ export class PullLoop {
   extended: boolean | null = null;
   interval: number;
   failures = 0;
+  /** Consecutive rounds whose jobs could not be journaled or stored (disk full): backs off apart from check-in failures. */
+  storeFailures = 0;
   checkins = 0;
 
   constructor(opts: PullOptions, deps: PullDeps) {
@@ -134,6 +138,8 @@ export class PullLoop {
   /** One check-in and the jobs it brought. Exposed for tests. */
   async step(signal: AbortSignal): Promise<void> {
     const { outbox, executor, log } = this.d;
+    const unsaved = outbox.persistPending();
+    if (unsaved > 0) log.warn({ unsaved }, 'cannot write results to the outbox yet (see above); they are sent from memory');
     const batch: ResultEnvelope[] = outbox.batch(this.o.batchCount, this.o.batchBytes);
     // Results pending or no room: ask for an answer at once, so acknowledgments come back now.
     const wait = batch.length > 0 || !outbox.hasRoom ? 0 : this.o.waitSeconds;
@@ -195,6 +201,7 @@ export class PullLoop {
     }
     const commands = Array.isArray(b.commands) ? b.commands.slice(0, 1000) : [];
     let ran = 0;
+    let storeFailed = false;
     for (const cmd of commands) {
       if (!outbox.hasRoom) {
         // Never drop a result: take no job whose result might not fit. A server with
@@ -205,11 +212,29 @@ export class PullLoop {
         );
         continue;
       }
-      const out = await executor.run(cmd);
-      if (out.ran) ran++;
-      else if (out.reason === 'duplicate') log.info({ command_id: (cmd as { id?: unknown }).id }, 'job already in the journal: not run again');
+      let out;
+      try {
+        out = await executor.run(cmd);
+      } catch (e) {
+        // The state_dir cannot be written (disk full): a job whose start cannot be journaled
+        // is not run. The rest wait too; a server with redelivery hands them out again.
+        storeFailed = true;
+        log.error({ command_id: (cmd as { id?: unknown })?.id }, `cannot run job: ${(e as Error).message}`);
+        break;
+      }
+      if (out.ran) {
+        ran++;
+        this.storeFailures = 0;
+      } else if (out.reason === 'duplicate') log.info({ command_id: (cmd as { id?: unknown }).id }, 'job already in the journal: not run again');
     }
     if (signal.aborted) return;
+    if (storeFailed) {
+      this.storeFailures++;
+      // A local fault: checked again often enough that work resumes soon after space returns.
+      const delay = backoffDelay(this.storeFailures, null, this.o.backoffBaseMs, Math.min(this.o.backoffMaxMs, STORE_RETRY_MAX_MS), this.random);
+      await this.sleep(delay, signal);
+      return;
+    }
     if (stalled && ran === 0) {
       this.failures++;
       const delay = backoffDelay(this.failures, res.retryAfter, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);

@@ -43,7 +43,7 @@ function rig(answers: Answer[], outboxMax = 100) {
     { http, executor, outbox, log, random: () => 0.5, now: () => clock, sleep: async (ms) => void sleeps.push(ms) },
   );
   const signal = new AbortController().signal;
-  return { loop, outbox, ran, sent, sleeps, logs, signal, dir, advance: (ms: number) => (clock += ms) };
+  return { loop, journal, outbox, ran, sent, sleeps, logs, signal, dir, advance: (ms: number) => (clock += ms) };
 }
 
 const ok = (body: Record<string, unknown>): HttpResponse => ({ status: 200, body: { success: true, ...body }, retryAfter: null });
@@ -144,5 +144,31 @@ test('PullLoop asks a long-polling server again after 1-2 s when it let go early
   const r = rig([ok({ commands: [], acknowledged: [] })]);
   await r.loop.step(r.signal);
   assert.deepEqual(r.sleeps, [1500]);
+  fs.rmSync(r.dir, { recursive: true });
+});
+
+test('PullLoop when state_dir cannot be written: a result the outbox cannot store is sent from memory, a job the journal cannot record is not run, and the loop backs off', async () => {
+  const r = rig([
+    ok({ commands: [cmd('1')], acknowledged: [] }),
+    ok({ commands: [], acknowledged: ['1'] }),
+    ok({ commands: [cmd('2'), cmd('3')], acknowledged: [] }),
+  ]);
+  // The outbox's folder gone: its writes fail as on a full disk.
+  fs.rmSync(r.outbox.dir, { recursive: true });
+  await r.loop.step(r.signal);
+  assert.deepEqual(r.ran, ['act_1']);
+  assert.match(r.logs.join('\n'), /cannot run job: cannot store the result of job "1" in the outbox .*kept in memory/);
+  assert.equal(r.sleeps.length, 1, 'backed off');
+  assert.equal(r.outbox.size, 1, 'kept in memory');
+  await r.loop.step(r.signal);
+  assert.deepEqual((r.sent[1]!.body.command_results as ResultEnvelope[]).map((x) => x.command_id), ['1'], 'sent from memory');
+  assert.equal(r.outbox.size, 0);
+  // The journal cannot be written: neither job runs.
+  r.journal.close();
+  await r.loop.step(r.signal);
+  assert.deepEqual(r.ran, ['act_1']);
+  assert.match(r.logs.join('\n'), /cannot run job: cannot write job journal/);
+  assert.ok(!r.journal.has('2') && !r.journal.has('3'));
+  assert.equal(r.sleeps.length, 2, 'backed off');
   fs.rmSync(r.dir, { recursive: true });
 });

@@ -40,6 +40,11 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** ms to wait for the socket. */
   timeoutMs?: number;
+  /**
+   * A program (absolute path and arguments) that execs the daemon's command line, such as
+   * `unshare -m --`; it must exec, not fork, so the handle's pid stays the daemon's.
+   */
+  wrap?: string[];
 }
 
 export async function startRootd(opts: StartOptions = {}): Promise<RootdHandle> {
@@ -56,7 +61,8 @@ export async function startRootd(opts: StartOptions = {}): Promise<RootdHandle> 
   // As root the daemon needs its socket group and the default allowed user to exist.
   if (process.getuid?.() === 0) await ensureTestUsers();
   const args = [ROOTD_JS, '--config', configPath, ...(dev ? ['--dev'] : []), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const [file, ...pre] = [...(opts.wrap ?? []), process.execPath];
+  const proc = spawn(file!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => {
     stderr += c.toString();

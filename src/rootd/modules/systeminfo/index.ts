@@ -4,11 +4,17 @@
 import os from 'node:os';
 import { ActionModule, type InitResult, type ModuleContext } from '../../../sdk/base-module.ts';
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
+import { Type } from '@sinclair/typebox';
 import { Params } from '../../../sdk/schema.ts';
 import { VERSION } from '../../../version.ts';
 import * as probe from './probe.ts';
 
 const None = Params({});
+const FsParams = Params({
+  include_network: Type.Optional(
+    Type.Boolean({ description: 'also read the usage of network filesystems (nfs, cifs, sshfs...), which can wait on a dead server (default false)' }),
+  ),
+});
 
 export class SystemInfoModule extends ActionModule {
   private installed: () => string[] = () => ['systeminfo'];
@@ -92,9 +98,9 @@ export class SystemInfoModule extends ActionModule {
       defineAction({
         name: 'get_filesystems',
         description: 'Get mounted filesystems with usage',
-        params: None,
+        params: FsParams,
         access: 'read',
-        handler: async () => ({ filesystems: await probe.filesystems() }),
+        handler: async (p) => ({ filesystems: await probe.filesystems({ includeNetwork: p.include_network === true }) }),
       }),
       defineAction({
         name: 'get_network_interfaces',
@@ -109,10 +115,14 @@ export class SystemInfoModule extends ActionModule {
       defineAction({
         name: 'get_inventory',
         description: 'Get the full inventory: info, filesystems and network interfaces',
-        params: None,
+        params: FsParams,
         access: 'read',
-        handler: async () => {
-          const [info, filesystems, interfaces] = await Promise.all([this.info(), probe.filesystems(), probe.networkInterfaces()]);
+        handler: async (p) => {
+          const [info, filesystems, interfaces] = await Promise.all([
+            this.info(),
+            probe.filesystems({ includeNetwork: p.include_network === true }),
+            probe.networkInterfaces(),
+          ]);
           return { ...info, filesystems, interfaces };
         },
       }),

@@ -5,6 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import dns from 'node:dns';
 import os from 'node:os';
+import { statfsMany } from './statfs.ts';
 
 async function readText(file: string, max = 256 * 1024): Promise<string | null> {
   try {
@@ -163,7 +164,27 @@ function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
-export async function filesystems() {
+/**
+ * Network filesystems: their usage is not asked for unless the caller wants it, since a
+ * dead server makes every statfs wait (see statfs.ts for what that wait costs).
+ */
+export const NETWORK_FS = new Set([
+  'nfs', 'nfs4', 'cifs', 'smb3', 'smbfs', 'ncpfs', 'afs', 'ceph', 'glusterfs', 'lustre', 'gfs2', 'ocfs2', 'beegfs',
+  'orangefs', 'davfs', '9p', 'fuse.sshfs', 'fuse.glusterfs', 'fuse.ceph-fuse', 'fuse.s3fs', 'fuse.rclone',
+  'fuse.davfs2', 'fuse.gcsfuse', 'fuse.juicefs', 'fuse.cephfs',
+]);
+
+export interface FilesystemOptions {
+  /** Ask network filesystems for their usage too (default false). */
+  includeNetwork?: boolean;
+}
+
+/**
+ * Mounted filesystems with their usage. `status` says whether the usage was read
+ * ("ok"), the filesystem did not answer ("timeout"), the call failed ("error"), or it is
+ * a network filesystem not asked ("skipped"); the usage fields are null unless "ok".
+ */
+export async function filesystems(opts: FilesystemOptions = {}) {
   const text = (await readText('/proc/self/mounts', 1024 * 1024)) ?? '';
   const seen = new Set<string>();
   const rows = text
@@ -173,28 +194,38 @@ export async function filesystems() {
     .map((f) => ({ device: unescapeMount(f[0]!), mountpoint: unescapeMount(f[1]!), fstype: f[2]!, options: f[3]!.split(',') }))
     .filter((r) => (seen.has(r.mountpoint) ? false : (seen.add(r.mountpoint), true)))
     .slice(0, 256);
-  return Promise.all(
-    rows.map(async (r) => {
-      // A dead network mount must not hang the request.
-      const st = await withTimeout(fsp.statfs(r.mountpoint), 2000, null);
-      if (!st) return { ...r, read_only: r.options.includes('ro'), total_bytes: null, used_bytes: null, free_bytes: null, percent_used: null };
-      const total = st.blocks * st.bsize;
-      const free = st.bavail * st.bsize;
-      const used = (st.blocks - st.bfree) * st.bsize;
+  const asked = rows.filter((r) => opts.includeNetwork || !NETWORK_FS.has(r.fstype)).map((r) => r.mountpoint);
+  const usage = await statfsMany(asked);
+  return rows.map((r) => {
+    const base = { device: r.device, mountpoint: r.mountpoint, fstype: r.fstype, read_only: r.options.includes('ro') };
+    const st = usage.get(r.mountpoint);
+    if (st?.status !== 'ok') {
       return {
-        device: r.device,
-        mountpoint: r.mountpoint,
-        fstype: r.fstype,
-        read_only: r.options.includes('ro'),
-        total_bytes: total,
-        used_bytes: used,
-        free_bytes: free,
-        percent_used: used + free ? Math.round((used / (used + free)) * 1000) / 10 : 0,
-        inodes_total: st.files,
-        inodes_free: st.ffree,
+        ...base,
+        status: st?.status ?? 'skipped',
+        ...(st ? { error: st.error } : {}),
+        total_bytes: null,
+        used_bytes: null,
+        free_bytes: null,
+        percent_used: null,
+        inodes_total: null,
+        inodes_free: null,
       };
-    }),
-  );
+    }
+    const total = st.blocks * st.bsize;
+    const free = st.bavail * st.bsize;
+    const used = (st.blocks - st.bfree) * st.bsize;
+    return {
+      ...base,
+      status: 'ok',
+      total_bytes: total,
+      used_bytes: used,
+      free_bytes: free,
+      percent_used: used + free ? Math.round((used / (used + free)) * 1000) / 10 : 0,
+      inodes_total: st.files,
+      inodes_free: st.ffree,
+    };
+  });
 }
 
 export async function networkInterfaces() {
