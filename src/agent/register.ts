@@ -169,12 +169,18 @@ export async function migrateSecrets(configFile: string): Promise<string[]> {
     const file = cfg.api_key_file ?? defaultApiKeyFile(configFile);
     const updated = updateConfigText(text, { api_key: null, api_key_file: file });
     parseConfigText(updated, configFile);
-    // The file first: a crash between the two writes leaves the key in both, and a rerun finishes.
-    await storeApiKey(file, cfg.api_key);
-    writeConfigAtomic(configFile, updated);
-    done.push(`moved the api_key from ${configFile} to ${file}`);
+    // An existing key file wins over agent.yaml at start, so it holds the key in use (or the same
+    // one, after a crash between the two writes below): never overwritten with agent.yaml's.
+    if (fs.existsSync(file)) {
+      writeConfigAtomic(configFile, updated);
+      done.push(`removed the api_key from ${configFile} (the agent uses the one in ${file})`);
+    } else {
+      await storeApiKey(file, cfg.api_key);
+      writeConfigAtomic(configFile, updated);
+      done.push(`moved the api_key from ${configFile} to ${file}`);
+    }
   }
-  if (cfg.ssl_key !== null && fs.existsSync(cfg.ssl_key) && (await tightenPrivateFile(cfg.ssl_key))) {
+  if (cfg.ssl_key !== null && (await tightenPrivateFile(cfg.ssl_key))) {
     done.push(`made ssl_key ${cfg.ssl_key} readable by the agent's user only (0600)`);
   }
   return done;

@@ -38,14 +38,17 @@ async function agentOwner(): Promise<Owner | null> {
 }
 
 /**
- * Makes the credentials directory: 0700 and owned by the agent's user. The directory above must
- * be one only root can change, or the path could be swapped between the check and the write.
+ * Makes the credentials directory, 0700 and owned by the agent's user, when it is missing. An
+ * existing one is used as it is (it may be /etc/tuxsec itself), as long as it and every directory
+ * above it can be changed only by root or the agent's user: otherwise the path could be swapped
+ * between the check and the write.
  */
 function ensureCredentialsDir(dir: string, owner: Owner | null): void {
+  const where = `cannot store the agent's credentials in ${JSON.stringify(dir)}`;
   try {
     assertTrustedDir(path.dirname(dir));
   } catch (e) {
-    throw new ConfigError(`cannot store the agent's credentials in ${JSON.stringify(dir)}: ${(e as Error).message}`);
+    throw new ConfigError(`${where}: ${(e as Error).message}`);
   }
   let st: fs.Stats | null = null;
   try {
@@ -55,11 +58,14 @@ function ensureCredentialsDir(dir: string, owner: Owner | null): void {
   }
   if (st === null) {
     fs.mkdirSync(dir, { mode: 0o700 });
-    st = fs.lstatSync(dir);
+    if (owner) fs.chownSync(dir, owner.uid, owner.gid);
+    fs.chmodSync(dir, 0o700);
+    return;
   }
-  if (!st.isDirectory()) throw new ConfigError(`cannot store the agent's credentials in ${JSON.stringify(dir)}: not a directory`);
-  if (owner && (st.uid !== owner.uid || st.gid !== owner.gid)) fs.chownSync(dir, owner.uid, owner.gid);
-  if ((st.mode & 0o7777) !== 0o700) fs.chmodSync(dir, 0o700);
+  if (!st.isDirectory()) throw new ConfigError(`${where}: not a directory`);
+  const me = process.getuid?.() ?? 0;
+  if (st.uid !== 0 && st.uid !== me && st.uid !== owner?.uid) throw new ConfigError(`${where}: owned by uid ${st.uid}`);
+  if ((st.mode & 0o022) !== 0) throw new ConfigError(`${where}: writable by group or others`);
 }
 
 /** Writes the api_key to `file` atomically: 0600, owned by the agent's user when run as root. */
@@ -70,17 +76,28 @@ export async function storeApiKey(file: string, apiKey: string): Promise<void> {
 }
 
 /**
- * Gives a private key file to the agent's user, 0600, through a descriptor opened without
- * following a link. Returns whether anything changed.
+ * Gives a private key file that the socket group can read to the agent's user, 0600, through a
+ * descriptor opened without following a link. Only a key set up for the agent (its group is the
+ * agent's group, as the older docs said: 0640 root:tuxsec) is changed; a key that belongs to
+ * something else is left alone, and the agent names it when it refuses to start. Returns whether
+ * anything changed.
  */
 export async function tightenPrivateFile(file: string): Promise<boolean> {
   const owner = await agentOwner();
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  if (!owner) return false;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    // A link (to a key managed elsewhere) or no file: not ours to change.
+    if (['ELOOP', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? '')) return false;
+    throw e;
+  }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new ConfigError(`cannot fix ${JSON.stringify(file)}: not a regular file`);
-    if ((st.mode & 0o077) === 0 && (!owner || st.uid === owner.uid)) return false;
-    if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
+    if (!st.isFile() || (st.mode & 0o077) === 0) return false;
+    if (st.gid !== owner.gid && st.uid !== owner.uid) return false;
+    fs.fchownSync(fd, owner.uid, owner.gid);
     fs.fchmodSync(fd, 0o600);
     return true;
   } finally {

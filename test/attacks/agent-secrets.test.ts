@@ -190,6 +190,13 @@ test('an api_key an older version left in a 0640 agent.yaml is moved out by migr
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stdout, '', 'a second run changes nothing');
   assert.deepEqual(fs.readFileSync(env.configPath, 'utf8'), text);
+  // A stale key put back into agent.yaml never replaces the one the agent uses.
+  fs.writeFileSync(env.configPath, text.replace(/^api_key: null/m, 'api_key: stale-key-0123'));
+  const stale = await run(process.execPath, [AGENT_JS, 'migrate-secrets', '--config', env.configPath], { timeoutMs: 30_000 });
+  assert.equal(stale.code, 0, stale.stderr);
+  assert.match(stale.stdout, /^removed the api_key from .*agent\.yaml \(the agent uses the one in .*credentials\/api_key\)$/m);
+  assert.deepEqual(fs.readFileSync(env.configPath, 'utf8'), text);
+  assert.equal(readCredentials(env).api_key, api_key);
 
   const agent = startAgent(env);
   try {
