@@ -233,7 +233,9 @@ The token is needed only by a server that requires one. Give it at most once: --
 --token-file - (standard input), the environment variable ${ENROLL_TOKEN_ENV}, or --token.
 
   tuxsec-agent register --server https://tuxsec.example.com --token-file /root/enroll-token
-  read -rs T && ${ENROLL_TOKEN_ENV}=$T tuxsec-agent register --server https://tuxsec.example.com`,
+  tuxsec-agent register --server https://tuxsec.example.com --token-file - < token.txt
+
+(sudo VAR=value puts the value on sudo's own command line: under sudo, use a file or standard input.)`,
   )
   .action(async (o: { server: string; token?: string; tokenFile?: string; config: string }) => runRegister(o));
 program
