@@ -246,6 +246,8 @@ record user - tuxsec tuxsec /var/lib/tuxsec
 record user - tuxsec-server tuxsec-server /var/lib/tuxsec-server
 record sys-dir 0750 root tuxsec /etc/tuxsec
 record sys-dir 0750 root tuxsec /etc/tuxsec/certs
+# The agent's api_key (register and migrate-secrets write it): tuxsec alone, not the socket group.
+record sys-dir 0700 tuxsec tuxsec /etc/tuxsec/credentials
 record sys-dir 0755 tuxsec tuxsec /var/log/tuxsec
 record sys-dir 0750 tuxsec tuxsec /var/lib/tuxsec
 record sys-dir 0750 root root /var/log/tuxsec-rootd

@@ -2,8 +2,9 @@
 # Prepares the system for TuxSec: users, directories, default configs, systemd reload.
 # Installed as <prefix>/setup-system.sh; run as root by install.sh and by the .deb's postinst.
 # Reads what to create from the MANIFEST beside it (written by install.sh), so the layout is
-# declared in one place. Idempotent: a second run changes nothing. Never overwrites a config and
-# never changes an existing user.
+# declared in one place. Idempotent: a second run changes nothing. Never overwrites a config (it
+# only moves an older version's api_key out of agent.yaml, see below) and never changes an
+# existing user.
 set -euo pipefail
 umask 022
 
@@ -96,6 +97,19 @@ for pass in user sys-dir run-dir config; do
     esac
   done < <(grep -v '^#' "$MANIFEST")
 done
+
+# An api_key that an older version kept in agent.yaml, which the socket group can read, moves to
+# /etc/tuxsec/credentials/api_key (tuxsec alone); a group-readable ssl_key becomes 0600 tuxsec.
+# Done by the agent's own code (atomic, comments kept); a no-op once done. A failure leaves the
+# agent working as before, so it warns rather than failing the install.
+AGENT_CONF=/etc/tuxsec/agent.yaml
+if [ -f "$AGENT_CONF" ] && [ -x /usr/bin/tuxsec-agent ]; then
+  if out=$(/usr/bin/tuxsec-agent migrate-secrets --config "$AGENT_CONF" 2>&1); then
+    while IFS= read -r line; do [ -z "$line" ] || say "$line"; done <<<"$out"
+  else
+    echo "  warning: the agent's secrets stay where they are: $out" >&2
+  fi
+fi
 
 if [ "$SYSTEMD_RUNNING" = 1 ]; then
   if [ "${SYSTEMD_UNITS:-1}" = 1 ]; then

@@ -160,9 +160,9 @@ function yaml(obj) {
 }
 
 /** Runs a program to completion without blocking the event loop (so Ctrl-C is handled at once). */
-function runAsync(args, timeoutMs = 60_000) {
+function runAsync(args, timeoutMs = 60_000, env = {}) {
   return new Promise((resolve) => {
-    const p = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: tmp });
+    const p = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: tmp, env: { ...process.env, ...env } });
     const c = { name: path.basename(args[0]), proc: p, out: () => '', exited: new Promise((r) => p.once('exit', r)) };
     children.push(c);
     let stdout = '';
@@ -219,7 +219,8 @@ async function main() {
   say(`[2/6] tuxsec-server listening on ${url} (SQLite: ${path.join(tmp, 'server.db')})`);
 
   const user = isRoot ? agentUser() : null;
-  const sock = path.join(tmp, 'rootd.sock');
+  // In a directory of its own: rootd gives the socket's directory to the socket group.
+  const sock = path.join(tmp, 'run', 'rootd.sock');
   const rootdCfg = path.join(tmp, 'rootd.yaml');
   fs.writeFileSync(rootdCfg, yaml({
     socket: sock,
@@ -235,7 +236,11 @@ async function main() {
   if (tok.code !== 0 || !tok.json?.token) fail(`cannot create an enrollment token: ${tok.stderr}`, server);
   const stateDir = path.join(tmp, 'agent-state');
   fs.mkdirSync(stateDir, { mode: 0o700 });
-  const agentCfg = path.join(tmp, 'agent.yaml');
+  // A directory of its own, like /etc/tuxsec: register keeps the api_key in credentials/ beside
+  // agent.yaml, and refuses a directory above it that others can write.
+  const agentDir = path.join(tmp, 'agent');
+  fs.mkdirSync(agentDir, { mode: 0o755 });
+  const agentCfg = path.join(agentDir, 'agent.yaml');
   fs.writeFileSync(agentCfg, '# tuxsec-agent demo configuration (agent_id/api_key are written by "register")\n' + yaml({
     mode: 'pull',
     ca_cert: certs.ca,
@@ -247,7 +252,8 @@ async function main() {
     fs.chownSync(stateDir, user.uid, user.gid);
     fs.chownSync(agentCfg, 0, user.gid);
   }
-  const reg = await runAsync([path.join(DIST, 'tuxsec-agent.js'), 'register', '--server', url, '--token', tok.json.token, '--config', agentCfg]);
+  // The token through the environment, not the command line: never in ps.
+  const reg = await runAsync([path.join(DIST, 'tuxsec-agent.js'), 'register', '--server', url, '--config', agentCfg], 60_000, { TUXSEC_ENROLL_TOKEN: tok.json.token });
   if (reg.code !== 0) fail(`cannot register the agent: ${reg.stderr.trim()}`, server);
   const agentId = /agent_id:\s*"?([0-9a-f-]{36})/.exec(fs.readFileSync(agentCfg, 'utf8'))?.[1];
   if (!agentId) fail('cannot find agent_id in the agent config after registration');

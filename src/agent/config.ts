@@ -1,7 +1,9 @@
 /**
  * agent.yaml: the seed's keys plus rootd_socket, state_dir, outbox bounds and a job policy.
- * Validated at start; every message names the offending key. The api_key may also come from a
- * systemd credential ($CREDENTIALS_DIRECTORY/api_key) or TUXSEC_API_KEY, which win over the file.
+ * Validated at start; every message names the offending key. The api_key comes from, in order: a
+ * systemd credential ($CREDENTIALS_DIRECTORY/api_key), TUXSEC_API_KEY, the file named by
+ * api_key_file (where "tuxsec-agent register" puts it), and last agent.yaml's own api_key (the
+ * seed's place, which the socket group can read: setup-system.sh moves it out on upgrade).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +24,7 @@ export const AgentConfigSchema = Type.Object(
     server_url: Nullable(Type.String({ pattern: '^https://[^\\s]+$', maxLength: 2048 })),
     agent_id: Nullable(Type.String({ minLength: 1, maxLength: 200 })),
     api_key: Nullable(Type.String({ minLength: 1, maxLength: 1024 })),
+    api_key_file: Nullable(PathStr),
     poll_interval: Type.Integer({ minimum: 1, maximum: 86400 }),
     listen_host: Type.String({ minLength: 1, maxLength: 255 }),
     listen_port: Type.Integer({ minimum: 1, maximum: 65535 }),
@@ -52,6 +55,7 @@ export const DEFAULTS: AgentConfig = {
   server_url: null,
   agent_id: null,
   api_key: null,
+  api_key_file: null,
   poll_interval: 30,
   listen_host: '0.0.0.0',
   listen_port: 8443,
@@ -132,7 +136,7 @@ export function validateConfig(raw: unknown, source: string): AgentConfig {
   if ((cfg.ssl_cert === null) !== (cfg.ssl_key === null)) {
     throw new ConfigError(`cannot load config ${source}: key "${cfg.ssl_cert === null ? 'ssl_cert' : 'ssl_key'}" is required when the other of ssl_cert/ssl_key is set`);
   }
-  for (const k of ['rootd_socket', 'state_dir', 'ssl_cert', 'ssl_key', 'ca_cert', 'log_file'] as const) {
+  for (const k of ['rootd_socket', 'state_dir', 'ssl_cert', 'ssl_key', 'ca_cert', 'log_file', 'api_key_file'] as const) {
     const v = cfg[k];
     if (typeof v === 'string' && !path.isAbsolute(v)) {
       throw new ConfigError(`cannot load config ${source}: key "${k}": ${show(v)} must be an absolute path`);
@@ -170,9 +174,77 @@ export interface SecretSources {
   readFile?: (p: string) => string;
 }
 
+/** The user the agent runs as (tuxsec-agent.service: User=tuxsec); it alone reads the secrets. */
+export const AGENT_USER = 'tuxsec';
+
+const MAX_SECRET_BYTES = 4096;
+
+/** Checks a token or key: 1..1024 characters, no white space; `what` names its source. */
+export function checkSecretValue(value: string, what: string): string {
+  const v = value.trim();
+  if (v.length === 0 || v.length > 1024 || /\s/.test(v)) {
+    throw new ConfigError(`cannot use ${what}: the value must be 1..1024 characters without spaces`);
+  }
+  return v;
+}
+
+function modeText(mode: number): string {
+  return '0' + (mode & 0o7777).toString(8).padStart(3, '0');
+}
+
+function fixHint(file: string): string {
+  return `run "tuxsec-agent migrate-secrets" or "chown ${AGENT_USER}:${AGENT_USER} ${file} && chmod 0600 ${file}" as root`;
+}
+
+/**
+ * Reads the api_key from api_key_file. Null when the file does not exist; refused when it is not
+ * a regular file or when group or others could read it (the group is the socket group).
+ */
+export function readApiKeyFile(file: string): string | null {
+  const shown = JSON.stringify(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') return null;
+    throw new ConfigError(`cannot read api_key_file ${shown}: ${err.code === 'ELOOP' ? 'it is a symbolic link' : (err.code ?? err.message)}`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new ConfigError(`cannot read api_key_file ${shown}: not a regular file`);
+    if ((st.mode & 0o077) !== 0) {
+      throw new ConfigError(`cannot read api_key_file ${shown}: mode ${modeText(st.mode)} lets group or others read the api_key; ${fixHint(file)}`);
+    }
+    const buf = Buffer.alloc(MAX_SECRET_BYTES + 1);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    if (n > MAX_SECRET_BYTES) throw new ConfigError(`cannot read api_key_file ${shown}: larger than ${MAX_SECRET_BYTES} bytes`);
+    return checkSecretValue(buf.subarray(0, n).toString('utf8'), `api_key_file ${shown}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Refuses a private key file (ssl_key) that group or others can read: the group being the socket
+ * group, every CLI user could present the agent's certificate.
+ */
+export function assertPrivateFile(file: string, key: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError(`cannot read ${key} ${JSON.stringify(file)}: ${err.code === 'ENOENT' ? 'no such file' : (err.code ?? err.message)}`);
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new ConfigError(`cannot use ${key} ${JSON.stringify(file)}: mode ${modeText(st.mode)} lets group or others read the private key; ${fixHint(file)}`);
+  }
+}
+
 /**
  * Applies the api_key's other sources: a systemd credential file first, then TUXSEC_API_KEY,
- * then the config file's value.
+ * then api_key_file, then the config file's value.
  */
 export function applySecretSources(cfg: AgentConfig, src: SecretSources = {}): AgentConfig {
   const env = src.env ?? process.env;
@@ -188,20 +260,13 @@ export function applySecretSources(cfg: AgentConfig, src: SecretSources = {}): A
         throw new ConfigError(`cannot read api_key credential ${p}: ${(e as Error).message}`);
       }
     }
-    if (text !== null) {
-      const key = text.trim();
-      if (key.length === 0 || key.length > 1024 || /\s/.test(key)) {
-        throw new ConfigError(`cannot read api_key credential ${p}: the value must be 1..1024 characters without spaces`);
-      }
-      return { ...cfg, api_key: key };
-    }
+    if (text !== null) return { ...cfg, api_key: checkSecretValue(text, `api_key credential ${p}`) };
   }
   const fromEnv = env.TUXSEC_API_KEY;
-  if (fromEnv !== undefined && fromEnv !== '') {
-    if (fromEnv.length > 1024 || /\s/.test(fromEnv)) {
-      throw new ConfigError('cannot use TUXSEC_API_KEY: the value must be 1..1024 characters without spaces');
-    }
-    return { ...cfg, api_key: fromEnv };
+  if (fromEnv !== undefined && fromEnv !== '') return { ...cfg, api_key: checkSecretValue(fromEnv, 'TUXSEC_API_KEY') };
+  if (cfg.api_key_file !== null) {
+    const key = readApiKeyFile(cfg.api_key_file);
+    if (key !== null) return { ...cfg, api_key: key };
   }
   return cfg;
 }

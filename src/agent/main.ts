@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { RootdClient } from '../client/rootd-client.ts';
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, parseConfigText, pinoLevel, type AgentConfig } from './config.ts';
+import { assertPrivateFile, ConfigError, DEFAULT_CONFIG_PATH, loadConfig, parseConfigText, pinoLevel, readConfigText, type AgentConfig } from './config.ts';
 import { ensureDir } from './durable.ts';
 import { Executor } from './executor.ts';
 import { HttpClient } from './http.ts';
@@ -15,7 +15,8 @@ import { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Outbox } from './outbox.ts';
 import { AgentRejectedError, PullLoop } from './pull.ts';
-import { machineId, register } from './register.ts';
+import { machineId, migrateSecrets, register } from './register.ts';
+import { ENROLL_TOKEN_ENV, readEnrollToken } from './secrets.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 const VERSION: string = pkg.version;
@@ -48,7 +49,7 @@ function takePidLock(stateDir: string): void {
 
 async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
   if (!cfg.server_url) fail('cannot run in pull mode: key "server_url" is not set');
-  if (!cfg.agent_id || !cfg.api_key) fail('cannot run in pull mode: the agent is not registered (run "tuxsec-agent register --server URL --token TOKEN" as root)');
+  if (!cfg.agent_id || !cfg.api_key) fail('cannot run in pull mode: the agent is not registered (run "tuxsec-agent register --server URL --token-file FILE" as root)');
   try {
     ensureDir(cfg.state_dir, 0o700);
   } catch (e) {
@@ -136,6 +137,23 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
   log.info({}, 'stopped');
 }
 
+/**
+ * An api_key still in agent.yaml (the seed's place, or written by hand) is readable by whoever can
+ * read agent.yaml: normally the socket group. Still used, for compatibility, but said loudly.
+ */
+function warnKeyInConfig(file: string, log: Logger): void {
+  try {
+    const own = parseConfigText(readConfigText(file), file);
+    const mode = fs.statSync(file).mode;
+    if (own.api_key === null || (mode & 0o044) === 0) return;
+    const msg = `the api_key is in ${file}, which ${mode & 0o004 ? 'every user' : 'its group (the socket group: every CLI user)'} can read, so they can act as this agent: run "tuxsec-agent migrate-secrets" as root to move it to a file only the agent reads`;
+    log.warn({ config: file }, msg);
+    process.stderr.write(`tuxsec-agent: warning: ${msg}\n`);
+  } catch {
+    // loadConfig read it a moment ago
+  }
+}
+
 async function runAgent(opts: { config: string; mode?: string }): Promise<void> {
   if (process.getuid?.() === 0) {
     fail('cannot run as root: the agent runs as the unprivileged "tuxsec" user (systemd: User=tuxsec); only "tuxsec-agent register" is run by root');
@@ -147,18 +165,23 @@ async function runAgent(opts: { config: string; mode?: string }): Promise<void> 
     fail((e as Error).message);
   }
   if (cfg.mode !== 'pull') fail(`cannot run in mode "${cfg.mode}": not implemented yet (only "pull" is)`);
-  const log = createLogger({ level: pinoLevel(cfg.log_level), file: cfg.log_file });
   try {
-    if ((fs.statSync(opts.config).mode & 0o004) !== 0 && cfg.api_key) {
-      log.warn({ config: opts.config }, 'the config is readable by every user and may hold the api_key: chmod 0640 it (owner root, group tuxsec)');
-    }
-  } catch {
-    // loadConfig read it a moment ago
+    if (cfg.ssl_key !== null) assertPrivateFile(cfg.ssl_key, 'ssl_key');
+  } catch (e) {
+    fail((e as Error).message);
   }
+  const log = createLogger({ level: pinoLevel(cfg.log_level), file: cfg.log_file });
+  warnKeyInConfig(opts.config, log);
   await runPull(cfg, log);
 }
 
-async function runRegister(opts: { server: string; token?: string; config: string }): Promise<void> {
+async function runRegister(opts: { server: string; token?: string; tokenFile?: string; config: string }): Promise<void> {
+  let token: string | undefined;
+  try {
+    token = readEnrollToken({ token: opts.token, tokenFile: opts.tokenFile });
+  } catch (e) {
+    fail((e as Error).message, 2);
+  }
   let modules: string[] | undefined;
   try {
     const sock = fs.existsSync(opts.config) ? parseConfigText(fs.readFileSync(opts.config, 'utf8'), opts.config).rootd_socket : undefined;
@@ -168,12 +191,22 @@ async function runRegister(opts: { server: string; token?: string; config: strin
     modules = undefined;
   }
   try {
-    const r = await register({ configFile: opts.config, server: opts.server, token: opts.token, version: VERSION, modules });
+    const r = await register({ configFile: opts.config, server: opts.server, token, version: VERSION, modules });
     process.stdout.write(r.message + '\n');
     if (r.status === 'pending-approval') process.exit(3);
   } catch (e) {
     const msg = (e as Error).message;
     fail(msg.startsWith('cannot') ? msg : `cannot register: ${msg}`, e instanceof ConfigError ? 2 : 1);
+  }
+}
+
+async function runMigrate(opts: { config: string }): Promise<void> {
+  try {
+    const done = await migrateSecrets(opts.config);
+    for (const line of done) process.stdout.write(line + '\n');
+  } catch (e) {
+    const msg = (e as Error).message;
+    fail(msg.startsWith('cannot') ? msg : `cannot move the agent's secrets out of ${opts.config}: ${msg}`, e instanceof ConfigError ? 2 : 1);
   }
 }
 
@@ -188,10 +221,27 @@ program
   .action(async (o: { config: string; mode?: string }) => runAgent(o));
 program
   .command('register')
-  .description('enroll this machine with a TuxSec server and write agent_id/api_key into the config (run as root)')
+  .description('enroll this machine with a TuxSec server (run as root): writes the api_key to a file only the agent\'s user reads, agent_id and api_key_file into the config')
   .requiredOption('--server <url>', 'server URL (https://...)')
-  .option('--token <token>', 'enrollment token (not needed by a server that takes none)')
+  .option('--token-file <file>', 'read the enrollment token from FILE ("-": standard input)')
+  .option('--token <token>', 'the enrollment token itself ("-": read it from standard input); visible in ps and the shell history, so prefer --token-file or $' + ENROLL_TOKEN_ENV)
   .option('--config <file>', 'agent configuration to update', DEFAULT_CONFIG_PATH)
-  .action(async (o: { server: string; token?: string; config: string }) => runRegister(o));
+  .addHelpText(
+    'after',
+    `
+The token is needed only by a server that requires one. Give it at most once: --token-file FILE,
+--token-file - (standard input), the environment variable ${ENROLL_TOKEN_ENV}, or --token.
+
+  tuxsec-agent register --server https://tuxsec.example.com --token-file /root/enroll-token
+  tuxsec-agent register --server https://tuxsec.example.com --token-file - < token.txt
+
+(sudo VAR=value puts the value on sudo's own command line: under sudo, use a file or standard input.)`,
+  )
+  .action(async (o: { server: string; token?: string; tokenFile?: string; config: string }) => runRegister(o));
+program
+  .command('migrate-secrets')
+  .description('move an api_key out of the config into the agent-only credentials file and make ssl_key 0600 tuxsec (run as root; install.sh and the package run it on upgrade)')
+  .option('--config <file>', 'agent configuration', DEFAULT_CONFIG_PATH)
+  .action(async (o: { config: string }) => runMigrate(o));
 
 program.parseAsync(process.argv).catch((e: Error) => fail(e.message));

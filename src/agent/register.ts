@@ -1,15 +1,17 @@
 /**
- * `tuxsec-agent register`: enrolls with the server (run by root) and writes agent_id, api_key and
- * server_url into agent.yaml atomically, keeping its comments, other keys, owner and mode less any
- * world access (0640 root:tuxsec for a new file).
+ * `tuxsec-agent register`: enrolls with the server (run by root), writes the api_key into the
+ * credentials file only the agent's user can read (secrets.ts), and agent_id, server_url and
+ * api_key_file into agent.yaml atomically, keeping its comments, other keys, owner and mode less
+ * any world access (0640 root:tuxsec for a new file). agent.yaml keeps `api_key: null`: the
+ * socket group can read it. `migrate-secrets` does the same move for an older install's key.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import YAML from 'yaml';
 import { ConfigError, parseConfigText, validateConfig, type AgentConfig } from './config.ts';
 import { writeFileAtomic } from './durable.ts';
 import { HttpClient, HttpError } from './http.ts';
+import { defaultApiKeyFile, storeApiKey, tightenPrivateFile, updateConfigText } from './secrets.ts';
 
 export const REGISTER_PATH = 'agents/api/register/';
 
@@ -60,15 +62,6 @@ function groupId(name: string): number | undefined {
     // no /etc/group: keep root's group
   }
   return undefined;
-}
-
-/** Sets keys in the YAML text keeping comments and the other keys; returns the new text. */
-export function updateConfigText(text: string, values: Record<string, string>): string {
-  const doc = YAML.parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw new ConfigError(`cannot update config: invalid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-  if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
-  for (const [k, v] of Object.entries(values)) doc.set(k, v);
-  return doc.toString();
 }
 
 /**
@@ -142,17 +135,53 @@ export async function register(opts: RegisterOptions): Promise<RegisterResult> {
   if ((b.success !== true && !pending) || typeof agentId !== 'string' || typeof apiKey !== 'string' || agentId.length === 0 || agentId.length > 200 || apiKey.length === 0 || apiKey.length > 1024 || /\s/.test(apiKey)) {
     throw new HttpError('cannot register: the server answered without a valid agent_id and api_key', res.status);
   }
-  const updated = updateConfigText(text, { server_url: server, agent_id: agentId, api_key: apiKey });
+  const keyFile = cfg.api_key_file ?? defaultApiKeyFile(opts.configFile);
+  const updated = updateConfigText(text, { server_url: server, agent_id: agentId, api_key: null, api_key_file: keyFile });
   // Never write a config the agent would then refuse.
   parseConfigText(updated, opts.configFile);
+  // The key first: a config naming a key file that is not there yet would read as unregistered.
+  await storeApiKey(keyFile, apiKey);
   writeConfigAtomic(opts.configFile, updated);
   if (pending) {
     const why = typeof b.error === 'string' ? b.error.slice(0, 300) : 'this machine is already enrolled under another agent';
     return {
       status: 'pending-approval',
       agent_id: agentId,
-      message: `registered as agent ${agentId}, pending an operator's approval (${why}); wrote ${opts.configFile}`,
+      message: `registered as agent ${agentId}, pending an operator's approval (${why}); wrote ${opts.configFile} and ${keyFile}`,
     };
   }
-  return { status: 'registered', agent_id: agentId, message: `registered as agent ${agentId}; wrote ${opts.configFile}` };
+  return { status: 'registered', agent_id: agentId, message: `registered as agent ${agentId}; wrote ${opts.configFile} and ${keyFile}` };
+}
+
+/**
+ * Moves the secrets of an older install out of the socket group's reach (run as root by
+ * setup-system.sh on every install and upgrade; idempotent): an api_key in agent.yaml goes to
+ * the credentials file and agent.yaml is rewritten atomically with `api_key: null`, comments
+ * kept; an ssl_key group or others could read is given to the agent's user, 0600. Returns what
+ * it did, one line each.
+ */
+export async function migrateSecrets(configFile: string): Promise<string[]> {
+  const done: string[] = [];
+  if (!fs.existsSync(configFile)) return done;
+  const text = fs.readFileSync(configFile, 'utf8');
+  const cfg = parseConfigText(text, configFile);
+  if (cfg.api_key !== null) {
+    const file = cfg.api_key_file ?? defaultApiKeyFile(configFile);
+    const updated = updateConfigText(text, { api_key: null, api_key_file: file });
+    parseConfigText(updated, configFile);
+    // An existing key file wins over agent.yaml at start, so it holds the key in use (or the same
+    // one, after a crash between the two writes below): never overwritten with agent.yaml's.
+    if (fs.existsSync(file)) {
+      writeConfigAtomic(configFile, updated);
+      done.push(`removed the api_key from ${configFile} (the agent uses the one in ${file})`);
+    } else {
+      await storeApiKey(file, cfg.api_key);
+      writeConfigAtomic(configFile, updated);
+      done.push(`moved the api_key from ${configFile} to ${file}`);
+    }
+  }
+  if (cfg.ssl_key !== null && (await tightenPrivateFile(cfg.ssl_key))) {
+    done.push(`made ssl_key ${cfg.ssl_key} readable by the agent's user only (0600)`);
+  }
+  return done;
 }

@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { applySecretSources, ConfigError, DEFAULTS, parseConfigText, pinoLevel } from '../../src/agent/config.ts';
+import { readEnrollToken } from '../../src/agent/secrets.ts';
 import { createLogger } from '../../src/agent/log.ts';
 
 const SEED = `# Connection mode: pull, push, or ssh
@@ -76,6 +80,41 @@ test('applySecretSources prefers the systemd credential, then TUXSEC_API_KEY, th
   );
   assert.equal(applySecretSources(base, { env: { TUXSEC_API_KEY: 'from-env', CREDENTIALS_DIRECTORY: '/nowhere' }, readFile }).api_key, 'from-env');
   assert.throws(() => applySecretSources(base, { env: { TUXSEC_API_KEY: 'two words' }, readFile }), /TUXSEC_API_KEY/);
+});
+
+test('applySecretSources reads api_key_file after the credential and TUXSEC_API_KEY, before agent.yaml, and refuses one group or others can read', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tuxsec-keyfile-'));
+  try {
+    const file = path.join(dir, 'api_key');
+    const base = { ...DEFAULTS, api_key: 'from-config', api_key_file: file };
+    assert.equal(applySecretSources(base, { env: {} }).api_key, 'from-config', 'a missing api_key_file is no key');
+    fs.writeFileSync(file, 'from-key-file\n', { mode: 0o600 });
+    assert.equal(applySecretSources(base, { env: {} }).api_key, 'from-key-file');
+    assert.equal(applySecretSources(base, { env: { TUXSEC_API_KEY: 'from-env' } }).api_key, 'from-env');
+    for (const mode of [0o640, 0o604, 0o660]) {
+      fs.chmodSync(file, mode);
+      assert.throws(() => applySecretSources(base, { env: {} }), /^ConfigError: cannot read api_key_file ".*api_key": mode 0(640|604|660) lets group or others read the api_key; run "tuxsec-agent migrate-secrets"/);
+    }
+    fs.chmodSync(file, 0o600);
+    fs.symlinkSync(file, path.join(dir, 'link'));
+    assert.throws(() => applySecretSources({ ...base, api_key_file: path.join(dir, 'link') }, { env: {} }), /cannot read api_key_file .*: it is a symbolic link/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('readEnrollToken takes the token from exactly one source and checks its shape', () => {
+  const stdin = () => ' tok-stdin\n';
+  assert.equal(readEnrollToken({ env: {} }), undefined);
+  assert.equal(readEnrollToken({ token: 'tok-arg', env: {} }), 'tok-arg');
+  assert.equal(readEnrollToken({ token: '-', env: {}, readStdin: stdin }), 'tok-stdin');
+  assert.equal(readEnrollToken({ tokenFile: '-', env: {}, readStdin: stdin }), 'tok-stdin');
+  assert.equal(readEnrollToken({ env: { TUXSEC_ENROLL_TOKEN: 'tok-env' } }), 'tok-env');
+  assert.throws(() => readEnrollToken({ token: 'a', env: { TUXSEC_ENROLL_TOKEN: 'b' } }), /^ConfigError: cannot register: give the enrollment token once/);
+  assert.throws(() => readEnrollToken({ token: 'a', tokenFile: '/x', env: {} }), /give the enrollment token once/);
+  assert.throws(() => readEnrollToken({ tokenFile: '-', env: {}, readStdin: () => 'two words' }), /the value must be 1\.\.1024 characters without spaces/);
+  assert.throws(() => readEnrollToken({ tokenFile: '/nonexistent/tok', env: {} }), /cannot read --token-file "\/nonexistent\/tok": no such file/);
+  assert.throws(() => readEnrollToken({ tokenFile: '/etc', env: {} }), /cannot read --token-file "\/etc": not a regular file/);
 });
 
 test('createLogger redacts api_key and the X-API-Key header wherever they appear', () => {

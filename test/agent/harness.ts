@@ -257,6 +257,13 @@ export async function registerAgent(env: AgentEnv, server: string, token?: strin
   return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The registered agent_id and api_key: from the credentials file register wrote, else agent.yaml. */
+export function readCredentials(env: AgentEnv): { agent_id: string; api_key: string } {
+  const cfg = YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as Record<string, unknown>;
+  const key = typeof cfg.api_key_file === 'string' ? fs.readFileSync(cfg.api_key_file, 'utf8').trim() : String(cfg.api_key);
+  return { agent_id: String(cfg.agent_id), api_key: key };
+}
+
 export function readJournal(env: AgentEnv): Array<Record<string, string>> {
   const p = path.join(env.stateDir, 'journal.log');
   if (!fs.existsSync(p)) return [];

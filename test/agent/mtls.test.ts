@@ -7,7 +7,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import type { CertPaths } from '../helpers/certs.ts';
-import { certsIn, createToken, makeAgentEnv, registerAgent, startAgent, startServer, tempDir, until, type AgentEnv, type ServerHandle } from './harness.ts';
+import { certsIn, createToken, makeAgentEnv, readCredentials, registerAgent, startAgent, startServer, tempDir, until, type AgentEnv, type ServerHandle } from './harness.ts';
 
 let dir: string;
 let certs: CertPaths;
@@ -25,9 +25,9 @@ before(async () => {
   });
   rootd = await startRootd();
   env = await makeAgentEnv({ ca_cert: certs.ca, ssl_cert: certs.clientCert, ssl_key: certs.clientKey, rootd_socket: rootd.socketPath });
-  // The client key as it would be installed: 0640 root:tuxsec.
-  fs.chownSync(certs.clientKey, 0, env.gid);
-  fs.chmodSync(certs.clientKey, 0o640);
+  // The client key as it would be installed: readable by the agent's user alone (0600 tuxsec).
+  fs.chownSync(certs.clientKey, env.uid, env.gid);
+  fs.chmodSync(certs.clientKey, 0o600);
 });
 
 after(async () => {
@@ -40,10 +40,10 @@ after(async () => {
 test('tuxsec-agent presents ssl_cert/ssl_key and takes the api_key from $CREDENTIALS_DIRECTORY/api_key', async () => {
   const r = await registerAgent(env, server.url, await createToken(server));
   assert.equal(r.code, 0, r.stderr);
-  // Move the key out of agent.yaml into a credential file, as systemd's LoadCredential= provides it.
+  // Hand the key over as systemd's LoadCredential= would, and take register's file away.
   const cfg = YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as Record<string, unknown>;
-  const key = String(cfg.api_key);
-  fs.writeFileSync(env.configPath, YAML.stringify({ ...cfg, api_key: null }));
+  const key = readCredentials(env).api_key;
+  fs.rmSync(String(cfg.api_key_file));
   const creds = path.join(env.dir, 'creds');
   fs.mkdirSync(creds, { mode: 0o750 });
   fs.chownSync(creds, 0, env.gid);

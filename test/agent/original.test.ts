@@ -8,7 +8,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { run } from '../../src/os/exec.ts';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
-import { AGENT_JS, certsIn, makeAgentEnv, registerAgent, startAgent, tempDir, until, type AgentEnv, type Proc } from './harness.ts';
+import { AGENT_JS, certsIn, makeAgentEnv, readCredentials, registerAgent, startAgent, tempDir, until, type AgentEnv, type Proc } from './harness.ts';
 import { startOriginalServer, type OriginalServer } from './original-server.ts';
 
 let dir: string;
@@ -43,11 +43,11 @@ test('tuxsec-agent register works against the original server without a token', 
   assert.equal('enrollment_token' in reg, false);
   const cfg = YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as Record<string, unknown>;
   assert.equal(cfg.server_url, server.url);
-  assert.equal(typeof cfg.api_key, 'string');
+  assert.match(readCredentials(env).api_key, /^\S+$/);
 });
 
 test('tuxsec-agent polls the original server, reports results in command_results and deletes them after the 200', async () => {
-  const cfg = YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as { agent_id: string; api_key: string };
+  const cfg = readCredentials(env);
   agent = startAgent(env);
   await until('a first check-in', () => server.checkins.length > 0, 10_000);
   const first = server.checkins[0]!;
@@ -116,5 +116,6 @@ test('tuxsec-agent register writes nothing for an untrusted server and keeps an 
   assert.equal(r2.code, 0, r2.stderr);
   const st = fs.statSync(file);
   assert.equal(st.mode & 0o7777, 0o600, 'an existing file keeps its (stricter) mode');
-  assert.equal(typeof (YAML.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>).api_key, 'string');
+  assert.equal((YAML.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>).api_key_file, path.join(path.dirname(file), 'credentials', 'api_key'));
+  assert.equal(fs.statSync(path.join(path.dirname(file), 'credentials', 'api_key')).mode & 0o7777, 0o600);
 });

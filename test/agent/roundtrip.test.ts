@@ -13,6 +13,7 @@ import {
   certsIn,
   createToken,
   makeAgentEnv,
+  readCredentials,
   readJournal,
   registerAgent,
   startAgent,
@@ -66,7 +67,7 @@ test('tuxsec-agent register refuses a wrong and an expired token and leaves the 
 
 let usedToken = '';
 
-test('tuxsec-agent register writes agent_id and api_key atomically, keeping comments, mode 0640 and root:tuxsec', async () => {
+test('tuxsec-agent register writes agent_id into the config atomically, keeping comments, mode 0640 and root:tuxsec, and the api_key to a 0600 tuxsec file', async () => {
   usedToken = await createToken(server);
   const st0 = fs.statSync(env.configPath);
   const r = await registerAgent(env, server.url, usedToken);
@@ -82,10 +83,19 @@ test('tuxsec-agent register writes agent_id and api_key atomically, keeping comm
   const cfg = YAML.parse(text) as Record<string, unknown>;
   assert.equal(cfg.server_url, server.url);
   assert.match(String(cfg.agent_id), /^[0-9a-f-]{36}$/);
-  assert.equal(typeof cfg.api_key, 'string');
+  assert.equal(cfg.api_key, null, 'the socket group can read agent.yaml: no api_key in it');
+  const keyFile = path.join(env.dir, 'credentials', 'api_key');
+  assert.equal(cfg.api_key_file, keyFile);
+  const kst = fs.statSync(keyFile);
+  assert.deepEqual([kst.mode & 0o7777, kst.uid, kst.gid], [0o600, env.uid, env.gid]);
+  const dst = fs.statSync(path.dirname(keyFile));
+  assert.deepEqual([dst.mode & 0o7777, dst.uid], [0o700, env.uid]);
+  const key = readCredentials(env).api_key;
+  assert.match(key, /^\S{16,}$/);
   assert.equal(cfg.rootd_socket, rootd.socketPath, 'other keys kept');
   assert.deepEqual(fs.readdirSync(env.dir).filter((n) => n.startsWith('.tmp')), [], 'no temp file left');
-  assert.ok(!r.stdout.includes(String(cfg.api_key)) && !r.stderr.includes(String(cfg.api_key)));
+  assert.deepEqual(fs.readdirSync(path.dirname(keyFile)), ['api_key'], 'no temp file left');
+  assert.ok(!r.stdout.includes(key) && !r.stderr.includes(key));
 });
 
 test('tuxsec-agent register refuses a single-use token used already', async () => {
@@ -116,7 +126,7 @@ test('tuxsec-agent --mode push says it is not implemented yet', async () => {
 
 test('tuxsec-agent runs submitted jobs through rootd and the server stores their results', async () => {
   agent = startAgent(env);
-  const cfg = YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as { agent_id: string; api_key: string };
+  const cfg = readCredentials(env);
   await until('the agent to check in', () => /tuxsec-agent started in pull mode/.test(agent!.out()), 10_000);
   for (const [action, check] of [
     ['get_hostname', (o: Record<string, unknown>) => assert.equal(o.hostname, os.hostname())],

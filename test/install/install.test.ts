@@ -26,6 +26,7 @@ const SYSTEM_ENTRIES = [
   'user - tuxsec-server tuxsec-server /var/lib/tuxsec-server',
   'sys-dir 0750 root tuxsec /etc/tuxsec',
   'sys-dir 0750 root tuxsec /etc/tuxsec/certs',
+  'sys-dir 0700 tuxsec tuxsec /etc/tuxsec/credentials',
   'sys-dir 0755 tuxsec tuxsec /var/log/tuxsec',
   'sys-dir 0750 tuxsec tuxsec /var/lib/tuxsec',
   'sys-dir 0750 root root /var/log/tuxsec-rootd',
@@ -403,17 +404,26 @@ runuser -u tuxsec -- tuxsec-cli ping
 systemctl start tuxsec-server.service
 for i in $(seq 100); do tuxsec-server agents list $S >/dev/null 2>&1 && break; sleep 0.2; done
 TOKEN=$(tuxsec-server token create $S --json | json .token)
-tuxsec-agent register --server https://127.0.0.1:8443 --token "$TOKEN"
+printf '%s\\n' "$TOKEN" | tuxsec-agent register --server https://127.0.0.1:8443 --token-file -
 stat -c 'agentconf %a %U %G' /etc/tuxsec/agent.yaml
+stat -c 'apikey %a %U %G' /etc/tuxsec/credentials/api_key
+echo "keyinconf $(grep -c '^api_key: null' /etc/tuxsec/agent.yaml)"
 AGENT=$(tuxsec-server agents list $S --json | json .agents[0].id)
 systemctl start tuxsec-agent.service
 echo "job1 $(tuxsec-server jobs submit "$AGENT" systeminfo get_hostname --wait 30 $S --json | json .job.status)"
-# The api_key as a systemd credential: out of agent.yaml, through the shipped drop-in.
-sed -n 's/^api_key: *"\\{0,1\\}\\([^" #]*\\).*/\\1/p' /etc/tuxsec/agent.yaml > /etc/tuxsec/api_key && chmod 0600 /etc/tuxsec/api_key
-sed -i 's/^api_key: .*/api_key: null/' /etc/tuxsec/agent.yaml
+# The api_key as a systemd credential through the shipped drop-in; register's file taken away.
+install -m 0600 /etc/tuxsec/credentials/api_key /etc/tuxsec/api_key && rm /etc/tuxsec/credentials/api_key
 install -D -m 0644 ${PREFIX}/examples/tuxsec-agent-api-key.conf /etc/systemd/system/tuxsec-agent.service.d/api-key.conf
 systemctl daemon-reload && systemctl restart tuxsec-agent.service
 echo "job2 $(tuxsec-server jobs submit "$AGENT" systeminfo get_hostname --wait 30 $S --json | json .job.status)"
+# An older version's layout, the api_key in agent.yaml: setup-system.sh (install.sh, postinst) moves it out.
+K=$(cat /etc/tuxsec/api_key)
+rm /etc/systemd/system/tuxsec-agent.service.d/api-key.conf /etc/tuxsec/api_key && systemctl daemon-reload
+sed -i "s/^api_key: .*/api_key: $K/" /etc/tuxsec/agent.yaml
+${PREFIX}/setup-system.sh | sed 's/^/setup: /'
+echo "migrated $(grep -c "$K" /etc/tuxsec/agent.yaml || true) $(stat -c '%a %U %G' /etc/tuxsec/agent.yaml /etc/tuxsec/credentials/api_key | tr '\\n' ' ')"
+systemctl restart tuxsec-agent.service
+echo "job3 $(tuxsec-server jobs submit "$AGENT" systeminfo get_hostname --wait 30 $S --json | json .job.status)"
 echo "active agent=$(systemctl is-active tuxsec-agent.service) rootd=$(systemctl is-active tuxsec-rootd.service) server=$(systemctl is-active tuxsec-server.service)"
 stat -c 'db %a %U %G' /var/lib/tuxsec-server/server.db
 echo "signals: $(journalctl --no-pager -o cat -u tuxsec-agent.service -u tuxsec-server.service -u tuxsec-rootd.service | grep -c 'status=31/SYS')"
@@ -437,6 +447,8 @@ echo done`);
   test('tuxsec-server and tuxsec-agent run sandboxed and complete jobs through tuxsec-rootd', () => {
     assert.match(out, /^registered as agent /m);
     assert.match(out, /^agentconf 640 root tuxsec$/m);
+    assert.match(out, /^apikey 600 tuxsec tuxsec$/m, 'the api_key in a file only tuxsec reads');
+    assert.match(out, /^keyinconf 1$/m, 'agent.yaml keeps api_key: null');
     assert.match(out, /^job1 completed$/m);
     assert.match(out, /^active agent=active rootd=active server=active$/m);
     assert.match(out, /^db 600 tuxsec-server tuxsec-server$/m);
@@ -445,6 +457,12 @@ echo done`);
 
   test('the api-key drop-in passes the api_key as a systemd credential', () => {
     assert.match(out, /^job2 completed$/m);
+  });
+
+  test('setup-system.sh moves an api_key an older version left in agent.yaml to the credentials file, and the agent still runs jobs', () => {
+    assert.match(out, /^setup: +moved the api_key from \/etc\/tuxsec\/agent\.yaml to \/etc\/tuxsec\/credentials\/api_key$/m);
+    assert.match(out, /^migrated 0 640 root tuxsec 600 tuxsec tuxsec $/m);
+    assert.match(out, /^job3 completed$/m);
   });
 });
 
