@@ -148,10 +148,3 @@ export function checkIpsetEntry(param: string, value: string): void {
     invalid(param, value, `"${part}" is not an address, network, MAC, port or interface`);
   }
 }
-
-/** Checks every direct/passthrough argument for control characters (schema) and option smuggling of tables. */
-export function checkArgs(param: string, args: string[]): void {
-  for (const a of args) {
-    if (a === '-t' || a === '--table' || a.startsWith('--table=')) invalid(param, args, 'the table is chosen by firewalld; "-t" is not allowed');
-  }
-}
