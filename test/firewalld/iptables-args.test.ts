@@ -108,4 +108,5 @@ test('checkIptablesArgs refuses unknown modules, target extensions, bad values a
   assert.match(refused(['-I', 'INPUT', '-j', 'ACCEPT'], 'rule').message, /command and chain are chosen by firewalld/);
   assert.match(refused(['-A', 'INPUT', '--atomic-file', '/tmp/x'], 'passthrough', 'eb').message, /not an allowed ebtables option/);
   assert.match(refused(['-A', 'INPUT', '-m', 'tcp'], 'passthrough', 'eb').message, /ebtables match modules/);
+  assert.match(refused(['-C', 'INPUT', '1', '5'], 'passthrough', 'eb').message, /not an allowed ebtables option/);
 });

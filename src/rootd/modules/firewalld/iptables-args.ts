@@ -231,6 +231,8 @@ const COMMANDS: Cmd[] = [
   { names: ['-P', '--policy'], chain: 'required', rest: 'policy', rule: false },
   { names: ['-E', '--rename-chain'], chain: 'required', rest: 'chain', rule: false },
 ];
+// ebtables reads some of the same letters differently (-C changes counters); only these agree.
+const EB_COMMANDS = COMMANDS.filter((c) => ['-A', '-I', '-D', '-N', '-X', '-F', '-P'].includes(c.names[0]!));
 const TABLES: Record<ArgsFamily, string[]> = { ipv4: ['filter', 'nat', 'mangle', 'raw', 'security'], ipv6: ['filter', 'nat', 'mangle', 'raw', 'security'], eb: ['filter', 'nat', 'broute'] };
 const PROGRAM: Record<ArgsFamily, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables' };
 
@@ -240,7 +242,8 @@ const findOpt = (opts: Opt[], a: string): Opt | undefined => opts.find((o) => o.
 function whyNotOption(a: string, program: string): string {
   if (a.startsWith('--') && a.includes('=')) return `not an allowed ${program} option (options are written in full, their value as the next argument, never "--name=value")`;
   if (/^-[A-Za-z]{2,}/.test(a) && !a.startsWith('--')) return `not an allowed ${program} option (short options are given one per argument, never clustered or with an attached value)`;
-  if (a.startsWith('-')) return `not an allowed ${program} option (options are spelled in full, never abbreviated)`;
+  if (a.startsWith('--') && a.length > 2) return `not an allowed ${program} option (long options are spelled in full, never abbreviated)`;
+  if (a.startsWith('-')) return `not an allowed ${program} option`;
   return 'unexpected argument (not an option or the value of one)';
 }
 
@@ -289,7 +292,7 @@ export function checkIptablesArgs(param: string, args: string[], opts: { mode: A
       i += 2;
       continue;
     }
-    const cmd = COMMANDS.find((c) => c.names.includes(a));
+    const cmd = (eb ? EB_COMMANDS : COMMANDS).find((c) => c.names.includes(a));
     if (cmd) {
       if (opts.mode === 'rule') fail(i, `the command and chain are chosen by firewalld; "${a}" is not allowed in a direct rule`);
       if (command) fail(i, 'a passthrough runs one command; this is a second one');
@@ -351,7 +354,7 @@ export function checkIptablesArgs(param: string, args: string[], opts: { mode: A
   }
   if (negate >= 0) fail(negate, '"!" must precede an option');
   if (opts.mode === 'passthrough') {
-    if (!command) invalid(param, args, `a passthrough needs one command (${COMMANDS.map((c) => c.names[0]).join(', ')})`);
+    if (!command) invalid(param, args, `a passthrough needs one command (${(eb ? EB_COMMANDS : COMMANDS).map((c) => c.names[0]).join(', ')})`);
     if (!command.rule && ruleAt >= 0) fail(ruleAt, `"${command.names[0]}" takes no rule specification`);
   }
 }
