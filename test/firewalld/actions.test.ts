@@ -321,15 +321,16 @@ describe('firewalld dangerous class', () => {
     'panic_on',
     'lockdown_enable',
     'lockdown_add_uid',
+    'stop_service',
   ];
-  test('direct_*, passthrough, lockdown_* and panic_on are refused unless allow_dangerous', async () => {
+  test('direct_*, passthrough, lockdown_*, panic_on and stop_service are refused unless allow_dangerous', async () => {
     for (const a of dangerous) {
       const e = await failure(safeReg.execute('firewalld', a, {}, ctx()));
       assert.equal(e.code, 'permission-denied', a);
       assert.match(e.message, /modules\.firewalld\.allow_dangerous/);
     }
     const caps = mod.getCapabilities();
-    for (const c of caps) if (/^(direct_|lockdown_)|passthrough|^panic_on$/.test(c.name)) assert.equal(c.access, 'dangerous', c.name);
+    for (const c of caps) if (/^(direct_|lockdown_)|passthrough|^panic_on$|^stop_service$/.test(c.name)) assert.equal(c.access, 'dangerous', c.name);
     assert.equal(await yes('--query-panic'), false);
   });
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import dbus from 'dbus-next';
 import { DbusConnection, type DbusSignal } from '../../src/os/dbus.ts';
-import { FirewalldClient, FW_NAME } from '../../src/rootd/modules/firewalld/dbus.ts';
+import { BY_MEMBER_MAX, FirewalldClient, FW_NAME, OTHER_KEY } from '../../src/rootd/modules/firewalld/dbus.ts';
 
 let dir: string;
 let address: string;
@@ -109,5 +109,34 @@ test('FirewalldClient follows the owner of the firewalld name', async () => {
   await down;
   assert.equal(fw.running, false);
   other.disconnect();
+  conn.close();
+});
+
+test('FirewalldClient counts only signals of the name owner, in a bounded map', async () => {
+  const conn = new DbusConnection({ address, reconnectMinMs: 50 });
+  const fw = new FirewalldClient(conn, 2000);
+  await fw.watch();
+  const owner = otherClient();
+  const stranger = otherClient();
+  await Promise.all([once(owner, 'connect'), once(stranger, 'connect')]);
+  const up = once(fw, 'up');
+  await owner.requestName(FW_NAME, 0);
+  await up;
+  const n = BY_MEMBER_MAX * 3;
+  for (let i = 0; i < n; i++) owner.send(dbus.Message.newSignal('/org/fedoraproject/FirewallD1', `${FW_NAME}.zone`, `M${i}`, 's', ['public']));
+  // Sent straight to our connection, as any local user can: not the owner, so not counted.
+  stranger.send(new dbus.Message({ type: dbus.MessageType.SIGNAL, destination: (conn as unknown as { bus: { name: string } }).bus.name, path: '/org/fedoraproject/FirewallD1', interface: `${FW_NAME}.zone`, member: 'Stranger', signature: '', body: [] }));
+  // A round trip: the bus has queued the stranger's signal to us before the owner's last one.
+  await stranger.call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'GetId' }));
+  const last = new Promise((resolve) => fw.on('fw-signal', (r: { member: string }) => r.member === 'Last' && resolve(r)));
+  owner.send(dbus.Message.newSignal('/org/fedoraproject/FirewallD1', `${FW_NAME}.zone`, 'Last', '', []));
+  await last;
+  const st = fw.signalStats();
+  assert.equal(st.total, n + 1);
+  assert.equal(Object.keys(st.byMember).length, BY_MEMBER_MAX + 1);
+  assert.equal(st.byMember[OTHER_KEY], n + 1 - BY_MEMBER_MAX);
+  assert.equal(st.byMember['zone.Stranger'], undefined);
+  owner.disconnect();
+  stranger.disconnect();
   conn.close();
 });

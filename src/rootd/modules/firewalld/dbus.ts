@@ -1,7 +1,8 @@
 /**
  * firewalld's D-Bus API as typed calls: runtime interfaces on /org/fedoraproject/FirewallD1,
  * permanent configuration on /org/fedoraproject/FirewallD1/config/*. Tracks whether firewalld
- * owns its name (NameOwnerChanged) and records every firewalld signal for drift detection.
+ * owns its name (NameOwnerChanged from the bus itself) and records the signals sent by that owner
+ * for drift detection; signals from anyone else are dropped.
  */
 import { EventEmitter } from 'node:events';
 import dbus from 'dbus-next';
@@ -59,6 +60,15 @@ export interface SignalStats {
 }
 
 const RECENT_MAX = 50;
+/**
+ * Distinct signal names counted one by one; firewalld has about 60. Beyond this they are counted
+ * under {@link OTHER_KEY}, so no sender can grow the map without bound.
+ */
+export const BY_MEMBER_MAX = 128;
+export const OTHER_KEY = '(other)';
+/** Cached object paths; names come from validated requests, but a bound costs nothing. */
+const PATH_CACHE_MAX = 1024;
+const BUS_NAME = 'org.freedesktop.DBus';
 /** firewalld error names that mean "what you named does not exist". */
 const NOT_FOUND = new Set(['INVALID_ZONE', 'INVALID_SERVICE', 'INVALID_IPSET', 'INVALID_POLICY', 'INVALID_HELPER', 'INVALID_ICMPTYPE']);
 /** firewalld error names that mean "already in that state": success with changed:false. */
@@ -78,7 +88,7 @@ export function firewalldErrorCode(e: unknown): string | null {
 export class FirewalldClient extends EventEmitter {
   private owner: string | null = null;
   private watching = false;
-  private readonly stats: SignalStats = { total: 0, byMember: {}, recent: [], lastAt: null };
+  private readonly stats: SignalStats = { total: 0, byMember: Object.create(null) as Record<string, number>, recent: [], lastAt: null };
   private readonly pathCache = new Map<string, string>();
   /** Bumped whenever firewalld restarts or reloads: cached object paths are then stale. */
   generation = 0;
@@ -138,17 +148,22 @@ export class FirewalldClient extends EventEmitter {
   }
 
   private onSignal(s: DbusSignal): void {
-    if (s.interface === 'org.freedesktop.DBus' && s.member === 'NameOwnerChanged') {
+    // Any local user may send a signal straight to our connection, bypassing the match rules;
+    // only the sender, which the bus daemon sets, tells the real ones apart.
+    if (s.interface === BUS_NAME && s.member === 'NameOwnerChanged') {
+      if (s.sender !== BUS_NAME) return;
       if (s.body[0] === FW_NAME) this.setOwner(typeof s.body[2] === 'string' && s.body[2] !== '' ? s.body[2] : null);
       return;
     }
     if (!s.interface?.startsWith(FW_NAME)) return;
+    if (this.owner === null || s.sender !== this.owner) return;
     // Config objects come and go (reload, add, remove, rename): cached paths may be stale.
     if (s.member === 'Reloaded' || (s.interface.startsWith(IFACE.config) && /^(Removed|Renamed|[A-Za-z]*Added)$/.test(s.member))) this.pathCache.clear();
     const rec: SignalRecord = { at: new Date().toISOString(), interface: s.interface, member: s.member };
     if (typeof s.body[0] === 'string') rec.subject = s.body[0].slice(0, 200);
     this.stats.total++;
-    const key = `${s.interface.slice(FW_NAME.length + 1) || 'main'}.${s.member}`;
+    let key = `${s.interface.slice(FW_NAME.length + 1) || 'main'}.${s.member}`;
+    if (!Object.hasOwn(this.stats.byMember, key) && Object.keys(this.stats.byMember).length >= BY_MEMBER_MAX) key = OTHER_KEY;
     this.stats.byMember[key] = (this.stats.byMember[key] ?? 0) + 1;
     this.stats.recent.push(rec);
     if (this.stats.recent.length > RECENT_MAX) this.stats.recent.shift();
@@ -189,6 +204,7 @@ export class FirewalldClient extends EventEmitter {
         { destination: FW_NAME, path: FW_CONFIG_PATH, interface: IFACE.config, member: BY_NAME[kind], signature: 's', body: [name] },
         { timeoutMs: this.timeoutMs },
       );
+      if (this.pathCache.size >= PATH_CACHE_MAX) this.pathCache.clear();
       this.pathCache.set(key, String(p));
       return String(p);
     } catch (e) {

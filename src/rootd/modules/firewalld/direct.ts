@@ -1,13 +1,15 @@
 /**
- * Direct chains, rules and passthroughs: raw iptables arguments handed to the kernel, so all
- * of them are in the `dangerous` class. Arguments go to firewalld as a string array, never
- * joined into a command line.
+ * Direct chains, rules and passthroughs: iptables arguments that firewalld runs as root, so all
+ * of them are in the `dangerous` class, and every argument is checked against an allowlist
+ * (iptables-args.ts) before the call. Arguments go to firewalld as a string array, never joined
+ * into a command line.
  */
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { IFACE, unwrap } from './dbus.ts';
 import { applyIdem, where, write, writeParams, type Deps } from './common.ts';
-import { P, checkArgs } from './validate.ts';
+import { P } from './validate.ts';
+import { checkIptablesArgs, type ArgsFamily } from './iptables-args.ts';
 
 const iface = (permanent?: boolean) => (permanent ? IFACE.configDirect : IFACE.direct);
 
@@ -31,7 +33,7 @@ export function directActions(d: Deps): AnyAction[] {
     );
   };
   const ruleToggle = (p: { ipv: string; table: string; chain: string; priority: number; args: string[]; permanent?: boolean; dry_run?: boolean }, want: boolean) => {
-    checkArgs('args', p.args);
+    checkIptablesArgs('args', p.args, { mode: 'rule', family: p.ipv as ArgsFamily });
     const what = `${want ? 'add' : 'remove'} direct rule in chain "${p.chain}" (${p.ipv} ${p.table} priority ${p.priority}, ${where(p.permanent)})`;
     const body = [p.ipv, p.table, p.chain, p.priority, p.args];
     return write(
@@ -47,6 +49,7 @@ export function directActions(d: Deps): AnyAction[] {
   };
   const passthroughP = writeParams({ ipv: P.ipv(), args: P.args() }, { permanent: true, confirm: false });
   const passthroughToggle = (p: { ipv: string; args: string[]; permanent?: boolean; dry_run?: boolean }, want: boolean) => {
+    checkIptablesArgs('args', p.args, { mode: 'passthrough', family: p.ipv as ArgsFamily });
     const what = `${want ? 'add' : 'remove'} passthrough (${p.ipv}, ${where(p.permanent)})`;
     const body = [p.ipv, p.args];
     return write(

@@ -53,12 +53,12 @@ export function serviceUnitActions(d: Deps, unit: string): AnyAction[] {
       firewalld_on_bus: d.fw.running,
     };
   };
-  const job = (name: string, member: string, verb: string) =>
+  const job = (name: string, member: string, verb: string, access: 'write' | 'dangerous') =>
     defineAction({
       name,
       description: `${verb[0]!.toUpperCase()}${verb.slice(1)} firewalld service`,
       params: Params({ dry_run: P.dryRun(), wait: Type.Optional(Type.Boolean({ description: 'wait up to 30 s for the job to finish (default true)' })) }),
-      access: 'write',
+      access,
       handler: async (p) => {
         if (p.dry_run) {
           const s = await status();
@@ -78,8 +78,10 @@ export function serviceUnitActions(d: Deps, unit: string): AnyAction[] {
     });
   return [
     defineAction({ name: 'service_status', description: 'Get firewalld service status', params: Params({}), access: 'read', handler: () => status() }),
-    job('start_service', 'StartUnit', 'start'),
-    job('stop_service', 'StopUnit', 'stop'),
-    job('restart_service', 'RestartUnit', 'restart'),
+    job('start_service', 'StartUnit', 'start', 'write'),
+    // Stopping switches the whole firewall off, and no TuxSec action can then roll it back the way
+    // confirm_timeout does for other writes: the operator must allow it like direct rules.
+    job('stop_service', 'StopUnit', 'stop', 'dangerous'),
+    job('restart_service', 'RestartUnit', 'restart', 'write'),
   ];
 }

@@ -42,7 +42,13 @@ export const P = {
   chain: () => Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,28}$', maxLength: 29, description: 'chain name (at most 29 characters)' }),
   priority: () => Type.Integer({ minimum: -32768, maximum: 32767, description: 'rule priority' }),
   args: () => Type.Array(Type.String({ pattern: `${NO_CTRL}{1,256}$`, maxLength: 256 }), { minItems: 1, maxItems: 64, description: 'iptables arguments, one per element' }),
-  command: () => Type.String({ pattern: `^/${NO_CTRL.slice(1)}{0,1023}$`, maxLength: 1024, description: 'absolute command line, "*" allowed at the end' }),
+  // firewalld compares it with /proc/PID/cmdline, never runs it; shell characters are still refused, since no real command line of a trusted client needs them.
+  command: () =>
+    Type.String({
+      pattern: '^/[A-Za-z0-9_./@+=:,% -]{0,1022}\\*?$',
+      maxLength: 1024,
+      description: 'absolute command line: letters, digits, spaces and _./@+=:,%-, "*" allowed at the end',
+    }),
   context: () => Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.:,-]{0,254}$', maxLength: 255, description: 'SELinux context' }),
   user: () => Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$', maxLength: 32, description: 'user name' }),
   // firewalld takes the uid as a D-Bus int32.
@@ -109,15 +115,45 @@ export function checkAddress(param: string, value: string): void {
   checkCidr(param, value, false);
 }
 
+/** A word of a rich rule outside quotes, optionally `=value`; quoted values are printable ASCII. */
+const RICH_WORD = /^[a-z][a-z0-9-]*$/;
+const RICH_BARE_VALUE = /^[A-Za-z0-9_.:/,+-]+$/;
+
 /**
- * Rich rules go to firewalld as one string and firewalld parses them; this catches what is
- * surely wrong before the call: not a rule, unbalanced quotes.
+ * Rich rules go to firewalld as one string and firewalld parses them; this checks the token
+ * shapes of its language (`word`, `attr=value`, `attr="value"`) before the call, so shell
+ * characters, option-like words, stray quotes and non-ASCII text never reach firewalld.
  */
 export function checkRichRule(param: string, value: string): string {
   const v = value.trim();
   if (!/^rule(\s|$)/.test(v)) invalid(param, value, 'a rich rule starts with "rule"');
   if ((v.match(/"/g) ?? []).length % 2 !== 0) invalid(param, value, 'unbalanced double quotes');
   if (v.length < 6) invalid(param, value, 'rule has no action or element');
+  const bad = /[^\x20-\x7e]/.exec(v);
+  if (bad) invalid(param, value, `character ${JSON.stringify(bad[0])} at ${bad.index}: a rich rule is printable ASCII`);
+  let i = 0;
+  while (i < v.length) {
+    if (v[i] === ' ') {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < v.length && v[i] !== ' ' && v[i] !== '=') i++;
+    const word = v.slice(start, i);
+    if (!RICH_WORD.test(word)) invalid(param, value, `"${word.slice(0, 40)}" at ${start} is not a rich rule word (lower-case letters, digits and "-")`);
+    if (v[i] !== '=') continue;
+    i++;
+    if (v[i] === '"') {
+      const end = v.indexOf('"', i + 1);
+      i = end + 1; // quotes are balanced, so end >= 0
+      if (i < v.length && v[i] !== ' ') invalid(param, value, `a space must follow the quoted value of "${word}" at ${start}`);
+      continue;
+    }
+    const vs = i;
+    while (i < v.length && v[i] !== ' ') i++;
+    const bare = v.slice(vs, i);
+    if (!RICH_BARE_VALUE.test(bare)) invalid(param, value, `value "${bare.slice(0, 40)}" of "${word}" at ${start}: quote it, or use letters, digits and _.:/,+-`);
+  }
   return v;
 }
 
@@ -146,12 +182,5 @@ export function checkIpsetEntry(param: string, value: string): void {
     }
     if (/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,14}$/.test(part)) continue; // interface name (hash:net,iface)
     invalid(param, value, `"${part}" is not an address, network, MAC, port or interface`);
-  }
-}
-
-/** Checks every direct/passthrough argument for control characters (schema) and option smuggling of tables. */
-export function checkArgs(param: string, args: string[]): void {
-  for (const a of args) {
-    if (a === '-t' || a === '--table' || a.startsWith('--table=')) invalid(param, args, 'the table is chosen by firewalld; "-t" is not allowed');
   }
 }
