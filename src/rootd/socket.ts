@@ -11,7 +11,7 @@
 import { chmodSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { assertTrustedDir, UnsafePathError } from '../os/secure-files.ts';
+import { assertTrustedPath, UnsafePathError } from '../os/secure-files.ts';
 import { boundSocketPath } from '../os/sockname.ts';
 
 export class SocketSetupError extends Error {}
@@ -90,10 +90,13 @@ export function secureSocketDir(dir: string, { warn }: Pick<SocketOptions, 'warn
   }
 }
 
-/** Whoever can rename a directory above the socket's can swap in a directory of their own. */
+/**
+ * Whoever can rename a directory above the socket's can swap in a directory of their own. A
+ * root-owned link on the way (the default /var/run/tuxsec passes /var/run -> /run) is followed.
+ */
 function checkParents(dir: string): void {
   try {
-    assertTrustedDir(path.dirname(dir));
+    assertTrustedPath(path.dirname(dir));
   } catch (e) {
     if (e instanceof UnsafePathError) throw new SocketSetupError(`cannot use socket directory ${dir}: ${e.message}, so others could replace the socket directory`);
     throw e;

@@ -5,7 +5,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CLI_JS, ROOTD_JS, startRootd } from '../helpers/rootd.ts';
@@ -203,6 +203,19 @@ describe('attacks on the socket by a member of the socket group', () => {
     rmSync(base, { recursive: true, force: true });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`cannot use socket directory ${parent}/run: ${parent} is writable by group or others`));
+  });
+
+  it('rootd refuses a socket directory reached through a link into a directory the member owns, naming it', async () => {
+    const base = scratch('tsy-');
+    const theirs = path.join(base, 'theirs');
+    mkdirSync(theirs, { mode: 0o755 });
+    chownSync(theirs, users.member.uid, users.member.gid);
+    symlinkSync(theirs, path.join(base, 'link'));
+    writeFileSync(path.join(base, 'rootd.yaml'), 'audit_log: null\n');
+    const r = await startRaw(['--config', path.join(base, 'rootd.yaml'), '--socket', path.join(base, 'link', 'run', 'rootd.sock')]);
+    rmSync(base, { recursive: true, force: true });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot use socket directory ${base}/link/run: ${theirs} is owned by uid ${users.member.uid}, not root`));
   });
 
   it('under socket activation a group-writable socket directory is repaired too', async () => {

@@ -316,6 +316,21 @@ describe('rootd start-up', () => {
     assert.match(r.stderr, /is a symbolic link/);
   });
 
+  it('follows a root-owned link above the socket directory, as in the default /var/run/tuxsec', async () => {
+    const base = mkdtempSync(path.join(tmpdir(), 'tsv-'));
+    chmodSync(base, 0o755);
+    mkdirSync(path.join(base, 'run'), { mode: 0o755 });
+    symlinkSync('run', path.join(base, 'varrun'));
+    const d = await startRootd({ config: { socket: path.join(base, 'varrun', 'tuxsec', 'rootd.sock') } });
+    try {
+      const st = statSync(path.join(base, 'run', 'tuxsec'));
+      assert.equal((st.mode & 0o7777).toString(8), '750');
+    } finally {
+      await d.stop();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it('takes a listening socket from systemd socket activation (LISTEN_FDS)', async () => {
     await ensureTestUsers();
     const dir = mkdtempSync(path.join(tmpdir(), 'tsa-'));
