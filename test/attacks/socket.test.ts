@@ -24,15 +24,17 @@ const [sock, target, work, stopFile] = process.argv.slice(1);
 const link = work + '/l';
 const seen = new Set();
 const out = { attempts: 0, swapped: 0, errors: {} };
+// The link is made ahead so that only the rename stands between seeing the socket and the swap.
+const arm = () => { try { fs.symlinkSync(target, link); } catch {} };
+arm();
 for (let i = 0; ; i++) {
   if ((i & 1023) === 0 && fs.existsSync(stopFile)) break;
-  let st;
-  try { st = fs.lstatSync(sock); } catch { continue; }
-  if (!st.isSocket() || seen.has(st.ino)) continue;
+  const st = fs.lstatSync(sock, { throwIfNoEntry: false });
+  if (st === undefined || !st.isSocket() || seen.has(st.ino)) continue;
   seen.add(st.ino);
-  try { fs.symlinkSync(target, link); } catch {}
   out.attempts++;
   try { fs.renameSync(link, sock); out.swapped++; } catch (e) { out.errors[e.code] = (out.errors[e.code] || 0) + 1; }
+  arm();
 }
 process.stdout.write(JSON.stringify(out));
 `;
