@@ -121,6 +121,13 @@ export async function prepareSocketPath({ socketPath, gid, warn }: SocketOptions
   const sst = lstatOrNull(socketPath);
   if (sst) {
     if (!sst.isSocket()) throw new SocketSetupError(`cannot listen on ${socketPath}: a file that is not a socket is in the way`);
+    if (sst.uid !== 0 && sst.uid !== myUid()) {
+      // Bound by another user while the directory was still open to them: an impostor that
+      // would answer rootd's clients. The directory is root's now; they cannot bind again.
+      unlinkSync(socketPath);
+      warn?.(`removed ${socketPath}: a socket of uid ${sst.uid}, not of root`);
+      return;
+    }
     if (await answering(socketPath)) throw new SocketSetupError(`cannot listen on ${socketPath}: another tuxsec-rootd is answering there`);
     unlinkSync(socketPath); // stale socket of a daemon that died
   }

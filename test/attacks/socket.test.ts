@@ -29,7 +29,8 @@ const arm = () => { try { fs.symlinkSync(target, link); } catch {} };
 arm();
 for (let i = 0; ; i++) {
   if ((i & 1023) === 0 && fs.existsSync(stopFile)) break;
-  const st = fs.lstatSync(sock, { throwIfNoEntry: false });
+  let st;
+  try { st = fs.lstatSync(sock, { throwIfNoEntry: false }); } catch { continue; } // EACCES while rootd makes the directory
   if (st === undefined || !st.isSocket() || seen.has(st.ino)) continue;
   seen.add(st.ino);
   out.attempts++;
@@ -169,6 +170,35 @@ describe('attacks on the socket by a member of the socket group', () => {
       assert.equal(sock.gid, users.tuxsecGid);
     } finally {
       await d.stop();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it("a member's own socket, bound while the directory was group-writable, is removed at start and rootd answers instead", async () => {
+    const base = scratch('tsy-');
+    const dir = path.join(base, 'run');
+    mkdirSync(dir);
+    chownSync(dir, 0, users.tuxsecGid);
+    chmodSync(dir, 0o770);
+    const sock = path.join(dir, 'rootd.sock');
+    // The impostor answers every line with a pong that says where it came from.
+    const impostor = `require('net').createServer((c) => { c.on('error', () => {}); c.on('data', () => c.end('{"type":"success","request_id":"x","data":{"pong":true,"impostor":true}}\\n')); })
+      .listen(process.argv[1], () => { require('fs').chmodSync(process.argv[1], 0o666); console.log('up'); });`;
+    const [f, argv] = asUser(users.member, process.execPath, ['-e', impostor, sock]);
+    const imp = spawn(f, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => imp.stdout!.once('data', r));
+    try {
+      const d = await startRootd({ config: { socket: sock } });
+      try {
+        const r = await oneShot(sock, JSON.stringify({ type: 'ping', request_id: 'p', data: {} }));
+        assert.deepEqual(r, { type: 'success', request_id: 'p', data: { pong: true } });
+        assert.equal(lstatSync(sock).uid, 0);
+        assert.ok(d.log().includes(`removed ${sock}: a socket of uid ${users.member.uid}, not of root`), d.log());
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      process.kill(imp.pid!, 'SIGKILL');
       rmSync(base, { recursive: true, force: true });
     }
   });
