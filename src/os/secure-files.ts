@@ -3,7 +3,7 @@
  * a directory another user could change. A file root appends to in a directory the
  * `tuxsec` user owns could be swapped for a link to /etc/cron.d; these checks refuse that.
  */
-import { constants, closeSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { constants, closeSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 
 const { O_WRONLY, O_RDONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_TRUNC } = constants;
@@ -20,18 +20,49 @@ function myUid(): number {
  * owned by one of them, and not writable by group or others unless sticky (like /tmp).
  */
 export function assertTrustedDir(dir: string): void {
-  const uid = myUid();
   let d = path.resolve(dir);
   for (;;) {
     const st = lstatSync(d);
     if (st.isSymbolicLink()) throw new UnsafePathError(`${d} is a symbolic link`);
-    if (!st.isDirectory()) throw new UnsafePathError(`${d} is not a directory`);
-    if (st.uid !== 0 && st.uid !== uid) throw new UnsafePathError(`${d} is owned by uid ${st.uid}, not root`);
-    if (st.mode & 0o022 && !(st.mode & S_ISVTX)) throw new UnsafePathError(`${d} is writable by group or others`);
+    checkTrustedDir(d, st);
     const up = path.dirname(d);
     if (up === d) return;
     d = up;
   }
+}
+
+function checkTrustedDir(d: string, st: Stats): void {
+  const uid = myUid();
+  if (!st.isDirectory()) throw new UnsafePathError(`${d} is not a directory`);
+  if (st.uid !== 0 && st.uid !== uid) throw new UnsafePathError(`${d} is owned by uid ${st.uid}, not root`);
+  if (st.mode & 0o022 && !(st.mode & S_ISVTX)) throw new UnsafePathError(`${d} is writable by group or others`);
+}
+
+/**
+ * Like assertTrustedDir, but a symbolic link on the way (the distribution's /var/run -> /run)
+ * is followed when root or we own it: every directory the lookup passes through, the link's
+ * target included, must pass the same check. Returns the directory's real path.
+ */
+export function assertTrustedPath(dir: string): string {
+  let links = 0;
+  const walk = (abs: string): string => {
+    let cur = '/';
+    checkTrustedDir(cur, lstatSync(cur));
+    for (const name of path.resolve(abs).split('/').filter(Boolean)) {
+      const next = path.join(cur, name);
+      const st = lstatSync(next);
+      if (st.isSymbolicLink()) {
+        if (++links > 40) throw new UnsafePathError(`${abs} has too many levels of symbolic links`);
+        if (st.uid !== 0 && st.uid !== myUid()) throw new UnsafePathError(`${next} is a symbolic link owned by uid ${st.uid}, not root`);
+        cur = walk(path.resolve(cur, readlinkSync(next)));
+      } else {
+        checkTrustedDir(next, st);
+        cur = next;
+      }
+    }
+    return cur;
+  };
+  return walk(dir);
 }
 
 /** Creates `dir` (and missing parents, 0755) with `mode` if absent, then checks it is trusted. */

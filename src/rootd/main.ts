@@ -157,11 +157,12 @@ async function main(): Promise<void> {
 
   const fd = systemdListenFd();
   let ownSocket = false;
+  const warn = (msg: string) => log.warn(msg);
   try {
     if (fd !== null) {
-      await listenOnFd(rootd.server, fd);
+      await listenOnFd(rootd.server, fd, { warn });
     } else {
-      await prepareSocketPath({ socketPath: cfg.socket, gid });
+      await prepareSocketPath({ socketPath: cfg.socket, gid, warn });
       await listenOnPath(rootd.server, { socketPath: cfg.socket, gid });
       ownSocket = true;
     }

@@ -1,12 +1,27 @@
 /**
- * The listening socket: a private directory (0770 root:group, never through a symlink),
- * the socket 0660 root:group, a stale socket replaced, or one handed over by systemd.
+ * The listening socket and the directory that holds it.
+ *
+ * Whoever can write the socket's directory can replace the socket (and answer root's clients)
+ * or swap a symlink in for it between bind() and a chown/chmod of the path, making root chown
+ * the link's target. So the directory may be written by root alone (0750 root:group: clients
+ * need only search permission to connect), and so may every directory above it; the socket is
+ * bound in a fresh 0700 directory inside it, given its owner and mode there, and renamed into
+ * place: no path root acts on can be swapped by anyone else.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { assertTrustedPath, UnsafePathError } from '../os/secure-files.ts';
+import { boundSocketPath } from '../os/sockname.ts';
 
 export class SocketSetupError extends Error {}
+
+/** Mode of a socket directory rootd creates: root writes it, the group only passes through. */
+export const SOCKET_DIR_MODE = 0o750;
+const SOCKET_MODE = 0o660;
+const S_ISVTX = 0o1000;
+/** sun_path holds 108 bytes with the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
 
 function lstatOrNull(p: string) {
   try {
@@ -16,6 +31,12 @@ function lstatOrNull(p: string) {
     throw e;
   }
 }
+
+function myUid(): number {
+  return process.getuid?.() ?? 0;
+}
+
+const octal = (mode: number) => `0${(mode & 0o7777).toString(8)}`;
 
 /** True when something answers on the socket (another daemon is running). */
 function answering(p: string): Promise<boolean> {
@@ -41,57 +62,140 @@ export interface SocketOptions {
   socketPath: string;
   /** Group owning the directory and socket; null leaves ownership as created (dev mode). */
   gid: number | null;
+  /** Told what was repaired (a directory others could write). */
+  warn?: (msg: string) => void;
 }
 
-/** Prepares the directory and path; returns a function that removes the socket if still ours. */
-export async function prepareSocketPath({ socketPath, gid }: SocketOptions): Promise<void> {
-  const dir = path.dirname(socketPath);
+/**
+ * Makes sure only root (or, in dev mode, the user running rootd) can change the socket's
+ * directory and every directory above it. A directory of root's that the group or others can
+ * write loses that write permission (a warning says so); one owned by another user, or a
+ * shared sticky directory like /tmp, is refused.
+ */
+export function secureSocketDir(dir: string, { warn }: Pick<SocketOptions, 'warn'>): void {
+  const refuse = (why: string): never => {
+    throw new SocketSetupError(`cannot use socket directory ${dir}: ${why}`);
+  };
+  checkParents(dir);
   const st = lstatOrNull(dir);
-  if (st === null) {
+  if (st === null) return refuse('it does not exist');
+  if (st.isSymbolicLink()) refuse('it is a symbolic link');
+  if (!st.isDirectory()) refuse('not a directory');
+  if (st.uid !== 0 && st.uid !== myUid()) refuse(`owned by uid ${st.uid}, not root (it must be 0750 root and the socket group)`);
+  if (st.mode & 0o022) {
+    if (st.mode & S_ISVTX) refuse(`a shared directory (mode ${octal(st.mode)}) that others can write; use a directory of its own`);
+    const mode = st.mode & 0o7755;
+    chmodSync(dir, mode);
+    warn?.(`socket directory ${dir} was writable by group or others (mode ${octal(st.mode)}): now ${octal(mode)}`);
+  }
+}
+
+/**
+ * Whoever can rename a directory above the socket's can swap in a directory of their own. A
+ * root-owned link on the way (the default /var/run/tuxsec passes /var/run -> /run) is followed.
+ */
+function checkParents(dir: string): void {
+  try {
+    assertTrustedPath(path.dirname(dir));
+  } catch (e) {
+    if (e instanceof UnsafePathError) throw new SocketSetupError(`cannot use socket directory ${dir}: ${e.message}, so others could replace the socket directory`);
+    throw e;
+  }
+}
+
+/**
+ * Creates the socket directory if absent (0750 root:group), checks or repairs it and the
+ * directories above, and removes a stale socket a dead daemon left behind.
+ */
+export async function prepareSocketPath({ socketPath, gid, warn }: SocketOptions): Promise<void> {
+  const dir = path.dirname(socketPath);
+  if (lstatOrNull(dir) === null) {
     mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
-    mkdirSync(dir, { mode: 0o770 });
-  } else if (st.isSymbolicLink()) {
-    throw new SocketSetupError(`cannot use socket directory ${dir}: it is a symbolic link`);
-  } else if (!st.isDirectory()) {
-    throw new SocketSetupError(`cannot use socket directory ${dir}: not a directory`);
+    // Checked before the new directory is made: nobody else can swap it before the chmod.
+    checkParents(dir);
+    mkdirSync(dir, { mode: 0o700 });
+    if (gid !== null) lchownSync(dir, 0, gid);
+    chmodSync(dir, SOCKET_DIR_MODE);
   }
-  if (gid !== null) {
-    chownSync(dir, 0, gid);
-    chmodSync(dir, 0o770);
-  }
+  secureSocketDir(dir, { warn });
   const sst = lstatOrNull(socketPath);
   if (sst) {
     if (!sst.isSocket()) throw new SocketSetupError(`cannot listen on ${socketPath}: a file that is not a socket is in the way`);
+    if (sst.uid !== 0 && sst.uid !== myUid()) {
+      // Bound by another user while the directory was still open to them: an impostor that
+      // would answer rootd's clients. The directory is root's now; they cannot bind again.
+      unlinkSync(socketPath);
+      warn?.(`removed ${socketPath}: a socket of uid ${sst.uid}, not of root`);
+      return;
+    }
     if (await answering(socketPath)) throw new SocketSetupError(`cannot listen on ${socketPath}: another tuxsec-rootd is answering there`);
     unlinkSync(socketPath); // stale socket of a daemon that died
   }
 }
 
-/** Listens on the path with 0660 root:group, never briefly wider. */
+/**
+ * Listens on the path, the socket 0660 root:group from its first moment there: it is bound in
+ * a new 0700 directory beside the path, given owner and mode there, and renamed into place.
+ */
 export function listenOnPath(server: net.Server, { socketPath, gid }: SocketOptions): Promise<void> {
+  const dir = path.dirname(socketPath);
+  const priv = mkdtempSync(path.join(dir, '.'));
+  const tmp = path.join(priv, 's');
+  const cleanup = () => {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // renamed into place, or never bound
+    }
+    rmdirSync(priv);
+  };
+  if (Buffer.byteLength(tmp) > MAX_SOCKET_PATH) {
+    cleanup();
+    return Promise.reject(new SocketSetupError(`cannot listen on ${socketPath}: the directory name is too long to bind beside it (at most ${MAX_SOCKET_PATH - 10} bytes)`));
+  }
   return new Promise((resolve, reject) => {
-    const old = process.umask(0o117);
-    server.once('error', reject);
-    server.listen(socketPath, () => {
+    const fail = (e: unknown) => {
+      cleanup();
+      reject(e);
+    };
+    const old = process.umask(0o177);
+    const onError = (e: Error) => {
       process.umask(old);
-      server.off('error', reject);
+      fail(e);
+    };
+    server.once('error', onError);
+    server.listen(tmp, () => {
+      process.umask(old);
+      server.off('error', onError);
       try {
-        if (gid !== null) chownSync(socketPath, 0, gid);
-        chmodSync(socketPath, 0o660);
+        // Inside priv only root can reach the entry: lchown and chmod act on our socket.
+        if (gid !== null) lchownSync(tmp, 0, gid);
+        chmodSync(tmp, SOCKET_MODE);
+        renameSync(tmp, socketPath);
+        rmdirSync(priv);
         resolve();
       } catch (e) {
-        reject(e);
+        server.close();
+        fail(e);
       }
     });
   });
 }
 
-export function listenOnFd(server: net.Server, fd: number): Promise<void> {
+/** Listens on the socket systemd handed over, after checking the directory it sits in. */
+export function listenOnFd(server: net.Server, fd: number, opts: Pick<SocketOptions, 'warn'> = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => {
       server.off('error', reject);
-      resolve();
+      try {
+        const where = boundSocketPath(fd);
+        if (where?.startsWith('/')) secureSocketDir(path.dirname(where), opts);
+        resolve();
+      } catch (e) {
+        server.close();
+        reject(e);
+      }
     });
   });
 }

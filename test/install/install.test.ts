@@ -32,7 +32,7 @@ const SYSTEM_ENTRIES = [
   'sys-dir 0750 root root /var/log/tuxsec-rootd',
   'sys-dir 0750 root tuxsec-server /etc/tuxsec-server',
   'sys-dir 0700 tuxsec-server tuxsec-server /var/lib/tuxsec-server',
-  'run-dir 0770 root tuxsec /run/tuxsec',
+  'run-dir 0750 root tuxsec /run/tuxsec',
   `config 0640 root root /etc/tuxsec/rootd.yaml ${PREFIX}/examples/rootd.yaml.example`,
   `config 0640 root tuxsec /etc/tuxsec/agent.yaml ${PREFIX}/examples/agent.yaml.example`,
 ];
@@ -325,6 +325,14 @@ grep -o '"socket":"[^"]*"' /tmp/sa.log`);
     assert.match(out, /"socket":"fd 3 \(systemd\)"/);
   });
 
+  test('an upgrade over a group-writable /run/tuxsec (0770, as before) makes it 0750', async () => {
+    const out = await ovl.must(`chmod 0770 /run/tuxsec
+cd /tmp && bash /src/install.sh --no-build
+stat -c 'rundir %a %U %G' /run/tuxsec`);
+    assert.match(out, /fixed \/run\/tuxsec: was 770 root tuxsec, now 750 root:tuxsec/);
+    assert.match(out, /^rundir 750 root tuxsec$/m);
+  });
+
   test('install.sh twice changes nothing and keeps an edited config', async () => {
     await ovl.must("echo '# operator edit' >> /etc/tuxsec/agent.yaml");
     const before = ovl.snapshot();
@@ -342,9 +350,10 @@ grep -o '"socket":"[^"]*"' /tmp/sa.log`);
     assert.equal(r.stderr.trim(), '');
     const sec = await ovl.must(UNITS.filter((u) => u.endsWith('.service')).map((u) => `systemd-analyze security --offline=true --no-pager /usr/lib/systemd/system/${u} | tail -1`).join('\n'));
     const score = (u: string) => Number(new RegExp(`exposure level for ${u}: ([0-9.]+)`).exec(sec)?.[1]);
-    assert.ok(score('tuxsec-agent.service') <= 2, sec);
-    assert.ok(score('tuxsec-server.service') <= 2, sec);
-    assert.ok(score('tuxsec-rootd.service') <= 4, sec);
+    // The same limits as test/install/units.test.ts, on the installed copies.
+    assert.ok(score('tuxsec-agent.service') <= 1.5, sec);
+    assert.ok(score('tuxsec-server.service') <= 1.5, sec);
+    assert.ok(score('tuxsec-rootd.service') <= 2.5, sec);
   });
 
   test('uninstall.sh removes program files and keeps configs unless --purge', async () => {
@@ -429,6 +438,23 @@ stat -c 'db %a %U %G' /var/lib/tuxsec-server/server.db
 echo "signals: $(journalctl --no-pager -o cat -u tuxsec-agent.service -u tuxsec-server.service -u tuxsec-rootd.service | grep -c 'status=31/SYS')"
 journalctl --no-pager -o cat -u tuxsec-agent.service | tail -5 | sed 's/^/agent-log: /'
 echo "rootd-socket: $(journalctl --no-pager -o cat -u tuxsec-rootd.service | grep -o '"socket":"fd 3 (systemd)"' | head -1)"
+# What the sandboxed rootd still reaches: /proc, the interfaces, and firewalld over D-Bus (in
+# the container's own network namespace).
+runuser -u tuxsec -- tuxsec-cli execute systeminfo get_info >/dev/null && echo "get_info ok"
+systemctl start firewalld.service
+for i in $(seq 50); do runuser -u tuxsec -- tuxsec-cli execute firewalld get_default_zone >/tmp/fw.out 2>&1 && break; sleep 0.2; done
+echo "firewalld: $(tr -d '\n' </tmp/fw.out | head -c 200)"
+systemctl stop firewalld.service
+# Without the socket unit, rootd makes /run/tuxsec and its socket itself (CAP_CHOWN), through
+# the /var/run -> /run link of its default path.
+systemctl stop tuxsec-agent.service tuxsec-rootd.service tuxsec-rootd.socket
+rm -rf /run/tuxsec
+systemctl mask --runtime tuxsec-rootd.socket >/dev/null 2>&1
+systemctl start tuxsec-rootd.service
+for i in $(seq 100); do [ -S /run/tuxsec/rootd.sock ] && break; sleep 0.1; done
+stat -c 'own-rundir %a %U %G' /run/tuxsec
+stat -c 'own-socket %a %U %G' /run/tuxsec/rootd.sock
+runuser -u tuxsec -- tuxsec-cli ping | sed 's/^/own-/'
 echo done`);
     out = boot.output;
     assert.match(out, /^done$/m, `check did not finish:\n${out}\n${boot.console}`);
@@ -436,7 +462,7 @@ echo done`);
   after(() => ovl.remove());
 
   test('tuxsec-rootd.socket creates the socket and starts tuxsec-rootd on the first connection', () => {
-    assert.match(out, /^rundir 770 root tuxsec$/m);
+    assert.match(out, /^rundir 750 root tuxsec$/m);
     assert.match(out, /^socket 660 root tuxsec$/m);
     assert.match(out, /^rootd before: inactive$/m);
     assert.match(out, /^rootd after: active$/m);
@@ -453,6 +479,17 @@ echo done`);
     assert.match(out, /^active agent=active rootd=active server=active$/m);
     assert.match(out, /^db 600 tuxsec-server tuxsec-server$/m);
     assert.match(out, /^signals: 0$/m, 'no process killed by the system call filter');
+  });
+
+  test('the sandboxed tuxsec-rootd reads the system and reaches firewalld over D-Bus', () => {
+    assert.match(out, /^get_info ok$/m);
+    assert.match(out, /^firewalld: .*public/m);
+  });
+
+  test('without the socket unit, the sandboxed tuxsec-rootd creates /run/tuxsec 0750 and its socket 0660 root:tuxsec', () => {
+    assert.match(out, /^own-rundir 750 root tuxsec$/m);
+    assert.match(out, /^own-socket 660 root tuxsec$/m);
+    assert.match(out, /^own-pong from \/var\/run\/tuxsec\/rootd\.sock/m);
   });
 
   test('the api-key drop-in passes the api_key as a systemd credential', () => {
@@ -511,7 +548,7 @@ for p in /usr/bin/tuxsec-cli ${PREFIX} /etc/tuxsec /var/lib/tuxsec; do [ -e "$p"
       assert.match(r, /^shell \/usr\/sbin\/nologin$/m);
       assert.match(r, /^conf \/etc\/tuxsec\/agent\.yaml 640 root tuxsec$/m);
       assert.match(r, /^conf \/etc\/tuxsec\/rootd\.yaml 640 root root$/m);
-      assert.match(r, /^conf \/run\/tuxsec 770 root tuxsec$/m);
+      assert.match(r, /^conf \/run\/tuxsec 750 root tuxsec$/m);
       assert.match(r, /^version \d+\.\d+\.\d+$/m);
       for (const p of ['/usr/bin/tuxsec-cli', PREFIX, '/etc/tuxsec', '/var/lib/tuxsec']) assert.match(r, new RegExp(`^absent ${p}$`, 'm'));
     } finally {

@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startRootd, ROOT, ROOTD_JS, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
@@ -183,6 +183,32 @@ describe('rootd start-up', () => {
     assert.match(r.stderr, /must run as root/);
   });
 
+  it('--dev runs as a non-root user, in a socket directory that user owns (0750)', async () => {
+    const { tuxsec } = await ensureTestUsers();
+    const base = mkdtempSync(path.join(tmpdir(), 'tsd-'));
+    chownSync(base, tuxsec.uid, tuxsec.gid);
+    const sock = path.join(base, 'run', 'rootd.sock');
+    writeFileSync(path.join(base, 'rootd.yaml'), `audit_log: ${base}/audit.log\n`);
+    chownSync(path.join(base, 'rootd.yaml'), tuxsec.uid, tuxsec.gid);
+    const [f, argv] = asUser(tuxsec, process.execPath, [ROOTD_JS, '--dev', '--config', path.join(base, 'rootd.yaml'), '--socket', sock]);
+    const p = spawn(f, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    try {
+      for (let i = 0; i < 300 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      const [cf, cargv] = asUser(tuxsec, process.execPath, [CLI_JS, '--socket', sock, 'ping']);
+      const r = spawnSync(cf, cargv, { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, `${r.stderr}\n${err}`);
+      const st = statSync(path.dirname(sock));
+      assert.equal(st.uid, tuxsec.uid);
+      assert.equal((st.mode & 0o7777).toString(8), '750');
+    } finally {
+      process.kill(p.pid!, 'SIGTERM');
+      await new Promise((r) => p.once('exit', r));
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   for (const [name, yaml, re] of [
     ['an unknown key', 'sokcet: /tmp/x\n', /unknown key "sokcet"/],
     ['a bad value', 'request_timeout: soon\n', /key "request_timeout"/],
@@ -288,6 +314,21 @@ describe('rootd start-up', () => {
     rmSync(dir, { recursive: true });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /is a symbolic link/);
+  });
+
+  it('follows a root-owned link above the socket directory, as in the default /var/run/tuxsec', async () => {
+    const base = mkdtempSync(path.join(tmpdir(), 'tsv-'));
+    chmodSync(base, 0o755);
+    mkdirSync(path.join(base, 'run'), { mode: 0o755 });
+    symlinkSync('run', path.join(base, 'varrun'));
+    const d = await startRootd({ config: { socket: path.join(base, 'varrun', 'tuxsec', 'rootd.sock') } });
+    try {
+      const st = statSync(path.join(base, 'run', 'tuxsec'));
+      assert.equal((st.mode & 0o7777).toString(8), '750');
+    } finally {
+      await d.stop();
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 
   it('takes a listening socket from systemd socket activation (LISTEN_FDS)', async () => {

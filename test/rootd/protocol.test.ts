@@ -18,7 +18,7 @@ describe('rootd protocol (real daemon as root)', () => {
   it('socket and directory have the documented owner and modes', async () => {
     const gid = (await lookupGroup('tuxsec'))!.gid;
     const dir = statSync(path.dirname(d.socketPath));
-    assert.equal(dir.mode & 0o7777, 0o770);
+    assert.equal(dir.mode & 0o7777, 0o750);
     assert.equal(dir.uid, 0);
     assert.equal(dir.gid, gid);
     const sock = statSync(d.socketPath);
