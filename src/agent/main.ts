@@ -202,8 +202,9 @@ async function runRegister(opts: { server: string; token?: string; tokenFile?: s
 
 async function runMigrate(opts: { config: string }): Promise<void> {
   try {
-    const done = await migrateSecrets(opts.config);
+    const { done, warnings } = await migrateSecrets(opts.config);
     for (const line of done) process.stdout.write(line + '\n');
+    for (const line of warnings) process.stderr.write(`tuxsec-agent: warning: ${line}\n`);
   } catch (e) {
     const msg = (e as Error).message;
     fail(msg.startsWith('cannot') ? msg : `cannot move the agent's secrets out of ${opts.config}: ${msg}`, e instanceof ConfigError ? 2 : 1);

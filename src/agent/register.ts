@@ -8,10 +8,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, parseConfigText, validateConfig, type AgentConfig } from './config.ts';
+import { ConfigError, DEFAULT_CONFIG_PATH, parseConfigText, validateConfig, type AgentConfig } from './config.ts';
 import { writeFileAtomic } from './durable.ts';
 import { HttpClient, HttpError } from './http.ts';
-import { defaultApiKeyFile, storeApiKey, tightenPrivateFile, updateConfigText } from './secrets.ts';
+import { apiKeyFileHolds, defaultApiKeyFile, storeApiKey, tightenPrivateFile, updateConfigText } from './secrets.ts';
 
 export const REGISTER_PATH = 'agents/api/register/';
 
@@ -153,35 +153,83 @@ export async function register(opts: RegisterOptions): Promise<RegisterResult> {
   return { status: 'registered', agent_id: agentId, message: `registered as agent ${agentId}; wrote ${opts.configFile} and ${keyFile}` };
 }
 
+/** What migrate-secrets did (one line each) and what the operator must still do. */
+export interface MigrateResult {
+  done: string[];
+  warnings: string[];
+}
+
+/**
+ * The steps that replace an agent's api_key: enrolling again gives a new agent id and key, and
+ * rejecting the old id makes the server refuse the old key. The protocol has no key rotation.
+ */
+export function rotateKeyHelp(cfg: Pick<AgentConfig, 'server_url' | 'agent_id'>, configFile: string): string {
+  const server = cfg.server_url ?? 'https://SERVER';
+  const config = path.resolve(configFile) === DEFAULT_CONFIG_PATH ? '' : ` --config ${configFile}`;
+  return (
+    `replace it: on the server run "tuxsec-server token create", then here ` +
+    `"sudo tuxsec-agent register --server ${server} --token-file FILE${config}" and ` +
+    `"sudo systemctl restart tuxsec-agent", then on the server "tuxsec-server agents approve NEW_ID" ` +
+    `(the id register prints) and "tuxsec-server agents reject ${cfg.agent_id ?? 'OLD_ID'}", ` +
+    `which makes the server refuse the old key`
+  );
+}
+
 /**
  * Moves the secrets of an older install out of the socket group's reach (run as root by
  * setup-system.sh on every install and upgrade; idempotent): an api_key in agent.yaml goes to
  * the credentials file and agent.yaml is rewritten atomically with `api_key: null`, comments
  * kept; an ssl_key group or others could read is given to the agent's user, 0600. Returns what
- * it did, one line each.
+ * it did, one line each, and warnings: a key the socket group could read must be replaced, as
+ * moving it does not take back a copy someone made.
  */
-export async function migrateSecrets(configFile: string): Promise<string[]> {
+export async function migrateSecrets(configFile: string): Promise<MigrateResult> {
   const done: string[] = [];
-  if (!fs.existsSync(configFile)) return done;
+  const warnings: string[] = [];
+  if (!fs.existsSync(configFile)) return { done, warnings };
   const text = fs.readFileSync(configFile, 'utf8');
+  const mode = fs.statSync(configFile).mode;
   const cfg = parseConfigText(text, configFile);
   if (cfg.api_key !== null) {
     const file = cfg.api_key_file ?? defaultApiKeyFile(configFile);
     const updated = updateConfigText(text, { api_key: null, api_key_file: file });
     parseConfigText(updated, configFile);
-    // An existing key file wins over agent.yaml at start, so it holds the key in use (or the same
-    // one, after a crash between the two writes below): never overwritten with agent.yaml's.
-    if (fs.existsSync(file)) {
+    // A key file the config names wins over agent.yaml at start, so it holds the key in use (or
+    // the same one, after a crash between the two writes below): never overwritten with
+    // agent.yaml's. The default path the config does not name was never read by the agent, and
+    // the tuxsec user owns its directory: what is there counts only if it is agent.yaml's key in a
+    // file as register writes it; anything else is replaced (by rename, so never through a link).
+    if (cfg.api_key_file !== null && fs.existsSync(file)) {
       writeConfigAtomic(configFile, updated);
       done.push(`removed the api_key from ${configFile} (the agent uses the one in ${file})`);
+    } else if (cfg.api_key_file === null && (await apiKeyFileHolds(file, cfg.api_key))) {
+      writeConfigAtomic(configFile, updated);
+      done.push(`removed the api_key from ${configFile} (${file} already holds it)`);
     } else {
+      const replaced = present(file);
       await storeApiKey(file, cfg.api_key);
       writeConfigAtomic(configFile, updated);
-      done.push(`moved the api_key from ${configFile} to ${file}`);
+      done.push(`moved the api_key from ${configFile} to ${file}${replaced ? ' (replacing what was there, which the agent never used)' : ''}`);
+    }
+    if ((mode & 0o044) !== 0) {
+      const who = mode & 0o004 ? 'every user' : 'its group (the socket group: every CLI user)';
+      warnings.push(`the api_key was in ${configFile}, which ${who} could read, and moving it does not take back a copy: ${rotateKeyHelp(cfg, configFile)}`);
     }
   }
-  if (cfg.ssl_key !== null && (await tightenPrivateFile(cfg.ssl_key))) {
-    done.push(`made ssl_key ${cfg.ssl_key} readable by the agent's user only (0600)`);
+  if (cfg.ssl_key !== null) {
+    const r = await tightenPrivateFile(cfg.ssl_key);
+    if (r.changed) done.push(`made ssl_key ${cfg.ssl_key} readable by the agent's user only (0600)`);
+    if (r.refused) warnings.push(r.refused);
   }
-  return done;
+  return { done, warnings };
+}
+
+/** Whether anything (a dangling link too) has that name. */
+function present(file: string): boolean {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
 }

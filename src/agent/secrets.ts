@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { lookupUser } from '../os/users.ts';
-import { assertTrustedDir } from '../os/secure-files.ts';
+import { assertTrustedDir, assertTrustedPath } from '../os/secure-files.ts';
 import { AGENT_USER, checkSecretValue, ConfigError } from './config.ts';
 import { writeFileAtomic } from './durable.ts';
 
@@ -76,30 +76,78 @@ export async function storeApiKey(file: string, apiKey: string): Promise<void> {
 }
 
 /**
- * Gives a private key file that the socket group can read to the agent's user, 0600, through a
- * descriptor opened without following a link. Only a key set up for the agent (its group is the
- * agent's group, as the older docs said: 0640 root:tuxsec) is changed; a key that belongs to
- * something else is left alone, and the agent names it when it refuses to start. Returns whether
- * anything changed.
+ * Whether `file` already holds `apiKey` as a file the agent's user alone owns and reads: a regular
+ * file (not a link), 0600, owned by that user (or by us when not root), one hard link. Anything
+ * else at that path (planted by the tuxsec user, who owns the credentials directory) is no proof
+ * the agent ever used it.
  */
-export async function tightenPrivateFile(file: string): Promise<boolean> {
+export async function apiKeyFileHolds(file: string, apiKey: string): Promise<boolean> {
   const owner = await agentOwner();
-  if (!owner) return false;
+  const uid = owner?.uid ?? process.getuid?.() ?? 0;
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (e) {
-    // A link (to a key managed elsewhere) or no file: not ours to change.
-    if (['ELOOP', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? '')) return false;
+    if (['ELOOP', 'ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')) return false;
     throw e;
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || (st.mode & 0o077) === 0) return false;
-    if (st.gid !== owner.gid && st.uid !== owner.uid) return false;
+    if (!st.isFile() || (st.mode & 0o7777) !== 0o600 || st.uid !== uid || st.nlink !== 1) return false;
+    const buf = Buffer.alloc(MAX_SECRET_BYTES + 1);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return n <= MAX_SECRET_BYTES && buf.subarray(0, n).toString('utf8').trim() === apiKey;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** What tightenPrivateFile did: changed the file, or left it alone (with why, when that needs saying). */
+export interface TightenResult {
+  changed: boolean;
+  /** Set when a key that looks like the agent's was left alone because changing it was unsafe. */
+  refused?: string;
+}
+
+/**
+ * Gives a private key file that the socket group can read to the agent's user, 0600, through a
+ * descriptor opened without following a link. Only a key set up for the agent (its group is the
+ * agent's group, as the older docs said: 0640 root:tuxsec) is changed; a key that belongs to
+ * something else is left alone, and the agent names it when it refuses to start.
+ * Root hands the file to the tuxsec user, so it must be the key and not another file put in its
+ * place: every directory above it must be changeable by root alone (else the tuxsec user could
+ * swap in a link or a hard link), and the file must have one hard link (a second name could be
+ * /etc/tuxsec/agent.yaml or /etc/shadow, linked where protected_hardlinks is off).
+ */
+export async function tightenPrivateFile(file: string): Promise<TightenResult> {
+  const owner = await agentOwner();
+  if (!owner) return { changed: false };
+  const shown = JSON.stringify(file.slice(0, 300));
+  let dir: string;
+  try {
+    dir = assertTrustedPath(path.dirname(path.resolve(file)));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { changed: false };
+    return { changed: false, refused: `cannot make ssl_key ${shown} private: ${(e as Error).message} (a user who can change it could swap the key for another file); left as it is` };
+  }
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(dir, path.basename(file)), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    // A link (to a key managed elsewhere) or no file: not ours to change.
+    if (['ELOOP', 'ENOENT'].includes((e as NodeJS.ErrnoException).code ?? '')) return { changed: false };
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || (st.mode & 0o077) === 0) return { changed: false };
+    if (st.gid !== owner.gid && st.uid !== owner.uid) return { changed: false };
+    if (st.nlink !== 1) {
+      return { changed: false, refused: `cannot make ssl_key ${shown} private: it has ${st.nlink} hard links (another name could be a file that is not the key); left as it is` };
+    }
     fs.fchownSync(fd, owner.uid, owner.gid);
     fs.fchmodSync(fd, 0o600);
-    return true;
+    return { changed: true };
   } finally {
     fs.closeSync(fd);
   }

@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import YAML from 'yaml';
 import { run } from '../../src/os/exec.ts';
@@ -207,6 +208,174 @@ test('an api_key an older version left in a 0640 agent.yaml is moved out by migr
     await agent.kill();
   }
   await memberReads([env.dir, env.logDir], [api_key, fs.readFileSync(certs.clientKey, 'utf8').trim()]);
+});
+
+/** Rewrites `env` to an older version's layout: the api_key in agent.yaml, no credentials file. */
+function oldLayout(env: AgentEnv, apiKey: string, extra: Record<string, unknown> = {}): void {
+  fs.rmSync(path.join(env.dir, 'credentials'), { recursive: true, force: true });
+  const old = YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as Record<string, unknown>;
+  delete old.api_key_file;
+  fs.writeFileSync(env.configPath, '# tuxsec-agent configuration\n' + YAML.stringify({ ...old, ...extra, api_key: apiKey }));
+}
+
+async function migrate(env: AgentEnv) {
+  const m = await run(process.execPath, [AGENT_JS, 'migrate-secrets', '--config', env.configPath], { timeoutMs: 30_000 });
+  assert.equal(m.code, 0, m.stderr);
+  return m;
+}
+
+/** One check-in over TLS with the given credentials, as the agent makes it. */
+function checkin(agentId: string, apiKey: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ agent_id: agentId, api_key: apiKey });
+    const req = https.request(
+      `${server.url}/agents/api/checkin/`,
+      { method: 'POST', ca: fs.readFileSync(certs.ca), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 20_000 },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('check-in timed out')));
+    req.end(body);
+  });
+}
+
+/** Runs a program as the tuxsec user (the agent's user, which owns the credentials directory). */
+async function asTuxsec(file: string, args: string[]): Promise<void> {
+  const { tuxsec } = await ensureTestUsers();
+  const [f, a] = asUser(tuxsec, file, args);
+  const r = await run(f, a, { timeoutMs: 20_000 });
+  assert.equal(r.code, 0, `${file} ${args.join(' ')}: ${r.stderr}`);
+}
+
+test('the tuxsec user plants a file or a link at the default credentials/api_key before an upgrade: migrate-secrets keeps agent.yaml\'s working key and the agent still runs jobs', async () => {
+  for (const planted of ['file', 'symlink'] as const) {
+    const env = await productionEnv();
+    await register(env, await createToken(server));
+    const { agent_id, api_key } = readCredentials(env);
+    oldLayout(env, api_key);
+    // setup-system.sh creates the credentials directory (0700 tuxsec) before migrate-secrets runs.
+    const creds = path.join(env.dir, 'credentials');
+    fs.mkdirSync(creds, { mode: 0o700 });
+    fs.chownSync(creds, env.uid, env.gid);
+    const bait = path.join(env.dir, 'bait');
+    fs.writeFileSync(bait, 'ATTACKERKEY\n', { mode: 0o644 });
+    const keyFile = path.join(creds, 'api_key');
+    if (planted === 'file') {
+      // Exactly as register would write it, but with the attacker's key.
+      await asTuxsec('/bin/cp', ['--', bait, keyFile]);
+      await asTuxsec('/bin/chmod', ['0600', '--', keyFile]);
+    } else {
+      await asTuxsec('/bin/ln', ['-s', '--', bait, keyFile]);
+    }
+    const m = await migrate(env);
+    const st = fs.lstatSync(keyFile);
+    assert.ok(st.isFile(), `${planted}: the key file is a regular file, not a link`);
+    assert.deepEqual([st.mode & 0o7777, st.uid, st.nlink], [0o600, env.uid, 1], planted);
+    assert.equal(fs.readFileSync(keyFile, 'utf8').trim(), api_key, `${planted}: the working key is kept`);
+    assert.match(m.stdout, /^moved the api_key from .*agent\.yaml to .*credentials\/api_key \(replacing what was there, which the agent never used\)$/m, planted);
+    assert.equal(fs.readFileSync(bait, 'utf8'), 'ATTACKERKEY\n', `${planted}: the link's target is not written through`);
+    assert.equal(readCredentials(env).api_key, api_key);
+    const agent = startAgent(env);
+    try {
+      await until('the agent to start', () => /started in pull mode/.test(fs.existsSync(path.join(env.logDir, 'agent.log')) ? fs.readFileSync(path.join(env.logDir, 'agent.log'), 'utf8') : '') || agent.proc.exitCode !== null, 20_000);
+      assert.equal(agent.proc.exitCode, null, agent.out());
+      await jobStatus(agent_id, agent.out);
+    } finally {
+      await agent.kill();
+    }
+  }
+});
+
+test('migrate-secrets keeps a default credentials/api_key that already holds agent.yaml\'s key as register writes it (a crash between the two writes)', async () => {
+  const env = await productionEnv();
+  await register(env, await createToken(server));
+  const { api_key } = readCredentials(env);
+  const keyFile = path.join(env.dir, 'credentials', 'api_key');
+  oldLayout(env, api_key);
+  fs.mkdirSync(path.join(env.dir, 'credentials'), { mode: 0o700 });
+  fs.chownSync(path.join(env.dir, 'credentials'), env.uid, env.gid);
+  fs.writeFileSync(keyFile, api_key + '\n', { mode: 0o600 });
+  fs.chownSync(keyFile, env.uid, env.gid);
+  const kept = fs.statSync(keyFile).ino;
+  const m = await migrate(env);
+  assert.match(m.stdout, /^removed the api_key from .*agent\.yaml \(.*credentials\/api_key already holds it\)$/m);
+  assert.equal(fs.statSync(keyFile).ino, kept, 'the file is left as it is');
+  assert.equal(readCredentials(env).api_key, api_key);
+});
+
+test('migrate-secrets leaves alone an ssl_key in a directory the tuxsec user can change, or with a second hard link, so root never hands agent.yaml to the tuxsec user', async () => {
+  const { tuxsec } = await ensureTestUsers();
+  // The agent's key in a directory the tuxsec user owns: it links agent.yaml there under the key's
+  // name. This machine has protected_hardlinks=1, which stops tuxsec linking a file it cannot
+  // write; root makes the link in its place, standing in for a machine where it is 0.
+  const env = await productionEnv();
+  await register(env, await createToken(server));
+  const userDir = path.join(env.dir, 'tls');
+  fs.mkdirSync(userDir, { mode: 0o755 });
+  fs.chownSync(userDir, tuxsec.uid, tuxsec.gid);
+  const key = path.join(userDir, 'client.key');
+  fs.writeFileSync(env.configPath, fs.readFileSync(env.configPath, 'utf8') + `ssl_cert: ${certs.clientCert}\nssl_key: ${key}\n`);
+  const [lf, la] = asUser(tuxsec, '/bin/ln', ['--', env.configPath, key]);
+  if ((await run(lf, la, { timeoutMs: 20_000 })).code !== 0) fs.linkSync(env.configPath, key);
+  // In a root-owned directory, a hard link root made (or was tricked into keeping) is refused too.
+  const env2 = await productionEnv();
+  await register(env2, await createToken(server));
+  const key2 = path.join(env2.dir, 'client.key');
+  fs.writeFileSync(env2.configPath, fs.readFileSync(env2.configPath, 'utf8') + `ssl_cert: ${certs.clientCert}\nssl_key: ${key2}\n`);
+  fs.linkSync(env2.configPath, key2);
+
+  for (const [e, k, why] of [
+    [env, key, /cannot make ssl_key ".*tls\/client\.key" private: .*tls is owned by uid \d+, not root .*; left as it is/],
+    [env2, key2, /cannot make ssl_key ".*client\.key" private: it has 2 hard links .*; left as it is/],
+  ] as const) {
+    const m = await migrate(e);
+    assert.equal(m.stdout, '', 'nothing changed');
+    assert.match(m.stderr, why);
+    const st = fs.statSync(e.configPath);
+    assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [0o640, 0, e.gid], `${k}: agent.yaml stays 0640 root:tuxsec`);
+  }
+});
+
+test('migrate-secrets warns that a key the socket group could read must be replaced, with the commands, and the documented re-registration makes the server refuse the old key', async () => {
+  const env = await productionEnv();
+  await register(env, await createToken(server));
+  const { agent_id: oldId, api_key: oldKey } = readCredentials(env);
+  oldLayout(env, oldKey);
+  const m = await migrate(env);
+  assert.ok(!m.stderr.includes(oldKey));
+  const warning = m.stderr.split('\n').find((l) => l.includes('moving it does not take back a copy')) ?? '';
+  assert.match(warning, /^tuxsec-agent: warning: the api_key was in .*agent\.yaml, which its group \(the socket group: every CLI user\) could read/);
+  assert.ok(warning.includes('"tuxsec-server token create"'), warning);
+  assert.ok(warning.includes(`"sudo tuxsec-agent register --server ${server.url} --token-file FILE --config ${env.configPath}"`), warning);
+  assert.ok(warning.includes(`"tuxsec-server agents reject ${oldId}"`), warning);
+  const again = await migrate(env);
+  assert.equal(again.stderr, '', 'said once, when the key is moved');
+
+  // The steps the warning gives: enroll again (held for approval: the machine is enrolled),
+  // approve the new id, reject the old one.
+  const r = await registerAgent(env, server.url, await createToken(server));
+  assert.ok(r.code === 0 || r.code === 3, r.stderr);
+  const { agent_id: newId, api_key: newKey } = readCredentials(env);
+  assert.notEqual(newId, oldId);
+  assert.notEqual(newKey, oldKey);
+  if (r.code === 3) await server.op.setAgentStatus(newId, 'approve');
+  await server.op.setAgentStatus(oldId, 'reject');
+  // Whoever kept a copy of the old key checks in with it, as the agent would.
+  const stolen = await checkin(oldId, oldKey);
+  assert.equal(stolen.status, 403, stolen.text);
+  assert.match(stolen.text, /rejected by an operator/);
+  const agent = startAgent(env);
+  try {
+    await until('the agent to start', () => /started in pull mode/.test(fs.existsSync(path.join(env.logDir, 'agent.log')) ? fs.readFileSync(path.join(env.logDir, 'agent.log'), 'utf8') : '') || agent.proc.exitCode !== null, 20_000);
+    assert.equal(agent.proc.exitCode, null, agent.out());
+    await jobStatus(newId, agent.out);
+  } finally {
+    await agent.kill();
+  }
 });
 
 /**
