@@ -125,13 +125,13 @@ export interface AuditLogOptions {
  * counted, and the count is written as an `audit-dropped` record before the next record that fits.
  */
 export function openAuditLog(file: string, opts: AuditLogOptions = {}): AuditLog {
-  const maxLength = opts.maxPendingBytes ?? AUDIT_MAX_PENDING_BYTES;
+  const maxPending = opts.maxPendingBytes ?? AUDIT_MAX_PENDING_BYTES;
   let dest: Destination | null = null;
+  // Bytes handed to the current destination that the disk has not taken yet.
+  let pending = 0;
   let retryAt = 0;
   let dropped = 0;
   let droppedSince = '';
-  let writingNote = false;
-  let noteDropped = false;
   // Records a note stands for until the disk has taken it: a write that fails puts them back.
   let noteUnconfirmed = 0;
   const drop = (why: string) => {
@@ -142,13 +142,13 @@ export function openAuditLog(file: string, opts: AuditLogOptions = {}): AuditLog
     dropped++;
   };
   const open = (): Destination => {
-    const d = pino.destination({ fd: openAppendSafe(file), sync: false, maxLength });
-    d.on('drop', () => {
-      if (writingNote) noteDropped = true;
-      else drop('slow');
-    });
-    d.on('write', () => {
-      if (d === dest) noteUnconfirmed = 0;
+    // sonic-boom's own cap is a backstop above ours (it counts characters, we count bytes).
+    const d = pino.destination({ fd: openAppendSafe(file), sync: false, maxLength: maxPending + 64 * 1024 });
+    d.on('drop', () => drop('slow'));
+    d.on('write', (n: number) => {
+      if (d !== dest) return;
+      pending = Math.max(0, pending - n);
+      noteUnconfirmed = 0;
     });
     d.on('error', (err: Error) => {
       if (d !== dest) return; // a destination already dropped
@@ -162,7 +162,12 @@ export function openAuditLog(file: string, opts: AuditLogOptions = {}): AuditLog
       d.destroy(); // also keeps pino's exit hook from flushing it
       opts.onError?.(err);
     });
+    pending = 0;
     return d;
+  };
+  const put = (d: Destination, line: string) => {
+    pending += Buffer.byteLength(line);
+    d.write(line);
   };
   dest = open();
   return {
@@ -177,6 +182,8 @@ export function openAuditLog(file: string, opts: AuditLogOptions = {}): AuditLog
         }
       }
       if (dropped > 0) {
+        // Only once the backlog has mostly drained: a note squeezed into every gap would say little.
+        if (pending > maxPending / 2) return drop('slow');
         const note: AuditRecord = {
           time: new Date().toISOString(),
           uid: -1,
@@ -188,15 +195,13 @@ export function openAuditLog(file: string, opts: AuditLogOptions = {}): AuditLog
           count: dropped,
           duration_ms: 0,
         };
-        writingNote = true;
-        noteDropped = false;
-        dest.write(JSON.stringify(note) + '\n');
-        writingNote = false;
-        if (noteDropped) return drop('slow');
+        put(dest, JSON.stringify(note) + '\n');
         noteUnconfirmed += dropped;
         dropped = 0;
       }
-      dest.write(JSON.stringify(rec) + '\n');
+      const line = JSON.stringify(rec) + '\n';
+      if (pending + Buffer.byteLength(line) > maxPending) return drop('slow');
+      put(dest, line);
     },
     reopen() {
       // Log rotation: a new file at the same path, with the same checks.

@@ -202,6 +202,14 @@ function build(deps: DispatcherDeps): DispatcherImpl {
     return rec;
   };
 
+  /** The rate-limited answer; the first refusal of a run is audited, the rest counted (onRefusalsEnded). */
+  const limited = (peer: PeerIdentity, requestId: string, type: unknown): string => {
+    const rec = record(peer, requestId, type);
+    const out = deny(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), type);
+    if (deps.limiter.refusedInARow(peer.uid) === 1) audit.write(rec);
+    return out;
+  };
+
   deps.limiter.onRefusalsEnded = (uid, n) => {
     if (n < 2) return;
     audit.write({
@@ -234,25 +242,20 @@ function build(deps: DispatcherDeps): DispatcherImpl {
       const limits = deps.limits();
       // Every line costs a token, refused or not: refusals cost parsing and audit records too.
       const allowed = deps.limiter.take(peer.uid);
+      const early = (code: ErrorCode, message: string) => (allowed ? errorLine('unknown', code, message) : limited(peer, 'unknown', undefined));
       if (nestingDepth(line, limits.maxDepth) > limits.maxDepth) {
-        return errorLine('unknown', ErrorCodes.invalidRequest, `Invalid message: nesting deeper than ${limits.maxDepth} levels`);
+        return early(ErrorCodes.invalidRequest, `Invalid message: nesting deeper than ${limits.maxDepth} levels`);
       }
       let msg: unknown;
       try {
         msg = JSON.parse(line.toString('utf8'));
       } catch {
-        return errorLine('unknown', ErrorCodes.invalidJson, 'Invalid JSON');
+        return early(ErrorCodes.invalidJson, 'Invalid JSON');
       }
-      if (!isPlainObject(msg)) return errorLine('unknown', ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
+      if (!isPlainObject(msg)) return early(ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
       const requestId = requestIdOf(msg);
       const type = msg.type;
-      if (!allowed) {
-        const rec = record(peer, requestId, type);
-        const out = deny(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), type);
-        // The first refusal of a run is audited; the rest are counted (see onRefusalsEnded).
-        if (deps.limiter.refusedInARow(peer.uid) === 1) audit.write(rec);
-        return out;
-      }
+      if (!allowed) return limited(peer, requestId, type);
       // Fast path: stateless requests answer synchronously and are not audited on success.
       if ((type === 'ping' || type === 'list_modules') && !deps.stopping.aborted && findPoisonKey(msg) === null) {
         const data = type === 'ping' ? PONG : listModules();

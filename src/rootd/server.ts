@@ -12,6 +12,9 @@ import type { AuditLog } from './audit.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
+/** How long a refused connection waits for its peer to close before it is cut. */
+const REFUSED_LINGER_MS = 2000;
+
 export interface ConnectionLimits {
   maxMessageBytes: number;
   maxConnections: number;
@@ -88,10 +91,12 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
     }
     // A peer that already hung up makes this write fail (EPIPE): never an unhandled 'error'.
     sock.on('error', () => {});
-    // Closed once the line is out, whether or not the peer ever closes its side: a refused
-    // connection must not keep holding a descriptor.
     sock.end(errorLine(code, message));
-    sock.destroySoon();
+    // What the peer already sent is read and dropped: closing with it unread would reset the
+    // connection and lose the error line. A peer that never closes its side is cut off after
+    // a moment, so refused connections cannot pile up holding descriptors.
+    sock.resume();
+    sock.setTimeout(REFUSED_LINGER_MS, () => sock.destroy());
   };
 
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => {
