@@ -7,6 +7,17 @@ import type { ErrorCode } from './errors.ts';
 export const REQUEST_TYPES = ['ping', 'list_modules', 'module_info', 'system_info', 'execute_command'] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
+/**
+ * What a module name may be: rootd.yaml's `modules` keys, registered modules and request
+ * names all use this one definition, so a name that could never match is refused before it
+ * is looked up, logged or audited.
+ */
+export const MODULE_NAME_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
+/** What an action name may be: letters, digits and "_", at most 64 characters (the seed's `my_action`). */
+export const ACTION_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]{0,63}$';
+export const MODULE_NAME_RE = new RegExp(MODULE_NAME_PATTERN);
+export const ACTION_NAME_RE = new RegExp(ACTION_NAME_PATTERN);
+
 export interface Request<D = Record<string, unknown>> {
   type: string;
   request_id: string;

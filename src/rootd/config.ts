@@ -2,7 +2,7 @@
  * rootd.yaml: schema, defaults and loading.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SOCKET } from '../protocol/messages.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SOCKET, MODULE_NAME_PATTERN } from '../protocol/messages.ts';
 import { readYaml, validateConfig } from '../common/config-file.ts';
 import type { ModuleConfig } from './registry.ts';
 
@@ -32,7 +32,7 @@ export const RootdConfigSchema = Type.Object(
     socket_group: Type.String({ default: 'tuxsec', pattern: '^[a-z_][a-z0-9_-]{0,31}$|^[0-9]{1,10}$' }),
     allowed_users: Type.Array(Name, { default: ['tuxsec'], maxItems: 256 }),
     read_only_users: Type.Array(Name, { default: [], maxItems: 256, description: 'users served for read actions only' }),
-    modules: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), ModuleEntry, { default: {} }),
+    modules: Type.Record(Type.String({ pattern: MODULE_NAME_PATTERN }), ModuleEntry, { default: {} }),
     plugins_dir: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null }),
     log_file: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null, description: 'null logs to stderr (journald)' }),
     log_level: LogLevel,
@@ -43,6 +43,24 @@ export const RootdConfigSchema = Type.Object(
     request_timeout: Type.Number({ default: 60, exclusiveMinimum: 0, maximum: 3600, description: 'seconds' }),
     max_message_bytes: Type.Integer({ default: DEFAULT_MAX_MESSAGE_BYTES, minimum: 1024, maximum: 64 * 1024 * 1024 }),
     max_connections: Type.Integer({ default: 128, minimum: 1, maximum: 65536 }),
+    max_connections_per_uid: Type.Integer({
+      default: 32,
+      minimum: 1,
+      maximum: 65536,
+      description: 'connections one user may hold at once (root is not limited)',
+    }),
+    reserved_connections: Type.Integer({
+      default: 8,
+      minimum: 0,
+      maximum: 65536,
+      description: 'of max_connections, how many only root and allowed_users may use (at most max_connections - 1)',
+    }),
+    idle_timeout: Type.Number({
+      default: 120,
+      minimum: 0,
+      maximum: 86400,
+      description: 'seconds; a connection with no request in flight and no input for this long is closed (0: never)',
+    }),
     max_inflight_per_connection: Type.Integer({ default: 64, minimum: 1, maximum: 4096 }),
     max_json_depth: Type.Integer({ default: 32, minimum: 2, maximum: 256 }),
     rate_limit: Type.Object(

@@ -4,7 +4,9 @@
  */
 import { ErrorCodes, TuxsecError, isTuxsecError, type ErrorCode } from '../protocol/errors.ts';
 import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
+import { ACTION_NAME_RE, MODULE_NAME_RE } from '../protocol/messages.ts';
 import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
+import { quote } from '../sdk/schema.ts';
 import type { AuditLog, AuditRecord } from './audit.ts';
 import { redact } from './audit.ts';
 import type { ModuleRegistry } from './registry.ts';
@@ -61,6 +63,32 @@ function requestIdOf(msg: Record<string, unknown>): string {
   return 'unknown';
 }
 
+/**
+ * The module name of a request, checked against the one pattern registered names follow,
+ * before it is looked up, logged or audited: a name of a million characters is refused, quoted short.
+ */
+function moduleNameOf(m: unknown): string {
+  if (m === undefined || m === null || m === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing module name');
+  if (typeof m !== 'string' || !MODULE_NAME_RE.test(m)) {
+    throw new TuxsecError(
+      ErrorCodes.invalidRequest,
+      `cannot run request: invalid module name ${quote(m, 66)}: a lowercase letter, then at most 63 lowercase letters, digits or "_"`,
+    );
+  }
+  return m;
+}
+
+function actionNameOf(a: unknown): string {
+  if (a === undefined || a === null || a === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing action name');
+  if (typeof a !== 'string' || !ACTION_NAME_RE.test(a)) {
+    throw new TuxsecError(
+      ErrorCodes.invalidRequest,
+      `cannot run request: invalid action name ${quote(a, 66)}: a letter or "_", then at most 63 letters, digits or "_"`,
+    );
+  }
+  return a;
+}
+
 export interface Dispatcher {
   /**
    * Handles one request line from `peer`; gives the response line (newline included),
@@ -96,8 +124,7 @@ function build(deps: DispatcherDeps): DispatcherImpl {
     [
       'module_info',
       async (data, _ctx, rec) => {
-        const m = data.module;
-        if (typeof m !== 'string' || m === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing module name');
+        const m = moduleNameOf(data.module);
         rec.module = m;
         return { module_info: registry.info(m) };
       },
@@ -114,10 +141,9 @@ function build(deps: DispatcherDeps): DispatcherImpl {
     [
       'execute_command',
       async (data, ctx, rec) => {
-        const { module, action } = data;
+        const module = moduleNameOf(data.module);
+        const action = actionNameOf(data.action);
         const parameters = data.parameters ?? {};
-        if (typeof module !== 'string' || module === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing module name');
-        if (typeof action !== 'string' || action === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing action name');
         rec.module = module;
         rec.action = action;
         rec.parameters = redact(parameters);
@@ -176,6 +202,30 @@ function build(deps: DispatcherDeps): DispatcherImpl {
     return rec;
   };
 
+  /** The rate-limited answer; the first refusal of a run is audited, the rest counted (onRefusalsEnded). */
+  const limited = (peer: PeerIdentity, requestId: string, type: unknown): string => {
+    const rec = record(peer, requestId, type);
+    const out = deny(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), type);
+    if (deps.limiter.refusedInARow(peer.uid) === 1) audit.write(rec);
+    return out;
+  };
+
+  deps.limiter.onRefusalsEnded = (uid, n) => {
+    if (n < 2) return;
+    audit.write({
+      time: new Date().toISOString(),
+      uid,
+      pid: -1,
+      request_id: 'unknown',
+      type: 'rate-limited',
+      outcome: 'denied',
+      code: ErrorCodes.rateLimited,
+      error: `${n} requests from uid ${uid} refused in a row by the rate limit; only the first was audited`,
+      count: n,
+      duration_ms: 0,
+    });
+  };
+
   const deny = (requestId: string, rec: AuditRecord, e: TuxsecError, type: unknown): string => {
     rec.outcome = e.code === ErrorCodes.permissionDenied ? 'denied' : 'error';
     rec.code = e.code;
@@ -190,26 +240,24 @@ function build(deps: DispatcherDeps): DispatcherImpl {
     handle(line, peer) {
       const started = performance.now();
       const limits = deps.limits();
+      // Every line costs a token, refused or not: refusals cost parsing and audit records too.
+      const allowed = deps.limiter.take(peer.uid);
+      const early = (code: ErrorCode, message: string) => (allowed ? errorLine('unknown', code, message) : limited(peer, 'unknown', undefined));
       if (nestingDepth(line, limits.maxDepth) > limits.maxDepth) {
-        return errorLine('unknown', ErrorCodes.invalidRequest, `Invalid message: nesting deeper than ${limits.maxDepth} levels`);
+        return early(ErrorCodes.invalidRequest, `Invalid message: nesting deeper than ${limits.maxDepth} levels`);
       }
       let msg: unknown;
       try {
         msg = JSON.parse(line.toString('utf8'));
       } catch {
-        return errorLine('unknown', ErrorCodes.invalidJson, 'Invalid JSON');
+        return early(ErrorCodes.invalidJson, 'Invalid JSON');
       }
-      if (!isPlainObject(msg)) return errorLine('unknown', ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
+      if (!isPlainObject(msg)) return early(ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
       const requestId = requestIdOf(msg);
       const type = msg.type;
+      if (!allowed) return limited(peer, requestId, type);
       // Fast path: stateless requests answer synchronously and are not audited on success.
       if ((type === 'ping' || type === 'list_modules') && !deps.stopping.aborted && findPoisonKey(msg) === null) {
-        if (!deps.limiter.take(peer.uid)) {
-          const rec = record(peer, requestId, type);
-          const out = deny(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), type);
-          audit.write(rec);
-          return out;
-        }
         const data = type === 'ping' ? PONG : listModules();
         return `{"type":"success","request_id":${JSON.stringify(requestId)},"data":${data}}\n`;
       }
@@ -229,9 +277,6 @@ function build(deps: DispatcherDeps): DispatcherImpl {
         if (typeof type !== 'string') throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: missing type');
         const handler = handlers.get(type);
         if (!handler) throw new TuxsecError(ErrorCodes.unknownType, `Unknown message type: ${type.slice(0, 64)}`);
-        if (!deps.limiter.take(peer.uid)) {
-          throw new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`);
-        }
         const ctx: ActionContext = {
           peer,
           // Most actions never look at their signal; create it only for those that do.

@@ -10,7 +10,7 @@ type Boom = ReturnType<typeof pino.destination>;
 export class LogDestination {
   private cur: Boom;
 
-  constructor(private readonly file: string | null) {
+  constructor(private file: string | null) {
     this.cur = file ? this.open(file) : pino.destination({ fd: 2, sync: true });
   }
 
@@ -44,6 +44,20 @@ export class LogDestination {
     } catch (e) {
       this.cur.write(JSON.stringify({ level: 50, time: Date.now(), msg: `cannot reopen log file ${this.file}: ${(e as Error).message}` }) + '\n');
     }
+  }
+
+  /**
+   * Moves logging to another file (or stderr for null), with the same checks as at start.
+   * Throws, still writing where it did, when the new file is refused.
+   */
+  switchTo(file: string | null): void {
+    if (file === this.file) return this.reopen();
+    const next = file ? this.open(file) : pino.destination({ fd: 2, sync: true });
+    const old = this.cur;
+    const oldFile = this.file;
+    this.cur = next;
+    this.file = file;
+    if (oldFile) old.flush(() => old.end());
   }
 
   flushSync(): void {

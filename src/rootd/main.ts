@@ -6,9 +6,8 @@ import pino from 'pino';
 import { ConfigError } from '../common/config-file.ts';
 import { lookupGroup, lookupUser } from '../os/users.ts';
 import { peerCred } from '../os/peercred.ts';
-import type { Logger } from '../sdk/action.ts';
-import { makeAccessPolicy, type AccessRules } from './access.ts';
-import { nullAudit, openAuditLog, type AuditLog } from './audit.ts';
+import { makeAccessPolicy, resolveUsers, type AccessRules, type ResolvedUsers } from './access.ts';
+import { nullAudit, openAuditLog, type AuditLog, type AuditLogOptions } from './audit.ts';
 import { DEFAULT_CONFIG_FILE, loadRootdConfig, moduleConfig, pinoLevel, type RootdConfig } from './config.ts';
 import { createDispatcher } from './dispatcher.ts';
 import { BUILTIN_MODULES } from './modules/index.ts';
@@ -30,17 +29,6 @@ interface Options {
 function fail(msg: string): never {
   process.stderr.write(`tuxsec-rootd: ${msg}\n`);
   process.exit(1);
-}
-
-async function resolveUids(names: string[], log: Logger, key: string): Promise<Set<number>> {
-  const out = new Set<number>();
-  for (const n of names) {
-    const u = await lookupUser(n);
-    if (u) out.add(u.uid);
-    else if (/^[0-9]+$/.test(n)) out.add(Number(n));
-    else log.warn({ user: n, key }, 'unknown user in config; ignored until it exists (SIGHUP re-reads)');
-  }
-  return out;
 }
 
 async function main(): Promise<void> {
@@ -86,19 +74,26 @@ async function main(): Promise<void> {
   else if (!opts.dev) fail(`socket group "${cfg.socket_group}" does not exist: create it (install.sh does) or set socket_group in ${configFile}`);
   if (!isRoot) gid = null;
 
-  let rules: AccessRules = {
-    allowedUids: await resolveUids(cfg.allowed_users, log, 'allowed_users'),
-    readOnlyUids: await resolveUids(cfg.read_only_users, log, 'read_only_users'),
+  let users: { allowed: ResolvedUsers; readOnly: ResolvedUsers } = {
+    allowed: await resolveUsers(cfg.allowed_users, 'allowed_users', { lookup: lookupUser, log }),
+    readOnly: await resolveUsers(cfg.read_only_users, 'read_only_users', { lookup: lookupUser, log }),
   };
-  if (opts.dev && !isRoot) {
+  const rulesOf = (u: typeof users): AccessRules => {
+    const allowedUids = new Set(u.allowed.values());
     // The developer running a throw-away daemon is its own allowed user.
-    (rules.allowedUids as Set<number>).add(process.getuid!());
-  }
+    if (opts.dev && !isRoot) allowedUids.add(process.getuid!());
+    return { allowedUids, readOnlyUids: new Set(u.readOnly.values()) };
+  };
+  let rules = rulesOf(users);
   const names = new Map<number, string | undefined>();
   const userName = (uid: number) => {
     if (!names.has(uid)) {
       names.set(uid, undefined);
-      void lookupUser(uid).then((u) => names.set(uid, u?.name));
+      lookupUser(uid).then(
+        (u) => names.set(uid, u?.name),
+        // Asked again on the next connection.
+        () => names.delete(uid),
+      );
     }
     return names.get(uid);
   };
@@ -122,14 +117,25 @@ async function main(): Promise<void> {
     installedModules: () => registry.statuses().map((st) => st.name),
   }));
 
-  let audit: AuditLog = nullAudit;
+  const auditOpts: AuditLogOptions = {
+    onError: (err) => log.error({ err: err.message }, 'cannot write the audit log; records are dropped and counted until it can be reopened'),
+    onDrop: (why) =>
+      why === 'slow' && log.error('the audit log cannot be written as fast as records come; records are dropped and counted until it catches up'),
+  };
+  let auditImpl: AuditLog = nullAudit;
   if (cfg.audit_log) {
     try {
-      audit = openAuditLog(cfg.audit_log, (err) => log.error({ err: err.message }, 'cannot write the audit log; records are dropped until it can be reopened'));
+      auditImpl = openAuditLog(cfg.audit_log, auditOpts);
     } catch (e) {
       fail(`cannot open audit log ${cfg.audit_log}: ${(e as Error).message}`);
     }
   }
+  // SIGHUP may move the audit log to another file: everyone writes through this.
+  const audit: AuditLog = {
+    write: (rec) => auditImpl.write(rec),
+    reopen: () => auditImpl.reopen(),
+    flush: () => auditImpl.flush(),
+  };
 
   const limiter = new RateLimiter(cfg.rate_limit.requests_per_second, cfg.rate_limit.burst);
   const stop = new AbortController();
@@ -148,9 +154,13 @@ async function main(): Promise<void> {
     peerCred,
     userName,
     rules: () => rules,
+    limiter,
     limits: () => ({
       maxMessageBytes: cfg.max_message_bytes,
       maxConnections: cfg.max_connections,
+      maxConnectionsPerUid: cfg.max_connections_per_uid,
+      reservedConnections: cfg.reserved_connections,
+      idleTimeoutMs: cfg.idle_timeout * 1000,
       maxInflightPerConnection: cfg.max_inflight_per_connection,
     }),
   });
@@ -192,28 +202,61 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGHUP', () => {
-    void (async () => {
-      audit.reopen();
+  /** Re-reads rootd.yaml. Whatever cannot be applied is logged as an error and left as it was. */
+  const reload = async () => {
+    let next: RootdConfig;
+    try {
+      next = loadRootdConfig(configFile, opts.config !== undefined);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'configuration not reloaded; keeping the previous one');
+      auditImpl.reopen();
       logDest.reopen();
+      return;
+    }
+    next.socket = cfg.socket; // the socket is fixed for the daemon's life
+    if (next.log_file !== cfg.log_file) {
       try {
-        const next = loadRootdConfig(configFile, opts.config !== undefined);
-        next.socket = cfg.socket; // the socket is fixed for the daemon's life
-        const nextRules: AccessRules = {
-          allowedUids: await resolveUids(next.allowed_users, log, 'allowed_users'),
-          readOnlyUids: await resolveUids(next.read_only_users, log, 'read_only_users'),
-        };
-        if (opts.dev && !isRoot) (nextRules.allowedUids as Set<number>).add(process.getuid!());
-        registry.reconfigure((name) => moduleConfig(next, name));
-        cfg = next;
-        rules = nextRules;
-        limiter.configure(cfg.rate_limit.requests_per_second, cfg.rate_limit.burst);
-        log.level = pinoLevel(cfg.log_level);
-        log.info('configuration reloaded');
+        logDest.switchTo(next.log_file);
+        log.info({ log_file: next.log_file, was: cfg.log_file }, 'log_file changed');
       } catch (e) {
-        log.error({ err: (e as Error).message }, 'configuration not reloaded; keeping the previous one');
+        log.error({ log_file: next.log_file, err: (e as Error).message }, `cannot open the new log_file; still logging to ${cfg.log_file ?? 'stderr'}`);
+        next.log_file = cfg.log_file;
+        logDest.reopen();
       }
-    })();
+    } else {
+      logDest.reopen();
+    }
+    if (next.audit_log !== cfg.audit_log) {
+      try {
+        const opened = next.audit_log ? openAuditLog(next.audit_log, auditOpts) : nullAudit;
+        const old = auditImpl;
+        auditImpl = opened;
+        old.close?.();
+        log.info({ audit_log: next.audit_log, was: cfg.audit_log }, next.audit_log ? 'audit_log changed' : 'audit_log set to null: auditing is off');
+      } catch (e) {
+        log.error({ audit_log: next.audit_log, err: (e as Error).message }, `cannot open the new audit_log; still auditing to ${cfg.audit_log}`);
+        next.audit_log = cfg.audit_log;
+        auditImpl.reopen();
+      }
+    } else {
+      auditImpl.reopen();
+    }
+    const nextUsers = {
+      allowed: await resolveUsers(next.allowed_users, 'allowed_users', { lookup: lookupUser, log, previous: users.allowed }),
+      readOnly: await resolveUsers(next.read_only_users, 'read_only_users', { lookup: lookupUser, log, previous: users.readOnly }),
+    };
+    registry.reconfigure((name) => moduleConfig(next, name));
+    cfg = next;
+    users = nextUsers;
+    rules = rulesOf(users);
+    limiter.configure(cfg.rate_limit.requests_per_second, cfg.rate_limit.burst);
+    log.level = pinoLevel(cfg.log_level);
+    log.info('configuration reloaded');
+  };
+  // One reload at a time: a second SIGHUP during a slow user lookup waits its turn.
+  let reloading: Promise<void> = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(reload).catch((e) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'configuration reload failed'));
   });
 }
 

@@ -1,8 +1,14 @@
 /**
- * Token bucket per uid: `rate` tokens a second up to `burst`.
+ * Token bucket per uid: `rate` tokens a second up to `burst`. Every request line takes a
+ * token, refused or not: a refusal costs parsing and an audit record as much as a success.
  */
 export class RateLimiter {
-  private readonly buckets = new Map<number, { tokens: number; at: number }>();
+  private readonly buckets = new Map<number, { tokens: number; at: number; refused: number }>();
+  /**
+   * Called when a uid gets a token again after `refused` refusals in a row, so that a run
+   * of refusals is audited as one record rather than one record per refused line.
+   */
+  onRefusalsEnded: ((uid: number, refused: number) => void) | null = null;
 
   constructor(
     private rate: number,
@@ -18,13 +24,26 @@ export class RateLimiter {
   take(uid: number, now = performance.now()): boolean {
     let b = this.buckets.get(uid);
     if (!b) {
-      b = { tokens: this.burst, at: now };
+      b = { tokens: this.burst, at: now, refused: 0 };
       this.buckets.set(uid, b);
     }
     b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
     b.at = now;
-    if (b.tokens < 1) return false;
+    if (b.tokens < 1) {
+      b.refused++;
+      return false;
+    }
     b.tokens -= 1;
+    if (b.refused > 0) {
+      const n = b.refused;
+      b.refused = 0;
+      this.onRefusalsEnded?.(uid, n);
+    }
     return true;
+  }
+
+  /** Refusals of uid in the current run (1 for the first one refused). */
+  refusedInARow(uid: number): number {
+    return this.buckets.get(uid)?.refused ?? 0;
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { ModuleInfo } from '../protocol/messages.ts';
+import { ACTION_NAME_PATTERN, ACTION_NAME_RE, MODULE_NAME_PATTERN, MODULE_NAME_RE, type ModuleInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import type { BaseModule, ModuleContext } from '../sdk/base-module.ts';
 import type { ActionContext, Logger } from '../sdk/action.ts';
@@ -48,9 +48,14 @@ export class ModuleRegistry {
   /** Registers a module; registering a name twice is a programming error. */
   register(module: BaseModule, config: ModuleConfig = DEFAULT_MODULE_CONFIG): void {
     const name = module.name;
+    // Requests naming anything else are refused before lookup: such a module could never be called.
+    if (typeof name !== 'string' || !MODULE_NAME_RE.test(name)) throw new Error(`module name ${JSON.stringify(String(name).slice(0, 80))} does not match ${MODULE_NAME_PATTERN}`);
     if (this.entries.has(name)) throw new Error(`module "${name}" registered twice`);
     const schemas = new Map<string, TObject>();
     for (const cap of module.getCapabilities()) {
+      if (typeof cap.name !== 'string' || !ACTION_NAME_RE.test(cap.name)) {
+        throw new Error(`module "${name}": action name ${JSON.stringify(String(cap.name).slice(0, 80))} does not match ${ACTION_NAME_PATTERN}`);
+      }
       if (schemas.has(cap.name)) throw new Error(`module "${name}": duplicate action "${cap.name}"`);
       const schema = module.schemaOf(cap.name) ?? parametersToSchema(cap.parameters);
       if (schema.additionalProperties !== false) {

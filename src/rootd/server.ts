@@ -3,17 +3,27 @@
  * frames lines with a hard cap, and writes each response as soon as it is ready.
  */
 import net from 'node:net';
-import { ErrorCodes } from '../protocol/errors.ts';
+import { ErrorCodes, type ErrorCode } from '../protocol/errors.ts';
 import { LineFramer } from '../protocol/framing.ts';
 import type { Logger, PeerIdentity } from '../sdk/action.ts';
 import type { AccessRules } from './access.ts';
 import { peerAllowed } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import type { Dispatcher } from './dispatcher.ts';
+import type { RateLimiter } from './rate-limit.ts';
+
+/** How long a refused connection waits for its peer to close before it is cut. */
+const REFUSED_LINGER_MS = 2000;
 
 export interface ConnectionLimits {
   maxMessageBytes: number;
   maxConnections: number;
+  /** Connections one uid may hold; root is not counted against it. */
+  maxConnectionsPerUid: number;
+  /** Of maxConnections, how many only root and allowed_users may take. */
+  reservedConnections: number;
+  /** A connection with nothing in flight and no input for this long is closed; 0 = never. */
+  idleTimeoutMs: number;
   maxInflightPerConnection: number;
 }
 
@@ -27,6 +37,11 @@ export interface RootdServerDeps {
   peerCred: (sock: net.Socket) => { uid: number; gid: number; pid: number } | null;
   /** Names a uid for the audit log (cached by the caller). */
   userName?: (uid: number) => string | undefined;
+  /**
+   * The per-uid request limiter: a refused connection takes a token too, and past the limit
+   * its refusal is no longer logged or audited, so connecting in a loop cannot flood either.
+   */
+  limiter?: RateLimiter;
 }
 
 export interface RootdServer {
@@ -55,20 +70,11 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
     }
   };
 
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => {
-    const limits = deps.limits();
-    if (connections >= limits.maxConnections) {
-      deps.log.warn({ max: limits.maxConnections }, 'connection refused: too many connections');
-      // A peer that already hung up makes this write fail (EPIPE): never an unhandled 'error'.
-      sock.on('error', () => {});
-      sock.end(errorLine(ErrorCodes.rateLimited, `too many connections (max_connections ${limits.maxConnections}); retry later`));
-      sock.destroySoon?.();
-      return;
-    }
-    const cred = deps.peerCred(sock);
-    const peer: PeerIdentity | null = cred ? { ...cred, user: deps.userName?.(cred.uid) } : null;
-    if (!peer || !peerAllowed(deps.rules(), peer)) {
-      const who = peer ? `uid ${peer.uid}` : 'an unknown peer';
+  const perUid = new Map<number, number>();
+  /** Refuses a connection with one error line; logs and audits it unless the uid is over its rate. */
+  const refuse = (sock: net.Socket, peer: PeerIdentity | null, code: ErrorCode, message: string, logFields: Record<string, unknown>, logMsg: string) => {
+    const quiet = peer !== null && deps.limiter !== undefined && !deps.limiter.take(peer.uid);
+    if (!quiet) {
       deps.audit.write({
         time: new Date().toISOString(),
         uid: peer?.uid ?? -1,
@@ -77,14 +83,67 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
         request_id: 'unknown',
         type: 'connect',
         outcome: 'denied',
-        code: ErrorCodes.permissionDenied,
+        code,
+        error: message,
         duration_ms: 0,
       });
-      deps.log.warn({ uid: peer?.uid, pid: peer?.pid }, 'connection refused: peer not allowed');
-      sock.on('error', () => {});
-      sock.end(errorLine(ErrorCodes.permissionDenied, `permission denied: ${who} may not use tuxsec-rootd (add the user to allowed_users in rootd.yaml)`));
-      return;
+      deps.log.warn({ uid: peer?.uid, pid: peer?.pid, ...logFields }, logMsg);
     }
+    // A peer that already hung up makes this write fail (EPIPE): never an unhandled 'error'.
+    sock.on('error', () => {});
+    sock.end(errorLine(code, message));
+    // What the peer already sent is read and dropped: closing with it unread would reset the
+    // connection and lose the error line. A peer that never closes its side is cut off after
+    // a moment, so refused connections cannot pile up holding descriptors.
+    sock.resume();
+    sock.setTimeout(REFUSED_LINGER_MS, () => sock.destroy());
+  };
+
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => {
+    const limits = deps.limits();
+    const cred = deps.peerCred(sock);
+    const peer: PeerIdentity | null = cred ? { ...cred, user: deps.userName?.(cred.uid) } : null;
+    const rules = deps.rules();
+    if (!peer || !peerAllowed(rules, peer)) {
+      const who = peer ? `uid ${peer.uid}` : 'an unknown peer';
+      return refuse(
+        sock,
+        peer,
+        ErrorCodes.permissionDenied,
+        `permission denied: ${who} may not use tuxsec-rootd (add the user to allowed_users in rootd.yaml)`,
+        {},
+        'connection refused: peer not allowed',
+      );
+    }
+    if (connections >= limits.maxConnections) {
+      return refuse(sock, peer, ErrorCodes.rateLimited, `too many connections (max_connections ${limits.maxConnections}); retry later`, { max: limits.maxConnections }, 'connection refused: too many connections');
+    }
+    // The last few slots are kept for root and the allowed users (the agent): read-only
+    // users cannot lock them out by holding connections open.
+    const privileged = peer.uid === 0 || rules.allowedUids.has(peer.uid);
+    const reserve = Math.min(limits.reservedConnections, limits.maxConnections - 1);
+    if (!privileged && connections >= limits.maxConnections - reserve) {
+      return refuse(
+        sock,
+        peer,
+        ErrorCodes.rateLimited,
+        `too many connections: the last ${reserve} of max_connections ${limits.maxConnections} are reserved for root and allowed_users (reserved_connections); retry later`,
+        { max: limits.maxConnections, reserved: reserve },
+        'connection refused: only reserved connections left',
+      );
+    }
+    const held = perUid.get(peer.uid) ?? 0;
+    if (peer.uid !== 0 && held >= limits.maxConnectionsPerUid) {
+      return refuse(
+        sock,
+        peer,
+        ErrorCodes.rateLimited,
+        `too many connections from uid ${peer.uid} (max_connections_per_uid ${limits.maxConnectionsPerUid}); close some or retry later`,
+        { max_per_uid: limits.maxConnectionsPerUid },
+        'connection refused: too many connections from this uid',
+      );
+    }
+    perUid.set(peer.uid, held + 1);
     connections++;
     let mine = 0;
     let paused = false;
@@ -167,8 +226,21 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
       maybeClose();
     });
     sock.on('error', (err) => deps.log.debug({ err: err.message }, 'connection error'));
+    if (limits.idleTimeoutMs > 0) {
+      // Node's socket timeout restarts on every read and write; it fires again only after more activity.
+      sock.setTimeout(limits.idleTimeoutMs);
+      sock.on('timeout', () => {
+        // A long action keeps its connection: its answer restarts the timer.
+        if (mine > 0 || sock.destroyed) return;
+        deps.log.debug({ uid: peer.uid, pid: peer.pid, idle_timeout_s: limits.idleTimeoutMs / 1000 }, 'closing an idle connection');
+        sock.destroy();
+      });
+    }
     sock.on('close', () => {
       connections--;
+      const n = (perUid.get(peer.uid) ?? 1) - 1;
+      if (n <= 0) perUid.delete(peer.uid);
+      else perUid.set(peer.uid, n);
     });
   });
 

@@ -81,7 +81,7 @@ describe('rootd protocol (real daemon as root)', () => {
     ['action named constructor', { module: 'systeminfo', action: 'constructor' }, 'action-not-found'],
     ['action named toString', { module: 'systeminfo', action: 'toString' }, 'action-not-found'],
     ['action named __proto__', { module: 'systeminfo', action: '__proto__' }, 'action-not-found'],
-    ['module named hasOwnProperty', { module: 'hasOwnProperty', action: 'x' }, 'module-not-found'],
+    ['module named hasOwnProperty (not a module name)', { module: 'hasOwnProperty', action: 'x' }, 'invalid-request'],
     ['module of wrong type', { module: 42, action: 'get_uptime' }, 'invalid-request'],
     ['parameters as an array', { module: 'systeminfo', action: 'get_uptime', parameters: [1, 2] }, 'invalid-params'],
     ['unknown parameter', { module: 'systeminfo', action: 'get_uptime', parameters: { extra: true } }, 'invalid-params'],
