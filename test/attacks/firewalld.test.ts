@@ -238,6 +238,41 @@ test('an allowed user smuggling -t, --table abbreviations, --modprobe and -M thr
   }
 });
 
+test('an allowed user injecting options through a quote in a --comment or --log-prefix, or a %%LOGTYPE%% placeholder, into direct rules and passthroughs gets invalid-params naming the argument, and firewalld is unchanged', async () => {
+  const before = await fwState();
+  // firewalld quotes an argument holding whitespace as "..." for iptables-restore without escaping:
+  // this comment would close the quote and append "-j NFQUEUE --queue-num 7" past the allowlist.
+  const inject = 'x" -j NFQUEUE --queue-num 7 -m comment --comment "y';
+  const rule = (args: string[]): [string, Record<string, unknown>] => ['direct_add_rule', { ipv: 'ipv4', table: 'filter', chain: 'INPUT', priority: 0, args }];
+  const attempts: Array<[[string, Record<string, unknown>], number]> = [
+    [rule(['-p', 'tcp', '--dport', '22', '-m', 'comment', '--comment', inject]), 7],
+    [['direct_add_passthrough', { ipv: 'ipv4', args: ['-A', 'INPUT', '-p', 'tcp', '--dport', '22', '-m', 'comment', '--comment', inject] }], 9],
+    [['direct_add_passthrough', { ipv: 'ipv6', args: ['-A', 'INPUT', '-j', 'LOG', '--log-prefix', 'a" -j NFQUEUE "'] }], 5],
+    // firewalld rewrites (or, with log_denied off, silently drops) a rule holding this after we checked it.
+    [rule(['-m', 'comment', '--comment', '%%LOGTYPE%%', '-j', 'ACCEPT']), 3],
+    [rule(['-j', 'LOG', '--log-prefix', '%%REJECT%%']), 3],
+    [['direct_add_passthrough', { ipv: 'eb', args: ['-t', 'nat', '-A', 'PREROUTING', '-j', 'redirect'] }], 5],
+  ];
+  const replies = sendAs(
+    users.tuxsec,
+    attempts.map(([req]) => req),
+  );
+  replies.forEach((r, i) => {
+    const [[action, params], at] = attempts[i]!;
+    const label = `${action} ${JSON.stringify(params.args)}: ${r.code} ${r.message}`;
+    assert.equal(r.code, 'invalid-params', label);
+    assert.equal(r.details?.parameter, `args[${at}]`, label);
+    assert.ok(r.message.includes(JSON.stringify((params.args as string[])[at])), `names the argument: ${label}`);
+    assert.equal(r.details?.firewalld, undefined, `refused before firewalld: ${label}`);
+  });
+  assert.equal(await fwState(), before, 'firewalld unchanged');
+  // A comment with spaces and ordinary punctuation still reaches firewalld.
+  const ok = rule(['-p', 'tcp', '--dport', '2222', '-m', 'comment', '--comment', 'tuxsec test: ssh (alt)', '-j', 'ACCEPT']);
+  const [added] = sendAs(users.tuxsec, [ok]);
+  assert.ok(added!.code === 'success' || added!.details?.firewalld !== undefined, `${added!.code} ${added!.message}`);
+  if (added!.code === 'success') sendAs(users.tuxsec, [['direct_remove_rule', ok[1]]]);
+});
+
 test('an allowed user cannot switch the firewall off with stop_service unless allow_dangerous is set', async () => {
   const safe = await startRootd({
     config: { allowed_users: ['tuxsec'], modules: { firewalld: { allow_dangerous: false, settings: { pending_file: path.join(dir, 'pending-safe.json') } } } },

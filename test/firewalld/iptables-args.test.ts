@@ -110,3 +110,66 @@ test('checkIptablesArgs refuses unknown modules, target extensions, bad values a
   assert.match(refused(['-A', 'INPUT', '-m', 'tcp'], 'passthrough', 'eb').message, /ebtables match modules/);
   assert.match(refused(['-C', 'INPUT', '1', '5'], 'passthrough', 'eb').message, /not an allowed ebtables option/);
 });
+
+test('checkIptablesArgs refuses a quote in a comment or log prefix that would end iptables-restore quoting and inject options', () => {
+  // firewalld wraps an argument holding whitespace in "..." without escaping for iptables-restore.
+  const inject = 'x" -j NFQUEUE --queue-num 7 -m comment --comment "y';
+  const cases: [string[], string, ArgsMode][] = [
+    [['-p', 'tcp', '--dport', '22', '-m', 'comment', '--comment', inject], 'args[7]', 'rule'],
+    [['-A', 'INPUT', '-m', 'comment', '--comment', inject, '-j', 'ACCEPT'], 'args[5]', 'passthrough'],
+    [['-A', 'INPUT', '-j', 'LOG', '--log-prefix', 'a" -j NFQUEUE "'], 'args[5]', 'passthrough'],
+    [['-m', 'comment', '--comment', 'x"'], 'args[3]', 'rule'],
+    [['-m', 'comment', '--comment', "it's"], 'args[3]', 'rule'],
+    [['-m', 'comment', '--comment', 'a\\" b'], 'args[3]', 'rule'],
+    [['-m', 'comment', '--comment', '$(id) `id`'], 'args[3]', 'rule'],
+  ];
+  for (const [args, at, mode] of cases) {
+    const r = refused(args, mode);
+    assert.equal(r.parameter, at, JSON.stringify(args));
+    assert.match(r.message, /expected text of 1\.\.[0-9]+ characters from letters, digits, space/, r.message);
+  }
+  // Ordinary comments and prefixes still pass.
+  assert.doesNotThrow(() => check(['-m', 'comment', '--comment', 'web: 10.0.0.0/8, port 443 (tuxsec) [no.1] a+b=c @x', '-j', 'ACCEPT'], 'rule'));
+  assert.doesNotThrow(() => check(['-j', 'LOG', '--log-prefix', 'tuxsec drop: '], 'rule'));
+});
+
+test('checkIptablesArgs refuses firewalld %%PLACEHOLDER%% text in comments, log prefixes and addresses', () => {
+  const placeholders = ['%%REJECT%%', '%%ICMP%%', '%%LOGTYPE%%', '%%ZONE_SOURCE%%', '%%ZONE_INTERFACE%%', '%%RICH_RULE_PRIORITY%%', '%%POLICY_PRIORITY%%'];
+  for (const p of placeholders) {
+    assert.equal(refused(['-m', 'comment', '--comment', p, '-j', 'ACCEPT'], 'rule').parameter, 'args[3]', p);
+    assert.equal(refused(['-j', 'LOG', '--log-prefix', p], 'rule').parameter, 'args[3]', p);
+    assert.equal(refused(['-A', 'INPUT', p], 'passthrough').parameter, 'args[2]', p);
+    assert.equal(refused(['-j', p], 'rule').parameter, 'args[1]', p);
+  }
+  assert.equal(refused(['-m', 'comment', '--comment', '100%', '-j', 'ACCEPT'], 'rule').parameter, 'args[3]');
+  // node's isIP accepts an IPv6 zone id; its "%" must not reach firewalld either.
+  assert.equal(refused(['-s', 'fe80::1%eth0', '-j', 'ACCEPT'], 'rule', 'ipv6').parameter, 'args[1]');
+  assert.equal(refused(['-m', 'iprange', '--src-range', 'fe80::1%eth0-fe80::2', '-j', 'ACCEPT'], 'rule', 'ipv6').parameter, 'args[3]');
+});
+
+test('checkIptablesArgs refuses jumps to lower-case extension targets (ebtables -j redirect, -j standard)', () => {
+  const eb: [string[], string][] = [
+    [['-t', 'nat', '-A', 'PREROUTING', '-j', 'redirect'], 'args[5]'],
+    [['-t', 'nat', '-A', 'PREROUTING', '-j', 'dnat'], 'args[5]'],
+    [['-t', 'nat', '-A', 'POSTROUTING', '-j', 'snat'], 'args[5]'],
+    [['-A', 'INPUT', '-j', 'mark'], 'args[3]'],
+    [['-A', 'INPUT', '-j', 'arpreply'], 'args[3]'],
+    [['-A', 'INPUT', '-j', 'log'], 'args[3]'],
+    [['-A', 'INPUT', '-j', 'nflog'], 'args[3]'],
+    [['-A', 'INPUT', '-j', 'ulog'], 'args[3]'],
+    [['-A', 'INPUT', '-j', 'Redirect'], 'args[3]'],
+    [['-A', 'INPUT', '-j', 'standard'], 'args[3]'],
+  ];
+  for (const [args, at] of eb) {
+    const r = refused(args, 'passthrough', 'eb');
+    assert.equal(r.parameter, at, JSON.stringify(args));
+    assert.match(r.message, /ebtables extension/, r.message);
+  }
+  for (const name of ['standard', 'nfqueue', 'tee', 'mark', 'ct']) {
+    assert.match(refused(['-j', name], 'rule').message, /iptables extension/, name);
+    assert.match(refused(['-A', 'INPUT', '-g', name]).message, /iptables extension/, name);
+  }
+  // User chains that name no extension still work.
+  assert.doesNotThrow(() => check(['-A', 'INPUT', '-j', 'tsx_chain'], 'passthrough', 'eb'));
+  assert.doesNotThrow(() => check(['-j', 'tsx_chain'], 'rule'));
+});

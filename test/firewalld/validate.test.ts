@@ -159,7 +159,7 @@ const ruleArgs = fc
     fc.option(fc.tuple(fc.boolean(), fc.ipV4(), fc.integer({ min: 0, max: 32 })), { nil: undefined }),
     fc.option(fc.tuple(fc.constantFrom('tcp', 'udp'), fc.integer({ min: 1, max: 65535 })), { nil: undefined }),
     fc.option(fc.constantFrom('NEW', 'ESTABLISHED,RELATED', 'INVALID'), { nil: undefined }),
-    fc.option(fc.stringMatching(/^[A-Za-z0-9 ;$|&]{1,20}$/), { nil: undefined }),
+    fc.option(fc.stringMatching(/^[A-Za-z0-9 _.:,/@+=()[\]][A-Za-z0-9 _.:,/@+=()[\]-]{0,19}$/), { nil: undefined }),
     fc.constantFrom(['-j', 'ACCEPT'], ['-j', 'DROP'], ['-j', 'REJECT', '--reject-with', 'tcp-reset'], ['-j', 'LOG', '--log-prefix', 'tsx: '], ['-j', 'tsx_chain']),
   )
   .map(([src, port, state, comment, target]) => [
@@ -214,9 +214,36 @@ test('checkIptablesArgs on arbitrary arguments: refused or accepted, and what it
   fc.assert(
     fc.property(fc.array(vocab, { minLength: 1, maxLength: 12 }), fc.constantFrom('rule', 'passthrough'), fc.constantFrom('ipv4', 'ipv6', 'eb'), (args, mode, family) => {
       if (!accepts(() => checkIptablesArgs('args', args, { mode: mode as 'rule', family: family as 'eb' }))) return true;
-      return args.every((a) => !a.startsWith('-') || (!a.includes('=') && (a.startsWith('--') || a.length === 2) && !/^--(t|ta|tab|tabl|m|mo|mod|modp|modpr|modpro|modprob|modprobe)$/.test(a) && a !== '-M'));
+      return args.every(
+        (a) =>
+          // firewalld quotes for iptables-restore without escaping and rewrites %%NAME%% placeholders.
+          !/["'\\%`$]/.test(a) &&
+          (!a.startsWith('-') || (!a.includes('=') && (a.startsWith('--') || a.length === 2) && !/^--(t|ta|tab|tabl|m|mo|mod|modp|modpr|modpro|modprob|modprobe)$/.test(a) && a !== '-M')),
+      );
     }),
     runs(1500),
+  );
+});
+
+test('checkIptablesArgs refuses a comment or log prefix holding a quote, backslash or "%" anywhere, naming that argument', () => {
+  fc.assert(
+    fc.property(
+      fc.stringMatching(/^[A-Za-z0-9 _.:,]{0,12}$/),
+      fc.constantFrom('"', "'", '\\', '%', '%%LOGTYPE%%', '" -j NFQUEUE "', '`', '$'),
+      fc.stringMatching(/^[A-Za-z0-9 _.:,]{0,12}$/),
+      fc.boolean(),
+      (a, bad, b, log) => {
+        const v = `${a}${bad}${b}`;
+        const args = log ? ['-j', 'LOG', '--log-prefix', v.slice(0, 29)] : ['-m', 'comment', '--comment', v, '-j', 'ACCEPT'];
+        try {
+          checkIptablesArgs('args', args, { mode: 'rule', family: 'ipv4' });
+        } catch (e) {
+          return (e as { details?: { parameter?: string } }).details?.parameter === 'args[3]';
+        }
+        return false;
+      },
+    ),
+    runs(1000),
   );
 });
 

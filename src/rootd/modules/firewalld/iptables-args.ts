@@ -59,7 +59,8 @@ const toPorts: Check = (v) => {
 
 function cidr(v: string): boolean {
   const [addr, prefix, extra] = v.split('/');
-  if (extra !== undefined) return false;
+  // node accepts an IPv6 zone id ("fe80::1%eth0"); its "%" could form a firewalld placeholder.
+  if (extra !== undefined || v.includes('%')) return false;
   const fam = net.isIP(addr!);
   if (fam === 0) return false;
   if (prefix === undefined) return true;
@@ -70,7 +71,7 @@ function cidr(v: string): boolean {
 const addresses: Check = list((v) => (cidr(v) ? null : 'x'), 16, 'expected up to 16 comma-separated IPv4/IPv6 addresses or CIDRs');
 const addrRange: Check = (v) => {
   const [a, b, extra] = v.split('-');
-  return extra === undefined && net.isIP(a!) !== 0 && (b === undefined || net.isIP(b) === net.isIP(a!)) ? null : 'expected an address or range "A-B"';
+  return extra === undefined && !v.includes('%') && net.isIP(a!) !== 0 && (b === undefined || net.isIP(b) === net.isIP(a!)) ? null : 'expected an address or range "A-B"';
 };
 /** SNAT/DNAT: ADDR[-ADDR][:PORT[-PORT]]; IPv6 in brackets. */
 const natTo: Check = (v) => {
@@ -93,13 +94,20 @@ const protocol: Check = (v) => (PROTOS.includes(v) || (/^[0-9]{1,3}$/.test(v) &&
 const ebProtocol: Check = re(/^(IPv4|IPv6|ARP|RARP|802_1Q|LENGTH|0x[0-9A-Fa-f]{4})$/, 'expected an ethernet protocol: IPv4, IPv6, ARP, RARP, 802_1Q, LENGTH or 0xNNNN');
 const markValue: Check = re(/^(0x[0-9A-Fa-f]{1,8}|[0-9]{1,10})(\/(0x[0-9A-Fa-f]{1,8}|[0-9]{1,10}))?$/, 'expected a mark "VALUE[/MASK]" (decimal or 0x hex)');
 const icmpType: Check = re(/^([a-z][a-z-]{0,39}|[0-9]{1,3}(\/[0-9]{1,3})?)$/, 'expected an ICMP type name or "TYPE[/CODE]"');
-/** Free text (comments, log prefixes): printable, no leading "-" so it never reads as an option. */
+/**
+ * Free text (comments, log prefixes). firewalld hands direct rules and passthroughs to
+ * iptables-restore, wrapping an argument that holds whitespace in double quotes without escaping
+ * what is inside, and rewrites "%%NAME%%" placeholders after we checked the rule: a `"` would end
+ * the quoted value and let the rest be read as options, a `%` could form a placeholder. So only
+ * characters that mean nothing to either are allowed, and no leading "-" (it would read as an option).
+ */
+const TEXT_RE = /^[A-Za-z0-9 _.:,/@+=()[\]-]+$/;
 const text =
   (max: number): Check =>
   (v) =>
-    v.length <= max && v !== '' && !v.startsWith('-') && ![...v].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+    v.length <= max && TEXT_RE.test(v) && !v.startsWith('-')
       ? null
-      : `expected text of 1..${max} characters, no control characters, not starting with "-"`;
+      : `expected text of 1..${max} characters from letters, digits, space and _.:,/@+=()[]-, not starting with "-"`;
 const CT_STATES = ['INVALID', 'NEW', 'ESTABLISHED', 'RELATED', 'UNTRACKED', 'SNAT', 'DNAT'];
 const ctStates: Check = list(oneOf(CT_STATES, 'x'), 7, `expected comma-separated states from ${CT_STATES.join(', ')}`);
 const states: Check = list(oneOf(CT_STATES.slice(0, 5), 'x'), 5, `expected comma-separated states from ${CT_STATES.slice(0, 5).join(', ')}`);
@@ -203,6 +211,23 @@ const TARGETS: Record<string, Opt[]> = {
   DNAT: [opt(['--to-destination'], [natTo]), opt(['--random', '--persistent'])],
 };
 const EB_TARGETS: Record<string, Opt[]> = { ACCEPT: [], DROP: [], CONTINUE: [], RETURN: [] };
+/**
+ * Extension names in Debian 12's xtables directory (libxt_, libipt_, libip6t_, libebt_, libarpt_
+ * files), lower-cased. A -j name that is no registered target is taken as a user chain, but
+ * ebtables' target extensions are lower-case ("-j redirect" loads libebt_redirect.so) and
+ * "standard" is a target in both; the names are refused in any case so that no jump loads one.
+ */
+const EXTENSION_NAMES = new Set(
+  (
+    '802_3 among arp arpreply dnat ip ip6 log mark mark_m nflog pkttype redirect snat stp vlan ulog mangle ' +
+    'dnpt hl netmap reject snpt ah dst eui64 frag hbh icmp6 ipv6header mh rt srh clusterip ecn ttl icmp realm ' +
+    'audit checksum classify connmark connsecmark ct dscp hmark idletimer led masquerade nat nfqueue notrack ' +
+    'rateest secmark set synproxy tcpmss tcpoptstrip tee tos tproxy trace addrtype bpf cgroup cluster comment ' +
+    'connbytes connlabel connlimit conntrack cpu dccp devgroup esp hashlimit helper ipcomp iprange ipvs length ' +
+    'limit mac multiport nfacct osf owner physdev policy quota recent rpfilter sctp socket standard state ' +
+    'statistic string tcp time u32 udp udplite'
+  ).split(' '),
+);
 
 const EB_BASE: Opt[] = [
   opt(['-p', '--protocol'], [ebProtocol], true),
@@ -325,10 +350,12 @@ export function checkIptablesArgs(param: string, args: string[], opts: { mode: A
         (v) =>
           jump && Object.hasOwn(targets, v)
             ? null
-            : // An all-capitals name is how target extensions are named; iptables would load one.
-              CHAIN_RE.test(v) && /[a-z]/.test(v)
-              ? null
-              : `expected ${jump ? `a target (${Object.keys(targets).join(', ')}) or ` : ''}a user chain name with at least one lower-case letter`,
+            : // An all-capitals name is how iptables target extensions are named; iptables would load one.
+              !CHAIN_RE.test(v) || !/[a-z]/.test(v)
+              ? `expected ${jump ? `a target (${Object.keys(targets).join(', ')}) or ` : ''}a user chain name with at least one lower-case letter`
+              : EXTENSION_NAMES.has(v.toLowerCase())
+                ? `the name of a ${program} extension, which it could load as a target, is not allowed as a user chain`
+                : null,
         i + 1,
         'a target',
       );
