@@ -20,7 +20,9 @@ async function start(): Promise<number> {
   const cfg = path.join(dir, 'rootd.yaml');
   // Defaults except for a log level that keeps the console quiet and firewalld off (no bus here).
   writeFileSync(cfg, `socket: ${sock}\naudit_log: ${dir}/audit.log\nlog_level: error\nmodules: {firewalld: {enabled: false}}\n`);
-  const args = [path.join(ROOT, 'dist/tuxsec-rootd.js'), '--config', cfg];
+  // As the launchers (bin/tuxsec-rootd, install.sh) start it; ROOTD_NODE_ARGS="" compares without.
+  const nodeArgs = (process.env.ROOTD_NODE_ARGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
+  const args = [...nodeArgs, path.join(ROOT, 'dist/tuxsec-rootd.js'), '--config', cfg];
   if (process.getuid?.() !== 0) args.push('--dev');
   const proc = spawn(process.execPath, args, { stdio: 'inherit' });
   children.push(proc);
@@ -135,7 +137,7 @@ async function fairness(): Promise<string> {
 try {
   const pid = await start();
   const fresh = await rssKiB(pid);
-  console.log(`NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'not set'}\n`);
+  console.log(`NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'not set'}; rootd node flags: "${process.env.ROOTD_NODE_ARGS ?? '--max-semi-space-size=1'}"\n`);
   console.log('| case | measured |');
   console.log('| --- | --- |');
   console.log(await lostAnswers());

@@ -62,6 +62,18 @@ export const RootdConfigSchema = Type.Object(
       description: 'seconds; a connection with no request in flight and no input for this long is closed (0: never)',
     }),
     max_inflight_per_connection: Type.Integer({ default: 64, minimum: 1, maximum: 4096 }),
+    max_concurrent_actions: Type.Integer({
+      default: 8,
+      minimum: 1,
+      maximum: 1024,
+      description: 'module actions running at once, all callers together; taken round-robin by uid',
+    }),
+    max_queued_per_uid: Type.Integer({
+      default: 1024,
+      minimum: 1,
+      maximum: 1_000_000,
+      description: 'module actions one user may have waiting for a slot; past it requests are refused as rate-limited',
+    }),
     max_json_depth: Type.Integer({ default: 32, minimum: 2, maximum: 256 }),
     rate_limit: Type.Object(
       {

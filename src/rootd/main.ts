@@ -15,6 +15,7 @@ import { LogDestination } from './log-file.ts';
 import { loadPlugins } from './plugins.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { ModuleRegistry } from './registry.ts';
+import { FairScheduler } from './scheduler.ts';
 import { createRootdServer } from './server.ts';
 import { listenOnFd, listenOnPath, prepareSocketPath, removeSocket, systemdListenFd, SocketSetupError } from './socket.ts';
 import { VERSION } from '../version.ts';
@@ -98,7 +99,8 @@ async function main(): Promise<void> {
     return names.get(uid);
   };
 
-  const registry = new ModuleRegistry(log, makeAccessPolicy(() => rules));
+  const scheduler = new FairScheduler(() => ({ maxConcurrent: cfg.max_concurrent_actions, maxQueuedPerUid: cfg.max_queued_per_uid }));
+  const registry = new ModuleRegistry(log, makeAccessPolicy(() => rules), scheduler);
   const modules = BUILTIN_MODULES.map((make) => make());
   if (cfg.plugins_dir) modules.push(...(await loadPlugins(cfg.plugins_dir, log)));
   for (const m of modules) {

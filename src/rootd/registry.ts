@@ -10,6 +10,7 @@ import type { BaseModule, ModuleContext } from '../sdk/base-module.ts';
 import type { ActionContext, Logger } from '../sdk/action.ts';
 import { parametersToSchema, validateParams } from '../sdk/schema.ts';
 import type { AccessPolicy } from './access.ts';
+import type { FairScheduler } from './scheduler.ts';
 
 export interface ModuleConfig {
   enabled: boolean;
@@ -43,6 +44,8 @@ export class ModuleRegistry {
   constructor(
     private readonly log: Logger,
     private readonly policy: AccessPolicy,
+    /** Runs module code fairly across callers; without one, actions run as they come. */
+    private readonly scheduler?: FairScheduler,
   ) {}
 
   /** Registers a module; registering a name twice is a programming error. */
@@ -169,9 +172,15 @@ export class ModuleRegistry {
     this.policy.check(ctx.peer, moduleName, action, access);
     if (coerce) params = Value.Convert(schema, params) as Record<string, unknown>;
     validateParams(schema, params, `${moduleName} ${action}`);
+    const call = () => e.module.executeCommand({ action, parameters: params }, ctx);
     let res;
     try {
-      res = await e.module.executeCommand({ action, parameters: params }, ctx);
+      if (!this.scheduler) res = await call();
+      else if (access === 'read' && e.module.sharedResult(action)) {
+        // Parameters are validated, so their JSON is a faithful key. A shared run is not taken out
+        // of the queue when its first caller gives up: the others still want its result.
+        res = await this.scheduler.run(ctx.peer.uid, call, { sharedKey: `${moduleName}\0${action}\0${JSON.stringify(params)}` });
+      } else res = await this.scheduler.run(ctx.peer.uid, call, { signal: ctx.signal });
     } catch (err) {
       if (isTuxsecError(err)) throw err;
       this.log.error({ module: moduleName, action, err: err instanceof Error ? err.stack : String(err) }, 'action threw');

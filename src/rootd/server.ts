@@ -148,82 +148,101 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
     let mine = 0;
     let paused = false;
     let ended = false;
-    const maybeClose = () => {
-      if (ended && mine === 0 && !sock.destroyed) sock.end();
+    // The line that ends the connection (message-too-large): written once every answer before it is out.
+    let closing: string | null = null;
+    const finish = () => {
+      if (!ended || mine > 0 || framer.holding || sock.destroyed) return;
+      if (closing !== null) {
+        // Unread input after an overlong line is dropped with the connection.
+        sock.end(closing, () => sock.destroy());
+        closing = null;
+      } else sock.end();
     };
     // Answers produced while one chunk is processed go out in a single write.
     let batch: string[] | null = null;
-    let closing: string | null = null;
     const send = (line: string) => {
       if (batch) batch.push(line);
       else if (!sock.destroyed && sock.writable) sock.write(line);
     };
+    const flush = () => {
+      const out = batch!;
+      batch = null;
+      if (out.length > 0 && !sock.destroyed && sock.writable) sock.write(out.length === 1 ? out[0]! : out.join(''));
+    };
+    /** Reads on only while this connection has room for more work and its peer reads its answers. */
+    const maybeResume = () => {
+      if (!paused || ended || mine >= limits.maxInflightPerConnection || sock.writableLength >= limits.maxMessageBytes) return;
+      batch = [];
+      framer.resume();
+      flush();
+      if (framer.holding) return;
+      paused = false;
+      sock.resume();
+    };
     const done = () => {
       mine--;
       settle();
-      if (paused && mine < limits.maxInflightPerConnection && sock.writableLength < limits.maxMessageBytes) {
-        paused = false;
-        sock.resume();
-      }
-      maybeClose();
+      maybeResume();
+      finish();
     };
-    const handleLine = (line: Buffer): void => {
-        if (line.length === 0) return;
-        if (line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
-        let out: string | Promise<string>;
-        try {
-          out = deps.dispatcher.handle(line, peer);
-        } catch (err) {
-          // The dispatcher answers every failure itself; this is the last line of defence.
-          deps.log.error({ err: err instanceof Error ? err.stack : 'non-error thrown' }, 'dispatcher threw');
-          out = errorLine(ErrorCodes.internal, 'internal error');
-        }
-        if (typeof out === 'string') return send(out);
-        mine++;
-        inflight++;
-        out.then(send, (err) => deps.log.error({ err: String(err) }, 'dispatcher failed')).finally(done);
-        if (mine >= limits.maxInflightPerConnection && !paused) {
+    const handleLine = (line: Buffer): boolean => {
+      if (line.length === 0) return true;
+      if (line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
+      let out: string | Promise<string>;
+      try {
+        out = deps.dispatcher.handle(line, peer);
+      } catch (err) {
+        // The dispatcher answers every failure itself; this is the last line of defence.
+        deps.log.error({ err: err instanceof Error ? err.stack : 'non-error thrown' }, 'dispatcher threw');
+        out = errorLine(ErrorCodes.internal, 'internal error');
+      }
+      if (typeof out === 'string') {
+        send(out);
+        return true;
+      }
+      mine++;
+      inflight++;
+      out.then(send, (err) => deps.log.error({ err: String(err) }, 'dispatcher failed')).finally(done);
+      // At the cap the framer holds the rest of the chunk unparsed and the socket stops being
+      // read: a pipelining peer has at most max_inflight_per_connection requests in progress.
+      if (mine >= limits.maxInflightPerConnection) {
+        if (!paused) {
           paused = true;
           sock.pause();
         }
+        return false;
+      }
+      return true;
     };
     const framer = new LineFramer(limits.maxMessageBytes, {
       line: handleLine,
       overflow() {
         deps.log.warn({ uid: peer.uid, pid: peer.pid, max: limits.maxMessageBytes }, 'request line over max_message_bytes');
-        // Answered after whatever this chunk already produced; then the connection ends.
+        // Answered after every request before it (those in progress included); then the connection ends.
         closing = errorLine(ErrorCodes.messageTooLarge, `Invalid message: line longer than ${limits.maxMessageBytes} bytes`);
         ended = true;
+        paused = true;
+        sock.pause();
       },
     });
     sock.on('data', (chunk: Buffer) => {
       batch = [];
       framer.push(chunk);
-      const out = batch;
-      batch = null;
-      if (out.length > 0 && !sock.destroyed && sock.writable) sock.write(out.length === 1 ? out[0]! : out.join(''));
-      if (closing !== null) {
-        sock.end(closing);
-        closing = null;
-      }
+      flush();
+      finish();
       // Backpressure: a peer that does not read its answers stops being read.
       if (!paused && sock.writableLength > limits.maxMessageBytes) {
         paused = true;
         sock.pause();
       }
     });
-    sock.on('drain', () => {
-      if (paused && mine < limits.maxInflightPerConnection) {
-        paused = false;
-        sock.resume();
-      }
-    });
+    sock.on('drain', maybeResume);
     sock.on('end', () => {
       // A client that half-closes after an unterminated request still gets its answer.
       const rest = framer.takeRest();
       if (rest) handleLine(rest);
       ended = true;
-      maybeClose();
+      finish();
     });
     sock.on('error', (err) => deps.log.debug({ err: err.message }, 'connection error'));
     if (limits.idleTimeoutMs > 0) {

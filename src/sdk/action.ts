@@ -35,6 +35,11 @@ export interface ActionDef<P extends TObject = TObject, R = unknown> {
   description: string;
   params: P;
   access: AccessClass;
+  /**
+   * The result depends on the parameters alone, never on the caller: identical calls in
+   * progress at the same time share one run and its result (a read class action only).
+   */
+  shared?: boolean;
   handler(params: Static<P>, ctx: ActionContext): Promise<R> | R;
 }
 

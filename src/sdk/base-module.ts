@@ -62,6 +62,11 @@ export abstract class BaseModule {
   schemaOf(_action: string): TObject | undefined {
     return undefined;
   }
+
+  /** True when identical concurrent calls of the action may share one run (see ActionDef.shared). */
+  sharedResult(_action: string): boolean {
+    return false;
+  }
 }
 
 /**
@@ -103,6 +108,11 @@ export abstract class ActionModule extends BaseModule {
 
   override schemaOf(action: string): TObject | undefined {
     return this.actions.get(action)?.params;
+  }
+
+  override sharedResult(action: string): boolean {
+    const a = this.actions.get(action);
+    return a?.shared === true && a.access === 'read';
   }
 
   async executeCommand(command: CommandRequest, ctx: ActionContext): Promise<CommandResponse> {

@@ -35,11 +35,42 @@ describe('LineFramer', () => {
       fc.property(fc.array(fc.string({ maxLength: 50 }).map((s) => s.replace(/\n/g, ' ')), { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (lines, cuts) => {
         const input = Buffer.from(lines.map((l) => l + '\n').join(''));
         const got: string[] = [];
-        const f = new LineFramer(1024, { line: (l) => got.push(l.toString()), overflow: () => assert.fail('no overflow expected') });
+        const f = new LineFramer(1024, { line: (l) => void got.push(l.toString()), overflow: () => assert.fail('no overflow expected') });
         for (const c of chunks(input, cuts)) f.push(Buffer.from(c));
         assert.deepEqual(got, lines.map((l) => Buffer.from(l).toString()));
         assert.equal(f.buffered, 0);
       }),
+      runs(5000),
+    );
+  });
+
+  it('LineFramer yields the same lines however often its consumer holds it between lines', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ maxLength: 30 }).map((s) => s.replace(/\n/g, ' ')), { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        fc.array(fc.boolean(), { maxLength: 40 }),
+        (lines, cuts, holds) => {
+          const input = Buffer.from(lines.map((l) => l + '\n').join(''));
+          const got: string[] = [];
+          let i = 0;
+          const f = new LineFramer(1024, {
+            line: (l) => {
+              got.push(l.toString());
+              return !holds[i++ % Math.max(1, holds.length)];
+            },
+            overflow: () => assert.fail('no overflow expected'),
+          });
+          for (const c of chunks(input, cuts)) {
+            f.push(Buffer.from(c));
+            // Sometimes the consumer frees up between two chunks, sometimes only at the end.
+            if (holds[got.length % Math.max(1, holds.length)]) f.resume();
+          }
+          while (f.holding) f.resume();
+          assert.deepEqual(got, lines.map((l) => Buffer.from(l).toString()));
+          assert.equal(f.buffered, 0);
+        },
+      ),
       runs(5000),
     );
   });
