@@ -42,11 +42,12 @@ export class LineFramer {
   resume(): void {
     while (this.held.length > 0 && !this.overflowed) {
       const chunk = this.held.shift()!;
-      this.split(chunk);
+      if (!this.split(chunk)) return;
     }
   }
 
-  private split(chunk: Buffer): void {
+  /** Emits the lines of a chunk; false when the consumer held the framer (or it overflowed). */
+  private split(chunk: Buffer): boolean {
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(10, start);
@@ -63,10 +64,10 @@ export class LineFramer {
       }
       start = nl + 1;
       const more = this.on.line(line);
-      if (this.overflowed) return;
+      if (this.overflowed) return false;
       if (more === false) {
         if (start < chunk.length) this.held.unshift(chunk.subarray(start));
-        return;
+        return false;
       }
     }
     if (start < chunk.length) {
@@ -76,6 +77,7 @@ export class LineFramer {
       this.parts.push(Buffer.from(rest));
       this.size += rest.length;
     }
+    return true;
   }
 
   /** Takes what is held of an unterminated line (at end of input), or null. Call only when not holding. */
@@ -92,11 +94,12 @@ export class LineFramer {
     return this.size + this.held.reduce((n, b) => n + b.length, 0);
   }
 
-  private fail(): void {
+  private fail(): false {
     this.overflowed = true;
     this.parts = [];
     this.size = 0;
     this.held = [];
     this.on.overflow();
+    return false;
   }
 }
