@@ -186,8 +186,9 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
       finish();
     };
     const handleLine = (line: Buffer): boolean => {
+      // A blank line is skipped, CRLF-terminated ones too.
+      if (line.length > 0 && line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
       if (line.length === 0) return true;
-      if (line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
       let out: string | Promise<string>;
       try {
         out = deps.dispatcher.handle(line, peer);
