@@ -153,9 +153,11 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
     const finish = () => {
       if (!ended || mine > 0 || framer.holding || sock.destroyed) return;
       if (closing !== null) {
-        // Unread input after an overlong line is dropped with the connection.
-        sock.end(closing, () => sock.destroy());
+        // What the peer still sends is read and dropped (closing a socket with unread input resets
+        // it, and the peer would lose the answers); a peer that never closes is cut off soon.
+        sock.end(closing);
         closing = null;
+        sock.setTimeout(REFUSED_LINGER_MS, () => sock.destroy());
       } else sock.end();
     };
     // Answers produced while one chunk is processed go out in a single write.
@@ -222,8 +224,11 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
         // Answered after every request before it (those in progress included); then the connection ends.
         closing = errorLine(ErrorCodes.messageTooLarge, `Invalid message: line longer than ${limits.maxMessageBytes} bytes`);
         ended = true;
-        paused = true;
-        sock.pause();
+        // The framer now drops all input: keep reading it, so the peer is not reset.
+        if (paused) {
+          paused = false;
+          sock.resume();
+        }
       },
     });
     sock.on('data', (chunk: Buffer) => {

@@ -59,7 +59,9 @@ export async function fuzzRootd(opts: { seed: number; ms: number; workers?: numb
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const seed = opts.seed + w;
-      let last: Violation | null = null;
+      // The first broken invariant as it happened: a shrunk case may not break it again when it
+      // depended on timing, and then this is what tells what went wrong.
+      let first: { v: Violation; c: string } | null = null;
       const details = await fc.check(
         fc.asyncProperty(caseArb(max), async (c) => {
           cases++;
@@ -67,11 +69,11 @@ export async function fuzzRootd(opts: { seed: number; ms: number; workers?: numb
           const v = target.alive() ? await runCase(target, c) : { invariant: 'no crash', detail: 'tuxsec-rootd is not running' };
           if (!target.alive()) {
             crashes++;
-            last = { invariant: 'no crash', detail: `tuxsec-rootd died (${d.proc.exitCode ?? d.proc.signalCode}): ${d.log().slice(-2000)}` };
+            first ??= { v: { invariant: 'no crash', detail: `tuxsec-rootd died (${d.proc.exitCode ?? d.proc.signalCode}): ${d.log().slice(-2000)}` }, c: describeCase(c) };
             await target.restart();
             return false;
           }
-          last = v;
+          if (v && !first) first = { v, c: describeCase(c) };
           return v === null;
         }),
         { seed, numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: opts.ms, markInterruptAsFailure: false, endOnFailure: false },
@@ -79,8 +81,10 @@ export async function fuzzRootd(opts: { seed: number; ms: number; workers?: numb
       if (details.failed && details.counterexample) {
         // Run the minimal case once more to report its own violation (fast-check keeps the last one run).
         const [c] = details.counterexample;
-        const v = (await runCase(target, c)) ?? last ?? { invariant: 'unknown', detail: 'did not reproduce' };
-        failures.push({ seed, violation: v, reproducer: describeCase(c), path: details.counterexamplePath });
+        const again = await runCase(target, c);
+        const f = first as { v: Violation; c: string } | null;
+        const v = again ?? (f ? { ...f.v, detail: `${f.v.detail} (did not happen again on the shrunk case: timing)` } : { invariant: 'unknown', detail: 'did not reproduce' });
+        failures.push({ seed, violation: v, reproducer: again || !f ? describeCase(c) : f.c, path: details.counterexamplePath });
         opts.log?.(`rootd fuzz: seed ${seed} broke "${v.invariant}": ${v.detail}\n  minimal case: ${describeCase(c)}`);
       }
     }),
