@@ -440,66 +440,69 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     }));
   }
 
-  app.post<{ Body: RegisterBody }>(
-    '/agents/api/register/',
-    {
-      schema: { body: RegisterBody },
-      bodyLimit: UNAUTHENTICATED_BODY_LIMIT,
-      config: { rateLimit: { max: limit(config, 'register_rate_limit'), timeWindow: 60_000 } },
-    },
-    async (req, reply) => {
-      const b = req.body;
-      const token = b.enrollment_token;
-      if (token === undefined && config.require_enrollment_token) {
-        throw new HttpError(401, ErrorCodes.invalidToken, 'cannot register agent: an enrollment token is required');
-      }
-      const osInfo = b.os_info === undefined ? null : b.os_info;
-      if (JSON.stringify(osInfo).length > MAX_OS_INFO_BYTES) {
-        throw new HttpError(400, ErrorCodes.invalidRequest, `cannot register agent: os_info larger than ${MAX_OS_INFO_BYTES} bytes`);
-      }
-      const t = now();
-      const apiKey = newSecret();
-      const agent: AgentRecord = {
-        id: randomUUID(),
-        keyHash: hashSecret(apiKey),
-        status: 'active',
-        machineId: b.machine_id ?? null,
-        hostname: b.hostname,
-        ip: b.ip_address ?? req.ip,
-        osInfo,
-        modules: b.modules ?? [],
-        version: b.version ?? null,
-        features: [],
-        createdAt: t,
-        lastSeen: t,
-        tokenId: null,
-      };
-      const tokenHash = token === undefined ? null : hashSecret(token);
-      const check = await group.run(() => {
-        // Decided inside the transaction, so two registrations of one machine cannot both be active.
-        if (agent.machineId !== null && storage.agentsByMachineId(agent.machineId).length > 0) agent.status = 'pending';
-        return storage.enroll(tokenHash, agent, t);
-      });
-      const held = agent.status === 'pending';
-      if (check !== 'ok') {
-        const why = { unknown: 'unknown token', expired: 'token expired', 'used-up': 'token already used up' }[check];
-        req.log.warn({ hostname: b.hostname, ip: req.ip }, `registration refused: ${why}`);
-        throw new HttpError(401, ErrorCodes.invalidToken, `cannot register agent "${b.hostname}": ${why}`);
-      }
-      const creds = { agent_id: agent.id, api_key: apiKey, checkin_interval: config.sync_interval };
-      if (held) {
-        req.log.warn({ agent: agent.id, machine_id: agent.machineId }, 'agent held for approval: machine_id already enrolled');
-        return reply.code(202).send({
-          success: false,
-          code: ErrorCodes.pendingApproval,
-          error: `cannot enroll machine "${agent.machineId}" again without an operator: held as pending`,
-          ...creds,
+  // In a plugin of its own so that the rate-limit plugin, registered above, sees the route.
+  void app.register(async (scope) => {
+    scope.post<{ Body: RegisterBody }>(
+      '/agents/api/register/',
+      {
+        schema: { body: RegisterBody },
+        bodyLimit: UNAUTHENTICATED_BODY_LIMIT,
+        config: { rateLimit: { max: limit(config, 'register_rate_limit'), timeWindow: 60_000 } },
+      },
+      async (req, reply) => {
+        const b = req.body;
+        const token = b.enrollment_token;
+        if (token === undefined && config.require_enrollment_token) {
+          throw new HttpError(401, ErrorCodes.invalidToken, 'cannot register agent: an enrollment token is required');
+        }
+        const osInfo = b.os_info === undefined ? null : b.os_info;
+        if (JSON.stringify(osInfo).length > MAX_OS_INFO_BYTES) {
+          throw new HttpError(400, ErrorCodes.invalidRequest, `cannot register agent: os_info larger than ${MAX_OS_INFO_BYTES} bytes`);
+        }
+        const t = now();
+        const apiKey = newSecret();
+        const agent: AgentRecord = {
+          id: randomUUID(),
+          keyHash: hashSecret(apiKey),
+          status: 'active',
+          machineId: b.machine_id ?? null,
+          hostname: b.hostname,
+          ip: b.ip_address ?? req.ip,
+          osInfo,
+          modules: b.modules ?? [],
+          version: b.version ?? null,
+          features: [],
+          createdAt: t,
+          lastSeen: t,
+          tokenId: null,
+        };
+        const tokenHash = token === undefined ? null : hashSecret(token);
+        const check = await group.run(() => {
+          // Decided inside the transaction, so two registrations of one machine cannot both be active.
+          if (agent.machineId !== null && storage.agentsByMachineId(agent.machineId).length > 0) agent.status = 'pending';
+          return storage.enroll(tokenHash, agent, t);
         });
-      }
-      req.log.info({ agent: agent.id, hostname: agent.hostname }, 'agent registered');
-      return { success: true, ...creds };
-    },
-  );
+        const held = agent.status === 'pending';
+        if (check !== 'ok') {
+          const why = { unknown: 'unknown token', expired: 'token expired', 'used-up': 'token already used up' }[check];
+          req.log.warn({ hostname: b.hostname, ip: req.ip }, `registration refused: ${why}`);
+          throw new HttpError(401, ErrorCodes.invalidToken, `cannot register agent "${b.hostname}": ${why}`);
+        }
+        const creds = { agent_id: agent.id, api_key: apiKey, checkin_interval: config.sync_interval };
+        if (held) {
+          req.log.warn({ agent: agent.id, machine_id: agent.machineId }, 'agent held for approval: machine_id already enrolled');
+          return reply.code(202).send({
+            success: false,
+            code: ErrorCodes.pendingApproval,
+            error: `cannot enroll machine "${agent.machineId}" again without an operator: held as pending`,
+            ...creds,
+          });
+        }
+        req.log.info({ agent: agent.id, hostname: agent.hostname }, 'agent registered');
+        return { success: true, ...creds };
+      },
+    );
+  });
 
   app.post<{ Body: CheckinBody }>('/agents/api/checkin/', { schema: { body: CheckinBody }, onRequest: agentKeyFirst }, async (req, reply) => {
     const body = req.body;
