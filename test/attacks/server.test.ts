@@ -124,6 +124,17 @@ describe('tuxsec-server under attack', () => {
     assert.deepEqual(bodyOf(c.text()), { success: false, error: 'cannot read request: not received in time', code: 'timeout' });
   });
 
+  test('silent connections: one that never starts TLS and one that sends nothing after it are closed at header_timeout', async () => {
+    const start = performance.now();
+    const tcp = net.connect({ host: '127.0.0.1', port: srv.port });
+    tcp.on('error', () => {});
+    const tcpClosed = new Promise<number>((r) => tcp.once('close', () => r(performance.now())));
+    const quiet = await rawTls(srv);
+    const [a, b] = await Promise.all([tcpClosed, quiet.closed]);
+    assert.ok(a - start < 8000, `raw TCP closed after ${Math.round(a - start)} ms`);
+    assert.ok(b - start < 8000, `quiet TLS closed after ${Math.round(b - start)} ms`);
+  });
+
   test('slow body: a body trickled after quick headers is cut off at request_timeout', async () => {
     const a = sim();
     assert.equal((await a.register({ enrollment_token: await token() })).status, 200);
