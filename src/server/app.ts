@@ -140,8 +140,7 @@ function toIncoming(r: CommandResult): IncomingResult {
 
 /** A client value in a message: JSON-quoted and cut short. */
 function quote(v: string): string {
-  const q = JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v);
-  return q;
+  return JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v);
 }
 
 /** Passes a body through while it stays within `max` bytes; errors with 413 past it. */
@@ -275,10 +274,9 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     frameworkErrors: (err, req, res) => {
       const reply = res as unknown as FastifyReply;
       const badUrl = err.code === 'FST_ERR_BAD_URL';
-      const url = req.url.length > 100 ? `${req.url.slice(0, 100)}...` : req.url;
       void reply
         .code(400)
-        .send({ success: false, error: badUrl ? `cannot read request: malformed URL "${url}"` : `cannot route request: ${err.message}`, code: ErrorCodes.invalidRequest });
+        .send({ success: false, error: badUrl ? `cannot read request: malformed URL ${quote(req.url)}` : `cannot route request: ${err.message}`, code: ErrorCodes.invalidRequest });
     },
     clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => clientError(err, socket),
   }) as unknown as FastifyInstance;
