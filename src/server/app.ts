@@ -243,8 +243,10 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       ? {
           https: {
             ...deps.https,
-            // A client that never finishes its handshake or its headers holds a connection slot.
-            handshakeTimeout: headerTimeoutMs,
+            // A client that never finishes its handshake or its headers holds a connection slot. The
+            // handshake gets the longer time: after an outage thousands of agents reconnect at once
+            // and handshakes queue behind each other in this process, through no fault of theirs.
+            handshakeTimeout: requestTimeoutMs,
             headersTimeout: headerTimeoutMs,
             requestTimeout: requestTimeoutMs,
             // Node checks these timeouts on this period (30 s by default, too coarse for 10 s).

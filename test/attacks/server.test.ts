@@ -124,7 +124,7 @@ describe('tuxsec-server under attack', () => {
     assert.deepEqual(bodyOf(c.text()), { success: false, error: 'cannot read request: not received in time', code: 'timeout' });
   });
 
-  test('silent connections: one that never starts TLS and one that sends nothing after it are closed at header_timeout', async () => {
+  test('silent connections: one that never starts TLS is closed at request_timeout, one that sends nothing after it at header_timeout', async () => {
     const start = performance.now();
     const tcp = net.connect({ host: '127.0.0.1', port: srv.port });
     tcp.on('error', () => {});
