@@ -19,8 +19,11 @@ const WAIT = 25;
 const WORKERS = Number(process.argv[4] ?? 2);
 const RAMP_MS = 10_000;
 const FEATURES = ['long-poll', 'results', 'redelivery'];
+// Every simulated agent connects from 127.0.0.1 and registers at once: lift the per-address limits
+// (max_connections stays at its default, which must hold N agents).
+const LIMITS = { max_connections_per_ip: 4096, register_rate_limit: 1_000_000 };
 
-let srv = await startServer({ config: { log_level: 'warn', long_poll_max: 30 } });
+let srv = await startServer({ config: { log_level: 'warn', long_poll_max: 30, ...LIMITS } });
 const ca = readFileSync(srv.certs.ca);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
@@ -182,7 +185,7 @@ await phase(`burst (one job to each of ${N} agents, 64 submits in flight)`, asyn
 stoppingServer = true;
 await srv.kill();
 const tRestart = performance.now();
-srv = await startServer({ dir: srv.dir, certs: srv.certs, config: { log_level: 'warn', long_poll_max: 30, listen: `127.0.0.1:${srv.port}` } });
+srv = await startServer({ dir: srv.dir, certs: srv.certs, config: { log_level: 'warn', long_poll_max: 30, ...LIMITS, listen: `127.0.0.1:${srv.port}` } });
 stoppingServer = false;
 watchServer();
 pid = srv.proc.pid!;

@@ -3,8 +3,15 @@
  * JSON.parse builds anything, and prototype-polluting keys are refused after.
  */
 
-/** Keys that could reach an object's prototype when copied. */
-const POISON_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/**
+ * True for `constructor` holding an object with its own `prototype`: merged into another
+ * object, it reaches `Object.prototype` through `x.constructor.prototype`. A plain
+ * `constructor` or `prototype` key (a firewalld zone may be called "prototype") pollutes
+ * nothing, so it is allowed, as secure-json-parse does.
+ */
+function pollutingConstructor(v: unknown): boolean {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, 'prototype');
+}
 
 /**
  * Largest `{`/`[` nesting in a JSON text, counted outside strings. Stops early and
@@ -32,8 +39,9 @@ export function nestingDepth(buf: Buffer, limit: number): number {
 }
 
 /**
- * Finds a poisoned key anywhere in a parsed value; returns its path or null. Recursive:
- * callers check the nesting depth first (see nestingDepth).
+ * Finds a key that could pollute a prototype anywhere in a parsed value (`__proto__`, or
+ * `constructor` holding `prototype`); returns its path or null. Recursive: callers check
+ * the nesting depth first (see nestingDepth).
  */
 export function findPoisonKey(value: unknown): string | null {
   if (value === null || typeof value !== 'object') return null;
@@ -49,8 +57,9 @@ export function findPoisonKey(value: unknown): string | null {
   }
   for (const key in value) {
     if (!Object.hasOwn(value, key)) continue;
-    if (POISON_KEYS.has(key)) return key;
     const v = (value as Record<string, unknown>)[key];
+    if (key === '__proto__') return key;
+    if (key === 'constructor' && pollutingConstructor(v)) return 'constructor.prototype';
     if (v !== null && typeof v === 'object') {
       const p = findPoisonKey(v);
       if (p !== null) return p.startsWith('[') ? `${key}${p}` : `${key}.${p}`;

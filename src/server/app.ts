@@ -4,11 +4,15 @@
  * from its dependencies; `listen()` is the caller's business (main.ts), tests may use inject().
  */
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import { Transform, type Readable } from 'node:stream';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ErrorCodes, type ErrorCode } from '../protocol/errors.ts';
 import { findPoisonKey, nestingDepth } from '../protocol/json.ts';
-import type { ServerConfig } from './config.ts';
+import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import { Dispatch } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';
 import {
@@ -34,6 +38,11 @@ import {
 } from './storage/storage.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
+/**
+ * Largest body read before the sender is known: a registration (os_info is at most 64 KiB) or an
+ * agent call without X-API-Key, whose key is in the body (the original Python agent sent both).
+ */
+export const UNAUTHENTICATED_BODY_LIMIT = 128 * 1024;
 const MAX_JSON_DEPTH = 64;
 const MAX_COMMANDS_PER_CHECKIN = 100;
 const MAX_OS_INFO_BYTES = 64 * 1024;
@@ -53,10 +62,17 @@ export class HttpError extends Error {
   }
 }
 
+/** Limits with the defaults of the config schema when a caller (a test) leaves them out. */
+type LimitKeys = 'max_connections' | 'max_connections_per_ip' | 'header_timeout' | 'request_timeout' | 'register_rate_limit' | 'pending_max_age';
+
 export type ServerConfigForApp = Pick<
   ServerConfig,
   'adminToken' | 'require_enrollment_token' | 'long_poll_max' | 'sync_interval' | 'job_default_ttl' | 'redeliver_after'
-> & { log_level?: ServerConfig['log_level'] };
+> & { log_level?: ServerConfig['log_level'] } & Partial<Pick<ServerConfig, LimitKeys>>;
+
+function limit(config: ServerConfigForApp, key: LimitKeys): number {
+  return config[key] ?? (ServerConfigSchema.properties[key].default as number);
+}
 
 export interface AppDeps {
   config: ServerConfigForApp;
@@ -122,6 +138,76 @@ function toIncoming(r: CommandResult): IncomingResult {
   return out;
 }
 
+/** A client value in a message: JSON-quoted and cut short. */
+function quote(v: string): string {
+  return JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v);
+}
+
+/** Passes a body through while it stays within `max` bytes; errors with 413 past it. */
+function capStream(payload: Readable, max: number, declared: number): Readable {
+  const tooLarge = (): HttpError => new HttpError(413, ErrorCodes.messageTooLarge, `cannot accept request: body larger than ${max} bytes without X-API-Key`);
+  if (declared > max) throw tooLarge();
+  let n = 0;
+  const capped = new Transform({
+    transform(chunk: Buffer, _enc, next) {
+      n += chunk.length;
+      next(n > max ? tooLarge() : null, n > max ? undefined : chunk);
+    },
+  });
+  payload.on('error', (err) => capped.destroy(err));
+  return payload.pipe(capped);
+}
+
+/** Errors Node raises on a connection before Fastify sees a request (timeouts, bad HTTP). */
+function clientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = 400;
+  let body: { success: false; error: string; code: ErrorCode } = { success: false, error: 'cannot read request: malformed HTTP', code: ErrorCodes.invalidRequest };
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    body = { success: false, error: 'cannot read request: not received in time', code: ErrorCodes.timeout };
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    body = { success: false, error: 'cannot read request: headers too large', code: ErrorCodes.messageTooLarge };
+  }
+  const text = JSON.stringify(body);
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${text}`);
+  }
+  socket.destroy();
+}
+
+/**
+ * Refuses a connection from an address (an IPv6 /64) that already holds `max`: one client must not
+ * take every slot of max_connections. Counted at accept time, before the TLS handshake.
+ */
+function limitConnectionsPerIp(app: FastifyInstance, max: number): void {
+  const open = new Map<string, number>();
+  let refused = 0;
+  let lastWarn = 0;
+  app.server.prependListener('connection', (socket: Socket) => {
+    const ip = normalizeIP(socket.remoteAddress ?? '', 64);
+    const n = (open.get(ip) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      refused++;
+      // One line per 10 s at most: the refused client decides how often this happens.
+      if (Date.now() - lastWarn > 10_000) {
+        lastWarn = Date.now();
+        app.log.warn({ ip, refused }, `connection refused: more than ${max} connections from one address`);
+        refused = 0;
+      }
+      return;
+    }
+    open.set(ip, n);
+    socket.once('close', () => {
+      const left = (open.get(ip) ?? 1) - 1;
+      if (left <= 0) open.delete(ip);
+      else open.set(ip, left);
+    });
+  });
+}
+
 function parseJsonBody(_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void): void {
   if (body.length === 0) return done(new HttpError(400, ErrorCodes.invalidJson, 'cannot read request: empty body'));
   if (nestingDepth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
@@ -150,8 +236,24 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   const seen = new Map<string, number>();
   const lastSeenOf = (a: AgentRecord): number | null => seen.get(a.id) ?? a.lastSeen;
 
+  const headerTimeoutMs = limit(config, 'header_timeout') * 1000;
+  const requestTimeoutMs = limit(config, 'request_timeout') * 1000;
   const app = Fastify({
-    ...(deps.https ? { https: deps.https } : {}),
+    ...(deps.https
+      ? {
+          https: {
+            ...deps.https,
+            // A client that never finishes its handshake or its headers holds a connection slot. The
+            // handshake gets the longer time: after an outage thousands of agents reconnect at once
+            // and handshakes queue behind each other in this process, through no fault of theirs.
+            handshakeTimeout: requestTimeoutMs,
+            headersTimeout: headerTimeoutMs,
+            requestTimeout: requestTimeoutMs,
+            // Node checks these timeouts on this period (30 s by default, too coarse for 10 s).
+            connectionsCheckingInterval: 1000,
+          },
+        }
+      : {}),
     ...(deps.logger
       ? { loggerInstance: deps.logger }
       : {
@@ -162,14 +264,27 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
           },
         }),
     bodyLimit: BODY_LIMIT,
-    // Long-polls are held up to long_poll_max; give them room, but not forever.
-    requestTimeout: (config.long_poll_max + 60) * 1000,
+    // Node's requestTimeout covers receiving the request (headers and body), not the time the
+    // handler holds it: a long-poll held for long_poll_max is not cut by it.
+    requestTimeout: requestTimeoutMs,
     keepAliveTimeout: (config.long_poll_max + 30) * 1000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     trustProxy: false,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    // Errors raised before routing (a URL that does not decode) get the project's shape too.
+    frameworkErrors: (err, req, res) => {
+      const reply = res as unknown as FastifyReply;
+      const badUrl = err.code === 'FST_ERR_BAD_URL';
+      void reply
+        .code(400)
+        .send({ success: false, error: badUrl ? `cannot read request: malformed URL ${quote(req.url)}` : `cannot route request: ${err.message}`, code: ErrorCodes.invalidRequest });
+    },
+    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => clientError(err, socket),
   }) as unknown as FastifyInstance;
+  app.server.headersTimeout = headerTimeoutMs;
+  app.server.maxConnections = limit(config, 'max_connections');
+  limitConnectionsPerIp(app, limit(config, 'max_connections_per_ip'));
 
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
@@ -177,6 +292,11 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, parseJsonBody);
+  // Cut short a body that goes over the limit of its request (see agentKeyFirst).
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const max = smallBody.has(req.raw) ? UNAUTHENTICATED_BODY_LIMIT : null;
+    return max === null ? payload : capStream(payload, max, Number(req.headers['content-length']));
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, req, reply) => {
     let status = 500;
@@ -191,22 +311,63 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       status = 400;
       code = ErrorCodes.invalidRequest;
       message = `cannot accept request: ${err.message}`;
-    } else if (err.statusCode === 413) {
+    } else if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       code = ErrorCodes.messageTooLarge;
-      message = `cannot accept request: body larger than ${BODY_LIMIT} bytes`;
+      message = `cannot accept request: body larger than ${req.routeOptions.bodyLimit ?? BODY_LIMIT} bytes`;
+    } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      status = 415;
+      code = ErrorCodes.invalidRequest;
+      message = `cannot read request: content type ${quote(req.headers['content-type'] ?? '')} is not application/json`;
+    } else if (err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
+      status = 400;
+      code = ErrorCodes.invalidRequest;
+      message = 'cannot read request: body length differs from content-length';
     } else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       status = err.statusCode;
       code = ErrorCodes.invalidRequest;
-      message = `cannot accept request: ${err.message}`;
+      message = `cannot accept request: ${err.message.slice(0, 200)}`;
     } else {
       req.log.error({ err }, 'request failed');
     }
     if (status === 503) void reply.header('retry-after', '5');
+    // Refused before the whole body came in: close rather than read (and discard) the rest.
+    if (!req.raw.complete) void reply.header('connection', 'close');
     void reply.code(status).send({ success: false, error: message, code });
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ success: false, error: `cannot find "${req.method} ${req.url.split('?')[0]}"`, code: ErrorCodes.notFound });
+    void reply.code(404).send({ success: false, error: `cannot find ${quote(`${req.method} ${req.url.split('?')[0]}`)}`, code: ErrorCodes.notFound });
+  });
+
+  // ---- limits before the body ----------------------------------------------------------------
+
+  /** Requests whose body may only be as large as UNAUTHENTICATED_BODY_LIMIT. */
+  const smallBody = new WeakSet<object>();
+
+  /**
+   * Agent calls: a request with X-API-Key is authenticated from the header alone, before its body
+   * is read, so a stranger cannot make the server buffer a megabyte. A request without the header
+   * carries its key in the body; such a body may only be small. authAgent checks both afterwards.
+   */
+  async function agentKeyFirst(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const header = req.headers['x-api-key'];
+    if (header === undefined || header === '') {
+      smallBody.add(req.raw);
+      return;
+    }
+    const agent = typeof header === 'string' && header.length <= 256 ? storage.agentByKeyHash(hashSecret(header)) : undefined;
+    if (!agent) {
+      void reply.header('connection', 'close');
+      throw new HttpError(401, ErrorCodes.unauthorized, 'cannot authenticate agent: unknown agent or wrong api_key');
+    }
+  }
+
+  void app.register(rateLimit, {
+    global: false,
+    // An address that registers over and over (tokens off, or guessing tokens) is refused.
+    cache: 10_000,
+    errorResponseBuilder: (_req, ctx) =>
+      new HttpError(429, ErrorCodes.rateLimited, `cannot register agent: more than ${ctx.max} registrations a minute from this address; retry later`, Math.ceil(ctx.ttl / 1000)),
   });
 
   // ---- agents ------------------------------------------------------------------------------
@@ -279,60 +440,71 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     }));
   }
 
-  app.post<{ Body: RegisterBody }>('/agents/api/register/', { schema: { body: RegisterBody } }, async (req, reply) => {
-    const b = req.body;
-    const token = b.enrollment_token;
-    if (token === undefined && config.require_enrollment_token) {
-      throw new HttpError(401, ErrorCodes.invalidToken, 'cannot register agent: an enrollment token is required');
-    }
-    const osInfo = b.os_info === undefined ? null : b.os_info;
-    if (JSON.stringify(osInfo).length > MAX_OS_INFO_BYTES) {
-      throw new HttpError(400, ErrorCodes.invalidRequest, `cannot register agent: os_info larger than ${MAX_OS_INFO_BYTES} bytes`);
-    }
-    const t = now();
-    const apiKey = newSecret();
-    const agent: AgentRecord = {
-      id: randomUUID(),
-      keyHash: hashSecret(apiKey),
-      status: 'active',
-      machineId: b.machine_id ?? null,
-      hostname: b.hostname,
-      ip: b.ip_address ?? req.ip,
-      osInfo,
-      modules: b.modules ?? [],
-      version: b.version ?? null,
-      features: [],
-      createdAt: t,
-      lastSeen: t,
-      tokenId: null,
-    };
-    const tokenHash = token === undefined ? null : hashSecret(token);
-    const check = await group.run(() => {
-      // Decided inside the transaction, so two registrations of one machine cannot both be active.
-      if (agent.machineId !== null && storage.agentsByMachineId(agent.machineId).length > 0) agent.status = 'pending';
-      return storage.enroll(tokenHash, agent, t);
-    });
-    const held = agent.status === 'pending';
-    if (check !== 'ok') {
-      const why = { unknown: 'unknown token', expired: 'token expired', 'used-up': 'token already used up' }[check];
-      req.log.warn({ hostname: b.hostname, ip: req.ip }, `registration refused: ${why}`);
-      throw new HttpError(401, ErrorCodes.invalidToken, `cannot register agent "${b.hostname}": ${why}`);
-    }
-    const creds = { agent_id: agent.id, api_key: apiKey, checkin_interval: config.sync_interval };
-    if (held) {
-      req.log.warn({ agent: agent.id, machine_id: agent.machineId }, 'agent held for approval: machine_id already enrolled');
-      return reply.code(202).send({
-        success: false,
-        code: ErrorCodes.pendingApproval,
-        error: `cannot enroll machine "${agent.machineId}" again without an operator: held as pending`,
-        ...creds,
-      });
-    }
-    req.log.info({ agent: agent.id, hostname: agent.hostname }, 'agent registered');
-    return { success: true, ...creds };
+  // In a plugin of its own so that the rate-limit plugin, registered above, sees the route.
+  void app.register(async (scope) => {
+    scope.post<{ Body: RegisterBody }>(
+      '/agents/api/register/',
+      {
+        schema: { body: RegisterBody },
+        bodyLimit: UNAUTHENTICATED_BODY_LIMIT,
+        config: { rateLimit: { max: limit(config, 'register_rate_limit'), timeWindow: 60_000 } },
+      },
+      async (req, reply) => {
+        const b = req.body;
+        const token = b.enrollment_token;
+        if (token === undefined && config.require_enrollment_token) {
+          throw new HttpError(401, ErrorCodes.invalidToken, 'cannot register agent: an enrollment token is required');
+        }
+        const osInfo = b.os_info === undefined ? null : b.os_info;
+        if (JSON.stringify(osInfo).length > MAX_OS_INFO_BYTES) {
+          throw new HttpError(400, ErrorCodes.invalidRequest, `cannot register agent: os_info larger than ${MAX_OS_INFO_BYTES} bytes`);
+        }
+        const t = now();
+        const apiKey = newSecret();
+        const agent: AgentRecord = {
+          id: randomUUID(),
+          keyHash: hashSecret(apiKey),
+          status: 'active',
+          machineId: b.machine_id ?? null,
+          hostname: b.hostname,
+          ip: b.ip_address ?? req.ip,
+          osInfo,
+          modules: b.modules ?? [],
+          version: b.version ?? null,
+          features: [],
+          createdAt: t,
+          lastSeen: t,
+          tokenId: null,
+        };
+        const tokenHash = token === undefined ? null : hashSecret(token);
+        const check = await group.run(() => {
+          // Decided inside the transaction, so two registrations of one machine cannot both be active.
+          if (agent.machineId !== null && storage.agentsByMachineId(agent.machineId).length > 0) agent.status = 'pending';
+          return storage.enroll(tokenHash, agent, t);
+        });
+        const held = agent.status === 'pending';
+        if (check !== 'ok') {
+          const why = { unknown: 'unknown token', expired: 'token expired', 'used-up': 'token already used up' }[check];
+          req.log.warn({ hostname: b.hostname, ip: req.ip }, `registration refused: ${why}`);
+          throw new HttpError(401, ErrorCodes.invalidToken, `cannot register agent "${b.hostname}": ${why}`);
+        }
+        const creds = { agent_id: agent.id, api_key: apiKey, checkin_interval: config.sync_interval };
+        if (held) {
+          req.log.warn({ agent: agent.id, machine_id: agent.machineId }, 'agent held for approval: machine_id already enrolled');
+          return reply.code(202).send({
+            success: false,
+            code: ErrorCodes.pendingApproval,
+            error: `cannot enroll machine "${agent.machineId}" again without an operator: held as pending`,
+            ...creds,
+          });
+        }
+        req.log.info({ agent: agent.id, hostname: agent.hostname }, 'agent registered');
+        return { success: true, ...creds };
+      },
+    );
   });
 
-  app.post<{ Body: CheckinBody }>('/agents/api/checkin/', { schema: { body: CheckinBody } }, async (req, reply) => {
+  app.post<{ Body: CheckinBody }>('/agents/api/checkin/', { schema: { body: CheckinBody }, onRequest: agentKeyFirst }, async (req, reply) => {
     const body = req.body;
     const agent = authAgent(req, body);
     const acknowledged = await storeResults(req, agent, body.command_results);
@@ -372,7 +544,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     };
   });
 
-  app.post<{ Body: ResultsBody }>('/agents/api/results/', { schema: { body: ResultsBody } }, async (req) => {
+  app.post<{ Body: ResultsBody }>('/agents/api/results/', { schema: { body: ResultsBody }, onRequest: agentKeyFirst }, async (req) => {
     const agent = authAgent(req, req.body);
     seen.set(agent.id, now());
     return { success: true, acknowledged: await storeResults(req, agent, req.body.command_results) };
@@ -488,6 +660,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       app.log.error({ err }, 'cannot record last_seen');
     }
   };
+  const pendingMaxAgeMs = limit(config, 'pending_max_age') * 1000;
   const sweep = (): void => {
     try {
       for (const j of storage.expireJobs(now())) {
@@ -496,6 +669,12 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
       }
     } catch (err) {
       app.log.error({ err }, 'cannot expire jobs');
+    }
+    try {
+      // Registrations nobody approved would otherwise pile up for ever.
+      for (const id of storage.prunePending(now() - pendingMaxAgeMs)) app.log.info({ agent: id }, 'pending agent deleted: never approved');
+    } catch (err) {
+      app.log.error({ err }, 'cannot delete stale pending agents');
     }
   };
   const timers: NodeJS.Timeout[] = [];

@@ -25,6 +25,12 @@ export const ServerConfigSchema = Type.Object(
     sync_interval: Seconds(1, 86400, 30, 'polling interval told to agents'),
     job_default_ttl: Seconds(1, 30 * 86400, 86400, 'seconds a job waits for its agent'),
     redeliver_after: Seconds(1, 3600, 15, 'seconds before a sent job without result is handed out again'),
+    max_connections: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 4096, description: 'most open connections at once' }),
+    max_connections_per_ip: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 256, description: 'most open connections from one address' }),
+    header_timeout: Seconds(1, 300, 10, 'seconds to receive a request\'s headers'),
+    request_timeout: Seconds(1, 600, 30, 'seconds to finish the TLS handshake, and to receive a whole request (a held long-poll is not counted)'),
+    register_rate_limit: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30, description: 'registrations a minute from one address' }),
+    pending_max_age: Seconds(1, 365 * 86400, 7 * 86400, 'seconds a registration waits for approval before it is deleted'),
     log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
     // Operator CLI side: how to reach and trust the server.
     server_url: Type.Optional(Type.String({ pattern: '^https://', maxLength: 300 })),
@@ -101,6 +107,9 @@ export function validateConfig(raw: unknown, baseDir: string, readFile: (p: stri
   }
   if ((cfg.client_cert === undefined) !== (cfg.client_key === undefined)) {
     throw new ConfigError('cannot use config key "client_cert": client_cert and client_key go together');
+  }
+  if (cfg.header_timeout > cfg.request_timeout) {
+    throw new ConfigError(`cannot use config key "header_timeout" = ${cfg.header_timeout}: longer than request_timeout (${cfg.request_timeout})`);
   }
   let hp: { host: string; port: number };
   try {

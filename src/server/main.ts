@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import { terminalSafe, terminalSafeJson } from '../common/terminal-text.ts';
 import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentView, type JobView } from './operator-client.ts';
 import { NAME_PATTERN } from './schemas.ts';
@@ -20,9 +21,13 @@ interface CommonOpts {
 
 class UsageError extends Error {}
 
+/** Prints a result. Agents choose much of this text: `human` passes every field through `t`. */
 function out(opts: CommonOpts, data: unknown, human: () => string): void {
-  process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`);
+  process.stdout.write(opts.json ? `${terminalSafeJson(JSON.stringify(data, null, 2))}\n` : `${human()}\n`);
 }
+
+/** A field for the terminal (see terminal-text.ts). */
+const t = (v: unknown): string => terminalSafe(String(v));
 
 function serverUrl(cfg: ServerConfig, override?: string): string {
   if (override) return override;
@@ -68,7 +73,8 @@ function parseParam(s: string, acc: Record<string, unknown> = {}): Record<string
   if (i <= 0) throw new UsageError(`cannot use --param "${s}": expected key=value`);
   const k = s.slice(0, i);
   const raw = s.slice(i + 1);
-  if (k === '__proto__' || k === 'constructor' || k === 'prototype') throw new UsageError(`cannot use --param "${s}": forbidden key`);
+  // The key becomes an own property either way; only this one could reach a prototype when the object is copied.
+  if (k === '__proto__') throw new UsageError(`cannot use --param "${s}": forbidden key`);
   let v: unknown;
   try {
     v = JSON.parse(raw);
@@ -85,13 +91,13 @@ function table(rows: string[][]): string {
 
 function jobText(j: JobView): string {
   const lines = [
-    `job ${j.id}: ${j.status}`,
-    `  agent ${j.agent_id}, ${j.module} ${j.action} ${JSON.stringify(j.params)}`,
-    `  created ${j.created_at}, sent ${j.sent_at ?? '-'}, finished ${j.finished_at ?? '-'}, expires ${j.expires_at}`,
+    `job ${t(j.id)}: ${t(j.status)}`,
+    `  agent ${t(j.agent_id)}, ${t(j.module)} ${t(j.action)} ${terminalSafeJson(JSON.stringify(j.params))}`,
+    `  created ${t(j.created_at)}, sent ${t(j.sent_at ?? '-')}, finished ${t(j.finished_at ?? '-')}, expires ${t(j.expires_at)}`,
   ];
   if (j.result) {
-    if (j.result.error) lines.push(`  error: ${String(j.result.error)}${j.result.code ? ` (${String(j.result.code)})` : ''}`);
-    if (j.result.output !== undefined) lines.push(JSON.stringify(j.result.output, null, 2));
+    if (j.result.error) lines.push(`  error: ${t(j.result.error)}${j.result.code ? ` (${t(j.result.code)})` : ''}`);
+    if (j.result.output !== undefined) lines.push(terminalSafeJson(JSON.stringify(j.result.output, null, 2)));
   }
   return lines.join('\n');
 }
@@ -100,7 +106,7 @@ function agentsText(agents: AgentView[]): string {
   if (agents.length === 0) return 'no agents';
   return table([
     ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN'],
-    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-']),
+    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-'].map(t)),
   ]);
 }
 
@@ -132,8 +138,8 @@ function program(): Command {
     .option('--ttl <seconds>', 'seconds until it expires', positiveInt('--ttl'), 86400)
     .action((o: CommonOpts & { uses: number; ttl: number }) =>
       withClient(o, async (c) => {
-        const t = await c.createToken({ uses: o.uses, ttl: o.ttl });
-        out(o, t, () => `${t.token}\n(valid for ${t.uses} registration${t.uses === 1 ? '' : 's'} until ${t.expires_at})`);
+        const tok = await c.createToken({ uses: o.uses, ttl: o.ttl });
+        out(o, tok, () => `${t(tok.token)}\n(valid for ${tok.uses} registration${tok.uses === 1 ? '' : 's'} until ${t(tok.expires_at)})`);
       }),
     );
 
@@ -148,7 +154,7 @@ function program(): Command {
     common(agents.command(`${verb} <id>`).description(`${verb} a pending agent`)).action((id: string, o: CommonOpts) =>
       withClient(o, async (c) => {
         const a = await c.setAgentStatus(id, verb);
-        out(o, { agent: a }, () => `agent ${a.id} (${a.hostname}): ${a.status}`);
+        out(o, { agent: a }, () => `agent ${t(a.id)} (${t(a.hostname)}): ${t(a.status)}`);
       }),
     );
   }
@@ -187,7 +193,7 @@ function program(): Command {
           out(o, { job }, () => jobText(job));
           if (o.wait === undefined) return 0;
           if (!FINAL_JOB_STATUSES.has(job.status)) {
-            process.stderr.write(`Error: job ${job.id} still ${job.status} after ${o.wait} s\n`);
+            process.stderr.write(`Error: job ${t(job.id)} still ${t(job.status)} after ${o.wait} s\n`);
             return 2;
           }
           return job.status === 'completed' ? 0 : 1;
@@ -213,7 +219,7 @@ function program(): Command {
             ? 'no jobs'
             : table([
                 ['ID', 'AGENT', 'MODULE', 'ACTION', 'STATUS', 'CREATED', 'FINISHED'],
-                ...list.map((j) => [j.id, j.agent_id, j.module, j.action, j.status, j.created_at, j.finished_at ?? '-']),
+                ...list.map((j) => [j.id, j.agent_id, j.module, j.action, j.status, j.created_at, j.finished_at ?? '-'].map(t)),
               ]),
         );
       }),
@@ -226,7 +232,7 @@ async function main(): Promise<void> {
     await program().parseAsync(process.argv);
   } catch (e) {
     const msg = e instanceof ConfigError || e instanceof UsageError || e instanceof OperatorError ? e.message : `${(e as Error).message}`;
-    process.stderr.write(`Error: ${msg}\n`);
+    process.stderr.write(`Error: ${terminalSafe(msg)}\n`);
     process.exit(1);
   }
 }

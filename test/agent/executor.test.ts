@@ -133,7 +133,7 @@ test('Journal.compact forgets only the oldest finished ids', () => {
   fs.rmSync(dir, { recursive: true });
 });
 
-test('Executor replaces an output servers would refuse (a "prototype" zone, deep nesting) so the outbox cannot wedge', async () => {
+test('Executor reports a "prototype" or "constructor" key as it is, and replaces only an output servers refuse (__proto__, constructor.prototype, deep nesting)', async () => {
   const { buildApp } = await import('../../src/server/app.ts');
   const { openSqliteStorage } = await import('../../src/server/storage/sqlite.ts');
   const admin = { authorization: `Bearer ${'a'.repeat(32)}` };
@@ -142,17 +142,27 @@ test('Executor replaces an output servers would refuse (a "prototype" zone, deep
     storage: openSqliteStorage(':memory:'),
     logger: (await import('pino')).default({ level: 'silent' }),
   });
-  const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
-    const r = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify(body) });
+  const call = async (method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const r = await app.inject({ method, url, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, payload: body === undefined ? undefined : JSON.stringify(body) });
     return { status: r.statusCode, body: r.json() as Record<string, unknown> };
   };
+  const post = (url: string, body: unknown, headers: Record<string, string> = {}) => call('POST', url, body, headers);
   const reg = await post('/agents/api/register/', { hostname: 'h' });
   const creds = { agent_id: String(reg.body.agent_id), api_key: String(reg.body.api_key) };
   let deep: unknown = 1;
   for (let i = 0; i < 70; i++) deep = [deep];
   // get_active_zones keys its output by zone name, and "prototype" is a valid firewalld zone name.
-  const outputs: unknown[] = [{ zones: { prototype: { interfaces: ['eth0'], sources: [] } } }, { deep }];
-  for (const output of outputs) {
+  const reported: unknown[] = [
+    { zones: { prototype: { interfaces: ['eth0'], sources: [] } } },
+    { zones: { constructor: { interfaces: ['eth1'] } }, constructor: 'x' },
+  ];
+  // As rootd's output arrives: parsed JSON, where "__proto__" is an own key.
+  const refused: Array<[unknown, RegExp]> = [
+    [JSON.parse('{"zones":{"__proto__":{"polluted":true}}}'), /holds the key "zones.__proto__"/],
+    [JSON.parse('{"a":{"constructor":{"prototype":{"polluted":true}}}}'), /holds the key "a.constructor.prototype"/],
+    [{ deep }, /nested deeper than/],
+  ];
+  for (const [output, why] of [...reported.map((o) => [o, null] as const), ...refused]) {
     const q = await post('/api/v1/jobs', { agent_id: creds.agent_id, module: 'firewalld', action: 'get_active_zones' }, admin);
     assert.equal(q.status, 201);
     const got = await post('/agents/api/checkin/', creds);
@@ -161,12 +171,21 @@ test('Executor replaces an output servers would refuse (a "prototype" zone, deep
     const s = setup(dir, () => output);
     const r = await s.ex.run({ ...cmd, module: 'systeminfo' });
     const res = (r as { result: ResultEnvelope }).result;
-    assert.equal(res.success, false);
-    assert.equal(res.status, 'failed');
-    assert.match(String(res.error), /^cannot report the result of systeminfo get_active_zones: /);
+    if (why === null) {
+      assert.equal(res.success, true, String(res.error));
+      assert.deepEqual(res.output, output);
+    } else {
+      assert.equal(res.status, 'failed');
+      assert.match(String(res.error), /^cannot report the result of systeminfo get_active_zones: /);
+      assert.match(String(res.error), why);
+    }
     const sent = await post('/agents/api/checkin/', { ...creds, command_results: [res] });
     assert.equal(sent.status, 200, JSON.stringify(sent.body));
     assert.deepEqual(sent.body.acknowledged, [cmd.id]);
+    const stored = await call('GET', `/api/v1/jobs/${String(cmd.id)}`, undefined, admin);
+    const job = stored.body.job as { status: string; result: { output?: unknown } };
+    assert.equal(job.status, why === null ? 'completed' : 'failed');
+    if (why === null) assert.deepEqual(job.result.output, output);
     s.journal.close();
     fs.rmSync(dir, { recursive: true });
   }

@@ -77,6 +77,9 @@ describe('rootd protocol (real daemon as root)', () => {
   const bad: Array<[string, unknown, string]> = [
     ['__proto__ key in parameters', '{"type":"execute_command","request_id":"p","data":{"module":"systeminfo","action":"get_uptime","parameters":{"__proto__":{"polluted":1}}}}', 'invalid-request'],
     ['constructor key in data', '{"type":"execute_command","request_id":"p","data":{"constructor":{"prototype":{"x":1}},"module":"systeminfo","action":"get_uptime"}}', 'invalid-request'],
+    ['constructor holding prototype deep in parameters', '{"type":"execute_command","request_id":"p","data":{"module":"systeminfo","action":"get_uptime","parameters":{"a":[{"constructor":{"prototype":{"x":1}}}]}}}', 'invalid-request'],
+    // Pollutes nothing: no longer refused as a forbidden key, it reaches the parameter check.
+    ['a plain "prototype" key in parameters', { module: 'systeminfo', action: 'get_uptime', parameters: { prototype: 'x' } }, 'invalid-params'],
     ['a type that is an object with a toString key', '{"type":{"toString":0},"request_id":"p","data":{}}', 'invalid-request'],
     ['action named constructor', { module: 'systeminfo', action: 'constructor' }, 'action-not-found'],
     ['action named toString', { module: 'systeminfo', action: 'toString' }, 'action-not-found'],

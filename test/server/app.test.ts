@@ -151,6 +151,64 @@ describe('buildApp', () => {
     assert.equal(r6.status, 404);
   });
 
+  test('results with "prototype" and "constructor" keys are stored; __proto__ and constructor.prototype are refused', async () => {
+    const a = await enrol(t);
+    const outputs: unknown[] = [{ zones: { prototype: { interfaces: ['eth0'] } } }, { constructor: 'x', prototype: { constructor: 'y' } }];
+    for (const output of outputs) {
+      const id = await submit(t, a.id);
+      assert.equal((await checkin(t, a)).status, 200);
+      const r = await checkin(t, a, { command_results: [{ command_id: id, success: true, output }] });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.deepEqual(r.body.acknowledged, [id]);
+      const job = (await json(t, 'GET', `/api/v1/jobs/${id}`, undefined, AUTH)).body.job as { status: string; result: { output: unknown } };
+      assert.equal(job.status, 'completed');
+      assert.deepEqual(job.result.output, output);
+    }
+    const poisoned: Array<[string, string]> = [
+      ['{"__proto__":{"polluted":true}}', '__proto__'],
+      ['{"a":{"constructor":{"prototype":{"polluted":true}}}}', 'a.constructor.prototype'],
+    ];
+    for (const [output, path] of poisoned) {
+      const id = await submit(t, a.id);
+      assert.equal((await checkin(t, a)).status, 200);
+      const r = await json(t, 'POST', '/agents/api/checkin/', `{"agent_id":"${a.id}","api_key":"${a.key}","command_results":[{"command_id":"${id}","success":true,"output":${output}}]}`);
+      assert.equal(r.status, 400);
+      assert.equal(r.body.error, `cannot read request: forbidden key "command_results[0].output.${path}"`);
+      assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    }
+  });
+
+  test('every error raised before a handler has the project shape and a registry code', async () => {
+    const { ErrorCodes } = await import('../../src/protocol/errors.ts');
+    const codes = new Set<string>(Object.values(ErrorCodes));
+    const a = await enrol(t);
+    type Req = { method: 'GET' | 'POST' | 'DELETE'; url: string; headers?: Record<string, string>; payload?: string };
+    const cases: Array<[string, Req, number, string]> = [
+      ['malformed URL (operator)', { method: 'GET', url: '/api/v1/jobs/%E0%A4%A', headers: AUTH }, 400, 'invalid-request'],
+      ['malformed URL (agent)', { method: 'POST', url: '/agents/api/checkin/%E0%A4%A' }, 400, 'invalid-request'],
+      ['unknown route', { method: 'GET', url: '/nope?x=1' }, 404, 'not-found'],
+      ['unknown method', { method: 'DELETE', url: '/agents/api/checkin/' }, 404, 'not-found'],
+      ['bad content type', { method: 'POST', url: '/agents/api/checkin/', headers: { 'content-type': 'text/plain' }, payload: 'x' }, 415, 'invalid-request'],
+      ['body too large', { method: 'POST', url: '/agents/api/checkin/', headers: { 'content-type': 'application/json', 'x-api-key': a.key }, payload: `{"pad":"${'x'.repeat(1024 * 1024)}"}` }, 413, 'message-too-large'],
+      ['registration body too large', { method: 'POST', url: '/agents/api/register/', headers: { 'content-type': 'application/json' }, payload: `{"pad":"${'x'.repeat(200 * 1024)}"}` }, 413, 'message-too-large'],
+      ['JSON parse error', { method: 'POST', url: '/agents/api/checkin/', headers: { 'content-type': 'application/json' }, payload: '{"agent_id": ' }, 400, 'invalid-json'],
+      ['empty JSON body', { method: 'POST', url: '/agents/api/checkin/', headers: { 'content-type': 'application/json' }, payload: '' }, 400, 'invalid-json'],
+      ['schema violation', { method: 'POST', url: '/agents/api/checkin/', headers: { 'content-type': 'application/json' }, payload: '{"agent_id": 5}' }, 400, 'invalid-request'],
+      ['wrong X-API-Key', { method: 'POST', url: '/agents/api/checkin/', headers: { 'content-type': 'application/json', 'x-api-key': 'nope' }, payload: '{}' }, 401, 'unauthorized'],
+      ['operator without token', { method: 'GET', url: '/api/v1/agents' }, 401, 'unauthorized'],
+    ];
+    for (const [name, req, status, code] of cases) {
+      const r = await t.app.inject(req);
+      assert.equal(r.statusCode, status, `${name}: ${r.body}`);
+      const body = r.json() as Record<string, unknown>;
+      assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'success'], name);
+      assert.equal(body.success, false, name);
+      assert.equal(body.code, code, name);
+      assert.ok(codes.has(String(body.code)), name);
+      assert.match(String(body.error), /^cannot [a-z]/, name);
+    }
+  });
+
   test('buildApp never logs api keys, tokens or the admin token', async () => {
     const a = await enrol(t, { hostname: 'logged-host' });
     await checkin(t, a);

@@ -39,6 +39,11 @@ test('validateConfig names the key of an unknown key or a bad value', () => {
     [{ tls_cert: 'c', tls_key: 'k' }, /"admin_token": set exactly one/],
     [{ ...base, admin_token_file: '/x' }, /"admin_token": set exactly one/],
     [{ ...base, client_cert: '/c' }, /"client_cert"/],
+    [{ ...base, max_connections: 0 }, /"max_connections" = 0/],
+    [{ ...base, max_connections_per_ip: -1 }, /"max_connections_per_ip"/],
+    [{ ...base, register_rate_limit: 0 }, /"register_rate_limit"/],
+    [{ ...base, pending_max_age: 0 }, /"pending_max_age"/],
+    [{ ...base, header_timeout: 40, request_timeout: 30 }, /"header_timeout" = 40: longer than request_timeout \(30\)/],
   ];
   for (const [raw, re] of cases) {
     assert.throws(() => validateConfig(raw, '/'), (e: Error) => {

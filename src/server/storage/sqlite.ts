@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS agents (
   hostname TEXT NOT NULL, ip TEXT, os_info TEXT, modules TEXT NOT NULL, version TEXT,
   features TEXT NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER, token_id TEXT);
 CREATE INDEX IF NOT EXISTS agents_machine_id ON agents (machine_id);
+CREATE INDEX IF NOT EXISTS agents_key_hash ON agents (key_hash);
+CREATE INDEX IF NOT EXISTS agents_status_created ON agents (status, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, module TEXT NOT NULL, action TEXT NOT NULL,
   params TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL, sent_at INTEGER,
@@ -115,6 +117,10 @@ export function openSqliteStorage(file: string): Storage {
       features, created_at, last_seen, token_id) VALUES (@id, @key_hash, @status, @machine_id, @hostname, @ip, @os_info,
       @modules, @version, @features, @created_at, @last_seen, @token_id)`),
     agent: db.prepare('SELECT * FROM agents WHERE id = ?'),
+    agentByKey: db.prepare('SELECT * FROM agents WHERE key_hash = ?'),
+    stalePending: db.prepare(`SELECT id FROM agents WHERE status = 'pending' AND created_at < ? LIMIT 1000`),
+    deleteAgent: db.prepare('DELETE FROM agents WHERE id = ?'),
+    deleteJobsOf: db.prepare('DELETE FROM jobs WHERE agent_id = ?'),
     agentsByMachine: db.prepare('SELECT * FROM agents WHERE machine_id = ? ORDER BY created_at'),
     agents: db.prepare('SELECT * FROM agents ORDER BY created_at, id'),
     setAgentStatus: db.prepare('UPDATE agents SET status = ? WHERE id = ?'),
@@ -235,6 +241,15 @@ export function openSqliteStorage(file: string): Storage {
     return rows;
   });
 
+  const prunePending = db.transaction((before: number): string[] => {
+    const ids = (st.stalePending.all(before) as Array<{ id: string }>).map((r) => r.id);
+    for (const id of ids) {
+      st.deleteJobsOf.run(id);
+      st.deleteAgent.run(id);
+    }
+    return ids;
+  });
+
   const touchAgents = db.transaction((seen: ReadonlyMap<string, number>) => {
     for (const [id, t] of seen) st.touch.run(t, id, t);
   });
@@ -248,6 +263,11 @@ export function openSqliteStorage(file: string): Storage {
       const r = st.agent.get(id) as AgentRow | undefined;
       return r && agentFromRow(r);
     },
+    agentByKeyHash(h) {
+      const r = st.agentByKey.get(h) as AgentRow | undefined;
+      return r && agentFromRow(r);
+    },
+    prunePending: (before) => prunePending(before),
     agentsByMachineId: (m) => (st.agentsByMachine.all(m) as AgentRow[]).map(agentFromRow),
     listAgents: () => (st.agents.all() as AgentRow[]).map(agentFromRow),
     setAgentStatus(id, status) {

@@ -101,6 +101,10 @@ export interface Storage {
   /** Checks a token by hash and, when valid, uses it once and creates the agent, atomically. */
   enroll(tokenHash: string | null, agent: AgentRecord, now: number): TokenCheck;
   getAgent(id: string): AgentRecord | undefined;
+  /** The agent whose API key hashes to this (sha256 of a 256-bit key: at most one). */
+  agentByKeyHash(keyHash: string): AgentRecord | undefined;
+  /** Deletes agents still pending that registered before `before`, with their jobs; returns their ids. */
+  prunePending(before: number): string[];
   /** Agents (any status) that presented this machine_id. */
   agentsByMachineId(machineId: string): AgentRecord[];
   listAgents(): AgentRecord[];
