@@ -1,6 +1,7 @@
 /**
  * tuxsec-rootd: the root daemon. Runs only predeclared actions of its modules.
  */
+import { closeSync } from 'node:fs';
 import { Command } from 'commander';
 import pino from 'pino';
 import { ConfigError } from '../common/config-file.ts';
@@ -17,7 +18,7 @@ import { RateLimiter } from './rate-limit.ts';
 import { ModuleRegistry } from './registry.ts';
 import { FairScheduler } from './scheduler.ts';
 import { createRootdServer } from './server.ts';
-import { listenOnFd, listenOnPath, prepareSocketPath, removeSocket, systemdListenFd, SocketSetupError } from './socket.ts';
+import { handedSocketGone, listenOnFd, listenOnPath, prepareSocketPath, removeSocket, systemdListenFd, SocketSetupError } from './socket.ts';
 import { VERSION } from '../version.ts';
 
 interface Options {
@@ -167,9 +168,17 @@ async function main(): Promise<void> {
     }),
   });
 
-  const fd = systemdListenFd();
+  let fd = systemdListenFd();
   let ownSocket = false;
   const warn = (msg: string) => log.warn(msg);
+  const gone = fd === null ? null : handedSocketGone(fd);
+  if (gone) {
+    // Clients connect by path: serve a socket of our own there (the impostor is removed on the way).
+    warn(`the socket systemd handed over is no longer reachable at ${gone.path} (${gone.why}): binding a new one there; restart tuxsec-rootd.socket to hand one over again`);
+    closeSync(fd!);
+    fd = null;
+    cfg.socket = gone.path;
+  }
   try {
     if (fd !== null) {
       await listenOnFd(rootd.server, fd, { warn });

@@ -10,10 +10,16 @@ import type { AccessRules } from './access.ts';
 import { peerAllowed } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 /** How long a refused connection waits for its peer to close before it is cut. */
 const REFUSED_LINGER_MS = 2000;
+/** Refused connections lingering at once (to deliver their error line), in all and per uid. */
+const MAX_LINGERING = 256;
+const MAX_LINGERING_PER_UID = 16;
+/** Refused connections logged and audited per uid: a steady rate and a burst. */
+const REFUSAL_RECORDS_PER_SECOND = 5;
+const REFUSAL_RECORDS_BURST = 20;
 
 export interface ConnectionLimits {
   maxMessageBytes: number;
@@ -71,9 +77,30 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
   };
 
   const perUid = new Map<number, number>();
-  /** Refuses a connection with one error line; logs and audits it unless the uid is over its rate. */
+  // Refused connections still cost a descriptor while they linger and a record when audited: a
+  // peer connecting in a loop gets few of either, so it cannot crowd out root or fill the disk.
+  const refusalRecords = new RateLimiter(REFUSAL_RECORDS_PER_SECOND, REFUSAL_RECORDS_BURST);
+  let lingering = 0;
+  const lingeringByUid = new Map<number, number>();
+  /** Refuses a connection with one error line; logs and audits it unless the uid is over its rates. */
   const refuse = (sock: net.Socket, peer: PeerIdentity | null, code: ErrorCode, message: string, logFields: Record<string, unknown>, logMsg: string) => {
-    const quiet = peer !== null && deps.limiter !== undefined && !deps.limiter.take(peer.uid);
+    sock.on('error', () => {});
+    const uid = peer?.uid ?? -1;
+    const mine = lingeringByUid.get(uid) ?? 0;
+    if (lingering >= MAX_LINGERING || mine >= MAX_LINGERING_PER_UID) {
+      // Past the caps: closed at once, unanswered and unrecorded.
+      sock.destroy();
+      return;
+    }
+    lingering++;
+    lingeringByUid.set(uid, mine + 1);
+    sock.once('close', () => {
+      lingering--;
+      const n = (lingeringByUid.get(uid) ?? 1) - 1;
+      if (n <= 0) lingeringByUid.delete(uid);
+      else lingeringByUid.set(uid, n);
+    });
+    const quiet = peer !== null && ((deps.limiter !== undefined && !deps.limiter.take(peer.uid)) || !refusalRecords.take(peer.uid));
     if (!quiet) {
       deps.audit.write({
         time: new Date().toISOString(),
@@ -89,8 +116,7 @@ export function createRootdServer(deps: RootdServerDeps): RootdServer {
       });
       deps.log.warn({ uid: peer?.uid, pid: peer?.pid, ...logFields }, logMsg);
     }
-    // A peer that already hung up makes this write fail (EPIPE): never an unhandled 'error'.
-    sock.on('error', () => {});
+    // A peer that already hung up makes this write fail (EPIPE): the 'error' listener above.
     sock.end(errorLine(code, message));
     // What the peer already sent is read and dropped: closing with it unread would reset the
     // connection and lose the error line. A peer that never closes its side is cut off after

@@ -164,7 +164,8 @@ export function listenOnPath(server: net.Server, { socketPath, gid }: SocketOpti
       fail(e);
     };
     server.once('error', onError);
-    server.listen(tmp, () => {
+    // A deep accept queue: a peer connecting in a loop should not fill it before rootd drains it.
+    server.listen({ path: tmp, backlog: 4096 }, () => {
       process.umask(old);
       server.off('error', onError);
       try {
@@ -180,6 +181,21 @@ export function listenOnPath(server: net.Server, { socketPath, gid }: SocketOpti
       }
     });
   });
+}
+
+/**
+ * Why the socket systemd handed over can no longer be reached at its path, or null when it can
+ * (or has no path to check). A socket there that root did not create replaced ours: while the
+ * directory was still group-writable (before an upgrade) a member could unlink systemd's socket
+ * and bind their own, which would answer rootd's clients.
+ */
+export function handedSocketGone(fd: number): { path: string; why: string } | null {
+  const where = boundSocketPath(fd);
+  if (!where?.startsWith('/')) return null;
+  const st = lstatOrNull(where);
+  if (st?.isSocket() && (st.uid === 0 || st.uid === myUid())) return null;
+  const why = st === null ? 'nothing is there any more' : st.isSocket() ? `a socket of uid ${st.uid}, not of root, is there` : 'a file that is not a socket is there';
+  return { path: where, why };
 }
 
 /** Listens on the socket systemd handed over, after checking the directory it sits in. */

@@ -258,6 +258,49 @@ one();`;
   });
 });
 
+describe('attack: a connection flood by a group member who may not use rootd', () => {
+  it('a member connecting in a loop and keeping every socket open holds few descriptors and audit records, and root is still served', async () => {
+    const users = await ensureTestUsers();
+    const d = await startRootd({ config: { read_only_users: [] } });
+    try {
+      // 3 s of connections as fast as one process can make them, every one kept open.
+      const body = `const held = []; let made = 0; const end = Date.now() + 3000;
+const one = () => { if (Date.now() > end) { console.log(JSON.stringify({ made })); return; }
+  const s = net.createConnection(SOCK); s.on('error', () => {}); held.push(s); made++;
+  s.once('connect', one); s.once('error', () => setTimeout(one, 1)); };
+for (let i = 0; i < 16; i++) one();`;
+      const { proc, result } = scriptAs(users.member, d.socketPath, body);
+      let maxFds = 0;
+      let rootOk = 0;
+      let rootTries = 0;
+      const watch = (async () => {
+        for (let i = 0; i < 25; i++) {
+          maxFds = Math.max(maxFds, (await import('node:fs')).readdirSync(`/proc/${d.proc.pid}/fd`).length);
+          rootTries++;
+          try {
+            const r = await oneShot(d.socketPath, JSON.stringify({ type: 'ping', request_id: `root${i}`, data: {} }));
+            if ((r.data as { pong?: boolean }).pong === true) rootOk++;
+          } catch {
+            // counted as a failure below
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      const r = (await result) as { made: number };
+      await watch;
+      await endScript(proc);
+      assert.ok(r.made > 500, `the member made only ${r.made} connections`);
+      assert.equal(rootOk, rootTries, `root was served ${rootOk} of ${rootTries} times during the flood`);
+      assert.ok(maxFds < 400, `rootd held ${maxFds} descriptors during the flood`);
+      await new Promise((res) => setTimeout(res, 500));
+      const mine = auditLines(d.auditPath).filter((l) => l.uid === users.member.uid);
+      assert.ok(mine.length <= 60, `${mine.length} audit records for ${r.made} refused connections`);
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
 describe('attack: connection hogging by a read-only user', () => {
   let users: Users;
   before(async () => {
