@@ -15,6 +15,19 @@ interface Task {
   onAbort: (() => void) | undefined;
 }
 
+/** One run that identical concurrent calls share. */
+interface SharedRun {
+  promise: Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  fn: () => Promise<unknown>;
+  started: boolean;
+  /** uids with a claim in their queue. */
+  claimants: Set<number>;
+  /** Claims not refused. */
+  claims: number;
+}
+
 export interface SchedulerLimits {
   /** Actions running at once, all callers together. */
   maxConcurrent: number;
@@ -28,7 +41,7 @@ export class FairScheduler {
   private readonly queues = new Map<number, Task[]>();
   /** uids with waiting tasks, in the order they get their next slot. */
   private readonly turn: number[] = [];
-  private readonly shared = new Map<string, Promise<unknown>>();
+  private readonly shared = new Map<string, SharedRun>();
 
   constructor(private readonly limits: () => SchedulerLimits) {}
 
@@ -40,25 +53,50 @@ export class FairScheduler {
   }
 
   /**
-   * Runs `fn` when a slot is free. With a `sharedKey`, a call identical to one already
-   * waiting or running gets that call's result. An abort of `signal` while waiting
-   * takes the task out of the queue and rejects with the signal's reason.
+   * Runs `fn` when a slot is free. With a `sharedKey`, a call identical to one waiting or running
+   * gets that call's result: every uid that asks for it has a claim in its own queue, and the first
+   * claim reached runs it, so joining never puts a caller behind another caller's queue. An abort of
+   * `signal` while waiting takes the task out of the queue and rejects with the signal's reason.
    */
   run<T>(uid: number, fn: () => Promise<T>, opts: { signal?: AbortSignal; sharedKey?: string } = {}): Promise<T> {
     const { signal, sharedKey } = opts;
-    if (sharedKey !== undefined) {
-      const same = this.shared.get(sharedKey);
-      if (same) return same as Promise<T>;
-    }
-    const p = this.enqueue(uid, fn, signal);
-    if (sharedKey !== undefined) {
-      this.shared.set(sharedKey, p);
+    if (sharedKey === undefined) return this.enqueue(uid, fn, signal);
+    let entry = this.shared.get(sharedKey);
+    if (!entry) {
+      let resolve!: (v: unknown) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<unknown>((res, rej) => ((resolve = res), (reject = rej)));
+      const created: SharedRun = { promise, resolve, reject, fn, started: false, claimants: new Set(), claims: 0 };
+      entry = created;
+      this.shared.set(sharedKey, created);
       const forget = () => {
-        if (this.shared.get(sharedKey) === p) this.shared.delete(sharedKey);
+        if (this.shared.get(sharedKey) === created) this.shared.delete(sharedKey);
       };
-      p.then(forget, forget);
+      promise.then(forget, forget);
     }
-    return p;
+    if (!entry.started && !entry.claimants.has(uid)) this.claim(entry, uid);
+    return entry.promise as Promise<T>;
+  }
+
+  /** Puts a claim on a shared run in `uid`'s queue: reached first, it runs it; later, it is a no-op. */
+  private claim(entry: SharedRun, uid: number): void {
+    entry.claimants.add(uid);
+    entry.claims++;
+    const start = (): Promise<unknown> => {
+      if (entry.started) return Promise.resolve();
+      entry.started = true;
+      const p = entry.fn();
+      p.then(entry.resolve, entry.reject);
+      return p;
+    };
+    this.enqueue(uid, start, undefined).then(
+      () => {},
+      (e: unknown) => {
+        // A claim refused (the uid's queue is full): the run fails only when no claim is left.
+        entry.claims--;
+        if (!entry.started && entry.claims === 0) entry.reject(e);
+      },
+    );
   }
 
   private enqueue<T>(uid: number, fn: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {

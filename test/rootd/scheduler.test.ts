@@ -83,4 +83,23 @@ describe('FairScheduler', () => {
     await s.run(0, probe, { sharedKey: 'systeminfo\0get_info\0{}' });
     assert.equal(runs, 2, 'a call after the shared one finished runs again: nothing is cached');
   });
+  it('FairScheduler lets a caller joining a shared call that waits in another queue run it in its own turn', async () => {
+    const s = new FairScheduler(() => ({ maxConcurrent: 2, maxQueuedPerUid: 100 }));
+    const log: string[] = [];
+    const a = Array.from({ length: 6 }, (_, i) => gate(log, `a${i}`));
+    const pa = a.map((g) => s.run(1, g.fn));
+    // uid 1 asks for a shared probe behind its own backlog; uid 2 asks for the same probe.
+    const probe = async () => (log.push('probe'), 'probed');
+    const p1 = s.run(1, probe, { sharedKey: 'k' });
+    const p2 = s.run(2, probe, { sharedKey: 'k' });
+    await tick();
+    a[0]!.open();
+    await pa[0];
+    assert.equal(await p2, 'probed');
+    assert.deepEqual(log, ['a0', 'a1', 'probe'], "uid 2's claim ran the probe in uid 2's turn, ahead of uid 1's backlog");
+    assert.equal(await p1, 'probed', 'uid 1 gets the same result; its own claim is a no-op');
+    for (const g of a) g.open();
+    await Promise.all(pa);
+    assert.deepEqual(log.filter((l) => l === 'probe'), ['probe'], 'the probe ran once');
+  });
 });
