@@ -104,11 +104,18 @@ async function register(env: AgentEnv, token: string): Promise<void> {
   if (r.code === 3) await server.op.setAgentStatus(readCredentials(env).agent_id, 'approve');
 }
 
-/** Runs one job through the agent; returns its final status. */
-async function jobStatus(agentId: string, out: () => string): Promise<string> {
-  const job = await server.waitJob((await server.op.submitJob({ agent_id: agentId, module: 'systeminfo', action: 'get_hostname' })).id, 30_000);
-  assert.equal(job.status, 'completed', `${JSON.stringify(job)}\n${out()}`);
-  return job.status;
+/** Starts the agent of `env`, checks that it runs one job for `agentId` to completion, and stops it. */
+async function agentRunsAJob(env: AgentEnv & { logDir: string }, agentId: string): Promise<void> {
+  const agent = startAgent(env);
+  const log = path.join(env.logDir, 'agent.log');
+  try {
+    await until('the agent to start', () => /started in pull mode/.test(fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '') || agent.proc.exitCode !== null, 20_000);
+    assert.equal(agent.proc.exitCode, null, agent.out());
+    const job = await server.waitJob((await server.op.submitJob({ agent_id: agentId, module: 'systeminfo', action: 'get_hostname' })).id, 30_000);
+    assert.equal(job.status, 'completed', `${JSON.stringify(job)}\n${agent.out()}`);
+  } finally {
+    await agent.kill();
+  }
 }
 
 test('a socket group member reads no api_key, client key or enrollment token in any file of the config, state or log directory after register, and the agent still runs jobs', async () => {
@@ -116,14 +123,7 @@ test('a socket group member reads no api_key, client key or enrollment token in 
   const token = await createToken(server);
   await register(env, token);
   const { agent_id, api_key } = readCredentials(env);
-  const agent = startAgent(env);
-  try {
-    await until('the agent to start', () => /started in pull mode/.test(fs.existsSync(path.join(env.logDir, 'agent.log')) ? fs.readFileSync(path.join(env.logDir, 'agent.log'), 'utf8') : '') || agent.proc.exitCode !== null, 20_000);
-    assert.equal(agent.proc.exitCode, null, agent.out());
-    await jobStatus(agent_id, agent.out);
-  } finally {
-    await agent.kill();
-  }
+  await agentRunsAJob(env, agent_id);
   const readable = await memberReads([env.dir, env.logDir], [api_key, token, fs.readFileSync(certs.clientKey, 'utf8').trim()]);
   assert.ok(readable.includes(env.configPath), 'the member does read agent.yaml (the test reads what it can)');
   assert.ok(readable.includes(path.join(env.logDir, 'agent.log')), 'and the agent log');
@@ -199,14 +199,7 @@ test('an api_key an older version left in a 0640 agent.yaml is moved out by migr
   assert.deepEqual(fs.readFileSync(env.configPath, 'utf8'), text);
   assert.equal(readCredentials(env).api_key, api_key);
 
-  const agent = startAgent(env);
-  try {
-    await until('the agent to start', () => /started in pull mode/.test(fs.existsSync(path.join(env.logDir, 'agent.log')) ? fs.readFileSync(path.join(env.logDir, 'agent.log'), 'utf8') : '') || agent.proc.exitCode !== null, 20_000);
-    assert.equal(agent.proc.exitCode, null, agent.out());
-    await jobStatus(agent_id, agent.out);
-  } finally {
-    await agent.kill();
-  }
+  await agentRunsAJob(env, agent_id);
   await memberReads([env.dir, env.logDir], [api_key, fs.readFileSync(certs.clientKey, 'utf8').trim()]);
 });
 
@@ -279,14 +272,7 @@ test('the tuxsec user plants a file or a link at the default credentials/api_key
     assert.match(m.stdout, /^moved the api_key from .*agent\.yaml to .*credentials\/api_key \(replacing what was there, which the agent never used\)$/m, planted);
     assert.equal(fs.readFileSync(bait, 'utf8'), 'ATTACKERKEY\n', `${planted}: the link's target is not written through`);
     assert.equal(readCredentials(env).api_key, api_key);
-    const agent = startAgent(env);
-    try {
-      await until('the agent to start', () => /started in pull mode/.test(fs.existsSync(path.join(env.logDir, 'agent.log')) ? fs.readFileSync(path.join(env.logDir, 'agent.log'), 'utf8') : '') || agent.proc.exitCode !== null, 20_000);
-      assert.equal(agent.proc.exitCode, null, agent.out());
-      await jobStatus(agent_id, agent.out);
-    } finally {
-      await agent.kill();
-    }
+    await agentRunsAJob(env, agent_id);
   }
 });
 
@@ -368,14 +354,7 @@ test('migrate-secrets warns that a key the socket group could read must be repla
   const stolen = await checkin(oldId, oldKey);
   assert.equal(stolen.status, 403, stolen.text);
   assert.match(stolen.text, /rejected by an operator/);
-  const agent = startAgent(env);
-  try {
-    await until('the agent to start', () => /started in pull mode/.test(fs.existsSync(path.join(env.logDir, 'agent.log')) ? fs.readFileSync(path.join(env.logDir, 'agent.log'), 'utf8') : '') || agent.proc.exitCode !== null, 20_000);
-    assert.equal(agent.proc.exitCode, null, agent.out());
-    await jobStatus(newId, agent.out);
-  } finally {
-    await agent.kill();
-  }
+  await agentRunsAJob(env, newId);
 });
 
 /**

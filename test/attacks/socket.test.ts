@@ -250,7 +250,11 @@ describe('attacks on the socket by a member of the socket group', () => {
     assert.match(r.stderr, new RegExp(`cannot use socket directory ${base}/link/run: ${theirs} is owned by uid ${users.member.uid}, not root`));
   });
 
-  it('under socket activation a group-writable socket directory is repaired too', async () => {
+  /**
+   * rootd under systemd-socket-activate, its socket in a directory left 0770 root:tuxsec (the old
+   * layout). rootd starts on the first connection; `stop` ends it and removes everything.
+   */
+  async function activated() {
     const base = scratch('tsy-');
     const dir = path.join(base, 'run');
     mkdirSync(dir);
@@ -263,62 +267,62 @@ describe('attacks on the socket by a member of the socket group', () => {
     });
     let err = '';
     act.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+    return {
+      base,
+      dir,
+      sock,
+      err: () => err,
+      async stop() {
+        process.kill(act.pid!, 'SIGTERM');
+        await new Promise((r) => act.once('exit', r));
+        rmSync(base, { recursive: true, force: true });
+      },
+    };
+  }
+
+  it('under socket activation a group-writable socket directory is repaired too', async () => {
+    const a = await activated();
     try {
-      for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
       // The first connection starts rootd; it repairs the directory before it answers.
-      const r = await oneShot(sock, JSON.stringify({ type: 'ping', request_id: 'sd', data: {} }));
+      const r = await oneShot(a.sock, JSON.stringify({ type: 'ping', request_id: 'sd', data: {} }));
       assert.deepEqual(r.data, { pong: true });
-      assert.equal((statSync(dir).mode & 0o7777).toString(8), '750', err);
-      assert.ok(err.includes(`socket directory ${dir} was writable by group or others (mode 0770)`), err);
+      assert.equal((statSync(a.dir).mode & 0o7777).toString(8), '750', a.err());
+      assert.ok(a.err().includes(`socket directory ${a.dir} was writable by group or others (mode 0770)`), a.err());
     } finally {
-      process.kill(act.pid!, 'SIGTERM');
-      await new Promise((r) => act.once('exit', r));
-      rmSync(base, { recursive: true, force: true });
+      await a.stop();
     }
   });
+
   it("under socket activation, a member's socket put in place of the one systemd bound (before an upgrade) never answers root", async () => {
-    const base = scratch('tsz-');
-    const dir = path.join(base, 'run');
-    mkdirSync(dir);
-    chownSync(dir, 0, users.tuxsecGid);
-    chmodSync(dir, 0o770); // the old layout the member could write
-    const sock = path.join(dir, 'rootd.sock');
-    writeFileSync(path.join(base, 'rootd.yaml'), 'audit_log: null\n');
-    const act = spawn('/usr/bin/systemd-socket-activate', ['-l', sock, '--', process.execPath, ROOTD_JS, '--config', path.join(base, 'rootd.yaml')], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    act.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const a = await activated();
     let fake: ReturnType<typeof spawn> | null = null;
     try {
-      for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
       // A second name for systemd's socket, so the test can still start rootd through it.
-      const alias = path.join(base, 'alias.sock');
-      linkSync(sock, alias);
+      const alias = path.join(a.base, 'alias.sock');
+      linkSync(a.sock, alias);
       // The member unlinks systemd's socket and binds an impostor that answers every request.
       const [f, argv] = asUser(users.member, process.execPath, [
         '-e',
         `const fs=require('fs'),net=require('net');fs.unlinkSync(process.argv[1]);
          net.createServer(c=>c.on('data',()=>c.end('{"type":"success","request_id":"sd","data":{"pong":"impostor"}}\\n'))).listen(process.argv[1],()=>process.stdout.write('up'));`,
-        sock,
+        a.sock,
       ]);
       fake = spawn(f, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((r) => fake!.stdout!.once('data', () => r()));
-      assert.equal(lstatSync(sock).uid, users.member.uid, 'the impostor is in place');
+      assert.equal(lstatSync(a.sock).uid, users.member.uid, 'the impostor is in place');
       // The first connection (through the second name) starts rootd with systemd's socket.
       const trigger = (await import('node:net')).createConnection(alias);
       trigger.on('error', () => {});
-      for (let i = 0; i < 300 && !(existsSync(sock) && lstatSync(sock).uid === 0); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 300 && !(existsSync(a.sock) && lstatSync(a.sock).uid === 0); i++) await new Promise((r) => setTimeout(r, 50));
       trigger.destroy();
-      const r = await oneShot(sock, JSON.stringify({ type: 'ping', request_id: 'sd', data: {} }));
+      const r = await oneShot(a.sock, JSON.stringify({ type: 'ping', request_id: 'sd', data: {} }));
       assert.deepEqual(r.data, { pong: true }, 'root reached rootd, not the impostor');
-      assert.equal(lstatSync(sock).uid, 0);
-      assert.match(err, /no longer reachable at .*a socket of uid \d+, not of root, is there/);
+      assert.equal(lstatSync(a.sock).uid, 0);
+      assert.match(a.err(), /no longer reachable at .*a socket of uid \d+, not of root, is there/);
     } finally {
       if (fake?.pid) process.kill(fake.pid, 'SIGKILL');
-      process.kill(act.pid!, 'SIGTERM');
-      await new Promise((r) => act.once('exit', r));
-      rmSync(base, { recursive: true, force: true });
+      await a.stop();
     }
   });
 });
