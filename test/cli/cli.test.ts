@@ -71,8 +71,54 @@ describe('tuxsec-cli (INTEROP section 4)', () => {
     const bad = cli(['execute', 'systeminfo', 'get_uptime', '--json-params', '[1]'], env());
     assert.equal(bad.stderr, 'Error: invalid --json-params: must be a JSON object\n');
     const noeq = cli(['execute', 'systeminfo', 'get_uptime', '--param', 'novalue'], env());
-    assert.equal(noeq.status, 1);
+    assert.equal(noeq.status, 2);
     assert.match(noeq.stderr, /expected key=value/);
+  });
+
+  it('execute accepts --json, as the Python CLI did, and prints the same', () => {
+    const plain = cli(['execute', 'systeminfo', 'get_kernel_version'], env());
+    const json = cli(['execute', 'systeminfo', 'get_kernel_version', '--json'], env());
+    assert.equal(json.status, 0, json.stderr);
+    assert.equal(json.stdout, plain.stdout);
+    assert.equal(cli(['system-info', '--json'], env()).status, 2, '--json goes with execute only');
+  });
+
+  it('--json-params wins over --param, as in the Python CLI, and says the --param is ignored', () => {
+    // Merged, "verbose" would be refused as an unknown parameter; "novalue" as a bad --param.
+    const r = cli(['execute', 'systeminfo', 'get_uptime', '--param', 'verbose=true', '--param', 'novalue', '--json-params', '{}'], env());
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok('uptime_seconds' in JSON.parse(r.stdout));
+    assert.equal(r.stderr, 'Warning: --param ignored: --json-params gives all the parameters\n');
+    const j = cli(['execute', 'systeminfo', 'get_filesystems', '--param', 'include_network=1', '--json-params', '{"include_network":false}'], env());
+    assert.equal(j.status, 0, j.stderr);
+  });
+
+  it('usage errors exit 2 with "Error: <message>", as argparse did', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['execute', 'systeminfo', 'get_uptime', '--bogus'], /Unknown option '--bogus'/],
+      [['execute', 'systeminfo', 'get_uptime', '--param'], /argument missing/],
+      [['execute', 'systeminfo', 'get_uptime', '--param', '=x'], /invalid --param "=x": expected key=value/],
+      [['execute', 'systeminfo', 'get_uptime', '--json-params', '{'], /invalid --json-params: not valid JSON/],
+      [['execute', 'systeminfo'], /execute takes two arguments: <module> <action>/],
+      [['module-info'], /^Error: Module name is required \(usage: tuxsec-cli module-info <module>\)$/],
+      [['execute'], /^Error: Module name is required \(usage: tuxsec-cli execute <module> <action>\)$/],
+      [['nonsense'], /unknown command "nonsense"/],
+      [[], /missing command/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli(args, env());
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr.trimEnd(), re, args.join(' '));
+    }
+  });
+
+  it('an empty module name is answered "Module name is required", as the Python daemon did', () => {
+    for (const args of [['execute', '', 'get_info'], ['module-info', '']]) {
+      const r = cli(args, env());
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr, 'Error: Module name is required\n');
+    }
   });
 
   it('--socket overrides TUXSEC_SOCKET', () => {
