@@ -18,7 +18,7 @@ Command line for tuxsec-rootd (socket: --socket, env TUXSEC_SOCKET, default ${DE
 Commands:
   system-info                         print system information (systeminfo get_info) as JSON
   list-modules                        list the available modules
-  installed-modules                   list installed modules as JSON
+  installed-modules                   list installed modules, loaded or not, as one JSON line
   module-info <module>                print a module's actions and parameters as JSON
   execute <module> <action> [options] run a module action; prints its data as JSON
       -p, --param key=value           a parameter (value tried as JSON first); repeatable
