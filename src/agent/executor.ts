@@ -35,7 +35,7 @@ export interface ResultEnvelope {
 
 /** What the executor needs of rootd (RootdClient satisfies it). */
 export interface RootdExecutor {
-  execute(module: string, action: string, parameters?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
+  execute(module: string, action: string, parameters?: Record<string, unknown>, opts?: { timeoutMs?: number }): Promise<unknown>;
 }
 
 /** allow/deny lists of `module/action`, `module/*` or `*`; deny wins; no allow list = all allowed. */
@@ -209,7 +209,7 @@ export class Executor {
     const deadline = Date.now() + (this.d.connectRetryMs ?? 15_000);
     for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
       try {
-        return await this.d.rootd.execute(job.module, job.action, job.params, this.d.timeoutMs);
+        return await this.d.rootd.execute(job.module, job.action, job.params, { timeoutMs: this.d.timeoutMs });
       } catch (e) {
         const errno = isTuxsecError(e) ? e.details?.errno : undefined;
         const notConnected = isTuxsecError(e) && e.code === ErrorCodes.rootdUnavailable && (errno === 'ENOENT' || errno === 'ECONNREFUSED');

@@ -18,11 +18,12 @@ Command line for tuxsec-rootd (socket: --socket, env TUXSEC_SOCKET, default ${DE
 Commands:
   system-info                         print system information (systeminfo get_info) as JSON
   list-modules                        list the available modules
-  installed-modules                   list installed modules as JSON
+  installed-modules                   list installed modules, loaded or not, as one JSON line
   module-info <module>                print a module's actions and parameters as JSON
   execute <module> <action> [options] run a module action; prints its data as JSON
       -p, --param key=value           a parameter (value tried as JSON first); repeatable
-      -j, --json-params JSON          all parameters as one JSON object
+      -j, --json-params JSON          all parameters as one JSON object (--param is then ignored)
+      --json                          accepted for the Python CLI; the output is JSON anyway
   ping                                check that tuxsec-rootd answers
 
 Options:
@@ -30,13 +31,24 @@ Options:
   -h, --help                          show this help
   -V, --version                       show the version
 
-Exit status: 0 on success; 1 with "Error: <message>" on stderr on failure.
+Exit status: 0 on success; 1 with "Error: <message>" on stderr on failure; 2 on a usage error.
 `;
 
 class UsageError extends Error {}
 
 function print(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/**
+ * One line spaced as Python's json.dumps spaces it (`{"a": [1, 2]}`), as the Python CLI printed
+ * installed-modules. Safe to respace: inside a JSON string a newline is always escaped.
+ */
+export function pythonJsonLine(value: unknown): string {
+  return JSON.stringify(value, null, 1)
+    .replace(/([[{])\n */g, '$1')
+    .replace(/\n *([\]}])/g, '$1')
+    .replace(/,\n */g, ', ');
 }
 
 /** Explains an error the way the troubleshooting guide does. */
@@ -66,8 +78,30 @@ export function parseParams(raw: string[]): Record<string, unknown> {
   return out;
 }
 
-function arity(cmd: string, args: string[], n: number, names: string): void {
-  if (args.length !== n) throw new UsageError(`${cmd} takes ${n === 0 ? 'no arguments' : names}`);
+/** Checks the positional arguments of `cmd` against its usage, such as `<module> <action>`. */
+function arity(cmd: string, args: string[], usage = ''): void {
+  const n = usage ? usage.split(' ').length : 0;
+  if (args.length === n) return;
+  // The Python daemon's words for a missing module, so a script sees the same message either way.
+  if (args.length === 0 && usage.startsWith('<module>')) throw new UsageError(`Module name is required (usage: tuxsec-cli ${cmd} ${usage})`);
+  throw new UsageError(`${cmd} takes ${n === 0 ? 'no arguments' : `${n === 1 ? 'one argument' : 'two arguments'}: ${usage}`}`);
+}
+
+/**
+ * The parameters of `execute`. As in the Python CLI, a non-empty --json-params gives them all
+ * and any --param is ignored (said on stderr, since a value the user typed is dropped).
+ */
+function executeParams(param: string[] | undefined, json: string | undefined): Record<string, unknown> {
+  if (!json) return parseParams(param ?? []);
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new UsageError('invalid --json-params: not valid JSON');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('invalid --json-params: must be a JSON object');
+  if (param?.length) process.stderr.write('Warning: --param ignored: --json-params gives all the parameters\n');
+  return v as Record<string, unknown>;
 }
 
 async function run(argv: string[]): Promise<void> {
@@ -81,6 +115,7 @@ async function run(argv: string[]): Promise<void> {
         socket: { type: 'string', short: 's' },
         param: { type: 'string', short: 'p', multiple: true },
         'json-params': { type: 'string', short: 'j' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -93,46 +128,34 @@ async function run(argv: string[]): Promise<void> {
   if (o.version) return void process.stdout.write(`${VERSION}\n`);
   const [cmd, ...args] = positionals;
   if (!cmd) throw new UsageError('missing command (see --help)');
-  if ((o.param || o['json-params'] !== undefined) && cmd !== 'execute') throw new UsageError('--param and --json-params go with execute');
+  if ((o.param || o['json-params'] !== undefined || o.json) && cmd !== 'execute') throw new UsageError('--param, --json-params and --json go with execute');
 
   const socketPath = o.socket ?? process.env.TUXSEC_SOCKET ?? DEFAULT_SOCKET;
   const client = new RootdClient({ socketPath });
   try {
     switch (cmd) {
       case 'system-info':
-        arity(cmd, args, 0, '');
+        arity(cmd, args);
         return print(await client.systemInfo());
       case 'list-modules': {
-        arity(cmd, args, 0, '');
+        arity(cmd, args);
         const mods = await client.listModules();
         return void process.stdout.write(`Available modules:\n${mods.map((m) => `  - ${m}\n`).join('')}`);
       }
       case 'installed-modules':
-        arity(cmd, args, 0, '');
-        return print(await client.execute('systeminfo', 'list_modules'));
+        arity(cmd, args);
+        return void process.stdout.write(pythonJsonLine(await client.execute('systeminfo', 'list_modules')) + '\n');
       case 'module-info':
-        arity(cmd, args, 1, 'one argument: <module>');
+        arity(cmd, args, '<module>');
         return print(await client.moduleInfo(args[0]!));
       case 'execute': {
-        arity(cmd, args, 2, 'two arguments: <module> <action>');
-        let params = parseParams(o.param ?? []);
-        const json = o['json-params'];
-        if (json !== undefined) {
-          let v: unknown;
-          try {
-            v = JSON.parse(json);
-          } catch {
-            throw new UsageError('invalid --json-params: not valid JSON');
-          }
-          if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('invalid --json-params: must be a JSON object');
-          params = { ...(v as Record<string, unknown>), ...params };
-        }
+        arity(cmd, args, '<module> <action>');
+        const params = executeParams(o.param, o['json-params']);
         // coerce: the daemon converts these string-born values to the declared types.
-        const res = await client.request('execute_command', { module: args[0], action: args[1], parameters: params, coerce: true });
-        return print(res.data);
+        return print(await client.execute(args[0]!, args[1]!, params, { coerce: true }));
       }
       case 'ping': {
-        arity(cmd, args, 0, '');
+        arity(cmd, args);
         const t = performance.now();
         await client.ping();
         return void process.stdout.write(`pong from ${socketPath} in ${(performance.now() - t).toFixed(1)} ms\n`);
@@ -151,6 +174,7 @@ run(process.argv.slice(2)).then(
   },
   (err) => {
     process.stderr.write(`Error: ${explain(err)}\n`);
-    process.exitCode = 1;
+    // 2 for a usage error, as argparse (the Python CLI's parser) exits.
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );

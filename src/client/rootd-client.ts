@@ -19,6 +19,16 @@ export interface RootdClientOptions {
   maxMessageBytes?: number;
 }
 
+export interface ExecuteOptions {
+  /** Per-request timeout in ms (default: the client's). */
+  timeoutMs?: number;
+  /**
+   * Extension: rootd converts the parameters to the types the action declares, for values
+   * typed on a command line (`--param port=80` as a string).
+   */
+  coerce?: boolean;
+}
+
 interface Pending {
   resolve(data: Record<string, unknown>): void;
   reject(err: Error): void;
@@ -157,8 +167,10 @@ export class RootdClient {
   }
 
   /** Runs a module action; resolves with the action's data. */
-  async execute(module: string, action: string, parameters: Record<string, unknown> = {}, timeoutMs?: number): Promise<unknown> {
-    const res = await this.request('execute_command', { module, action, parameters }, timeoutMs);
+  async execute(module: string, action: string, parameters: Record<string, unknown> = {}, opts: ExecuteOptions = {}): Promise<unknown> {
+    // `coerce` goes on the wire only when asked for, so the request stays the Python client's.
+    const data = opts.coerce ? { module, action, parameters, coerce: true } : { module, action, parameters };
+    const res = await this.request('execute_command', data, opts.timeoutMs);
     return res.data;
   }
 

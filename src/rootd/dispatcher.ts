@@ -68,7 +68,7 @@ function requestIdOf(msg: Record<string, unknown>): string {
  * before it is looked up, logged or audited: a name of a million characters is refused, quoted short.
  */
 function moduleNameOf(m: unknown): string {
-  if (m === undefined || m === null || m === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Missing module name');
+  if (m === undefined || m === null || m === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'Module name is required');
   if (typeof m !== 'string' || !MODULE_NAME_RE.test(m)) {
     throw new TuxsecError(
       ErrorCodes.invalidRequest,

@@ -13,6 +13,7 @@ import { DEFAULT_CONFIG_FILE, loadRootdConfig, moduleConfig, pinoLevel, type Roo
 import { createDispatcher } from './dispatcher.ts';
 import { BUILTIN_MODULES } from './modules/index.ts';
 import { LogDestination } from './log-file.ts';
+import { InstalledModules } from './installed.ts';
 import { loadPlugins } from './plugins.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { ModuleRegistry } from './registry.ts';
@@ -102,22 +103,16 @@ async function main(): Promise<void> {
 
   const scheduler = new FairScheduler(() => ({ maxConcurrent: cfg.max_concurrent_actions, maxQueuedPerUid: cfg.max_queued_per_uid }));
   const registry = new ModuleRegistry(log, makeAccessPolicy(() => rules), scheduler);
-  const modules = BUILTIN_MODULES.map((make) => make());
-  if (cfg.plugins_dir) modules.push(...(await loadPlugins(cfg.plugins_dir, log)));
-  for (const m of modules) {
-    try {
-      registry.register(m, moduleConfig(cfg, m.name));
-    } catch (e) {
-      log.error({ module: m.name, err: (e as Error).message }, 'module not registered');
-    }
-  }
+  const installed = new InstalledModules(log);
+  const plugins = cfg.plugins_dir ? await loadPlugins(cfg.plugins_dir, log) : [];
+  installed.registerAll(registry, BUILTIN_MODULES.map((make) => make()), plugins, (name) => moduleConfig(cfg, name));
   for (const name of Object.keys(cfg.modules)) {
-    if (!modules.some((m) => m.name === name)) log.warn({ module: name }, 'config names a module that does not exist');
+    if (!installed.names().includes(name)) log.warn({ module: name }, 'config names a module that does not exist');
   }
   await registry.initializeAll((name, settings) => ({
     settings,
     log: log.child({ module: name }),
-    installedModules: () => registry.statuses().map((st) => st.name),
+    installedModules: () => installed.report(registry.statuses()),
   }));
 
   const auditOpts: AuditLogOptions = {

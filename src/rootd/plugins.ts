@@ -1,11 +1,13 @@
 /**
  * Plugins: ES modules in plugins_dir whose default export is a BaseModule subclass.
  * A plugin runs as root, so its file and directory must be root-owned and not writable
- * by group or others; anything else is refused with the reason.
+ * by group or others; anything else is refused with the reason, and remembered so that
+ * systeminfo list_modules can say what is installed and why it is not loaded.
  */
 import { lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { MODULE_NAME_RE } from '../protocol/messages.ts';
 import { BaseModule } from '../sdk/base-module.ts';
 import type { Logger } from '../sdk/action.ts';
 import { UnsafePathError, assertTrustedDir } from '../os/secure-files.ts';
@@ -46,7 +48,39 @@ class PluginAdapter extends BaseModule {
   }
 }
 
-export async function loadPlugins(dir: string, log: Logger): Promise<BaseModule[]> {
+/** A plugin file found in plugins_dir: its module when loaded, else why not. */
+export interface PluginFile {
+  file: string;
+  /** The module's name; the file's name without its extension when it was not loaded. */
+  name: string;
+  module: BaseModule | null;
+  reason: string | null;
+}
+
+function pluginFiles(dir: string): string[] {
+  return readdirSync(dir).filter((n) => n.endsWith('.js') || n.endsWith('.mjs')).sort();
+}
+
+const stem = (file: string) => file.replace(/\.m?js$/, '');
+
+function refused(dir: string, names: string[], reason: string): PluginFile[] {
+  return names.map((n) => ({ file: path.join(dir, n), name: stem(n), module: null, reason }));
+}
+
+/** At most this many files of an unsafe directory are listed: others may have filled it. */
+const MAX_LISTED_UNSAFE = 100;
+
+/** Refuses every plugin of a directory that is not safe, naming why; listing its names imports nothing. */
+function refuseAll(dir: string, reason: string): PluginFile[] {
+  try {
+    return refused(dir, pluginFiles(dir).slice(0, MAX_LISTED_UNSAFE), reason);
+  } catch {
+    return [];
+  }
+}
+
+/** Loads the plugins of `dir`; gives every plugin file found, loaded or not. */
+export async function loadPlugins(dir: string, log: Logger): Promise<PluginFile[]> {
   let names: string[];
   try {
     // The directories above count too: whoever can rename one can swap in another directory.
@@ -55,19 +89,19 @@ export async function loadPlugins(dir: string, log: Logger): Promise<BaseModule[
     } catch (e) {
       if (!(e instanceof UnsafePathError)) throw e;
       log.error({ dir, err: e.message }, 'plugins directory is in a directory other users can change; no plugin loaded');
-      return [];
+      return refuseAll(dir, `plugins directory is in a directory other users can change: ${e.message}`);
     }
     const why = safeOwner(dir);
     if (why) {
       log.error({ dir }, `plugins directory ${why}; no plugin loaded`);
-      return [];
+      return refuseAll(dir, `plugins directory ${why}`);
     }
-    names = readdirSync(dir).filter((n) => n.endsWith('.js') || n.endsWith('.mjs')).sort();
+    names = pluginFiles(dir);
   } catch (e) {
     log.warn({ dir, err: (e as Error).message }, 'cannot read plugins directory');
     return [];
   }
-  const out: BaseModule[] = [];
+  const out: PluginFile[] = [];
   for (const n of names) {
     const file = path.join(dir, n);
     try {
@@ -82,10 +116,13 @@ export async function loadPlugins(dir: string, log: Logger): Promise<BaseModule[
         throw new Error('default export is not a module (needs name, getCapabilities and executeCommand)');
       }
       const m = inst instanceof BaseModule || typeof inst.schemaOf === 'function' ? (inst as BaseModule) : new PluginAdapter(inst as BaseModule);
-      out.push(m);
+      // A name the registry will refuse is reported by its file's name, never echoed unbounded.
+      const name = MODULE_NAME_RE.test(m.name) ? m.name : stem(n);
+      out.push({ file, name, module: m, reason: null });
       log.info({ plugin: file, module: m.name }, 'plugin loaded');
     } catch (e) {
       log.error({ plugin: file, err: (e as Error).message }, 'plugin not loaded');
+      out.push(...refused(dir, [n], (e as Error).message));
     }
   }
   return out;

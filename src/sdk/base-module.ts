@@ -24,12 +24,31 @@ export interface CommandResponse {
 /** `[true, null]` when ready, `[false, reason]` when the module cannot work on this host. */
 export type InitResult = [boolean, string | null];
 
+/** A module rootd found: built in, or a plugin file in plugins_dir. */
+export interface InstalledModule {
+  name: string;
+  source: 'builtin' | 'plugin';
+  /** Registered and available: requests can use it. */
+  loaded: boolean;
+  /** Why it is not loaded (refused plugin file, failed initialize, disabled in rootd.yaml...). */
+  reason: string | null;
+  version?: string;
+  /** The plugin's file. */
+  file?: string;
+}
+
+/** systeminfo list_modules: `modules` as the Python agent had it (names), `details` per module found. */
+export interface InstalledReport {
+  modules: string[];
+  details: InstalledModule[];
+}
+
 /** What rootd hands a module: its settings from rootd.yaml and a logger. */
 export interface ModuleContext {
   settings: Record<string, unknown>;
   log: Logger;
-  /** Names of every installed (registered) module, available or not. */
-  installedModules?: () => string[];
+  /** Every module installed, loaded or not. */
+  installedModules?: () => InstalledReport;
 }
 
 /**

@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { JobView } from '../../src/server/operator-client.ts';
-import { ROOT, startRootd, type RootdHandle } from '../helpers/rootd.ts';
+import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
+import { writePlugin, type PluginSpec } from '../helpers/plugin.ts';
 import {
   certsIn,
   createToken,
@@ -44,20 +45,15 @@ let auditPath: string;
 const envs: AgentEnv[] = [];
 const mounts: string[] = [];
 
-const PLUGIN = `import { ActionModule, defineAction, Params, Type } from ${JSON.stringify(path.join(ROOT, 'dist/sdk.js'))};
-export default class Resil extends ActionModule {
-  get name() { return 'resil'; }
-  get version() { return '1.0.0'; }
-  get description() { return 'test actions that carry a marker into the audit log'; }
-  defineActions() {
-    return [
+const PLUGIN: PluginSpec = {
+  name: 'resil',
+  description: 'test actions that carry a marker into the audit log',
+  actions: `[
       defineAction({ name: 'mark', description: 'answers with its marker after sleep_ms', access: 'read',
         params: Params({ marker: Type.String({ pattern: '^[a-z0-9-]{1,40}$' }), sleep_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60000 })) }),
         handler: async (p) => { await new Promise((r) => setTimeout(r, p.sleep_ms ?? 0)); return { marker: p.marker }; } }),
-    ];
-  }
-}
-`;
+    ]`,
+};
 
 before(async () => {
   dir = tempDir('tsa-res-');
@@ -66,7 +62,7 @@ before(async () => {
   server = await startServer({ dir, certs, config: { redeliver_after: 1 } });
   const plugins = path.join(dir, 'plugins');
   fs.mkdirSync(plugins, { mode: 0o755 });
-  fs.writeFileSync(path.join(plugins, 'resil.mjs'), PLUGIN, { mode: 0o644 });
+  writePlugin(plugins, PLUGIN);
   const auditDir = path.join(dir, 'audit');
   fs.mkdirSync(auditDir, { mode: 0o700 });
   auditPath = path.join(auditDir, 'audit.log');

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { startRootd, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
+import { pluginDir, writePlugin } from '../helpers/plugin.ts';
 import { connectRaw, oneShot, rssKiB } from '../helpers/raw.ts';
 import { ensureTestUsers, asUser } from '../helpers/users.ts';
 import type { UserEntry } from '../../src/os/users.ts';
@@ -358,23 +359,13 @@ one();`;
   });
 
   it('an idle connection is closed after idle_timeout, one waiting on a long action is not', async () => {
-    const plugins = mkdtempSync(path.join(tmpdir(), 'tsp-'));
-    chmodSync(plugins, 0o755);
-    writeFileSync(
-      path.join(plugins, 'slowmod.mjs'),
-      `import { ActionModule, defineAction, Params, Type } from ${JSON.stringify(path.join(path.dirname(CLI_JS), 'sdk.js'))};
-export default class SlowModule extends ActionModule {
-  get name() { return 'slowmod'; }
-  get version() { return '1.0.0'; }
-  get description() { return 'an action that takes its time'; }
-  defineActions() {
-    return [defineAction({ name: 'sleep', description: 'sleep', access: 'read', params: Params({ ms: Type.Integer({ minimum: 0, maximum: 60000 }) }),
-      handler: (p) => new Promise((res) => setTimeout(() => res({ slept: p.ms }), p.ms)) })];
-  }
-}
-`,
-      { mode: 0o644 },
-    );
+    const plugins = pluginDir();
+    writePlugin(plugins, {
+      name: 'slowmod',
+      description: 'an action that takes its time',
+      actions: `[defineAction({ name: 'sleep', description: 'sleep', access: 'read', params: Params({ ms: Type.Integer({ minimum: 0, maximum: 60000 }) }),
+      handler: (p) => new Promise((res) => setTimeout(() => res({ slept: p.ms }), p.ms)) })]`,
+    });
     const d = await startRootd({ config: { idle_timeout: 1, plugins_dir: plugins, modules: { slowmod: { enabled: true }, firewalld: { enabled: false } } } });
     try {
       const idle = await connectRaw(d.socketPath);

@@ -5,41 +5,32 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { startRootd, ROOT, type RootdHandle } from '../helpers/rootd.ts';
+import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
+import { pluginDir, writePlugin } from '../helpers/plugin.ts';
 import { connectRaw, rssKiB } from '../helpers/raw.ts';
 import { ensureTestUsers, asUser } from '../helpers/users.ts';
 
 /** A plugin whose actions record how many of them run at once, in a file only root can read. */
 function writeLoadPlugin(): { dir: string; stats: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tsl-'));
-  chmodSync(dir, 0o755);
+  const dir = pluginDir('tsl-');
   const stats = path.join(mkdtempSync(path.join(tmpdir(), 'tsl-stats-')), 'stats.json');
-  writeFileSync(
-    path.join(dir, 'loadmod.mjs'),
-    `import { writeFileSync } from 'node:fs';
-import { ActionModule, defineAction, Params, Type } from ${JSON.stringify(path.join(ROOT, 'dist/sdk.js'))};
+  writePlugin(dir, {
+    name: 'loadmod',
+    description: 'load test',
+    prelude: `import { writeFileSync } from 'node:fs';
 let now = 0, max = 0, probes = 0;
-const save = () => writeFileSync(${JSON.stringify(stats)}, JSON.stringify({ max, probes }));
-export default class LoadModule extends ActionModule {
-  get name() { return 'loadmod'; }
-  get version() { return '1.0.0'; }
-  get description() { return 'load test'; }
-  defineActions() {
-    return [
+const save = () => writeFileSync(${JSON.stringify(stats)}, JSON.stringify({ max, probes }));`,
+    actions: `[
       defineAction({ name: 'work', description: 'hold a slot for ms', access: 'read', params: Params({ ms: Type.Integer({ minimum: 0, maximum: 5000 }) }),
         handler: async (p) => { now++; max = Math.max(max, now); save(); await new Promise((r) => setTimeout(r, p.ms)); now--; return { ok: true }; } }),
       defineAction({ name: 'probe', description: 'a shared probe', access: 'read', shared: true, params: Params({}),
         handler: async () => { probes++; save(); await new Promise((r) => setTimeout(r, 300)); return { probes }; } }),
-    ];
-  }
-}
-`,
-    { mode: 0o644 },
-  );
+    ]`,
+  });
   return { dir, stats };
 }
 

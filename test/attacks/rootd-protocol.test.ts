@@ -7,10 +7,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startRootd, ROOT, type RootdHandle } from '../helpers/rootd.ts';
+import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
+import { pluginDir, writePlugin } from '../helpers/plugin.ts';
 import { ensureTestUsers, asUser } from '../helpers/users.ts';
 import type { UserEntry } from '../../src/os/users.ts';
 
@@ -57,25 +58,15 @@ const ping = (id: string) => line({ type: 'ping', request_id: id, data: {} });
 
 /** A plugin with one write action that leaves a mark in a root-only directory when it runs. */
 function writeMarkPlugin(): { dir: string; mark: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tsa-'));
-  chmodSync(dir, 0o755);
+  const dir = pluginDir('tsa-');
   const mark = path.join(mkdtempSync(path.join(tmpdir(), 'tsa-mark-')), 'ran');
-  writeFileSync(
-    path.join(dir, 'markmod.mjs'),
-    `import { writeFileSync } from 'node:fs';
-import { ActionModule, defineAction, Params } from ${JSON.stringify(path.join(ROOT, 'dist/sdk.js'))};
-export default class MarkModule extends ActionModule {
-  get name() { return 'markmod'; }
-  get version() { return '1.0.0'; }
-  get description() { return 'leaves a mark'; }
-  defineActions() {
-    return [defineAction({ name: 'mark', description: 'write the mark', access: 'write', params: Params({}),
-      handler: () => { writeFileSync(${JSON.stringify(mark)}, 'ran'); return { marked: true }; } })];
-  }
-}
-`,
-    { mode: 0o644 },
-  );
+  writePlugin(dir, {
+    name: 'markmod',
+    description: 'leaves a mark',
+    prelude: `import { writeFileSync } from 'node:fs';`,
+    actions: `[defineAction({ name: 'mark', description: 'write the mark', access: 'write', params: Params({}),
+      handler: () => { writeFileSync(${JSON.stringify(mark)}, 'ran'); return { marked: true }; } })]`,
+  });
   return { dir, mark };
 }
 

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import path from 'node:path';
 import { startRootd, ROOT, type RootdHandle } from '../helpers/rootd.ts';
+import { pluginDir, writePlugin, writePluginSource } from '../helpers/plugin.ts';
 
 const BIN = path.join(ROOT, 'bin/tuxsec-cli');
 
@@ -40,10 +41,12 @@ describe('tuxsec-cli (INTEROP section 4)', () => {
     assert.ok(lines.slice(1, -1).every((l) => /^ {2}- [a-z0-9_]+$/.test(l)));
   });
 
-  it('installed-modules prints {"modules": [...]}', () => {
+  it('installed-modules prints {"modules": [...], "details": [...]} on one line, spaced as the Python CLI printed it', () => {
     const r = cli(['installed-modules'], env());
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^\{"modules": \["[a-z0-9_]+"(, "[a-z0-9_]+")*\], "details": \[\{"name": [^\n]*\}\]\}\n$/);
     const v = JSON.parse(r.stdout);
-    assert.deepEqual(Object.keys(v), ['modules']);
+    assert.deepEqual(Object.keys(v), ['modules', 'details']);
     assert.ok(v.modules.includes('systeminfo'));
   });
 
@@ -71,8 +74,54 @@ describe('tuxsec-cli (INTEROP section 4)', () => {
     const bad = cli(['execute', 'systeminfo', 'get_uptime', '--json-params', '[1]'], env());
     assert.equal(bad.stderr, 'Error: invalid --json-params: must be a JSON object\n');
     const noeq = cli(['execute', 'systeminfo', 'get_uptime', '--param', 'novalue'], env());
-    assert.equal(noeq.status, 1);
+    assert.equal(noeq.status, 2);
     assert.match(noeq.stderr, /expected key=value/);
+  });
+
+  it('execute accepts --json, as the Python CLI did, and prints the same', () => {
+    const plain = cli(['execute', 'systeminfo', 'get_kernel_version'], env());
+    const json = cli(['execute', 'systeminfo', 'get_kernel_version', '--json'], env());
+    assert.equal(json.status, 0, json.stderr);
+    assert.equal(json.stdout, plain.stdout);
+    assert.equal(cli(['system-info', '--json'], env()).status, 2, '--json goes with execute only');
+  });
+
+  it('--json-params wins over --param, as in the Python CLI, and says the --param is ignored', () => {
+    // Merged, "verbose" would be refused as an unknown parameter; "novalue" as a bad --param.
+    const r = cli(['execute', 'systeminfo', 'get_uptime', '--param', 'verbose=true', '--param', 'novalue', '--json-params', '{}'], env());
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok('uptime_seconds' in JSON.parse(r.stdout));
+    assert.equal(r.stderr, 'Warning: --param ignored: --json-params gives all the parameters\n');
+    const j = cli(['execute', 'systeminfo', 'get_filesystems', '--param', 'include_network=1', '--json-params', '{"include_network":false}'], env());
+    assert.equal(j.status, 0, j.stderr);
+  });
+
+  it('usage errors exit 2 with "Error: <message>", as argparse did', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['execute', 'systeminfo', 'get_uptime', '--bogus'], /Unknown option '--bogus'/],
+      [['execute', 'systeminfo', 'get_uptime', '--param'], /argument missing/],
+      [['execute', 'systeminfo', 'get_uptime', '--param', '=x'], /invalid --param "=x": expected key=value/],
+      [['execute', 'systeminfo', 'get_uptime', '--json-params', '{'], /invalid --json-params: not valid JSON/],
+      [['execute', 'systeminfo'], /execute takes two arguments: <module> <action>/],
+      [['module-info'], /^Error: Module name is required \(usage: tuxsec-cli module-info <module>\)$/],
+      [['execute'], /^Error: Module name is required \(usage: tuxsec-cli execute <module> <action>\)$/],
+      [['nonsense'], /unknown command "nonsense"/],
+      [[], /missing command/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli(args, env());
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr.trimEnd(), re, args.join(' '));
+    }
+  });
+
+  it('an empty module name is answered "Module name is required", as the Python daemon did', () => {
+    for (const args of [['execute', '', 'get_info'], ['module-info', '']]) {
+      const r = cli(args, env());
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr, 'Error: Module name is required\n');
+    }
   });
 
   it('--socket overrides TUXSEC_SOCKET', () => {
@@ -88,6 +137,40 @@ describe('tuxsec-cli (INTEROP section 4)', () => {
     const v = cli(['--version']);
     assert.equal(v.status, 0);
     assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
+  let d: RootdHandle;
+  let plugins: string;
+  before(async () => {
+    plugins = pluginDir();
+    writePlugin(plugins, { name: 'goodmod', actions: `[defineAction({ name: 'hi', description: 'hi', access: 'read', params: Params({}), handler: () => ({ hi: true }) })]` });
+    // Anyone could have put code in it: refused unread, yet installed.
+    writePluginSource(plugins, 'badmod.mjs', `throw new Error('must never load');\n`, 0o666);
+    d = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
+  });
+  after(async () => {
+    await d.stop();
+    rmSync(plugins, { recursive: true, force: true });
+  });
+
+  it('lists built-in and plugin modules, loaded or not, with why not', () => {
+    const r = cli(['installed-modules'], { TUXSEC_SOCKET: d.socketPath });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.split('\n').length, 2, 'one line');
+    const v = JSON.parse(r.stdout) as { modules: string[]; details: Array<Record<string, unknown>> };
+    assert.deepEqual(v.modules, ['badmod', 'firewalld', 'goodmod', 'systeminfo']);
+    const byName = Object.fromEntries(v.details.map((m) => [m.name, m]));
+    assert.deepEqual(byName.goodmod, { name: 'goodmod', source: 'plugin', loaded: true, reason: null, version: '1.0.0', file: path.join(plugins, 'goodmod.mjs') });
+    assert.deepEqual(byName.badmod, { name: 'badmod', source: 'plugin', loaded: false, reason: 'plugin file is writable by group or others', file: path.join(plugins, 'badmod.mjs') });
+    assert.equal(byName.firewalld!.source, 'builtin');
+    assert.equal(byName.firewalld!.loaded, false);
+    assert.equal(byName.firewalld!.reason, 'disabled in rootd.yaml');
+    assert.equal(byName.systeminfo!.loaded, true);
+    // list-modules still lists what is available, one line each.
+    const l = cli(['list-modules'], { TUXSEC_SOCKET: d.socketPath });
+    assert.equal(l.stdout, 'Available modules:\n  - goodmod\n  - systeminfo\n');
   });
 });
 

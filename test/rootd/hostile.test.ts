@@ -2,13 +2,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startRootd, ROOT } from '../helpers/rootd.ts';
+import { startRootd } from '../helpers/rootd.ts';
+import { pluginDir, writePlugin } from '../helpers/plugin.ts';
 import { connectRaw, oneShot } from '../helpers/raw.ts';
-
-const SDK = path.join(ROOT, 'dist/sdk.js');
 
 describe('rootd hostile peers', () => {
   it('rootd survives peers that hang up while being refused for max_connections', async () => {
@@ -50,27 +49,17 @@ describe('rootd hostile peers', () => {
   });
 
   it('rootd keeps a refused secret parameter value out of the audit and daemon logs', async () => {
-    const plugins = mkdtempSync(path.join(tmpdir(), 'tsp-'));
-    chmodSync(plugins, 0o755);
-    writeFileSync(
-      path.join(plugins, 'secretmod.mjs'),
-      `import { ActionModule, defineAction, Params, Type } from ${JSON.stringify(SDK)};
-export default class SecretModule extends ActionModule {
-  get name() { return 'secretmod'; }
-  get version() { return '1.0.0'; }
-  get description() { return 'takes a secret'; }
-  defineActions() {
-    return [
+    const plugins = pluginDir();
+    writePlugin(plugins, {
+      name: 'secretmod',
+      description: 'takes a secret',
+      actions: `[
       defineAction({ name: 'login', description: 'log in', access: 'read',
         params: Params({ user: Type.String(), api_key: Type.String({ pattern: '^[a-z]{1,8}$' }),
           opts: Type.Optional(Type.Object({ password: Type.String({ pattern: '^[a-z]{1,8}$' }) })) }),
         handler: () => ({ ok: true }) }),
-    ];
-  }
-}
-`,
-      { mode: 0o644 },
-    );
+    ]`,
+    });
     const d = await startRootd({ config: { plugins_dir: plugins } });
     try {
       const secret = 'Hunter2-TOPSECRET-1';
@@ -167,18 +156,7 @@ export default class SecretModule extends ActionModule {
     chmodSync(parent, 0o777);
     const plugins = path.join(parent, 'plugins');
     mkdirSync(plugins, { mode: 0o755 });
-    writeFileSync(
-      path.join(plugins, 'swapmod.mjs'),
-      `import { ActionModule } from ${JSON.stringify(SDK)};
-export default class SwapModule extends ActionModule {
-  get name() { return 'swapmod'; }
-  get version() { return '1.0.0'; }
-  get description() { return 'must not load'; }
-  defineActions() { return []; }
-}
-`,
-      { mode: 0o644 },
-    );
+    writePlugin(plugins, { name: 'swapmod', description: 'must not load', actions: '[]' });
     const d = await startRootd({ config: { plugins_dir: plugins } });
     try {
       const res = await oneShot(d.socketPath, JSON.stringify({ type: 'list_modules', request_id: 'l', data: {} }));

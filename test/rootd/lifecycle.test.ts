@@ -4,25 +4,17 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startRootd, ROOT, ROOTD_JS, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
+import { startRootd, ROOTD_JS, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
+import { pluginDir, writePlugin, writePluginSource } from '../helpers/plugin.ts';
 import { connectRaw, oneShot } from '../helpers/raw.ts';
 import { ensureTestUsers, asUser } from '../helpers/users.ts';
 
-const SDK = path.join(ROOT, 'dist/sdk.js');
-
 /** Writes the test plugins into a root-owned 0755 directory. */
 function writePlugins(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tsp-'));
-  chmodSync(dir, 0o755);
-  writeFileSync(
-    path.join(dir, 'testmod.mjs'),
-    `import { ActionModule, defineAction, Params, Type } from ${JSON.stringify(SDK)};
-export default class TestModule extends ActionModule {
-  get name() { return 'testmod'; }
-  get version() { return '1.0.0'; }
-  get description() { return 'test plugin'; }
-  defineActions() {
-    return [
+  const dir = pluginDir();
+  writePlugin(dir, {
+    name: 'testmod',
+    actions: `[
       defineAction({ name: 'echo', description: 'echo text', access: 'read',
         params: Params({ text: Type.String({ pattern: '^[a-z]{1,10}$', description: 'lower-case letters' }) }),
         handler: (p) => ({ text: p.text }) }),
@@ -30,14 +22,11 @@ export default class TestModule extends ActionModule {
         params: Params({ ms: Type.Integer({ minimum: 0, maximum: 60000 }) }),
         handler: (p, ctx) => new Promise((res, rej) => { const t = setTimeout(() => res({ slept: p.ms }), p.ms); ctx.signal.addEventListener('abort', () => { clearTimeout(t); rej(new Error('aborted')); }); }) }),
       defineAction({ name: 'boom', description: 'dangerous', access: 'dangerous', params: Params({}), handler: () => ({ boom: true }) }),
-    ];
-  }
-}
-`,
-    { mode: 0o644 },
-  );
-  writeFileSync(
-    path.join(dir, 'seedmod.mjs'),
+    ]`,
+  });
+  writePluginSource(
+    dir,
+    'seedmod.mjs',
     `export default class SeedModule {
   get name() { return 'seedmod'; }
   get version() { return '0.1'; }
@@ -51,10 +40,10 @@ export default class TestModule extends ActionModule {
   }
 }
 `,
-    { mode: 0o644 },
   );
-  writeFileSync(
-    path.join(dir, 'failmod.mjs'),
+  writePluginSource(
+    dir,
+    'failmod.mjs',
     `export default class FailModule {
   get name() { return 'failmod'; }
   get version() { return '0.1'; }
@@ -64,10 +53,8 @@ export default class TestModule extends ActionModule {
   async executeCommand() { return { success: true }; }
 }
 `,
-    { mode: 0o644 },
   );
-  writeFileSync(path.join(dir, 'evil.mjs'), `throw new Error('must never load');\n`, { mode: 0o666 });
-  chmodSync(path.join(dir, 'evil.mjs'), 0o666);
+  writePluginSource(dir, 'evil.mjs', `throw new Error('must never load');\n`, 0o666);
   return dir;
 }
 

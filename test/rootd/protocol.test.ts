@@ -62,7 +62,10 @@ describe('rootd protocol (real daemon as root)', () => {
     assert.equal(unk.type, 'error');
     assert.equal((unk.data as { code: string }).code, 'unknown-type');
     const miss = await oneShot(d.socketPath, JSON.stringify({ type: 'module_info', request_id: 'm', data: {} }));
-    assert.equal((miss.data as { error: string }).error, 'Missing module name');
+    // The Python daemon's words, for module_info and execute_command alike.
+    assert.equal((miss.data as { error: string }).error, 'Module name is required');
+    const noModule = await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: 'n', data: { module: '', action: 'get_info' } }));
+    assert.equal((noModule.data as { error: string }).error, 'Module name is required');
   });
 
   it('invalid JSON gets the compatible error and the connection keeps working', async () => {

@@ -2,7 +2,7 @@
  * systeminfo: read-only inventory of the host. Always available.
  */
 import os from 'node:os';
-import { ActionModule, type InitResult, type ModuleContext } from '../../../sdk/base-module.ts';
+import { ActionModule, type InitResult, type InstalledReport, type ModuleContext } from '../../../sdk/base-module.ts';
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Type } from '@sinclair/typebox';
 import { Params } from '../../../sdk/schema.ts';
@@ -17,7 +17,10 @@ const FsParams = Params({
 });
 
 export class SystemInfoModule extends ActionModule {
-  private installed: () => string[] = () => ['systeminfo'];
+  private installed: () => InstalledReport = () => ({
+    modules: ['systeminfo'],
+    details: [{ name: 'systeminfo', source: 'builtin', loaded: true, reason: null }],
+  });
 
   get name() {
     return 'systeminfo';
@@ -88,10 +91,10 @@ export class SystemInfoModule extends ActionModule {
       defineAction({ name: 'get_uptime', description: 'Get system uptime', params: None, access: 'read', shared: true, handler: () => probe.uptime() }),
       defineAction({
         name: 'list_modules',
-        description: 'List installed modules',
+        description: 'List installed modules (built in and plugins), loaded or not, with why not',
         params: None,
         access: 'read', shared: true,
-        handler: () => ({ modules: [...this.installed()].sort() }),
+        handler: () => this.installed(),
       }),
       defineAction({ name: 'get_cpu_info', description: 'Get CPU count, model and architecture', params: None, access: 'read', shared: true, handler: () => probe.cpus() }),
       defineAction({ name: 'get_memory', description: 'Get memory and swap usage', params: None, access: 'read', shared: true, handler: () => probe.memory() }),
