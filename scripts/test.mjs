@@ -1,9 +1,16 @@
-// Runs the test suite: builds the programs (tests start the real ones), then every
-// test/**/*.test.ts file through node's test runner. Arguments filter files by substring.
+// Runs the test suite through node's test runner. Two tiers:
+// - test/unit/**: in-process tests of pure code (validators, framing, dispatcher, registry, agent
+//   journal and outbox...). They need no root, no build and no other process: `--unit` runs only
+//   them, as any user, in seconds.
+// - every other test/**/*.test.ts: the real programs as real processes, as root (rootd, real users,
+//   firewalld in a network namespace, TLS). The full run (no `--unit`) builds first and runs both tiers.
+// Other arguments filter files by substring.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+
+const UNIT_DIR = path.join('test', 'unit');
 
 function find(dir) {
   return readdirSync(dir).flatMap((n) => {
@@ -13,30 +20,38 @@ function find(dir) {
   });
 }
 
-const filters = process.argv.slice(2);
-const files = find('test')
+const args = process.argv.slice(2);
+const unitOnly = args.includes('--unit');
+const filters = args.filter((a) => a !== '--unit');
+const files = find(unitOnly ? UNIT_DIR : 'test')
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-// The tests start real daemons as root and real users; as root, make sure the Debian
-// packages they drive are there (a no-op when they are).
-if (process.getuid() !== 0) {
-  console.error('the tests must run as root: they start rootd as root, create test users and a network namespace');
-  process.exit(1);
+const needsRoot = files.some((f) => !f.startsWith(UNIT_DIR + path.sep));
+if (needsRoot) {
+  // The real-process tests start daemons as root and real users; as root, make sure the Debian
+  // packages they drive are there (a no-op when they are), and build the programs they start.
+  if (process.getuid() !== 0) {
+    console.error('the real-process tests must run as root: they start rootd as root, create test users and a network namespace');
+    console.error('without root, run the unit tier: npm run test:unit');
+    process.exit(1);
+  }
+  const deps = spawnSync('/bin/bash', ['scripts/test-deps.sh'], { stdio: 'inherit' });
+  if (deps.status !== 0) process.exit(deps.status ?? 1);
+  const b = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+  if (b.status !== 0) process.exit(b.status ?? 1);
 }
-const deps = spawnSync('/bin/bash', ['scripts/test-deps.sh'], { stdio: 'inherit' });
-if (deps.status !== 0) process.exit(deps.status ?? 1);
-const b = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
-if (b.status !== 0) process.exit(b.status ?? 1);
 // Spec output for people; a TAP copy to count results for the closing line.
 const tap = path.join(mkdtempSync(path.join(tmpdir(), 'tuxsec-tap-')), 'results.tap');
 const r = spawnSync(
   process.execPath,
   [
-    '--import', 'tsx', '--test', '--test-concurrency=1',
+    '--import', 'tsx', '--test',
+    // Unit tests share nothing, so they run side by side; real-process tests share users, ports and namespaces.
+    `--test-concurrency=${needsRoot ? 1 : 2}`,
     '--test-reporter=spec', '--test-reporter-destination=stdout',
     '--test-reporter=tap', `--test-reporter-destination=${tap}`,
     ...files,

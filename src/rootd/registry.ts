@@ -6,7 +6,7 @@ import type { TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ACTION_NAME_PATTERN, ACTION_NAME_RE, MODULE_NAME_PATTERN, MODULE_NAME_RE, type AccessClass, type ModuleInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
-import { unknownAction, type BaseModule, type ModuleContext } from '../sdk/base-module.ts';
+import { unknownAction, type BaseModule, type InitResult, type ModuleContext } from '../sdk/base-module.ts';
 import type { ActionContext, Logger } from '../sdk/action.ts';
 import { parametersToSchema, validateParams } from '../sdk/schema.ts';
 import type { AccessPolicy } from './access.ts';
@@ -84,13 +84,19 @@ export class ModuleRegistry {
     });
   }
 
-  /** Initializes every enabled module; one that fails is reported and left unavailable. */
-  async initializeAll(makeCtx: (name: string, settings: Record<string, unknown>) => ModuleContext): Promise<void> {
+  /**
+   * Initializes every enabled module; one that fails is reported and left unavailable.
+   * `initialize` stands in for the modules' own in tests that must not touch the host.
+   */
+  async initializeAll(
+    makeCtx: (name: string, settings: Record<string, unknown>) => ModuleContext,
+    initialize: (m: BaseModule, ctx: ModuleContext) => Promise<InitResult> = (m, ctx) => m.initialize(ctx),
+  ): Promise<void> {
     await Promise.all(
       [...this.entries.entries()].map(async ([name, e]) => {
         if (!e.config.enabled) return;
         try {
-          const [ok, reason] = await e.module.initialize(makeCtx(name, e.config.settings));
+          const [ok, reason] = await initialize(e.module, makeCtx(name, e.config.settings));
           e.state = ok ? 'available' : 'unavailable';
           e.reason = ok ? null : (reason ?? 'initialize returned false');
         } catch (err) {

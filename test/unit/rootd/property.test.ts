@@ -1,13 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { LineFramer } from '../../src/protocol/framing.ts';
-import { createDispatcher } from '../../src/rootd/dispatcher.ts';
-import { ModuleRegistry } from '../../src/rootd/registry.ts';
-import { makeAccessPolicy } from '../../src/rootd/access.ts';
-import { RateLimiter } from '../../src/rootd/rate-limit.ts';
-import { nullAudit } from '../../src/rootd/audit.ts';
-import { SystemInfoModule } from '../../src/rootd/modules/systeminfo/index.ts';
+import { LineFramer } from '../../../src/protocol/framing.ts';
+import { createDispatcher } from '../../../src/rootd/dispatcher.ts';
+import { ModuleRegistry } from '../../../src/rootd/registry.ts';
+import { makeAccessPolicy } from '../../../src/rootd/access.ts';
+import { RateLimiter } from '../../../src/rootd/rate-limit.ts';
+import { nullAudit } from '../../../src/rootd/audit.ts';
+import { SystemInfoModule } from '../../../src/rootd/modules/systeminfo/index.ts';
 
 // Issue 7 asks for at least 10,000 generated cases per CI run for the framer and for the
 // dispatcher; TUXSEC_PROPERTY_RUNS scales them for a longer local run.
