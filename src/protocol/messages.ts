@@ -51,6 +51,11 @@ export interface ErrorResponse<Id extends RequestId = string> {
 
 export type Response<Id extends RequestId = string> = SuccessResponse<Record<string, unknown>, Id> | ErrorResponse<Id>;
 
+/** One response as its line on the wire: rootd writes every answer through this. */
+export function responseLine(res: Response<RequestId>): string {
+  return JSON.stringify(res) + '\n';
+}
+
 /** A parameter as module_info lists it (compatible shape: `required` is a string). */
 export interface ParameterInfo {
   name: string;

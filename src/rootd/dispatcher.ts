@@ -7,7 +7,7 @@
  */
 import { ErrorCodes, TuxsecError, isTuxsecError, type ErrorCode } from '../protocol/errors.ts';
 import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
-import { ACTION_NAME_RE, MODULE_NAME_RE, type RequestId, type RequestType, type Response } from '../protocol/messages.ts';
+import { ACTION_NAME_RE, MODULE_NAME_RE, responseLine, type RequestId, type RequestType } from '../protocol/messages.ts';
 import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
 import { quote } from '../sdk/schema.ts';
 import type { AuditLog, AuditRecord } from './audit.ts';
@@ -58,11 +58,6 @@ class LazyAbort {
     this.reason = reason;
     this.ac?.abort(reason);
   }
-}
-
-/** The one serializer of rootd's answers. */
-function responseLine(res: Response<RequestId>): string {
-  return JSON.stringify(res) + '\n';
 }
 
 /** A request id safe to echo: a string of bounded length or a finite number, as sent; else "unknown". */
