@@ -25,16 +25,16 @@ function bind(): NonNullable<typeof getsockopt> {
 }
 
 /** File descriptor behind a connected net.Socket (a documented-internal libuv handle field). */
-export function socketFd(sock: net.Socket): number {
+function socketFd(sock: net.Socket): number {
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' ? fd : -1;
 }
 
-/** The kernel's record of who connected; null when it cannot be read (then: no access). */
 // One buffer for every call: the call is synchronous, so it is never shared.
 const buf = Buffer.alloc(12);
 const len = [12];
 
+/** The kernel's record of who connected; null when it cannot be read (then: no access). */
 export function peerCred(sock: net.Socket): PeerCred | null {
   const fd = socketFd(sock);
   if (fd < 0) return null;

@@ -4,8 +4,13 @@
  */
 import type { ErrorCode } from './errors.ts';
 
-export const REQUEST_TYPES = ['ping', 'list_modules', 'module_info', 'system_info', 'execute_command'] as const;
-export type RequestType = (typeof REQUEST_TYPES)[number];
+export type RequestType = 'ping' | 'list_modules' | 'module_info' | 'system_info' | 'execute_command';
+
+/**
+ * A request id as a client may send it. The Python rootd echoed it as given, so a number
+ * comes back a number; anything else is answered as "unknown".
+ */
+export type RequestId = string | number;
 
 /**
  * What a module name may be: rootd.yaml's `modules` keys, registered modules and request
@@ -20,13 +25,14 @@ export const ACTION_NAME_RE = new RegExp(ACTION_NAME_PATTERN);
 
 export interface Request<D = Record<string, unknown>> {
   type: string;
-  request_id: string;
+  request_id: RequestId;
   data: D;
 }
 
-export interface SuccessResponse<D = Record<string, unknown>> {
+/** `Id` is the type of the id the request carried (our clients send strings). */
+export interface SuccessResponse<D = Record<string, unknown>, Id extends RequestId = string> {
   type: 'success';
-  request_id: string;
+  request_id: Id;
   data: D;
 }
 
@@ -37,13 +43,18 @@ export interface ErrorData {
   details?: Record<string, unknown>;
 }
 
-export interface ErrorResponse {
+export interface ErrorResponse<Id extends RequestId = string> {
   type: 'error';
-  request_id: string;
+  request_id: Id;
   data: ErrorData;
 }
 
-export type Response = SuccessResponse | ErrorResponse;
+export type Response<Id extends RequestId = string> = SuccessResponse<Record<string, unknown>, Id> | ErrorResponse<Id>;
+
+/** One response as its line on the wire: rootd writes every answer through this. */
+export function responseLine(res: Response<RequestId>): string {
+  return JSON.stringify(res) + '\n';
+}
 
 /** A parameter as module_info lists it (compatible shape: `required` is a string). */
 export interface ParameterInfo {
@@ -70,12 +81,6 @@ export interface ModuleInfo {
   version: string;
   description: string;
   capabilities: CapabilityInfo[];
-}
-
-export interface ExecuteData {
-  module: string;
-  action: string;
-  parameters?: Record<string, unknown>;
 }
 
 /** Default socket path of rootd. */

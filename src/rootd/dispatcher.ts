@@ -1,10 +1,13 @@
 /**
  * Turns one request line into one response line. Never throws: every failure
  * becomes an error response in the compatible shape with a stable code.
+ *
+ * The request types are data (REQUEST_TABLE): what their data must hold, who may send
+ * them, and what answers them. One lookup finds the row, one serializer writes the line.
  */
 import { ErrorCodes, TuxsecError, isTuxsecError, type ErrorCode } from '../protocol/errors.ts';
 import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
-import { ACTION_NAME_RE, MODULE_NAME_RE } from '../protocol/messages.ts';
+import { ACTION_NAME_RE, MODULE_NAME_RE, responseLine, type RequestId, type RequestType } from '../protocol/messages.ts';
 import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
 import { quote } from '../sdk/schema.ts';
 import type { AuditLog, AuditRecord } from './audit.ts';
@@ -25,6 +28,14 @@ export interface DispatcherDeps {
   limits: () => DispatcherLimits;
   /** Aborted when the daemon stops: in-flight actions see it through ctx.signal. */
   stopping: AbortSignal;
+}
+
+export interface Dispatcher {
+  /**
+   * Handles one request line from `peer`; gives the response line (newline included),
+   * synchronously for stateless requests and for refusals.
+   */
+  handle(line: Buffer, peer: PeerIdentity): string | Promise<string>;
 }
 
 /** An AbortController made only when someone asks for its signal (they cost a few µs each). */
@@ -49,17 +60,11 @@ class LazyAbort {
   }
 }
 
-type Handler = (data: Record<string, unknown>, ctx: ActionContext, rec: AuditRecord) => Promise<Record<string, unknown>>;
-
-function errorLine(requestId: string, code: ErrorCode, message: string, extra?: Record<string, unknown>): string {
-  return JSON.stringify({ type: 'error', request_id: requestId, data: { error: message, code, ...extra } }) + '\n';
-}
-
-/** A request id safe to echo: a string of bounded length, else "unknown". */
-function requestIdOf(msg: Record<string, unknown>): string {
+/** A request id safe to echo: a string of bounded length or a finite number, as sent; else "unknown". */
+function requestIdOf(msg: Record<string, unknown>): RequestId {
   const id = msg.request_id;
   if (typeof id === 'string' && id.length <= 256) return id;
-  if (typeof id === 'number' && Number.isFinite(id)) return String(id);
+  if (typeof id === 'number' && Number.isFinite(id)) return id;
   return 'unknown';
 }
 
@@ -89,110 +94,249 @@ function actionNameOf(a: unknown): string {
   return a;
 }
 
-export interface Dispatcher {
+/** What handlers reach. */
+interface Services {
+  registry: ModuleRegistry;
+}
+
+/** One request type of the socket protocol (INTEROP section 1). */
+type RequestTypeDef<D> = {
+  type: RequestType;
   /**
-   * Handles one request line from `peer`; gives the response line (newline included),
-   * synchronously for stateless requests.
+   * Checks the request's data object and gives what the handler needs; throws invalid-request
+   * naming what is wrong. `rec` is the request's audit record, filled in as names are known.
    */
-  handle(line: Buffer, peer: PeerIdentity): string | Promise<string>;
-}
+  schema(data: Record<string, unknown>, rec: AuditRecord | null): D;
+  /**
+   * Who may send it: `peer`, any peer the socket admitted; `action`, a peer the access policy
+   * lets run the module action it names (checked by the registry before the module runs).
+   */
+  access: 'peer' | 'action';
+  /** Errors of this type carry `success: false`, as the Python rootd answered them. */
+  failureHasSuccess?: boolean;
+} & (
+  | {
+      /** Stateless: answered at once and audited only when refused. */
+      mode: 'sync';
+      handler(s: Services, data: D): Record<string, unknown>;
+    }
+  | {
+      /** Runs under the request timeout, sees the daemon stopping through ctx.signal; always audited. */
+      mode: 'async';
+      handler(s: Services, data: D, ctx: ActionContext): Promise<Record<string, unknown>>;
+    }
+);
 
-interface DispatcherImpl extends Dispatcher {
-  slow(msg: Record<string, unknown>, type: unknown, requestId: string, rec: AuditRecord, peer: PeerIdentity, started: number, limits: DispatcherLimits): Promise<string>;
-}
+const none = (): null => null;
 
-export function createDispatcher(deps: DispatcherDeps): Dispatcher {
-  const impl: DispatcherImpl = build(deps);
-  return { handle: (line, peer) => impl.handle(line, peer) };
-}
+/** Declares a row; the identity function exists to infer the handler's data type from its schema. */
+const row = <D>(def: RequestTypeDef<D>): RequestTypeDef<D> => def;
 
-function build(deps: DispatcherDeps): DispatcherImpl {
-  const { registry, audit } = deps;
+const PONG = Object.freeze({ pong: true });
 
-  const PONG = JSON.stringify({ pong: true });
-  const listModules = (): string =>
-    JSON.stringify({
-      modules: registry.available(),
-      // Extension: why the others are not available.
-      unavailable: registry
-        .statuses()
-        .filter((s) => s.state !== 'available')
-        .map((s) => ({ name: s.name, state: s.state, reason: s.reason })),
-    });
-
-  const handlers = new Map<string, Handler>([
-    [
-      'module_info',
-      async (data, _ctx, rec) => {
-        const m = moduleNameOf(data.module);
-        rec.module = m;
-        return { module_info: registry.info(m) };
+const REQUEST_TABLE: ReadonlyMap<string, RequestTypeDef<unknown>> = new Map(
+  ([
+    row({ type: 'ping', schema: none, access: 'peer', mode: 'sync', handler: () => PONG }),
+    row({
+      type: 'list_modules',
+      schema: none,
+      access: 'peer',
+      mode: 'sync',
+      handler: ({ registry }) => ({
+        modules: registry.available(),
+        // Extension: why the others are not available.
+        unavailable: registry
+          .statuses()
+          .filter((s) => s.state !== 'available')
+          .map((s) => ({ name: s.name, state: s.state, reason: s.reason })),
+      }),
+    }),
+    row({
+      type: 'module_info',
+      schema: (data, rec) => {
+        const module = moduleNameOf(data.module);
+        if (rec) rec.module = module;
+        return module;
       },
-    ],
-    [
-      'system_info',
-      async (_data, ctx, rec) => {
-        rec.module = 'systeminfo';
-        rec.action = 'get_info';
-        const info = await registry.execute('systeminfo', 'get_info', {}, ctx);
-        return { success: true, data: info };
+      access: 'peer',
+      mode: 'async',
+      handler: async ({ registry }, module) => ({ module_info: registry.info(module) }),
+    }),
+    row({
+      type: 'system_info',
+      schema: (_data, rec) => {
+        if (rec) {
+          rec.module = 'systeminfo';
+          rec.action = 'get_info';
+        }
+        return null;
       },
-    ],
-    [
-      'execute_command',
-      async (data, ctx, rec) => {
+      access: 'action',
+      mode: 'async',
+      failureHasSuccess: true,
+      handler: async ({ registry }, _d, ctx) => ({ success: true, data: await registry.execute('systeminfo', 'get_info', {}, ctx) }),
+    }),
+    row({
+      type: 'execute_command',
+      schema: (data, rec) => {
         const module = moduleNameOf(data.module);
         const action = actionNameOf(data.action);
         const parameters = data.parameters ?? {};
-        rec.module = module;
-        rec.action = action;
-        rec.parameters = redact(parameters);
+        if (rec) {
+          rec.module = module;
+          rec.action = action;
+          rec.parameters = redact(parameters);
+        }
         if (!isPlainObject(parameters)) throw new TuxsecError(ErrorCodes.invalidParams, `${module} ${action}: parameters must be an object`);
         // Extension: `coerce: true` asks for string-typed CLI values to be converted to the declared types.
-        const result = await registry.execute(module, action, parameters, ctx, data.coerce === true);
-        return { success: true, data: result };
+        return { module, action, parameters, coerce: data.coerce === true };
       },
-    ],
-  ]);
+      access: 'action',
+      mode: 'async',
+      failureHasSuccess: true,
+      handler: async ({ registry }, d, ctx) => ({
+        success: true,
+        data: await registry.execute(d.module, d.action, d.parameters, ctx, d.coerce),
+      }),
+    }),
+  ] as RequestTypeDef<unknown>[]).map((d) => [d.type, d]),
+);
 
-  /** Runs a handler against the request timeout; aborts the action's signal when it fires. */
-  function run(handler: Handler, data: Record<string, unknown>, ctx: ActionContext, rec: AuditRecord, timeoutMs: number, ac: LazyAbort) {
-    return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const e = new TuxsecError(ErrorCodes.timeout, `request did not finish within ${timeoutMs / 1000} s`);
-        ac.abort(e);
-        reject(e);
-      }, timeoutMs);
-      handler(data, ctx, rec).then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
-    });
+/** The request types rootd answers, with who may send each (tests walk it). */
+export function requestTypes(): Array<{ type: RequestType; access: 'peer' | 'action' }> {
+  return [...REQUEST_TABLE.values()].map((d) => ({ type: d.type, access: d.access }));
+}
+
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  return new RequestDispatcher(deps);
+}
+
+class RequestDispatcher implements Dispatcher {
+  /** In-flight actions see the daemon stopping through their own signal; one listener serves them all. */
+  private readonly inflight = new Set<LazyAbort>();
+  private readonly services: Services;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.services = { registry: deps.registry };
+    deps.stopping.addEventListener(
+      'abort',
+      () => {
+        for (const ac of this.inflight) ac.abort(new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping'));
+      },
+      { once: true },
+    );
+    deps.limiter.onRefusalsEnded = (uid, n) => {
+      if (n < 2) return;
+      deps.audit.write({
+        time: new Date().toISOString(),
+        uid,
+        pid: -1,
+        request_id: 'unknown',
+        type: 'rate-limited',
+        outcome: 'denied',
+        code: ErrorCodes.rateLimited,
+        error: `${n} requests from uid ${uid} refused in a row by the rate limit; only the first was audited`,
+        count: n,
+        duration_ms: 0,
+      });
+    };
   }
 
-  // In-flight actions see the daemon stopping through their own signal; one listener
-  // on the stop signal serves them all.
-  const inflight = new Set<LazyAbort>();
-  deps.stopping.addEventListener(
-    'abort',
-    () => {
-      for (const ac of inflight) ac.abort(new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping'));
-    },
-    { once: true },
-  );
+  handle(line: Buffer, peer: PeerIdentity): string | Promise<string> {
+    const started = performance.now();
+    const limits = this.deps.limits();
+    // Every line costs a token, refused or not: refusals cost parsing and audit records too.
+    const allowed = this.deps.limiter.take(peer.uid);
+    const early = (code: ErrorCode, message: string) =>
+      allowed ? responseLine({ type: 'error', request_id: 'unknown', data: { error: message, code } }) : this.limited(peer, 'unknown', undefined);
+    if (nestingDepth(line, limits.maxDepth) > limits.maxDepth) {
+      return early(ErrorCodes.invalidRequest, `Invalid message: nesting deeper than ${limits.maxDepth} levels`);
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line.toString('utf8'));
+    } catch {
+      return early(ErrorCodes.invalidJson, 'Invalid JSON');
+    }
+    if (!isPlainObject(msg)) return early(ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
+    const requestId = requestIdOf(msg);
+    const type = msg.type;
+    if (!allowed) return this.limited(peer, requestId, type);
 
-  const record = (peer: PeerIdentity, requestId: string, type: unknown): AuditRecord => {
+    const def = typeof type === 'string' ? REQUEST_TABLE.get(type) : undefined;
+    // Stateless requests are not audited on success: their record is made only when one is refused.
+    let rec = def?.mode === 'sync' ? null : this.record(peer, requestId, type);
+    try {
+      if (this.deps.stopping.aborted) throw new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping');
+      const poison = findPoisonKey(msg);
+      if (poison !== null) throw new TuxsecError(ErrorCodes.invalidRequest, `Invalid message: forbidden key "${poison}"`);
+      const raw = msg.data ?? {};
+      if (!isPlainObject(raw)) throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: data must be an object');
+      if (typeof type !== 'string') throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: missing type');
+      if (!def) throw new TuxsecError(ErrorCodes.unknownType, `Unknown message type: ${type.slice(0, 64)}`);
+      const data: unknown = def.schema(raw, rec);
+      if (def.mode === 'sync') return responseLine({ type: 'success', request_id: requestId, data: def.handler(this.services, data) });
+      return this.run(def, data, peer, requestId, rec!, started, limits.requestTimeoutMs);
+    } catch (err) {
+      rec ??= this.record(peer, requestId, type);
+      return this.finish(rec, started, this.failure(requestId, rec, err, def));
+    }
+  }
+
+  /** Runs an async handler against the request timeout; aborts the action's signal when it fires. */
+  private async run(
+    def: Extract<RequestTypeDef<unknown>, { mode: 'async' }>,
+    data: unknown,
+    peer: PeerIdentity,
+    requestId: RequestId,
+    rec: AuditRecord,
+    started: number,
+    timeoutMs: number,
+  ): Promise<string> {
+    const ac = new LazyAbort();
+    this.inflight.add(ac);
+    const ctx: ActionContext = {
+      peer,
+      // Most actions never look at their signal; create it only for those that do.
+      get signal() {
+        return ac.signal;
+      },
+      log: this.deps.log,
+      requestId: String(requestId),
+    };
+    let timer: NodeJS.Timeout | undefined;
+    let out: string;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const e = new TuxsecError(ErrorCodes.timeout, `request did not finish within ${timeoutMs / 1000} s`);
+          ac.abort(e);
+          reject(e);
+        }, timeoutMs);
+      });
+      out = responseLine({ type: 'success', request_id: requestId, data: await Promise.race([def.handler(this.services, data, ctx), timeout]) });
+    } catch (err) {
+      out = this.failure(requestId, rec, err, def);
+    } finally {
+      clearTimeout(timer);
+      this.inflight.delete(ac);
+    }
+    return this.finish(rec, started, out);
+  }
+
+  /** Audits a finished request; gives its answer. */
+  private finish(rec: AuditRecord, started: number, out: string): string {
+    rec.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
+    this.deps.audit.write(rec);
+    return out;
+  }
+
+  private record(peer: PeerIdentity, requestId: RequestId, type: unknown): AuditRecord {
     const rec: AuditRecord = {
       time: new Date().toISOString(),
       uid: peer.uid,
       pid: peer.pid,
-      request_id: requestId,
+      request_id: String(requestId),
       // Never String() a hostile value: {"toString": 0} would throw.
       type: typeof type === 'string' ? type.slice(0, 64) : `(${type === null ? 'null' : typeof type})`,
       outcome: 'success',
@@ -200,106 +344,32 @@ function build(deps: DispatcherDeps): DispatcherImpl {
     };
     if (peer.user) rec.user = peer.user;
     return rec;
-  };
+  }
 
-  /** The rate-limited answer; the first refusal of a run is audited, the rest counted (onRefusalsEnded). */
-  const limited = (peer: PeerIdentity, requestId: string, type: unknown): string => {
-    const rec = record(peer, requestId, type);
-    const out = deny(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), type);
-    if (deps.limiter.refusedInARow(peer.uid) === 1) audit.write(rec);
-    return out;
-  };
-
-  deps.limiter.onRefusalsEnded = (uid, n) => {
-    if (n < 2) return;
-    audit.write({
-      time: new Date().toISOString(),
-      uid,
-      pid: -1,
-      request_id: 'unknown',
-      type: 'rate-limited',
-      outcome: 'denied',
-      code: ErrorCodes.rateLimited,
-      error: `${n} requests from uid ${uid} refused in a row by the rate limit; only the first was audited`,
-      count: n,
-      duration_ms: 0,
-    });
-  };
-
-  const deny = (requestId: string, rec: AuditRecord, e: TuxsecError, type: unknown): string => {
+  /** The error answer of a request, its audit record marked; an unexpected error is logged with its stack. */
+  private failure(requestId: RequestId, rec: AuditRecord, err: unknown, def: RequestTypeDef<unknown> | undefined): string {
+    let e: TuxsecError;
+    if (isTuxsecError(err)) e = err;
+    else {
+      this.deps.log.error({ err: err instanceof Error ? err.stack : String(err), request_id: requestId }, 'request failed');
+      e = new TuxsecError(ErrorCodes.internal, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+    }
     rec.outcome = e.code === ErrorCodes.permissionDenied ? 'denied' : 'error';
     rec.code = e.code;
     rec.error = e.message.slice(0, 512);
-    const extra: Record<string, unknown> = {};
-    if (type === 'execute_command' || type === 'system_info') extra.success = false;
-    if (e.details) extra.details = e.details;
-    return errorLine(requestId, e.code, e.message, extra);
-  };
+    return responseLine({
+      type: 'error',
+      request_id: requestId,
+      data: { error: e.message, code: e.code, ...(def?.failureHasSuccess ? { success: false as const } : {}), ...(e.details ? { details: e.details } : {}) },
+    });
+  }
 
-  return {
-    handle(line, peer) {
-      const started = performance.now();
-      const limits = deps.limits();
-      // Every line costs a token, refused or not: refusals cost parsing and audit records too.
-      const allowed = deps.limiter.take(peer.uid);
-      const early = (code: ErrorCode, message: string) => (allowed ? errorLine('unknown', code, message) : limited(peer, 'unknown', undefined));
-      if (nestingDepth(line, limits.maxDepth) > limits.maxDepth) {
-        return early(ErrorCodes.invalidRequest, `Invalid message: nesting deeper than ${limits.maxDepth} levels`);
-      }
-      let msg: unknown;
-      try {
-        msg = JSON.parse(line.toString('utf8'));
-      } catch {
-        return early(ErrorCodes.invalidJson, 'Invalid JSON');
-      }
-      if (!isPlainObject(msg)) return early(ErrorCodes.invalidRequest, 'Invalid message: not a JSON object');
-      const requestId = requestIdOf(msg);
-      const type = msg.type;
-      if (!allowed) return limited(peer, requestId, type);
-      // Fast path: stateless requests answer synchronously and are not audited on success.
-      if ((type === 'ping' || type === 'list_modules') && !deps.stopping.aborted && findPoisonKey(msg) === null) {
-        const data = type === 'ping' ? PONG : listModules();
-        return `{"type":"success","request_id":${JSON.stringify(requestId)},"data":${data}}\n`;
-      }
-      return this.slow(msg, type, requestId, record(peer, requestId, type), peer, started, limits);
-    },
-
-    async slow(msg: Record<string, unknown>, type: unknown, requestId: string, rec: AuditRecord, peer: PeerIdentity, started: number, limits: DispatcherLimits): Promise<string> {
-      const ac = new LazyAbort();
-      inflight.add(ac);
-      let out: string;
-      try {
-        if (deps.stopping.aborted) throw new TuxsecError(ErrorCodes.shuttingDown, 'tuxsec-rootd is stopping');
-        const poison = findPoisonKey(msg);
-        if (poison !== null) throw new TuxsecError(ErrorCodes.invalidRequest, `Invalid message: forbidden key "${poison}"`);
-        const data = msg.data ?? {};
-        if (!isPlainObject(data)) throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: data must be an object');
-        if (typeof type !== 'string') throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: missing type');
-        const handler = handlers.get(type);
-        if (!handler) throw new TuxsecError(ErrorCodes.unknownType, `Unknown message type: ${type.slice(0, 64)}`);
-        const ctx: ActionContext = {
-          peer,
-          // Most actions never look at their signal; create it only for those that do.
-          get signal() {
-            return ac.signal;
-          },
-          log: deps.log,
-          requestId,
-        };
-        const result = await run(handler, data, ctx, rec, limits.requestTimeoutMs, ac);
-        out = JSON.stringify({ type: 'success', request_id: requestId, data: result }) + '\n';
-      } catch (err) {
-        const e = isTuxsecError(err)
-          ? err
-          : new TuxsecError(ErrorCodes.internal, `internal error: ${err instanceof Error ? err.message : String(err)}`);
-        if (!isTuxsecError(err)) deps.log.error({ err: err instanceof Error ? err.stack : String(err), request_id: requestId }, 'request failed');
-        out = deny(requestId, rec, e, type);
-      } finally {
-        inflight.delete(ac);
-      }
-      rec.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
-      audit.write(rec);
-      return out;
-    },
-  };
+  /** The rate-limited answer; the first refusal of a run is audited, the rest counted (onRefusalsEnded). */
+  private limited(peer: PeerIdentity, requestId: RequestId, type: unknown): string {
+    const rec = this.record(peer, requestId, type);
+    const def = typeof type === 'string' ? REQUEST_TABLE.get(type) : undefined;
+    const out = this.failure(requestId, rec, new TuxsecError(ErrorCodes.rateLimited, `too many requests from uid ${peer.uid}; retry later`), def);
+    if (this.deps.limiter.refusedInARow(peer.uid) === 1) this.deps.audit.write(rec);
+    return out;
+  }
 }

@@ -4,9 +4,9 @@
  */
 import type { TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { ACTION_NAME_PATTERN, ACTION_NAME_RE, MODULE_NAME_PATTERN, MODULE_NAME_RE, type ModuleInfo } from '../protocol/messages.ts';
+import { ACTION_NAME_PATTERN, ACTION_NAME_RE, MODULE_NAME_PATTERN, MODULE_NAME_RE, type AccessClass, type ModuleInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
-import type { BaseModule, ModuleContext } from '../sdk/base-module.ts';
+import { unknownAction, type BaseModule, type InitResult, type ModuleContext } from '../sdk/base-module.ts';
 import type { ActionContext, Logger } from '../sdk/action.ts';
 import { parametersToSchema, validateParams } from '../sdk/schema.ts';
 import type { AccessPolicy } from './access.ts';
@@ -21,12 +21,20 @@ export interface ModuleConfig {
 
 export type ModuleState = 'available' | 'unavailable' | 'disabled';
 
+/** What the registry needs of an action, read from the module once, at registration. */
+interface ActionEntry {
+  schema: TObject;
+  access: AccessClass;
+  /** Identical concurrent calls share one run (a read action the module declares shared). */
+  shared: boolean;
+}
+
 interface Entry {
   module: BaseModule;
   config: ModuleConfig;
   state: ModuleState;
   reason: string | null;
-  schemas: Map<string, TObject>;
+  actions: Map<string, ActionEntry>;
 }
 
 export interface ModuleStatus {
@@ -54,34 +62,41 @@ export class ModuleRegistry {
     // Requests naming anything else are refused before lookup: such a module could never be called.
     if (typeof name !== 'string' || !MODULE_NAME_RE.test(name)) throw new Error(`module name ${JSON.stringify(String(name).slice(0, 80))} does not match ${MODULE_NAME_PATTERN}`);
     if (this.entries.has(name)) throw new Error(`module "${name}" registered twice`);
-    const schemas = new Map<string, TObject>();
+    const actions = new Map<string, ActionEntry>();
     for (const cap of module.getCapabilities()) {
       if (typeof cap.name !== 'string' || !ACTION_NAME_RE.test(cap.name)) {
         throw new Error(`module "${name}": action name ${JSON.stringify(String(cap.name).slice(0, 80))} does not match ${ACTION_NAME_PATTERN}`);
       }
-      if (schemas.has(cap.name)) throw new Error(`module "${name}": duplicate action "${cap.name}"`);
+      if (actions.has(cap.name)) throw new Error(`module "${name}": duplicate action "${cap.name}"`);
       const schema = module.schemaOf(cap.name) ?? parametersToSchema(cap.parameters);
       if (schema.additionalProperties !== false) {
         throw new Error(`module "${name}" action "${cap.name}": parameter schema must refuse unknown parameters`);
       }
-      schemas.set(cap.name, schema);
+      const access = module.accessOf(cap.name);
+      actions.set(cap.name, { schema, access, shared: access === 'read' && module.sharedResult(cap.name) });
     }
     this.entries.set(name, {
       module,
       config,
       state: config.enabled ? 'unavailable' : 'disabled',
       reason: config.enabled ? 'not initialized' : 'disabled in rootd.yaml',
-      schemas,
+      actions,
     });
   }
 
-  /** Initializes every enabled module; one that fails is reported and left unavailable. */
-  async initializeAll(makeCtx: (name: string, settings: Record<string, unknown>) => ModuleContext): Promise<void> {
+  /**
+   * Initializes every enabled module; one that fails is reported and left unavailable.
+   * `initialize` stands in for the modules' own in tests that must not touch the host.
+   */
+  async initializeAll(
+    makeCtx: (name: string, settings: Record<string, unknown>) => ModuleContext,
+    initialize: (m: BaseModule, ctx: ModuleContext) => Promise<InitResult> = (m, ctx) => m.initialize(ctx),
+  ): Promise<void> {
     await Promise.all(
       [...this.entries.entries()].map(async ([name, e]) => {
         if (!e.config.enabled) return;
         try {
-          const [ok, reason] = await e.module.initialize(makeCtx(name, e.config.settings));
+          const [ok, reason] = await initialize(e.module, makeCtx(name, e.config.settings));
           e.state = ok ? 'available' : 'unavailable';
           e.reason = ok ? null : (reason ?? 'initialize returned false');
         } catch (err) {
@@ -157,11 +172,9 @@ export class ModuleRegistry {
   /** Runs one action: lookup, access, validation, then the module. Throws TuxsecError. */
   async execute(moduleName: string, action: string, params: Record<string, unknown>, ctx: ActionContext, coerce = false): Promise<unknown> {
     const e = this.entry(moduleName);
-    const schema = e.schemas.get(action);
-    if (!schema) {
-      throw new TuxsecError(ErrorCodes.actionNotFound, `unknown action "${action}" of module "${moduleName}"`);
-    }
-    const access = e.module.accessOf(action);
+    const a = e.actions.get(action);
+    if (!a) throw unknownAction(moduleName, action);
+    const { schema, access } = a;
     if (access === 'dangerous' && !e.config.allow_dangerous) {
       throw new TuxsecError(
         ErrorCodes.permissionDenied,
@@ -176,7 +189,7 @@ export class ModuleRegistry {
     let res;
     try {
       if (!this.scheduler) res = await call();
-      else if (access === 'read' && e.module.sharedResult(action)) {
+      else if (a.shared) {
         // Parameters are validated, so their JSON is a faithful key. A shared run is not taken out
         // of the queue when its first caller gives up: the others still want its result.
         res = await this.scheduler.run(ctx.peer.uid, call, { sharedKey: `${moduleName}\0${action}\0${JSON.stringify(params)}` });

@@ -5,6 +5,7 @@
 import net from 'node:net';
 import { ErrorCodes, type ErrorCode } from '../protocol/errors.ts';
 import { LineFramer } from '../protocol/framing.ts';
+import { responseLine } from '../protocol/messages.ts';
 import type { Logger, PeerIdentity } from '../sdk/action.ts';
 import type { AccessRules } from './access.ts';
 import { peerAllowed } from './access.ts';
@@ -58,8 +59,9 @@ export interface RootdServer {
   readonly inflight: number;
 }
 
-function errorLine(code: string, message: string): string {
-  return JSON.stringify({ type: 'error', request_id: 'unknown', data: { error: message, code } }) + '\n';
+/** The answer to a connection refused, or cut, before any request of it could be read. */
+function errorLine(code: ErrorCode, message: string): string {
+  return responseLine({ type: 'error', request_id: 'unknown', data: { error: message, code } });
 }
 
 export function createRootdServer(deps: RootdServerDeps): RootdServer {

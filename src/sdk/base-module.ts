@@ -21,6 +21,14 @@ export interface CommandResponse {
   error?: string;
 }
 
+/**
+ * The error for an action a module does not have. rootd's registry answers it before any module
+ * code runs; a module's own dispatch answers it only to a caller that bypassed the registry.
+ */
+export function unknownAction(module: string, action: string): TuxsecError {
+  return new TuxsecError(ErrorCodes.actionNotFound, `unknown action "${action}" of module "${module}"`);
+}
+
 /** `[true, null]` when ready, `[false, reason]` when the module cannot work on this host. */
 export type InitResult = [boolean, string | null];
 
@@ -136,9 +144,7 @@ export abstract class ActionModule extends BaseModule {
 
   async executeCommand(command: CommandRequest, ctx: ActionContext): Promise<CommandResponse> {
     const action = this.actions.get(command.action);
-    if (!action) {
-      throw new TuxsecError(ErrorCodes.actionNotFound, `unknown action "${command.action}" of module "${this.name}"`);
-    }
+    if (!action) throw unknownAction(this.name, command.action);
     const data = await action.handler(command.parameters, ctx);
     return { success: true, data };
   }

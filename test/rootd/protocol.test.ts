@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { connectRaw, oneShot, rssKiB } from '../helpers/raw.ts';
@@ -32,6 +32,15 @@ describe('rootd protocol (real daemon as root)', () => {
     assert.deepEqual(res, { type: 'success', request_id: 'abc-1', data: { pong: true } });
   });
 
+  it('a numeric request_id comes back as the same number, as the Python rootd echoed it', async () => {
+    const ping = await oneShot(d.socketPath, JSON.stringify({ type: 'ping', request_id: 42, data: {} }));
+    assert.deepEqual(ping, { type: 'success', request_id: 42, data: { pong: true } });
+    const run = await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: 7.5, data: { module: 'systeminfo', action: 'get_uptime' } }));
+    assert.equal(run.request_id, 7.5);
+    const nf = await oneShot(d.socketPath, JSON.stringify({ type: 'module_info', request_id: 0, data: { module: 'nope' } }));
+    assert.deepEqual(nf, { type: 'error', request_id: 0, data: { error: 'Module not found: nope', code: 'module-not-found' } });
+  });
+
   it('list_modules, module_info and system_info answer in the compatible shapes', async () => {
     const lm = await oneShot(d.socketPath, JSON.stringify({ type: 'list_modules', request_id: 'r', data: {} }));
     assert.equal(lm.type, 'success');
@@ -47,8 +56,11 @@ describe('rootd protocol (real daemon as root)', () => {
     assert.equal(sd.success, true);
     for (const k of ['hostname', 'fqdn', 'os', 'kernel', 'uptime_seconds', 'distribution']) assert.ok(k in sd.data, `get_info has ${k}`);
     for (const k of ['system', 'release', 'version', 'machine', 'processor']) assert.ok(k in (sd.data.os as object), `os.${k}`);
-    const dist = sd.data.distribution as Record<string, string>;
-    assert.equal(dist.id, 'debian');
+    // The host's own ID, whatever the distribution: os-release(5) says /etc first, then /usr/lib.
+    const osRelease = ['/etc/os-release', '/usr/lib/os-release'].map((f) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } }).find((t) => t);
+    const id = /^ID="?([^"\n]*)"?$/m.exec(osRelease ?? '')?.[1];
+    assert.ok(id, 'this host has an os-release ID');
+    assert.equal((sd.data.distribution as Record<string, string>).id, id);
   });
 
   it('execute_command returns success with data; errors keep the compatible shape with a code', async () => {

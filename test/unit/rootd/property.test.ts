@@ -1,16 +1,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { LineFramer } from '../../src/protocol/framing.ts';
-import { createDispatcher } from '../../src/rootd/dispatcher.ts';
-import { ModuleRegistry } from '../../src/rootd/registry.ts';
-import { makeAccessPolicy } from '../../src/rootd/access.ts';
-import { RateLimiter } from '../../src/rootd/rate-limit.ts';
-import { nullAudit } from '../../src/rootd/audit.ts';
-import { SystemInfoModule } from '../../src/rootd/modules/systeminfo/index.ts';
+import { LineFramer } from '../../../src/protocol/framing.ts';
+import { createDispatcher } from '../../../src/rootd/dispatcher.ts';
+import { ModuleRegistry } from '../../../src/rootd/registry.ts';
+import { makeAccessPolicy } from '../../../src/rootd/access.ts';
+import { RateLimiter } from '../../../src/rootd/rate-limit.ts';
+import { nullAudit } from '../../../src/rootd/audit.ts';
+import { SystemInfoModule } from '../../../src/rootd/modules/systeminfo/index.ts';
 
 // Issue 7 asks for at least 10,000 generated cases per CI run for the framer and for the
-// dispatcher; TUXSEC_PROPERTY_RUNS scales them for a longer local run.
+// dispatcher; TUXSEC_PROPERTY_RUNS scales them for a longer local run (`npm run test:unit` alone runs 0.2).
 const SCALE = Number(process.env.TUXSEC_PROPERTY_RUNS ?? 1);
 const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * SCALE)) });
 
@@ -112,7 +112,7 @@ describe('dispatcher', () => {
     assert.equal(out.indexOf('\n'), out.length - 1, 'exactly one line');
     const res = JSON.parse(out);
     assert.ok(res.type === 'success' || res.type === 'error');
-    assert.equal(typeof res.request_id, 'string');
+    assert.ok(typeof res.request_id === 'string' || typeof res.request_id === 'number');
     if (res.type === 'error') {
       assert.equal(typeof res.data.error, 'string');
       assert.equal(typeof res.data.code, 'string');
@@ -142,7 +142,8 @@ describe('dispatcher', () => {
         await check(line);
         const res = JSON.parse(await dispatcher.handle(line, root));
         const id = msg.request_id;
-        const expected = typeof id === 'string' ? id : typeof id === 'number' ? String(id) : 'unknown';
+        // Echoed as sent, a number as a number (as the Python rootd did).
+        const expected = typeof id === 'string' || typeof id === 'number' ? id : 'unknown';
         assert.equal(res.request_id, expected);
       }),
       runs(4000),

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { writeConfigAtomic } from '../../src/agent/register.ts';
+import { writeConfigAtomic } from '../../../src/agent/register.ts';
 
 test('writeConfigAtomic never leaves the api_key readable by every user', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tuxsec-register-'));

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Executor, policyAllows, type ResultEnvelope } from '../../src/agent/executor.ts';
-import { Journal } from '../../src/agent/journal.ts';
-import { Outbox } from '../../src/agent/outbox.ts';
-import { ErrorCodes, TuxsecError } from '../../src/protocol/errors.ts';
+import { Executor, policyAllows, type ResultEnvelope } from '../../../src/agent/executor.ts';
+import { Journal } from '../../../src/agent/journal.ts';
+import { Outbox } from '../../../src/agent/outbox.ts';
+import { ErrorCodes, TuxsecError } from '../../../src/protocol/errors.ts';
 
 // In-process tests of the executor's bookkeeping; rootd is a recording stand-in here
 // (the process tests in this folder drive the real rootd).
@@ -134,8 +134,8 @@ test('Journal.compact forgets only the oldest finished ids', () => {
 });
 
 test('Executor reports a "prototype" or "constructor" key as it is, and replaces only an output servers refuse (__proto__, constructor.prototype, deep nesting)', async () => {
-  const { buildApp } = await import('../../src/server/app.ts');
-  const { openSqliteStorage } = await import('../../src/server/storage/sqlite.ts');
+  const { buildApp } = await import('../../../src/server/app.ts');
+  const { openSqliteStorage } = await import('../../../src/server/storage/sqlite.ts');
   const admin = { authorization: `Bearer ${'a'.repeat(32)}` };
   const { app } = buildApp({
     config: { adminToken: 'a'.repeat(32), require_enrollment_token: false, long_poll_max: 30, sync_interval: 30, job_default_ttl: 3600, redeliver_after: 15 },

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { FairScheduler } from '../../src/rootd/scheduler.ts';
+import { FairScheduler } from '../../../src/rootd/scheduler.ts';
 
 /** A task that finishes when the test says so, recording when it started. */
 function gate(log: string[], name: string) {

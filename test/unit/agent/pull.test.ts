@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Executor, type ResultEnvelope } from '../../src/agent/executor.ts';
-import { HttpError, parseRetryAfter, type HttpResponse, type PostOptions } from '../../src/agent/http.ts';
-import { Journal } from '../../src/agent/journal.ts';
-import { Outbox } from '../../src/agent/outbox.ts';
-import { AgentRejectedError, backoffDelay, PullLoop } from '../../src/agent/pull.ts';
+import { Executor, type ResultEnvelope } from '../../../src/agent/executor.ts';
+import { HttpError, parseRetryAfter, type HttpResponse, type PostOptions } from '../../../src/agent/http.ts';
+import { Journal } from '../../../src/agent/journal.ts';
+import { Outbox } from '../../../src/agent/outbox.ts';
+import { AgentRejectedError, backoffDelay, PullLoop } from '../../../src/agent/pull.ts';
 
 type Answer = HttpResponse | HttpError;
 

@@ -4,9 +4,9 @@ import { Writable } from 'node:stream';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { applySecretSources, ConfigError, DEFAULTS, parseConfigText, pinoLevel } from '../../src/agent/config.ts';
-import { readEnrollToken } from '../../src/agent/secrets.ts';
-import { createLogger } from '../../src/agent/log.ts';
+import { applySecretSources, ConfigError, DEFAULTS, parseConfigText, pinoLevel } from '../../../src/agent/config.ts';
+import { readEnrollToken } from '../../../src/agent/secrets.ts';
+import { createLogger } from '../../../src/agent/log.ts';
 
 const SEED = `# Connection mode: pull, push, or ssh
 mode: pull
