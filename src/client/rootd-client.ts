@@ -107,7 +107,8 @@ export class RootdClient {
     return new Promise((resolve) => {
       const s = net.createConnection(this.socketPath);
       let connected = false;
-      let written = false;
+      // 'pending' at close would be a write whose fate is unknown: treated as received.
+      let write: 'none' | 'pending' | 'ok' | 'failed' = 'none';
       let lastErr: NodeJS.ErrnoException | null = null;
       let settled = false;
       const settle = (o: Outcome) => {
@@ -136,8 +137,9 @@ export class RootdClient {
       s.on('data', (c: Buffer) => framer.push(c));
       s.once('connect', () => {
         connected = true;
+        write = 'pending';
         s.write(line, (e) => {
-          written = !e;
+          write = e ? 'failed' : 'ok';
         });
       });
       s.on('error', (e: NodeJS.ErrnoException) => {
@@ -148,7 +150,7 @@ export class RootdClient {
         this.release();
         const err = lastErr as NodeJS.ErrnoException | null;
         if (!connected) settle({ error: connectError(this.socketPath, err ?? Object.assign(new Error('connection closed'), { code: 'ECONNRESET' })) });
-        else if (!written || err?.code === 'ECONNRESET') settle({ unsent: err?.message ?? 'connection closed' });
+        else if (write === 'failed' || err?.code === 'ECONNRESET') settle({ unsent: err?.message ?? 'connection closed' });
         else settle({ interrupted: true });
       });
     });
