@@ -125,7 +125,7 @@ export class Executor {
           success: false,
           error: `job "${e.id}" (${e.module} ${e.action}) was interrupted: the agent stopped while it ran; it was not run again`,
           status: 'interrupted',
-          code: 'interrupted',
+          code: ErrorCodes.interrupted,
           started_at: e.started_at,
           finished_at: t.toISOString(),
           duration_ms: Math.max(0, t.getTime() - Date.parse(e.started_at)),
@@ -234,6 +234,6 @@ export class Executor {
     };
     return o.success
       ? { ...base, success: true, output: o.output ?? {}, status: 'completed' }
-      : { ...base, success: false, error: o.error, status: 'failed', code: o.code };
+      : { ...base, success: false, error: o.error, status: o.code === ErrorCodes.interrupted ? 'interrupted' : 'failed', code: o.code };
   }
 }

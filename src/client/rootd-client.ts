@@ -1,6 +1,12 @@
 /**
- * Typed client of the rootd socket: one persistent connection, requests pipelined and
- * matched by request_id, reconnecting on the next request after a drop.
+ * Typed client of the rootd socket. Each request goes on a connection of its own, as the
+ * Python client's did, so a daemon that closes after every answer (the Python rootd) serves it
+ * as well as ours, and a connection that ends without an answer tells what became of the one
+ * request on it: not written whole (EPIPE), or left unread in the daemon's socket when it
+ * closed (the kernel then resets the connection: ECONNRESET), and the daemon never received
+ * it, so it is sent again on a new connection; written whole and the connection closed
+ * cleanly, and the daemon may have read it and started it, so it is reported `interrupted`
+ * and never sent again (an action may not be safe to run twice).
  */
 import net from 'node:net';
 import { LineFramer } from '../protocol/framing.ts';
@@ -11,6 +17,11 @@ import {
   type ModuleInfo,
   type Response,
 } from '../protocol/messages.ts';
+
+/** Connections open at once; more requests wait for one (rootd allows 32 per user by default). */
+const MAX_CONNECTIONS = 16;
+/** Sends of a request the daemon never received, before giving up. */
+const MAX_SENDS = 3;
 
 export interface RootdClientOptions {
   socketPath?: string;
@@ -29,11 +40,8 @@ export interface ExecuteOptions {
   coerce?: boolean;
 }
 
-interface Pending {
-  resolve(data: Record<string, unknown>): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
-}
+/** What became of a request on one connection. */
+type Outcome = { answer: Response } | { error: TuxsecError } | { unsent: string } | { interrupted: true };
 
 /** Turns a connect error into a message a user can act on. */
 export function connectError(socketPath: string, err: NodeJS.ErrnoException): TuxsecError {
@@ -63,9 +71,11 @@ export class RootdClient {
   readonly socketPath: string;
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
-  private sock: net.Socket | null = null;
-  private connecting: Promise<net.Socket> | null = null;
-  private readonly pending = new Map<string, Pending>();
+  /** Connections open or being opened, and the requests waiting for one to close. */
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** Requests in progress, aborted by close(). */
+  private readonly inflight = new Set<AbortController>();
   private seq = 0;
   private readonly prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 
@@ -75,79 +85,117 @@ export class RootdClient {
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES * 16;
   }
 
-  private connect(): Promise<net.Socket> {
-    if (this.sock) return Promise.resolve(this.sock);
-    if (this.connecting) return this.connecting;
-    this.connecting = new Promise<net.Socket>((resolve, reject) => {
+  private acquire(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    if (this.active < MAX_CONNECTIONS) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const grant = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        const i = this.waiting.indexOf(grant);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(signal.reason as Error);
+      };
+      this.waiting.push(grant);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+
+  /** Sends one request line on a new connection (holding a slot until it closes). */
+  private exchange(line: string, id: string, signal: AbortSignal): Promise<Outcome> {
+    return new Promise((resolve) => {
       const s = net.createConnection(this.socketPath);
+      let connected = false;
+      // 'pending' at close would be a write whose fate is unknown: treated as received.
+      let write: 'none' | 'pending' | 'ok' | 'failed' = 'none';
+      let lastErr: NodeJS.ErrnoException | null = null;
+      let settled = false;
+      const settle = (o: Outcome) => {
+        if (!settled) {
+          settled = true;
+          resolve(o);
+        }
+        s.destroy();
+      };
+      const onAbort = () => settle({ error: signal.reason as TuxsecError });
+      signal.addEventListener('abort', onAbort, { once: true });
       const framer = new LineFramer(this.maxBytes, {
-        line: (l) => this.onLine(l),
-        overflow: () => {
-          this.failAll(new TuxsecError(ErrorCodes.invalidRequest, 'rootd sent a line over the size limit'));
-          s.destroy();
+        line: (l) => {
+          let res: Response;
+          try {
+            res = JSON.parse(l.toString('utf8')) as Response;
+          } catch {
+            return;
+          }
+          if (res.request_id === id) settle({ answer: res });
+          // A connection-level refusal (not allowed, too many connections) names no request.
+          else if (res.type === 'error' && res.request_id === 'unknown') settle({ error: responseError(res) });
         },
-      });
-      s.once('connect', () => {
-        this.sock = s;
-        this.connecting = null;
-        resolve(s);
+        overflow: () => settle({ error: new TuxsecError(ErrorCodes.invalidRequest, 'rootd sent a line over the size limit') }),
       });
       s.on('data', (c: Buffer) => framer.push(c));
-      s.on('error', (err: NodeJS.ErrnoException) => {
-        if (this.connecting) {
-          this.connecting = null;
-          reject(connectError(this.socketPath, err));
-        } else {
-          this.failAll(new TuxsecError(ErrorCodes.rootdUnavailable, `connection to tuxsec-rootd lost: ${err.message}`));
-        }
+      s.once('connect', () => {
+        connected = true;
+        write = 'pending';
+        s.write(line, (e) => {
+          write = e ? 'failed' : 'ok';
+        });
       });
-      s.on('close', () => {
-        if (this.sock === s) this.sock = null;
-        this.failAll(new TuxsecError(ErrorCodes.rootdUnavailable, 'connection to tuxsec-rootd closed'));
+      s.on('error', (e: NodeJS.ErrnoException) => {
+        lastErr = e;
+      });
+      s.once('close', () => {
+        signal.removeEventListener('abort', onAbort);
+        this.release();
+        const err = lastErr as NodeJS.ErrnoException | null;
+        if (!connected) settle({ error: connectError(this.socketPath, err ?? Object.assign(new Error('connection closed'), { code: 'ECONNRESET' })) });
+        else if (write === 'failed' || err?.code === 'ECONNRESET') settle({ unsent: err?.message ?? 'connection closed' });
+        else settle({ interrupted: true });
       });
     });
-    return this.connecting;
-  }
-
-  private onLine(line: Buffer): void {
-    let res: Response;
-    try {
-      res = JSON.parse(line.toString('utf8')) as Response;
-    } catch {
-      return;
-    }
-    const p = this.pending.get(res.request_id);
-    if (!p) {
-      // A connection-level refusal (not allowed, too many connections) names no request.
-      if (res.type === 'error' && res.request_id === 'unknown') this.failAll(responseError(res));
-      return;
-    }
-    this.pending.delete(res.request_id);
-    clearTimeout(p.timer);
-    if (res.type === 'success') p.resolve(res.data);
-    else p.reject(responseError(res));
-  }
-
-  private failAll(err: Error): void {
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      this.pending.delete(id);
-      p.reject(err);
-    }
   }
 
   /** Sends one request; resolves with the success `data`, rejects with a TuxsecError. */
   async request(type: string, data: Record<string, unknown> = {}, timeoutMs = this.timeoutMs): Promise<Record<string, unknown>> {
-    const s = await this.connect();
     const id = this.prefix + (++this.seq).toString(36);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new TuxsecError(ErrorCodes.timeout, `tuxsec-rootd did not answer ${type} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
-      s.write(JSON.stringify({ type, request_id: id, data }) + '\n');
-    });
+    const line = JSON.stringify({ type, request_id: id, data }) + '\n';
+    const ac = new AbortController();
+    this.inflight.add(ac);
+    const timer = setTimeout(() => ac.abort(new TuxsecError(ErrorCodes.timeout, `tuxsec-rootd did not answer ${type} within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      for (let sends = 1; ; sends++) {
+        await this.acquire(ac.signal);
+        const o = await this.exchange(line, id, ac.signal);
+        if ('answer' in o) {
+          if (o.answer.type === 'success') return o.answer.data;
+          throw responseError(o.answer);
+        }
+        if ('error' in o) throw o.error;
+        if ('interrupted' in o) {
+          throw new TuxsecError(
+            ErrorCodes.interrupted,
+            `tuxsec-rootd closed the connection after ${type} was sent and before it answered: it may have run, so it was not sent again`,
+          );
+        }
+        if (sends >= MAX_SENDS) {
+          throw new TuxsecError(ErrorCodes.rootdUnavailable, `cannot send ${type} to tuxsec-rootd at ${this.socketPath}: the connection closed before the request reached it, ${sends} times (${o.unsent})`);
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      this.inflight.delete(ac);
+    }
   }
 
   ping(): Promise<Record<string, unknown>> {
@@ -174,13 +222,8 @@ export class RootdClient {
     return res.data;
   }
 
-  get connected(): boolean {
-    return this.sock !== null;
-  }
-
+  /** Ends every request in progress with `rootd-unavailable`; later requests connect again. */
   close(): void {
-    this.sock?.end();
-    this.sock?.destroy();
-    this.sock = null;
+    for (const ac of this.inflight) ac.abort(new TuxsecError(ErrorCodes.rootdUnavailable, 'connection to tuxsec-rootd closed by the client'));
   }
 }

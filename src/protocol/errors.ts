@@ -33,6 +33,8 @@ export const ErrorCodes = {
   internal: 'internal-error',
   /** The client could not reach rootd (socket missing, refused, closed). */
   rootdUnavailable: 'rootd-unavailable',
+  /** rootd's connection closed after the request was sent, before the answer: it may have run; never sent again. */
+  interrupted: 'interrupted',
   /** A thing the action refers to does not exist (zone, service, job...). */
   notFound: 'not-found',
   /** firewalld is installed but not running. */

@@ -6,9 +6,10 @@
  * the link's target. So the directory may be written by root alone (0750 root:group: clients
  * need only search permission to connect), and so may every directory above it; the socket is
  * bound in a fresh 0700 directory inside it, given its owner and mode there, and renamed into
- * place: no path root acts on can be swapped by anyone else.
+ * place: no path root acts on can be swapped by anyone else. A directory that is not rootd's
+ * own (it did not create it, or it holds more than the socket) is never chmodded or chowned.
  */
-import { chmodSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { assertTrustedPath, UnsafePathError } from '../os/secure-files.ts';
@@ -38,7 +39,7 @@ function myUid(): number {
 
 const octal = (mode: number) => `0${(mode & 0o7777).toString(8)}`;
 
-/** True when something answers on the socket (another daemon is running). */
+/** True when something accepts connections on the socket (another daemon is running). */
 function answering(p: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createConnection(p);
@@ -50,7 +51,10 @@ function answering(p: string): Promise<boolean> {
   });
 }
 
-/** The fd systemd handed over (LISTEN_FDS/LISTEN_PID), or null. */
+/**
+ * The first fd systemd handed over (always 3, SD_LISTEN_FDS_START; rootd's unit passes one), or
+ * null when LISTEN_PID/LISTEN_FDS hand none to this process.
+ */
 export function systemdListenFd(env = process.env): number | null {
   if (env.LISTEN_PID !== String(process.pid)) return null;
   const n = Number(env.LISTEN_FDS);
@@ -62,17 +66,40 @@ export interface SocketOptions {
   socketPath: string;
   /** Group owning the directory and socket; null leaves ownership as created (dev mode). */
   gid: number | null;
-  /** Told what was repaired (a directory others could write). */
+  /** Told what was repaired (a directory of rootd's own that others could write). */
   warn?: (msg: string) => void;
+}
+
+/** mkdtemp's names for the private directories rootd binds in (listenOnPath); a crash can leave one. */
+const PRIVATE_BIND_DIR = /^\.[A-Za-z0-9]{6}$/;
+
+/**
+ * The first entry of `dir` that rootd did not put there, or null when it holds nothing but the
+ * socket and rootd's own private bind directories (owned by root).
+ */
+function foreignEntry(dir: string, socketName: string): string | null {
+  for (const name of readdirSync(dir)) {
+    if (name === socketName) continue;
+    if (PRIVATE_BIND_DIR.test(name)) {
+      const st = lstatOrNull(path.join(dir, name));
+      if (st?.isDirectory() && st.uid === myUid()) continue;
+    }
+    return name;
+  }
+  return null;
 }
 
 /**
  * Makes sure only root (or, in dev mode, the user running rootd) can change the socket's
- * directory and every directory above it. A directory of root's that the group or others can
- * write loses that write permission (a warning says so); one owned by another user, or a
- * shared sticky directory like /tmp, is refused.
+ * directory and every directory above it, changing a directory only when it is rootd's own.
+ * rootd's own: one it created, or a root-owned, non-sticky directory that holds nothing but the
+ * socket (the seed's 0770 /var/run/tuxsec); there group and others lose write permission, with
+ * a warning. Any other directory is never chmodded or chowned: it is used as it is when only
+ * root can write it, and refused, naming it, when others can (a shared sticky directory like
+ * /tmp, one holding other files, one owned by another user).
  */
-export function secureSocketDir(dir: string, { warn }: Pick<SocketOptions, 'warn'>): void {
+export function secureSocketDir(socketPath: string, { warn }: Pick<SocketOptions, 'warn'>): void {
+  const dir = path.dirname(socketPath);
   const refuse = (why: string): never => {
     throw new SocketSetupError(`cannot use socket directory ${dir}: ${why}`);
   };
@@ -84,6 +111,12 @@ export function secureSocketDir(dir: string, { warn }: Pick<SocketOptions, 'warn
   if (st.uid !== 0 && st.uid !== myUid()) refuse(`owned by uid ${st.uid}, not root (it must be 0750 root and the socket group)`);
   if (st.mode & 0o022) {
     if (st.mode & S_ISVTX) refuse(`a shared directory (mode ${octal(st.mode)}) that others can write; use a directory of its own`);
+    const other = foreignEntry(dir, path.basename(socketPath));
+    if (other !== null) {
+      refuse(
+        `group or others can write it (mode ${octal(st.mode)}) and it holds ${JSON.stringify(other.slice(0, 64))} besides the socket, so it is not rootd's own to change; make it 0750 or use a directory of its own`,
+      );
+    }
     const mode = st.mode & 0o7755;
     chmodSync(dir, mode);
     warn?.(`socket directory ${dir} was writable by group or others (mode ${octal(st.mode)}): now ${octal(mode)}`);
@@ -104,8 +137,9 @@ function checkParents(dir: string): void {
 }
 
 /**
- * Creates the socket directory if absent (0750 root:group), checks or repairs it and the
- * directories above, and removes a stale socket a dead daemon left behind.
+ * Creates the socket directory if absent (0750 root:group), checks the directories above and,
+ * when it is rootd's own, repairs it (secureSocketDir), and removes a stale socket a dead
+ * daemon left behind.
  */
 export async function prepareSocketPath({ socketPath, gid, warn }: SocketOptions): Promise<void> {
   const dir = path.dirname(socketPath);
@@ -117,7 +151,7 @@ export async function prepareSocketPath({ socketPath, gid, warn }: SocketOptions
     if (gid !== null) lchownSync(dir, 0, gid);
     chmodSync(dir, SOCKET_DIR_MODE);
   }
-  secureSocketDir(dir, { warn });
+  secureSocketDir(socketPath, { warn });
   const sst = lstatOrNull(socketPath);
   if (sst) {
     if (!sst.isSocket()) throw new SocketSetupError(`cannot listen on ${socketPath}: a file that is not a socket is in the way`);
@@ -206,7 +240,7 @@ export function listenOnFd(server: net.Server, fd: number, opts: Pick<SocketOpti
       server.off('error', reject);
       try {
         const where = boundSocketPath(fd);
-        if (where?.startsWith('/')) secureSocketDir(path.dirname(where), opts);
+        if (where?.startsWith('/')) secureSocketDir(where, opts);
         resolve();
       } catch (e) {
         server.close();

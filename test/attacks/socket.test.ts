@@ -5,7 +5,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CLI_JS, ROOTD_JS, startRootd } from '../helpers/rootd.ts';
@@ -170,6 +170,70 @@ describe('attacks on the socket by a member of the socket group', () => {
       assert.equal(sock.gid, users.tuxsecGid);
     } finally {
       await d.stop();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  /** Mode, owner and group of a path, and of every entry in it when it is a directory. */
+  function modes(p: string): Record<string, string> {
+    const one = (f: string) => {
+      const st = lstatSync(f);
+      return `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+    };
+    const out: Record<string, string> = { '.': one(p) };
+    for (const name of readdirSync(p)) out[name] = one(path.join(p, name));
+    return out;
+  }
+
+  for (const [what, mode, group] of [
+    ['a shared sticky directory like /tmp (1777 root:root)', 0o1777, 'root'],
+    ['a root-owned 0770 root:tuxsec directory', 0o770, 'tuxsec'],
+    ['a root-owned world-writable directory that is not sticky (0777)', 0o777, 'root'],
+  ] as const) {
+    it(`${what} holding other files is left as it is (mode, owner, files) and refused, naming it`, async () => {
+      const base = scratch('tsy-');
+      const dir = path.join(base, 'shared');
+      mkdirSync(dir);
+      chownSync(dir, 0, group === 'root' ? 0 : users.tuxsecGid);
+      chmodSync(dir, mode);
+      writeFileSync(path.join(dir, 'root-file'), 'root\n', { mode: 0o644 });
+      writeFileSync(path.join(dir, 'member-file'), 'member\n', { mode: 0o600 });
+      chownSync(path.join(dir, 'member-file'), users.member.uid, users.member.gid);
+      mkdirSync(path.join(dir, 'a-dir'), { mode: 0o700 });
+      const before = modes(dir);
+      writeFileSync(path.join(base, 'rootd.yaml'), 'audit_log: null\n');
+      const r = await startRaw(['--config', path.join(base, 'rootd.yaml'), '--socket', path.join(dir, 'x.sock')]);
+      const after = modes(dir);
+      rmSync(base, { recursive: true, force: true });
+      assert.deepEqual(after, before, `rootd changed the directory or its files: ${r.stderr}`);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`cannot use socket directory ${dir}: `));
+    });
+  }
+
+  it('a socket directory rootd creates is 0750 root:tuxsec; one only root can write, holding other files, is used as it is', async () => {
+    const base = scratch('tsy-');
+    const made = path.join(base, 'made');
+    const d = await startRootd({ config: { socket: path.join(made, 'rootd.sock') } });
+    try {
+      const st = statSync(made);
+      assert.deepEqual([(st.mode & 0o7777).toString(8), st.uid, st.gid], ['750', 0, users.tuxsecGid]);
+    } finally {
+      await d.stop();
+    }
+    const run = path.join(base, 'run');
+    mkdirSync(run);
+    chmodSync(run, 0o755);
+    writeFileSync(path.join(run, 'other.pid'), '1\n', { mode: 0o644 });
+    const before = modes(run);
+    const e = await startRootd({ config: { socket: path.join(run, 'rootd.sock') } });
+    try {
+      const sock = lstatSync(path.join(run, 'rootd.sock'));
+      assert.deepEqual([(sock.mode & 0o777).toString(8), sock.uid, sock.gid], ['660', 0, users.tuxsecGid]);
+      const { ['rootd.sock']: _, ...rest } = modes(run);
+      assert.deepEqual(rest, before, 'the directory and its files are as they were');
+    } finally {
+      await e.stop();
       rmSync(base, { recursive: true, force: true });
     }
   });
