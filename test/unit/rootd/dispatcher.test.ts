@@ -32,7 +32,7 @@ describe('dispatcher request table', () => {
     assert.deepEqual(await h.ask({ type: 'module_info', request_id: 0, data: {} }), {
       type: 'error',
       request_id: 0,
-      data: { error: 'Missing module name', code: 'invalid-request' },
+      data: { error: 'Module name is required', code: 'invalid-request' },
     });
     // Anything else is not echoed.
     for (const id of [null, true, { a: 1 }, [1], 'x'.repeat(257)]) assert.equal((await h.ask({ type: 'ping', request_id: id })).request_id, 'unknown');
