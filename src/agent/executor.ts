@@ -125,7 +125,7 @@ export class Executor {
           success: false,
           error: `job "${e.id}" (${e.module} ${e.action}) was interrupted: the agent stopped while it ran; it was not run again`,
           status: 'interrupted',
-          code: 'interrupted',
+          code: ErrorCodes.interrupted,
           started_at: e.started_at,
           finished_at: t.toISOString(),
           duration_ms: Math.max(0, t.getTime() - Date.parse(e.started_at)),
