@@ -16,7 +16,7 @@ import { BODY_LIMIT, installJsonParser } from './plugins/body.ts';
 import { clientError, frameworkError, installErrorMapping } from './plugins/errors.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { operatorRoutes } from './routes/operator.ts';
-import type { Storage } from './storage/storage.ts';
+import type { JobRecord, Storage } from './storage/storage.ts';
 
 export { BODY_LIMIT, UNAUTHENTICATED_BODY_LIMIT } from './plugins/body.ts';
 export type { ServerConfigForApp } from './context.ts';
@@ -113,7 +113,10 @@ function limitConnectionsPerIp(app: FastifyInstance, max: number): void {
   });
 }
 
-/** The timers of a running server: last_seen written in batches, expired jobs and stale registrations swept. */
+/**
+ * The timers of a running server: last_seen written in batches; expired jobs, jobs without a result
+ * after result_timeout and stale registrations swept.
+ */
 function installTimers(app: FastifyInstance, ctx: ServerContext): void {
   const { storage, dispatch, seen } = ctx;
   const flushSeen = (): void => {
@@ -127,6 +130,10 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
     }
   };
   const pendingMaxAgeMs = limit(ctx.config, 'pending_max_age') * 1000;
+  const resultTimeoutMs = limit(ctx.config, 'result_timeout') * 1000;
+  const noResultReason = (j: JobRecord): string =>
+    `no result from agent "${j.agentId}" within ${resultTimeoutMs / 1000} s of delivery (delivered ${j.deliveries} time(s)): ` +
+    'the agent took the job but does not report results (the original Python agent never does), or lost it';
   const sweep = (): void => {
     try {
       for (const j of storage.expireJobs(ctx.now())) {
@@ -135,6 +142,14 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
       }
     } catch (err) {
       app.log.error({ err }, 'cannot expire jobs');
+    }
+    try {
+      for (const j of storage.markResultOverdue(ctx.now() - resultTimeoutMs, ctx.now(), noResultReason)) {
+        app.log.warn({ job: j.id, agent: j.agentId }, 'job delivered without result');
+        dispatch.jobFinished(j.id);
+      }
+    } catch (err) {
+      app.log.error({ err }, 'cannot mark jobs delivered without result');
     }
     try {
       // Registrations nobody approved would otherwise pile up for ever.

@@ -8,7 +8,7 @@ import type { JobDispatch } from './job-dispatch.ts';
 import type { AgentRecord, JobRecord, Storage } from './storage/storage.ts';
 
 /** Keys a caller (a test) may leave out: the config schema's default applies. */
-export type LimitKeys = 'max_connections' | 'max_connections_per_ip' | 'header_timeout' | 'request_timeout' | 'register_rate_limit' | 'pending_max_age';
+export type LimitKeys = 'max_connections' | 'max_connections_per_ip' | 'header_timeout' | 'request_timeout' | 'register_rate_limit' | 'pending_max_age' | 'result_timeout';
 
 export type ServerConfigForApp = Pick<
   ServerConfig,

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { ErrorCodes } from '../../protocol/errors.ts';
 import type {
   AgentRecord,
   AgentStatus,
@@ -125,6 +126,7 @@ function prepare(db: Database.Database) {
     setResult: db.prepare('UPDATE jobs SET status = ?, finished_at = ?, result = ? WHERE id = ?'),
     expiring: db.prepare(`SELECT * FROM jobs WHERE status IN ('queued', 'sent') AND expires_at <= ? LIMIT 1000`),
     expire: db.prepare(`UPDATE jobs SET status = 'expired', finished_at = ? WHERE id = ?`),
+    resultOverdue: db.prepare(`SELECT * FROM jobs WHERE status = 'sent' AND sent_at < ? LIMIT 1000`),
   };
 }
 
@@ -132,7 +134,8 @@ function prepare(db: Database.Database) {
 function refusesResult(row: JobRow | undefined, agentId: string): string | null {
   if (!row) return 'unknown command';
   if (row.agent_id !== agentId) return 'command of another agent';
-  if (row.result !== null) return 'result already stored';
+  // A result after the verdict "no result" is still the truth of what ran: it replaces the verdict.
+  if (row.result !== null && row.status !== 'delivered-without-result') return 'result already stored';
   if (row.sent_at === null) return 'command was never handed out';
   return null;
 }
@@ -326,6 +329,19 @@ class SqliteStorage implements Storage {
         j.finishedAt = now;
       }
       return rows;
+    })();
+  }
+
+  markResultOverdue(sentBefore: number, now: number, reason: (j: JobRecord) => string): JobRecord[] {
+    return this.db.transaction(() => {
+      const jobs = (this.st.resultOverdue.all(sentBefore) as JobRow[]).map(jobFromRow);
+      for (const j of jobs) {
+        j.status = 'delivered-without-result';
+        j.finishedAt = now;
+        j.result = { success: false, status: j.status, error: reason(j), code: ErrorCodes.noResult };
+        this.st.setResult.run(j.status, now, JSON.stringify(j.result), j.id);
+      }
+      return jobs;
     })();
   }
 
