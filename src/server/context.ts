@@ -19,6 +19,7 @@ export function limit(config: ServerConfigForApp, key: LimitKeys): number {
   return config[key] ?? (ServerConfigSchema.properties[key].default as number);
 }
 
+/** One server's shared state, handed to each route plugin. */
 export interface ServerContext {
   config: ServerConfigForApp;
   storage: Storage;

@@ -3,7 +3,7 @@
  * the operator API). Agent-facing objects allow unknown fields (compatibility: an original agent may
  * send more); operator-facing ones do not.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { JOB_STATUSES } from './storage/storage.ts';
 
 export const NAME_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
@@ -108,8 +108,9 @@ export type IdParams = Static<typeof IdParams>;
 // ---- responses ---------------------------------------------------------------------------------
 // Properties in the order the handlers build them: the serializer writes them in schema order.
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const Time = Nullable(Type.String());
+/** A string or null, as one JSON Schema type list (the serializer handles it without trying alternatives). */
+const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] });
+const Time = NullableString;
 
 const Enrolled = {
   agent_id: Type.String(),
@@ -150,12 +151,12 @@ export const TokenReply = {
 export const AgentView = Type.Object({
   id: Type.String(),
   status: Type.String(),
-  machine_id: Nullable(Type.String()),
+  machine_id: NullableString,
   hostname: Type.String(),
-  ip: Nullable(Type.String()),
+  ip: NullableString,
   os_info: Type.Unknown(),
   modules: Type.Array(Type.String()),
-  version: Nullable(Type.String()),
+  version: NullableString,
   features: Type.Array(Type.String()),
   created_at: Time,
   last_seen: Time,

@@ -12,6 +12,7 @@ import { hashSecret, NO_MATCH_HASH, secretMatches } from '../secrets.ts';
 import type { AgentRecord, Storage } from '../storage/storage.ts';
 import { capStream, UNAUTHENTICATED_BODY_LIMIT } from './body.ts';
 
+/** The agent-call hooks of one server (they share which requests came without X-API-Key). */
 export class AgentAuth {
   /** Requests whose body may only be as large as UNAUTHENTICATED_BODY_LIMIT. */
   private readonly smallBody = new WeakSet<object>();

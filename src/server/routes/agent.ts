@@ -78,8 +78,9 @@ async function commandsFor(ctx: ServerContext, agentId: string, redelivery: bool
  * The commands of a check-in: at once when there are some (or results were just acknowledged),
  * else held up to `wait` seconds until a job is queued for the agent.
  */
-async function checkinCommands(ctx: ServerContext, req: FastifyRequest, reply: FastifyReply, agentId: string, body: CheckinBody, hold: boolean) {
+async function checkinCommands(ctx: ServerContext, call: { req: FastifyRequest; reply: FastifyReply; agentId: string; body: CheckinBody; hold: boolean }) {
   const { dispatch } = ctx;
+  const { req, reply, agentId, body, hold } = call;
   const redelivery = (body.features ?? []).includes('redelivery');
   let gen = dispatch.generation(agentId);
   let commands = await commandsFor(ctx, agentId, redelivery);
@@ -146,6 +147,7 @@ async function register(ctx: ServerContext, req: FastifyRequest, b: RegisterBody
   return { agent, apiKey };
 }
 
+/** Registers the agent routes, with the registration rate limit, in a scope of their own. */
 export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async (app, { ctx, auth }) => {
   const { config } = ctx;
   app.addHook('preParsing', auth.capBody);
@@ -184,7 +186,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
     ctx.seen.set(agent.id, ctx.now());
     // Results just stored: answer now so the agent learns of the acknowledgement at once.
     const hold = Math.min(body.wait ?? 0, config.long_poll_max) > 0 && acknowledged.length === 0;
-    const commands = await checkinCommands(ctx, req, reply, agent.id, body, hold);
+    const commands = await checkinCommands(ctx, { req, reply, agentId: agent.id, body, hold });
     return { success: true as const, commands, sync_interval: config.sync_interval, server_time: new Date(ctx.now()).toISOString(), acknowledged };
   });
 

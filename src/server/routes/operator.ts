@@ -46,6 +46,7 @@ function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
   };
 }
 
+/** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
 export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
   const { storage, group, dispatch } = ctx;
   const adminHash = hashSecret(ctx.config.adminToken);
