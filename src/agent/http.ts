@@ -5,7 +5,10 @@
  */
 import fs from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
+import { HttpError } from '../protocol/errors.ts';
 import { nestingDepth, findPoisonKey } from '../protocol/json.ts';
+
+export { HttpError };
 
 export interface HttpOptions {
   serverUrl: string;
@@ -30,20 +33,6 @@ export interface HttpResponse {
   body: Record<string, unknown>;
   /** Seconds from a Retry-After header (delta or date), when present and sane. */
   retryAfter: number | null;
-}
-
-/** A failed request; `status` is 0 when no HTTP answer came (network, TLS, timeout). */
-export class HttpError extends Error {
-  readonly status: number;
-  readonly retryAfter: number | null;
-  readonly body: Record<string, unknown> | null;
-  constructor(message: string, status: number, retryAfter: number | null = null, body: Record<string, unknown> | null = null) {
-    super(message);
-    this.name = 'HttpError';
-    this.status = status;
-    this.retryAfter = retryAfter;
-    this.body = body;
-  }
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -126,7 +115,7 @@ export class HttpClient {
       const len = Number(res.headers['content-length'] ?? 0);
       if (len > this.maxBytes) {
         res.body.destroy();
-        throw new HttpError(`cannot read answer of ${url.pathname}: ${len} bytes is over the ${this.maxBytes}-byte limit`, res.statusCode, retryAfter);
+        throw new HttpError(`cannot read answer of ${url.pathname}: ${len} bytes is over the ${this.maxBytes}-byte limit`, res.statusCode, { retryAfter });
       }
       const chunks: Buffer[] = [];
       let total = 0;
@@ -135,7 +124,7 @@ export class HttpClient {
           total += (c as Buffer).length;
           if (total > this.maxBytes) {
             res.body.destroy();
-            throw new HttpError(`cannot read answer of ${url.pathname}: over the ${this.maxBytes}-byte limit`, res.statusCode, retryAfter);
+            throw new HttpError(`cannot read answer of ${url.pathname}: over the ${this.maxBytes}-byte limit`, res.statusCode, { retryAfter });
           }
           chunks.push(c as Buffer);
         }
@@ -155,9 +144,9 @@ export class HttpClient {
       const obj = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !findPoisonKey(parsed) ? (parsed as Record<string, unknown>) : null;
       if (res.statusCode < 200 || res.statusCode >= 300) {
         const msg = typeof obj?.error === 'string' ? obj.error.slice(0, 300) : `HTTP ${res.statusCode}`;
-        throw new HttpError(`server refused ${url.pathname}: ${res.statusCode} ${msg}`, res.statusCode, retryAfter, obj);
+        throw new HttpError(`server refused ${url.pathname}: ${res.statusCode} ${msg}`, res.statusCode, { retryAfter, body: obj });
       }
-      if (!obj) throw new HttpError(`cannot read answer of ${url.pathname}: not a JSON object`, res.statusCode, retryAfter);
+      if (!obj) throw new HttpError(`cannot read answer of ${url.pathname}: not a JSON object`, res.statusCode, { retryAfter });
       return { status: res.statusCode, body: obj, retryAfter };
     } finally {
       clearTimeout(timer);

@@ -7,6 +7,7 @@
  */
 import type { Executor, ResultEnvelope } from './executor.ts';
 import type { HttpResponse, PostOptions } from './http.ts';
+import { ErrorCodes } from '../protocol/errors.ts';
 import { HttpError } from './http.ts';
 import type { Outbox } from './outbox.ts';
 
@@ -160,19 +161,19 @@ export class PullLoop {
     } catch (e) {
       if (signal.aborted) return;
       const err = e as HttpError;
-      if (err.status === 403 && err.body?.code === 'agent-rejected') {
-        throw new AgentRejectedError(`cannot check in: an operator rejected this agent (${String(err.body.error ?? 'agent-rejected').slice(0, 300)})`);
+      if (err.status === 403 && err.body?.code === ErrorCodes.agentRejected) {
+        throw new AgentRejectedError(`cannot check in: an operator rejected this agent (${String(err.body.error ?? ErrorCodes.agentRejected).slice(0, 300)})`);
       }
       this.failures++;
       // Waiting for an operator is not a fault: ask again when told (Retry-After), no growth.
-      const pending = err.status === 403 && err.body?.code === 'pending-approval';
+      const pending = err.status === 403 && err.body?.code === ErrorCodes.pendingApproval;
       const delay = pending
         ? Math.ceil((err.retryAfter ?? this.interval) * 1000)
         : backoffDelay(this.failures, err.retryAfter ?? null, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
       const hint =
         err.status === 401
           ? ' (the api_key was refused: run "tuxsec-agent register" again)'
-          : err.body?.code === 'pending-approval'
+          : err.body?.code === ErrorCodes.pendingApproval
             ? ' (waiting for an operator to approve this agent)'
             : '';
       log.warn({ failures: this.failures, retry_in_ms: delay, status: err.status ?? 0 }, `cannot check in: ${err.message}${hint}`);

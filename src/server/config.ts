@@ -25,6 +25,7 @@ export const ServerConfigSchema = Type.Object(
     sync_interval: Seconds(1, 86400, 30, 'polling interval told to agents'),
     job_default_ttl: Seconds(1, 30 * 86400, 86400, 'seconds a job waits for its agent'),
     redeliver_after: Seconds(1, 3600, 15, 'seconds before a sent job without result is handed out again'),
+    result_timeout: Seconds(1, 30 * 86400, 600, 'seconds after its first delivery a job without result is shown delivered-without-result'),
     max_connections: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 4096, description: 'most open connections at once' }),
     max_connections_per_ip: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 256, description: 'most open connections from one address' }),
     header_timeout: Seconds(1, 300, 10, 'seconds to receive a request\'s headers'),

@@ -209,7 +209,7 @@ function program(): Command {
     );
   common(jobs.command('list').description('list jobs, newest first'))
     .option('--agent <id>', 'only this agent')
-    .option('--status <status>', 'only this status (queued, sent, completed, failed, interrupted, expired)')
+    .option('--status <status>', 'only this status (queued, sent, completed, failed, interrupted, expired, delivered-without-result)')
     .option('--limit <n>', 'at most this many (default 100)', positiveInt('--limit'))
     .action((o: CommonOpts & { agent?: string; status?: string; limit?: number }) =>
       withClient(o, async (c) => {

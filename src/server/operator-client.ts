@@ -59,7 +59,7 @@ export interface AgentView {
   [k: string]: unknown;
 }
 
-export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired']);
+export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'delivered-without-result']);
 
 export class OperatorClient {
   private readonly dispatcher: Agent;

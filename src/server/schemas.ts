@@ -104,3 +104,82 @@ export const EmptyBody = Type.Object({}, { additionalProperties: false });
 
 export const IdParams = Type.Object({ id: Id });
 export type IdParams = Static<typeof IdParams>;
+
+// ---- responses ---------------------------------------------------------------------------------
+// Properties in the order the handlers build them: the serializer writes them in schema order.
+
+/** A string or null, as one JSON Schema type list (the serializer handles it without trying alternatives). */
+const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] });
+const Time = NullableString;
+
+const Enrolled = {
+  agent_id: Type.String(),
+  api_key: Type.String(),
+  checkin_interval: Type.Number(),
+};
+
+export const RegisterReply = {
+  200: Type.Object({ success: Type.Literal(true), ...Enrolled }),
+  /** Held for an operator: the credentials work once the agent is approved. */
+  202: Type.Object({ success: Type.Literal(false), code: Type.String(), error: Type.String(), ...Enrolled }),
+};
+
+export const Command = Type.Object({
+  id: Type.String(),
+  module: Type.String(),
+  action: Type.String(),
+  params: Type.Unknown(),
+  expires_at: Time,
+});
+
+export const CheckinReply = {
+  200: Type.Object({
+    success: Type.Literal(true),
+    commands: Type.Array(Command),
+    sync_interval: Type.Number(),
+    server_time: Type.String(),
+    acknowledged: Type.Array(Type.String()),
+  }),
+};
+
+export const ResultsReply = { 200: Type.Object({ success: Type.Literal(true), acknowledged: Type.Array(Type.String()) }) };
+
+export const TokenReply = {
+  201: Type.Object({ success: Type.Literal(true), id: Type.String(), token: Type.String(), uses: Type.Number(), expires_at: Time }),
+};
+
+export const AgentView = Type.Object({
+  id: Type.String(),
+  status: Type.String(),
+  machine_id: NullableString,
+  hostname: Type.String(),
+  ip: NullableString,
+  os_info: Type.Unknown(),
+  modules: Type.Array(Type.String()),
+  version: NullableString,
+  features: Type.Array(Type.String()),
+  created_at: Time,
+  last_seen: Time,
+});
+
+export const AgentsReply = { 200: Type.Object({ success: Type.Literal(true), agents: Type.Array(AgentView) }) };
+export const AgentReply = { 200: Type.Object({ success: Type.Literal(true), agent: AgentView }) };
+
+export const JobView = Type.Object({
+  id: Type.String(),
+  agent_id: Type.String(),
+  module: Type.String(),
+  action: Type.String(),
+  params: Type.Unknown(),
+  status: JobStatusSchema,
+  created_at: Time,
+  sent_at: Time,
+  finished_at: Time,
+  expires_at: Time,
+  deliveries: Type.Number(),
+  result: Type.Unknown(),
+});
+
+export const JobReply = { 200: Type.Object({ success: Type.Literal(true), job: JobView }) };
+export const JobCreatedReply = { 201: JobReply[200] };
+export const JobsReply = { 200: Type.Object({ success: Type.Literal(true), jobs: Type.Array(JobView) }) };

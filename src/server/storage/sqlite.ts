@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { ErrorCodes } from '../../protocol/errors.ts';
 import type {
   AgentRecord,
   AgentStatus,
@@ -92,24 +93,8 @@ function jobFromRow(r: JobRow): JobRecord {
   };
 }
 
-/** Opens (creating if needed) the database at `file` (`:memory:` for tests). */
-export function openSqliteStorage(file: string): Storage {
-  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  db.exec(SCHEMA);
-  const ver = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
-  if (ver === undefined) {
-    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
-  } else if (Number(ver.value) !== SCHEMA_VERSION) {
-    db.close();
-    throw new Error(`cannot open database "${file}": schema version ${ver.value}, expected ${SCHEMA_VERSION}`);
-  }
-
-  const st = {
+function prepare(db: Database.Database) {
+  return {
     insertToken: db.prepare('INSERT INTO tokens (id, hash, created_at, expires_at, max_uses, uses_left) VALUES (?, ?, ?, ?, ?, ?)'),
     tokenByHash: db.prepare('SELECT * FROM tokens WHERE hash = ?'),
     useToken: db.prepare('UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0'),
@@ -141,187 +126,249 @@ export function openSqliteStorage(file: string): Storage {
     setResult: db.prepare('UPDATE jobs SET status = ?, finished_at = ?, result = ? WHERE id = ?'),
     expiring: db.prepare(`SELECT * FROM jobs WHERE status IN ('queued', 'sent') AND expires_at <= ? LIMIT 1000`),
     expire: db.prepare(`UPDATE jobs SET status = 'expired', finished_at = ? WHERE id = ?`),
+    resultOverdue: db.prepare(`SELECT * FROM jobs WHERE status = 'sent' AND sent_at < ? LIMIT 1000`),
   };
+}
 
-  const listCache = new Map<string, Database.Statement>();
-  function listStatement(filter: JobFilter): Database.Statement {
+/** Why a stored job does not take a result from this agent now; null when it does. */
+function refusesResult(row: JobRow | undefined, agentId: string): string | null {
+  if (!row) return 'unknown command';
+  if (row.agent_id !== agentId) return 'command of another agent';
+  // A result after the verdict "no result" is still the truth of what ran: it replaces the verdict.
+  if (row.result !== null && row.status !== 'delivered-without-result') return 'result already stored';
+  if (row.sent_at === null) return 'command was never handed out';
+  return null;
+}
+
+/** SQLite storage; open it with openSqliteStorage. */
+class SqliteStorage implements Storage {
+  private readonly db: Database.Database;
+  private readonly st: ReturnType<typeof prepare>;
+  private readonly listCache = new Map<string, Database.Statement>();
+
+  constructor(db: Database.Database) {
+    this.db = db;
+    this.st = prepare(db);
+  }
+
+  private listStatement(filter: JobFilter): Database.Statement {
     const key = `${filter.agentId !== undefined}|${filter.status !== undefined}`;
-    let s = listCache.get(key);
+    let s = this.listCache.get(key);
     if (!s) {
       const where: string[] = [];
       if (filter.agentId !== undefined) where.push('agent_id = @agentId');
       if (filter.status !== undefined) where.push('status = @status');
-      s = db.prepare(`SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      s = this.db.prepare(`SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY created_at DESC, id DESC LIMIT @limit`);
-      listCache.set(key, s);
+      this.listCache.set(key, s);
     }
     return s;
   }
 
-  const enroll = db.transaction((tokenHash: string | null, a: AgentRecord, now: number): TokenCheck => {
-    let tokenId: string | null = null;
-    if (tokenHash !== null) {
-      const t = st.tokenByHash.get(tokenHash) as TokenRow | undefined;
-      if (!t) return 'unknown';
-      if (t.expires_at <= now) return 'expired';
-      if (st.useToken.run(t.id).changes !== 1) return 'used-up';
-      tokenId = t.id;
-    }
-    st.insertAgent.run({
-      id: a.id,
-      key_hash: a.keyHash,
-      status: a.status,
-      machine_id: a.machineId,
-      hostname: a.hostname,
-      ip: a.ip,
-      os_info: a.osInfo === undefined ? null : JSON.stringify(a.osInfo),
-      modules: JSON.stringify(a.modules),
-      version: a.version,
-      features: JSON.stringify(a.features),
-      created_at: a.createdAt,
-      last_seen: a.lastSeen,
-      token_id: tokenId ?? a.tokenId,
+  createToken(t: TokenRecord): void {
+    this.st.insertToken.run(t.id, t.hash, t.createdAt, t.expiresAt, t.maxUses, t.usesLeft);
+  }
+
+  enroll(tokenHash: string | null, a: AgentRecord, now: number): TokenCheck {
+    return this.db.transaction((): TokenCheck => {
+      let tokenId: string | null = null;
+      if (tokenHash !== null) {
+        const t = this.st.tokenByHash.get(tokenHash) as TokenRow | undefined;
+        if (!t) return 'unknown';
+        if (t.expires_at <= now) return 'expired';
+        if (this.st.useToken.run(t.id).changes !== 1) return 'used-up';
+        tokenId = t.id;
+      }
+      this.st.insertAgent.run({
+        id: a.id,
+        key_hash: a.keyHash,
+        status: a.status,
+        machine_id: a.machineId,
+        hostname: a.hostname,
+        ip: a.ip,
+        os_info: a.osInfo === undefined ? null : JSON.stringify(a.osInfo),
+        modules: JSON.stringify(a.modules),
+        version: a.version,
+        features: JSON.stringify(a.features),
+        created_at: a.createdAt,
+        last_seen: a.lastSeen,
+        token_id: tokenId ?? a.tokenId,
+      });
+      return 'ok';
+    })();
+  }
+
+  getAgent(id: string): AgentRecord | undefined {
+    const r = this.st.agent.get(id) as AgentRow | undefined;
+    return r && agentFromRow(r);
+  }
+
+  agentByKeyHash(h: string): AgentRecord | undefined {
+    const r = this.st.agentByKey.get(h) as AgentRow | undefined;
+    return r && agentFromRow(r);
+  }
+
+  prunePending(before: number): string[] {
+    return this.db.transaction(() => {
+      const ids = (this.st.stalePending.all(before) as Array<{ id: string }>).map((r) => r.id);
+      for (const id of ids) {
+        this.st.deleteJobsOf.run(id);
+        this.st.deleteAgent.run(id);
+      }
+      return ids;
+    })();
+  }
+
+  agentsByMachineId(m: string): AgentRecord[] {
+    return (this.st.agentsByMachine.all(m) as AgentRow[]).map(agentFromRow);
+  }
+
+  listAgents(): AgentRecord[] {
+    return (this.st.agents.all() as AgentRow[]).map(agentFromRow);
+  }
+
+  setAgentStatus(id: string, status: AgentStatus): AgentRecord | undefined {
+    if (this.st.setAgentStatus.run(status, id).changes !== 1) return undefined;
+    return agentFromRow(this.st.agent.get(id) as AgentRow);
+  }
+
+  touchAgents(seen: ReadonlyMap<string, number>): void {
+    if (seen.size === 0) return;
+    this.db.transaction(() => {
+      for (const [id, t] of seen) this.st.touch.run(t, id, t);
+    })();
+  }
+
+  updateInventory(id: string, inv: Inventory): void {
+    this.st.inventory.run({
+      id,
+      hostname: inv.hostname ?? null,
+      ip: inv.ip ?? null,
+      version: inv.version ?? null,
+      modules: inv.modules ? JSON.stringify(inv.modules) : null,
+      machine_id: inv.machineId ?? null,
+      features: inv.features ? JSON.stringify(inv.features) : null,
     });
-    return 'ok';
-  });
+  }
 
-  const takeJobs = db.transaction((agentId: string, now: number, max: number, redeliverBefore: number | null): JobRecord[] => {
-    const rows = st.queued.all(agentId, now, max) as JobRow[];
-    if (redeliverBefore !== null && rows.length < max) {
-      rows.push(...(st.unanswered.all(agentId, now, redeliverBefore, max - rows.length) as JobRow[]));
-    }
-    const jobs = rows.map(jobFromRow);
-    for (const j of jobs) {
-      st.markSent.run({ id: j.id, now });
-      j.status = 'sent';
-      j.sentAt ??= now;
-      j.lastSentAt = now;
-      j.deliveries += 1;
-    }
-    return jobs;
-  });
+  createJob(j: JobRecord): void {
+    this.st.insertJob.run({
+      id: j.id,
+      agent_id: j.agentId,
+      module: j.module,
+      action: j.action,
+      params: JSON.stringify(j.params),
+      status: j.status,
+      created_at: j.createdAt,
+      sent_at: j.sentAt,
+      last_sent_at: j.lastSentAt,
+      deliveries: j.deliveries,
+      finished_at: j.finishedAt,
+      expires_at: j.expiresAt,
+      result: j.result === null ? null : JSON.stringify(j.result),
+    });
+  }
 
-  const storeResults = db.transaction((agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome => {
-    const out: StoreResultsOutcome = { acknowledged: [], finished: [], ignored: [] };
-    const seen = new Set<string>();
-    for (const r of results) {
-      if (!seen.has(r.commandId)) out.acknowledged.push(r.commandId);
-      seen.add(r.commandId);
-      const row = st.job.get(r.commandId) as JobRow | undefined;
-      if (!row) {
-        out.ignored.push({ commandId: r.commandId, why: 'unknown command' });
-        continue;
+  getJob(id: string): JobRecord | undefined {
+    const r = this.st.job.get(id) as JobRow | undefined;
+    return r && jobFromRow(r);
+  }
+
+  listJobs(filter: JobFilter): JobRecord[] {
+    const params: Record<string, unknown> = { limit: Math.min(Math.max(filter.limit ?? 100, 1), 1000) };
+    if (filter.agentId !== undefined) params.agentId = filter.agentId;
+    if (filter.status !== undefined) params.status = filter.status;
+    return (this.listStatement(filter).all(params) as JobRow[]).map(jobFromRow);
+  }
+
+  takeJobs(agentId: string, now: number, max: number, redeliverBefore: number | null): JobRecord[] {
+    return this.db.transaction(() => {
+      const rows = this.st.queued.all(agentId, now, max) as JobRow[];
+      if (redeliverBefore !== null && rows.length < max) {
+        rows.push(...(this.st.unanswered.all(agentId, now, redeliverBefore, max - rows.length) as JobRow[]));
       }
-      if (row.agent_id !== agentId) {
-        out.ignored.push({ commandId: r.commandId, why: 'command of another agent' });
-        continue;
+      const jobs = rows.map(jobFromRow);
+      for (const j of jobs) {
+        this.st.markSent.run({ id: j.id, now });
+        j.status = 'sent';
+        j.sentAt ??= now;
+        j.lastSentAt = now;
+        j.deliveries += 1;
       }
-      if (row.result !== null) {
-        out.ignored.push({ commandId: r.commandId, why: 'result already stored' });
-        continue;
+      return jobs;
+    })();
+  }
+
+  storeResults(agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome {
+    return this.db.transaction(() => {
+      const out: StoreResultsOutcome = { acknowledged: [], finished: [], ignored: [] };
+      const seen = new Set<string>();
+      for (const r of results) {
+        if (!seen.has(r.commandId)) out.acknowledged.push(r.commandId);
+        seen.add(r.commandId);
+        const row = this.st.job.get(r.commandId) as JobRow | undefined;
+        const why = refusesResult(row, agentId);
+        if (why !== null || !row) {
+          out.ignored.push({ commandId: r.commandId, why: why ?? 'unknown command' });
+          continue;
+        }
+        const { commandId: _id, ...result } = r;
+        this.st.setResult.run(result.status, now, JSON.stringify(result), r.commandId);
+        out.finished.push({ ...jobFromRow(row), status: result.status, finishedAt: now, result });
       }
-      if (row.sent_at === null) {
-        out.ignored.push({ commandId: r.commandId, why: 'command was never handed out' });
-        continue;
+      return out;
+    })();
+  }
+
+  expireJobs(now: number): JobRecord[] {
+    return this.db.transaction(() => {
+      const rows = (this.st.expiring.all(now) as JobRow[]).map(jobFromRow);
+      for (const j of rows) {
+        this.st.expire.run(now, j.id);
+        j.status = 'expired';
+        j.finishedAt = now;
       }
-      const { commandId: _id, ...result } = r;
-      st.setResult.run(result.status, now, JSON.stringify(result), r.commandId);
-      out.finished.push({ ...jobFromRow(row), status: result.status, finishedAt: now, result });
-    }
-    return out;
-  });
+      return rows;
+    })();
+  }
 
-  const expireJobs = db.transaction((now: number): JobRecord[] => {
-    const rows = (st.expiring.all(now) as JobRow[]).map(jobFromRow);
-    for (const j of rows) {
-      st.expire.run(now, j.id);
-      j.status = 'expired';
-      j.finishedAt = now;
-    }
-    return rows;
-  });
+  markResultOverdue(sentBefore: number, now: number, reason: (j: JobRecord) => string): JobRecord[] {
+    return this.db.transaction(() => {
+      const jobs = (this.st.resultOverdue.all(sentBefore) as JobRow[]).map(jobFromRow);
+      for (const j of jobs) {
+        j.status = 'delivered-without-result';
+        j.finishedAt = now;
+        j.result = { success: false, status: j.status, error: reason(j), code: ErrorCodes.noResult };
+        this.st.setResult.run(j.status, now, JSON.stringify(j.result), j.id);
+      }
+      return jobs;
+    })();
+  }
 
-  const prunePending = db.transaction((before: number): string[] => {
-    const ids = (st.stalePending.all(before) as Array<{ id: string }>).map((r) => r.id);
-    for (const id of ids) {
-      st.deleteJobsOf.run(id);
-      st.deleteAgent.run(id);
-    }
-    return ids;
-  });
+  batch<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
 
-  const touchAgents = db.transaction((seen: ReadonlyMap<string, number>) => {
-    for (const [id, t] of seen) st.touch.run(t, id, t);
-  });
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
 
-  return {
-    createToken(t: TokenRecord): void {
-      st.insertToken.run(t.id, t.hash, t.createdAt, t.expiresAt, t.maxUses, t.usesLeft);
-    },
-    enroll: (tokenHash, agent, now) => enroll(tokenHash, agent, now),
-    getAgent(id) {
-      const r = st.agent.get(id) as AgentRow | undefined;
-      return r && agentFromRow(r);
-    },
-    agentByKeyHash(h) {
-      const r = st.agentByKey.get(h) as AgentRow | undefined;
-      return r && agentFromRow(r);
-    },
-    prunePending: (before) => prunePending(before),
-    agentsByMachineId: (m) => (st.agentsByMachine.all(m) as AgentRow[]).map(agentFromRow),
-    listAgents: () => (st.agents.all() as AgentRow[]).map(agentFromRow),
-    setAgentStatus(id, status) {
-      if (st.setAgentStatus.run(status, id).changes !== 1) return undefined;
-      return agentFromRow(st.agent.get(id) as AgentRow);
-    },
-    touchAgents: (seen) => {
-      if (seen.size > 0) touchAgents(seen);
-    },
-    updateInventory(id: string, inv: Inventory) {
-      st.inventory.run({
-        id,
-        hostname: inv.hostname ?? null,
-        ip: inv.ip ?? null,
-        version: inv.version ?? null,
-        modules: inv.modules ? JSON.stringify(inv.modules) : null,
-        machine_id: inv.machineId ?? null,
-        features: inv.features ? JSON.stringify(inv.features) : null,
-      });
-    },
-    createJob(j: JobRecord) {
-      st.insertJob.run({
-        id: j.id,
-        agent_id: j.agentId,
-        module: j.module,
-        action: j.action,
-        params: JSON.stringify(j.params),
-        status: j.status,
-        created_at: j.createdAt,
-        sent_at: j.sentAt,
-        last_sent_at: j.lastSentAt,
-        deliveries: j.deliveries,
-        finished_at: j.finishedAt,
-        expires_at: j.expiresAt,
-        result: j.result === null ? null : JSON.stringify(j.result),
-      });
-    },
-    getJob(id) {
-      const r = st.job.get(id) as JobRow | undefined;
-      return r && jobFromRow(r);
-    },
-    listJobs(filter) {
-      const params: Record<string, unknown> = { limit: Math.min(Math.max(filter.limit ?? 100, 1), 1000) };
-      if (filter.agentId !== undefined) params.agentId = filter.agentId;
-      if (filter.status !== undefined) params.status = filter.status;
-      const rows = listStatement(filter).all(params) as JobRow[];
-      return rows.map(jobFromRow);
-    },
-    takeJobs: (agentId, now, max, redeliverBefore) => takeJobs(agentId, now, max, redeliverBefore),
-    storeResults: (agentId, results, now) => storeResults(agentId, results, now),
-    expireJobs: (now) => expireJobs(now),
-    batch: <T>(fn: () => T): T => db.transaction(fn)(),
-    close() {
-      if (db.open) db.close();
-    },
-  };
+/** Opens (creating if needed) the database at `file` (`:memory:` for tests). */
+export function openSqliteStorage(file: string): Storage {
+  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  db.exec(SCHEMA);
+  const ver = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
+  if (ver === undefined) {
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+  } else if (Number(ver.value) !== SCHEMA_VERSION) {
+    db.close();
+    throw new Error(`cannot open database "${file}": schema version ${ver.value}, expected ${SCHEMA_VERSION}`);
+  }
+  return new SqliteStorage(db);
 }

@@ -5,10 +5,14 @@
  */
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
-export type JobStatus = 'queued' | 'sent' | 'completed' | 'failed' | 'interrupted' | 'expired';
-export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'sent', 'completed', 'failed', 'interrupted', 'expired'];
-/** Statuses after which a job never changes again. */
-export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'interrupted', 'expired']);
+/**
+ * `delivered-without-result`: handed out, but no result came within result_timeout (the original
+ * Python agent never reports one). A result arriving later still replaces it.
+ */
+export type JobStatus = 'queued' | 'sent' | 'completed' | 'failed' | 'interrupted' | 'expired' | 'delivered-without-result';
+export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'sent', 'completed', 'failed', 'interrupted', 'expired', 'delivered-without-result'];
+/** Statuses a job ends in: nothing changes them, except a late result for `delivered-without-result`. */
+export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'interrupted', 'expired', 'delivered-without-result']);
 
 export interface TokenRecord {
   id: string;
@@ -50,7 +54,7 @@ export interface Inventory {
 
 export interface JobResult {
   success: boolean;
-  status: 'completed' | 'failed' | 'interrupted';
+  status: 'completed' | 'failed' | 'interrupted' | 'delivered-without-result';
   output?: unknown;
   error?: string;
   code?: string;
@@ -77,8 +81,10 @@ export interface JobRecord {
   result: JobResult | null;
 }
 
+/** A result as an agent reports it. */
 export interface IncomingResult extends JobResult {
   commandId: string;
+  status: 'completed' | 'failed' | 'interrupted';
 }
 
 export interface StoreResultsOutcome {
@@ -125,6 +131,11 @@ export interface Storage {
   storeResults(agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome;
   /** Marks jobs past their expiry (queued, or sent without a result) as `expired`. */
   expireJobs(now: number): JobRecord[];
+  /**
+   * Marks `sent` jobs first handed out before `sentBefore` and still without a result as
+   * `delivered-without-result`, with `reason(job)` as their result's error.
+   */
+  markResultOverdue(sentBefore: number, now: number, reason: (job: JobRecord) => string): JobRecord[];
   /**
    * Runs `fn` (which calls the methods above) in one transaction: one durable commit for many
    * changes (group commit). Methods called inside nest as savepoints.

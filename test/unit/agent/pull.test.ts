@@ -106,8 +106,8 @@ test('PullLoop takes no job while the outbox is full and never drops a result', 
 test('PullLoop backs off with full jitter, honours Retry-After and stops when the agent is rejected', async () => {
   const r = rig([
     new HttpError('down', 0),
-    new HttpError('busy', 503, 9),
-    new HttpError('rejected', 403, null, { code: 'agent-rejected', error: 'no' }),
+    new HttpError('busy', 503, { retryAfter: 9 }),
+    new HttpError('rejected', 403, { body: { code: 'agent-rejected', error: 'no' } }),
   ]);
   await r.loop.step(r.signal);
   await r.loop.step(r.signal);

@@ -69,7 +69,7 @@ class WaiterSet {
 }
 
 /** The long-poll hub of one server process. */
-export class Dispatch {
+export class JobDispatch {
   private readonly agents = new WaiterSet(MAX_PER_AGENT);
   private readonly jobs = new WaiterSet(64);
 

@@ -1,0 +1,69 @@
+/**
+ * What the route plugins of tuxsec-server share: the config, storage and the in-process state of
+ * one server (long-poll waiters, the write batcher, last_seen not yet written). buildApp makes one.
+ */
+import { ServerConfigSchema, type ServerConfig } from './config.ts';
+import type { GroupCommit } from './group-commit.ts';
+import type { JobDispatch } from './job-dispatch.ts';
+import type { AgentRecord, JobRecord, Storage } from './storage/storage.ts';
+
+/** Keys a caller (a test) may leave out: the config schema's default applies. */
+export type LimitKeys = 'max_connections' | 'max_connections_per_ip' | 'header_timeout' | 'request_timeout' | 'register_rate_limit' | 'pending_max_age' | 'result_timeout';
+
+export type ServerConfigForApp = Pick<
+  ServerConfig,
+  'adminToken' | 'require_enrollment_token' | 'long_poll_max' | 'sync_interval' | 'job_default_ttl' | 'redeliver_after'
+> & { log_level?: ServerConfig['log_level'] } & Partial<Pick<ServerConfig, LimitKeys>>;
+
+export function limit(config: ServerConfigForApp, key: LimitKeys): number {
+  return config[key] ?? (ServerConfigSchema.properties[key].default as number);
+}
+
+/** One server's shared state, handed to each route plugin. */
+export interface ServerContext {
+  config: ServerConfigForApp;
+  storage: Storage;
+  group: GroupCommit;
+  dispatch: JobDispatch;
+  now: () => number;
+  /** When this process started: jobs it handed out itself are not redelivered early. */
+  startedAt: number;
+  /** last_seen of agents, written to storage in batches (one write per check-in would be wasteful). */
+  seen: Map<string, number>;
+}
+
+export const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+/** The operator's view of an agent (never the key hash). */
+export function agentView(a: AgentRecord, lastSeen: number | null = a.lastSeen) {
+  return {
+    id: a.id,
+    status: a.status,
+    machine_id: a.machineId,
+    hostname: a.hostname,
+    ip: a.ip,
+    os_info: a.osInfo,
+    modules: a.modules,
+    version: a.version,
+    features: a.features,
+    created_at: iso(a.createdAt),
+    last_seen: iso(lastSeen),
+  };
+}
+
+export function jobView(j: JobRecord) {
+  return {
+    id: j.id,
+    agent_id: j.agentId,
+    module: j.module,
+    action: j.action,
+    params: j.params,
+    status: j.status,
+    created_at: iso(j.createdAt),
+    sent_at: iso(j.sentAt),
+    finished_at: iso(j.finishedAt),
+    expires_at: iso(j.expiresAt),
+    deliveries: j.deliveries,
+    result: j.result,
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The operator API under /api/v1/: enrollment tokens, agents (list, approve, reject) and jobs
+ * (queue, show with an optional wait for the result, list). Every route demands the admin token.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
+import { agentView, iso, jobView, type ServerContext } from '../context.ts';
+import {
+  AgentReply,
+  AgentsReply,
+  EmptyBody,
+  IdParams,
+  JobBody,
+  JobCreatedReply,
+  JobQuery,
+  JobReply,
+  JobsQuery,
+  JobsReply,
+  TokenBody,
+  TokenReply,
+} from '../schemas.ts';
+import { hashSecret, newSecret, secretMatches } from '../secrets.ts';
+import { FINAL_STATUSES, type AgentRecord, type JobRecord } from '../storage/storage.ts';
+
+export interface OperatorRoutesOptions {
+  ctx: ServerContext;
+}
+
+function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
+  const t = ctx.now();
+  return {
+    id: randomUUID(),
+    agentId: agent.id,
+    module: b.module,
+    action: b.action,
+    params: b.params ?? {},
+    status: 'queued',
+    createdAt: t,
+    sentAt: null,
+    lastSentAt: null,
+    deliveries: 0,
+    finishedAt: null,
+    expiresAt: t + (b.expires_in ?? ctx.config.job_default_ttl) * 1000,
+    result: null,
+  };
+}
+
+/** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
+export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
+  const { storage, group, dispatch } = ctx;
+  const adminHash = hashSecret(ctx.config.adminToken);
+  const lastSeenOf = (a: AgentRecord): number | null => ctx.seen.get(a.id) ?? a.lastSeen;
+
+  api.addHook('onRequest', async (req) => {
+    const h = req.headers.authorization;
+    const m = typeof h === 'string' ? /^Bearer (\S{1,512})$/.exec(h) : null;
+    if (!m || !secretMatches(m[1]!, adminHash)) {
+      throw HttpError.of(ErrorCodes.unauthorized, 'cannot authorize operator: missing or wrong admin token');
+    }
+  });
+
+  // A POST without a body (curl -X POST) means "no options".
+  api.addHook('preValidation', async (req) => {
+    if (req.method === 'POST' && req.body === undefined) req.body = {};
+  });
+
+  api.post('/tokens', { schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
+    const token = newSecret();
+    const t = ctx.now();
+    const uses = req.body.uses ?? 1;
+    const rec = { id: randomUUID(), hash: hashSecret(token), createdAt: t, expiresAt: t + (req.body.ttl ?? 86400) * 1000, maxUses: uses, usesLeft: uses };
+    await group.run(() => storage.createToken(rec));
+    req.log.info({ token_id: rec.id, uses }, 'enrollment token created');
+    return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt) });
+  });
+
+  api.get('/agents', { schema: { response: AgentsReply } }, async () => ({
+    success: true as const,
+    agents: storage.listAgents().map((a) => agentView(a, lastSeenOf(a))),
+  }));
+
+  for (const verb of ['approve', 'reject'] as const) {
+    api.post(`/agents/:id/${verb}`, { schema: { params: IdParams, body: EmptyBody, response: AgentReply } }, async (req) => {
+      const agent = await group.run(() => storage.setAgentStatus(req.params.id, verb === 'approve' ? 'active' : 'rejected'));
+      if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot ${verb} agent "${req.params.id}": no such agent`);
+      req.log.info({ agent: agent.id }, `agent ${verb === 'approve' ? 'approved' : 'rejected'}`);
+      if (verb === 'approve') dispatch.jobQueued(agent.id);
+      return { success: true as const, agent: agentView(agent, lastSeenOf(agent)) };
+    });
+  }
+
+  api.post('/jobs', { schema: { body: JobBody, response: JobCreatedReply } }, async (req, reply) => {
+    const b = req.body;
+    const agent = storage.getAgent(b.agent_id);
+    if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot queue job for agent "${b.agent_id}": no such agent`);
+    if (agent.status === 'rejected') throw HttpError.of(ErrorCodes.conflict, `cannot queue job for agent "${b.agent_id}": the agent was rejected`);
+    const job = newJob(ctx, agent, b);
+    await group.run(() => storage.createJob(job));
+    dispatch.jobQueued(agent.id);
+    req.log.info({ job: job.id, agent: agent.id, module: job.module, action: job.action }, 'job queued');
+    return reply.code(201).send({ success: true, job: jobView(job) });
+  });
+
+  api.get('/jobs/:id', { schema: { params: IdParams, querystring: JobQuery, response: JobReply } }, async (req, reply) => {
+    let job = storage.getJob(req.params.id);
+    if (!job) throw HttpError.of(ErrorCodes.notFound, `cannot find job "${req.params.id}"`);
+    const wait = req.query.wait ?? 0;
+    if (wait > 0 && !FINAL_STATUSES.has(job.status)) {
+      const gone = new AbortController();
+      const onClose = (): void => gone.abort();
+      reply.raw.once('close', onClose);
+      const why = await dispatch.waitForJob(job.id, wait * 1000, gone.signal);
+      reply.raw.off('close', onClose);
+      if (why !== 'shutdown') job = storage.getJob(req.params.id) ?? job;
+    }
+    return { success: true as const, job: jobView(job) };
+  });
+
+  api.get('/jobs', { schema: { querystring: JobsQuery, response: JobsReply } }, async (req) => {
+    const q = req.query;
+    return { success: true as const, jobs: storage.listJobs({ agentId: q.agent_id, status: q.status, limit: q.limit }).map(jobView) };
+  });
+};
