@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
+import { withPythonKeys } from '../../src/rootd/modules/firewalld/python-results.ts';
 
 type Data = Record<string, unknown>;
 
@@ -376,5 +377,23 @@ test('every systeminfo action of docs/python-results.md answers every Python key
       for (const k of ['name', 'version', 'codename']) assert.equal(typeof dist[k], 'string', `get_info.distribution.${k}`);
     }
   }
+  assert.deepEqual(bad, []);
+});
+
+test('the systemd unit actions add their Python keys to the unit status (a stand-in: systemd cannot run here)', async () => {
+  // What service-unit.ts answers, as systemd would fill it; the real answer needs systemd as PID 1.
+  const status = { unit: 'firewalld.service', load_state: 'loaded', active_state: 'active', sub_state: 'running', unit_file_state: 'enabled', firewalld_on_bus: true };
+  const bad: string[] = [];
+  const results: Array<[string, Data]> = [
+    ['service_status', status],
+    ...['start', 'stop', 'restart'].map((v): [string, Data] => [`${v}_service`, { changed: true, action: `${v} firewalld.service`, job: '/org/freedesktop/systemd1/job/1', ...status }]),
+  ];
+  for (const [action, data] of results) {
+    const res = await withPythonKeys(action, {}, { success: true, data });
+    bad.push(...check(action, FIREWALLD.get(action)!, res.data, {}));
+  }
+  const st = (await withPythonKeys('service_status', {}, { success: true, data: status })).data as Data;
+  assert.deepEqual([st.active, st.enabled, st.status], [true, true, 'active']);
+  assert.ok(String(st.detailed_status).length > 0, 'detailed_status says something even without systemd');
   assert.deepEqual(bad, []);
 });

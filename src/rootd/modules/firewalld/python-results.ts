@@ -43,7 +43,8 @@ async function unitStatusText(d: Data): Promise<string> {
 }
 
 const zoneWrite = (key?: string | [string, string]): PythonKeys => ({ params: key ? ['zone', key] : ['zone'], permanent: true });
-const zoneWriteMsg = (key: string): PythonKeys => ({ params: ['zone', key], permanent: true, message: true });
+/** A write whose Python answer echoed its parameters, `permanent` and a message. */
+const permanentWrite = (...params: string[]): PythonKeys => ({ params, permanent: true, message: true });
 const withMessage = (...params: Array<string | [string, string]>): PythonKeys => ({ params, message: true });
 const counted = (list: string) => ({ derive: (d: Data) => ({ count: Array.isArray(d[list]) ? d[list].length : 0 }) });
 const forward: PythonKeys = { params: ['zone', 'port', 'to_port', 'to_addr'], permanent: true };
@@ -59,8 +60,8 @@ export const PYTHON_RESULTS: Readonly<Record<string, PythonKeys>> = {
   get_status: { derive: (d) => ({ active: d.running === true, status: d.running === true ? 'active' : 'inactive' }) },
   get_zone: { params: ['zone'], derive: (d) => ({ config: zoneText(d as unknown as ZoneText) }) },
   get_default_zone: { derive: (d) => ({ default_zone: d.zone }) },
-  new_zone: zoneWriteMsg('zone'),
-  delete_zone: zoneWriteMsg('zone'),
+  new_zone: permanentWrite('zone'),
+  delete_zone: permanentWrite('zone'),
   get_active_zones: { derive: (d) => ({ active_zones: activeZonesText(d.zones as Parameters<typeof activeZonesText>[0]) }) },
   set_default_zone: { params: [['default_zone', 'zone']] },
   add_service: zoneWrite('service'),
@@ -124,19 +125,19 @@ export const PYTHON_RESULTS: Readonly<Record<string, PythonKeys>> = {
   delete_ipset: withMessage('ipset'),
   ipset_add_entry: withMessage('ipset', 'entry'),
   ipset_remove_entry: withMessage('ipset', 'entry'),
-  zone_add_source_ipset: zoneWriteMsg('ipset'),
-  zone_remove_source_ipset: zoneWriteMsg('ipset'),
+  zone_add_source_ipset: permanentWrite('zone', 'ipset'),
+  zone_remove_source_ipset: permanentWrite('zone', 'ipset'),
   list_helpers: counted('helpers'),
   zone_list_helpers: counted('helpers'),
-  zone_add_helper: zoneWriteMsg('helper'),
-  zone_remove_helper: zoneWriteMsg('helper'),
+  zone_add_helper: permanentWrite('zone', 'helper'),
+  zone_remove_helper: permanentWrite('zone', 'helper'),
   list_policies: counted('policies'),
-  policy_add: { params: ['policy'], permanent: true, message: true },
-  policy_delete: { params: ['policy'], permanent: true, message: true },
+  policy_add: permanentWrite('policy'),
+  policy_delete: permanentWrite('policy'),
   policy_get_info: { derive: (d) => ({ policy: { ...d } }) },
-  policy_set_ingress_zone: { params: ['policy', 'zone'], permanent: true, message: true },
-  policy_set_egress_zone: { params: ['policy', 'zone'], permanent: true, message: true },
-  policy_set_target: { params: ['policy', 'target'], permanent: true, message: true },
+  policy_set_ingress_zone: permanentWrite('policy', 'zone'),
+  policy_set_egress_zone: permanentWrite('policy', 'zone'),
+  policy_set_target: permanentWrite('policy', 'target'),
   direct_add_chain: withMessage('ipv', 'table', 'chain'),
   direct_remove_chain: withMessage('ipv', 'table', 'chain'),
   direct_add_rule: withMessage('ipv', 'table', 'chain', 'priority', 'args'),
