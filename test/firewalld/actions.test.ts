@@ -120,8 +120,8 @@ describe('firewalld queries', () => {
   });
 
   test('check_config, query_panic, get_log_denied, get_active_zones answer', async () => {
-    assert.deepEqual(await ex('check_config'), { valid: true });
-    assert.deepEqual(await ex('query_panic'), { enabled: false });
+    assert.deepEqual(await ex('check_config'), { valid: true, message: 'success' });
+    assert.deepEqual(await ex('query_panic'), { enabled: false, panic_mode: false, status: 'disabled' });
     assert.equal((await ex('get_log_denied')).value, await cmd('--get-log-denied'));
     assert.equal(typeof (await ex('get_active_zones')).zones, 'object');
   });
@@ -237,10 +237,11 @@ describe('firewalld zones, services, helpers', () => {
     assert.equal((await ex('service_add_protocol', { service: 'tsxsvc', protocol: 'gre' })).changed, true);
     assert.equal(await cmd('--permanent', '--service=tsxsvc', '--get-ports'), '7000-7010/tcp');
     const info = await ex('get_service_info', { service: 'tsxsvc', permanent: true });
-    assert.deepEqual(info.ports, [{ port: '7000-7010', protocol: 'tcp' }]);
+    assert.deepEqual(info.port_protocols, [{ port: '7000-7010', protocol: 'tcp' }]);
+    assert.deepEqual(info.ports, ['7000-7010/tcp']);
     assert.deepEqual(info.protocols, ['gre']);
     const ssh = await ex('get_service_info', { service: 'ssh' });
-    assert.deepEqual(ssh.ports, [{ port: '22', protocol: 'tcp' }]);
+    assert.deepEqual(ssh.port_protocols, [{ port: '22', protocol: 'tcp' }]);
     assert.equal((await ex('service_remove_port', { service: 'tsxsvc', port: '7000-7010', protocol: 'tcp' })).changed, true);
     assert.equal((await ex('service_remove_protocol', { service: 'tsxsvc', protocol: 'gre' })).changed, true);
     assert.equal((await ex('service_remove_protocol', { service: 'tsxsvc', protocol: 'gre' })).changed, false);
@@ -348,7 +349,7 @@ describe('firewalld dangerous class', () => {
     assert.equal((await ex('direct_remove_chain', chain)).changed, true);
     const pt = { ipv: 'ipv4', args: ['-t', 'filter', '-I', 'INPUT', '-s', '192.0.2.2', '-j', 'ACCEPT'] };
     assert.equal((await ex('direct_add_passthrough', pt)).changed, true);
-    assert.deepEqual((await ex('direct_get_passthrough', { ipv: 'ipv4' })).passthroughs, [pt.args]);
+    assert.deepEqual((await ex('direct_get_passthrough', { ipv: 'ipv4' })).passthrough_args, [pt.args]);
     assert.equal((await ex('direct_remove_passthrough', pt)).changed, true);
     assert.deepEqual((await ex('direct_get_passthrough', { ipv: 'ipv4' })).passthroughs, []);
   });
@@ -465,7 +466,7 @@ describe('firewalld lockout safety', () => {
     await ex('service_add_port', { service: 'tsxrb', port: '9000', protocol: 'udp' });
     const s2 = await ex('delete_service', { service: 'tsxrb', confirm_timeout: 60 });
     await ex('rollback', { change_id: s2.change_id });
-    assert.deepEqual((await ex('get_service_info', { service: 'tsxrb', permanent: true })).ports, [{ port: '9000', protocol: 'udp' }], 'deleted service recreated');
+    assert.deepEqual((await ex('get_service_info', { service: 'tsxrb', permanent: true })).port_protocols, [{ port: '9000', protocol: 'udp' }], 'deleted service recreated');
     await ex('delete_service', { service: 'tsxrb' });
     await ex('delete_ipset', { ipset: 'tsxrb' });
     await ex('policy_delete', { policy: 'tsxrb' });

@@ -82,7 +82,7 @@ test('firewalld dangerous actions through rootd are refused until allow_dangerou
   assert.equal((await fw.cmd(['--query-panic'])).stdout.trim(), 'no');
   r = await withRootd(true);
   assert.deepEqual(await r.client.execute('firewalld', 'direct_get_all_rules', {}), { rules: [] });
-  assert.deepEqual(await r.client.execute('firewalld', 'lockdown_get_status', {}), { enabled: false });
+  assert.deepEqual(await r.client.execute('firewalld', 'lockdown_get_status', {}), { enabled: false, status: 'disabled' });
 });
 
 test('firewalld rollback through rootd is applied on timeout and written to its log', async () => {

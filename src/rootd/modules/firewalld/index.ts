@@ -23,6 +23,7 @@ import { directActions } from './direct.ts';
 import { lockdownActions } from './lockdown.ts';
 import { globalActions } from './global.ts';
 import { serviceUnitActions } from './service-unit.ts';
+import { withPythonKeys } from './python-results.ts';
 
 /** Actions that work while firewalld is not running. */
 const WITHOUT_FIREWALLD = new Set(['get_status', 'service_status', 'start_service', 'get_pending_changes', 'get_signal_stats']);
@@ -122,7 +123,7 @@ export class FirewalldModule extends ActionModule {
         throw new TuxsecError(ErrorCodes.firewalldNotRunning, `cannot run firewalld ${command.action}: firewalld is not running (start it with start_service)`);
       }
     }
-    return super.executeCommand(command, ctx);
+    return withPythonKeys(command.action, command.parameters, await super.executeCommand(command, ctx));
   }
 
   override async shutdown(): Promise<void> {

@@ -79,7 +79,18 @@ export class SystemInfoModule extends ActionModule {
         description: 'Get OS and distribution information',
         params: None,
         access: 'read', shared: true,
-        handler: async () => ({ ...probe.osInfo(), distribution: await probe.distribution() }),
+        handler: async () => {
+          const dist = await probe.distribution();
+          // The Python agent's keys (docs/python-results.md): here `distribution` is the name as a
+          // string, so our object, which get_info keeps under `distribution`, is `distribution_info`.
+          return {
+            ...probe.osInfo(),
+            distribution: dist.name,
+            distribution_version: dist.version,
+            distribution_codename: dist.codename,
+            distribution_info: dist,
+          };
+        },
       }),
       defineAction({
         name: 'get_kernel_version',
