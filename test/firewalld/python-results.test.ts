@@ -326,7 +326,7 @@ test('every firewalld action of docs/python-results.md answers every Python key 
     const specs = FIREWALLD.get(action);
     let data: unknown;
     try {
-      data = await c.execute('firewalld', action, params, 60_000);
+      data = await c.execute('firewalld', action, params, { timeoutMs: 60_000 });
     } catch (e) {
       bad.push(`${action} ${JSON.stringify(params)} failed: ${(e as Error).message}`);
       continue;
