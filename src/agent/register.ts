@@ -8,8 +8,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, DEFAULT_CONFIG_PATH, parseConfigText, validateConfig, type AgentConfig } from './config.ts';
-import { writeFileAtomic } from './durable.ts';
+import { ConfigError } from '../common/config-file.ts';
+import { DEFAULT_CONFIG_PATH, parseConfigText, validateConfig, type AgentConfig } from './config.ts';
+import { writeFileAtomic } from '../os/durable-files.ts';
 import { HttpClient, HttpError } from './http.ts';
 import { apiKeyFileHolds, defaultApiKeyFile, storeApiKey, tightenPrivateFile, updateConfigText } from './secrets.ts';
 

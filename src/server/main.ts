@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { terminalSafe, terminalSafeJson } from '../common/terminal-text.ts';
-import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
+import { ConfigError } from '../common/config-file.ts';
+import { loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentView, type JobView } from './operator-client.ts';
 import { NAME_PATTERN } from './schemas.ts';
 import { serve } from './serve.ts';

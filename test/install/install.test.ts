@@ -229,7 +229,7 @@ describe('example configs', () => {
       assert.match(readFileSync(path.join(REPO, 'packaging/agent.yaml.example'), 'utf8'), new RegExp(`^${k}:`, 'm'), `seed key ${k}`);
     }
     const { parse } = await import('yaml');
-    const server = validateServerConfig(parse(readFileSync(path.join(REPO, 'packaging/server.yaml.example'), 'utf8')), '/etc/tuxsec-server', () => 'x'.repeat(32));
+    const server = validateServerConfig(parse(readFileSync(path.join(REPO, 'packaging/server.yaml.example'), 'utf8')), '/etc/tuxsec-server/server.yaml', () => 'x'.repeat(32));
     assert.equal(server.database, '/var/lib/tuxsec-server/server.db');
     const r = await run(process.execPath, [path.join(REPO, 'dist/tuxsec-rootd.js'), '--check-config', '--config', path.join(REPO, 'packaging/rootd.yaml.example')], { timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stderr);
