@@ -7,8 +7,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { Value } from '@sinclair/typebox/value';
+// Named imports, not the Value namespace: the operator commands' bundle keeps only these.
+import { Errors } from '@sinclair/typebox/errors';
+import { Check, Default } from '@sinclair/typebox/value';
 
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Aliases a config may use: a handful is normal, thousands expand to a "billion laughs". */
@@ -62,8 +63,6 @@ export interface ValidateOptions {
   secrets?: readonly string[];
 }
 
-const compiled = new WeakMap<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
-
 function keyOf(path: string): string {
   return path.split('/').filter(Boolean).join('.') || '(top level)';
 }
@@ -82,14 +81,13 @@ export function validateConfig<T extends TSchema>(schema: T, raw: unknown, file:
   for (const [k, v] of Object.entries(raw)) {
     const prop = props[k];
     if (!prop) throw new ConfigError(`cannot load config ${file}: unknown key "${k}"`);
-    if (v === null && prop.default !== undefined && !Value.Check(prop, null)) continue;
+    if (v === null && prop.default !== undefined && !Check(prop, null)) continue;
     obj[k] = v;
   }
-  const value = Value.Default(schema, structuredClone(obj));
-  let check = compiled.get(schema);
-  if (!check) compiled.set(schema, (check = TypeCompiler.Compile(schema)));
-  if (check.Check(value)) return value as Static<T>;
-  const errors = [...check.Errors(value)];
+  const value = Default(schema, structuredClone(obj));
+  // Value, not TypeCompiler: a config is checked once, and the compiler would only add start-up time.
+  if (Check(schema, value)) return value as Static<T>;
+  const errors = [...Errors(schema, value)];
   // The most specific error: an unknown nested key, else the deepest path.
   const unknown = errors.find((e) => e.message.toLowerCase().includes('unexpected property'));
   if (unknown) throw new ConfigError(`cannot load config ${file}: unknown key "${keyOf(unknown.path)}"`);

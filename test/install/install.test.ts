@@ -42,6 +42,7 @@ const KEY_FILES: [string, string][] = [
   ...PROGRAMS.map((p): [string, string] => [`/usr/bin/${p}`, '755']),
   ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}${p === 'tuxsec-cli' ? '.cjs' : '.js'}`, '644']),
   [`${PREFIX}/sdk.js`, '644'],
+  [`${PREFIX}/tuxsec-server-serve.js`, '644'],
   [`${PREFIX}/package.json`, '644'],
   [`${PREFIX}/setup-system.sh`, '755'],
   [`${PREFIX}/uninstall.sh`, '755'],
@@ -182,8 +183,9 @@ describe('install.sh --destdir', () => {
       assert.equal(await node([`${prefix}/tuxsec-cli.cjs`, '--version']), version);
       assert.equal(await node([`${prefix}/tuxsec-rootd.js`, '--version']), version);
       assert.equal(await node([`${prefix}/tuxsec-agent.js`, '--version']), version);
-      // tuxsec-server imports better-sqlite3 at load time.
       assert.match(await node([`${prefix}/tuxsec-server.js`, '--help']), /serve/);
+      // `serve` loads the server from its own bundle, which imports better-sqlite3 at load time.
+      assert.equal(await node(['--input-type=module', '-e', `const m = await import('${prefix}/tuxsec-server-serve.js'); console.log(typeof m.serve)`]), 'function');
       assert.equal(await node(['-e', `const D = require('${prefix}/node_modules/better-sqlite3'); const db = new D(':memory:'); console.log(db.prepare('select 41 + 1 as x').get().x)`]), '42');
       assert.equal(await node(['--input-type=module', '-e', `import k from '${prefix}/node_modules/koffi/index.js'; console.log(k.sizeof('int'))`]), '4');
 
