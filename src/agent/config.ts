@@ -172,9 +172,80 @@ export function applySecretSources(cfg: AgentConfig, src: SecretSources = {}): A
   return cfg;
 }
 
-/** Loads, validates, applies secret sources and the command-line mode. */
-export function loadConfig(file: string, overrides: { mode?: string } = {}, src: SecretSources = {}): AgentConfig {
+function exists(file: string): boolean {
+  try {
+    fs.statSync(file);
+    return true;
+  } catch (e) {
+    // Only "not there" counts as absent: a file we may not read is an error later, not ignored.
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+/** What a mode leaves of a config, and the one warning naming what it ignores (null: none). */
+export interface ModeSettings {
+  cfg: AgentConfig;
+  warning: string | null;
+}
+
+/**
+ * Drops the settings of a mode not in use. In pull mode listen_host and listen_port are push
+ * mode's (the Python agent's HTTPS listener), never read. ssl_cert and ssl_key are pull mode's
+ * client certificate when their files are there; a Python-era agent.yaml names push mode's
+ * certificate, which a pull-mode host does not have: when neither file is there they are push
+ * mode's too. `setKeys` are the keys the file sets (defaults are not worth a warning).
+ */
+export function settingsForMode(cfg: AgentConfig, setKeys: readonly string[]): ModeSettings {
+  if (cfg.mode !== 'pull') return { cfg, warning: null };
+  const ignored: string[] = ['listen_host', 'listen_port'].filter((k) => setKeys.includes(k));
+  let out = cfg;
+  let certNote = '';
+  if (cfg.ssl_cert !== null && cfg.ssl_key !== null && !exists(cfg.ssl_cert) && !exists(cfg.ssl_key)) {
+    ignored.push('ssl_cert', 'ssl_key');
+    out = { ...cfg, ssl_cert: null, ssl_key: null };
+    certNote = `; ssl_cert and ssl_key would be pull mode's client certificate, but ${JSON.stringify(cfg.ssl_cert)} and ${JSON.stringify(cfg.ssl_key)} are not there`;
+  }
+  if (ignored.length === 0) return { cfg, warning: null };
+  return { cfg: out, warning: `ignoring ${ignored.join(', ')}: settings of push mode, which pull mode does not use${certNote}` };
+}
+
+/**
+ * A ca_cert that is set must be there: the agent never falls back to the system's CAs on its own,
+ * as that would trust any public CA where the operator meant one private CA.
+ */
+export function assertCaCert(cfg: AgentConfig, file: string): void {
+  if (cfg.ca_cert === null) return;
+  const shownPath = JSON.stringify(cfg.ca_cert);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(cfg.ca_cert);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code !== 'ENOENT') throw new ConfigError(`cannot read ca_cert ${shownPath}: ${err.code ?? err.message}`);
+    throw new ConfigError(
+      `cannot read ca_cert ${shownPath}: no such file; put there the CA certificate that signed the server's certificate, or set "ca_cert: null" in ${file} to trust the system's CAs`,
+    );
+  }
+  if (!st.isFile()) throw new ConfigError(`cannot read ca_cert ${shownPath}: not a regular file`);
+}
+
+export interface LoadOptions {
+  /** The command-line --mode, over the file's. */
+  mode?: string;
+  /** Told the one warning about settings of a mode not in use. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * Loads agent.yaml for running: validated, settings of other modes dropped (one warning), the
+ * ca_cert checked, the api_key taken from its sources.
+ */
+export function loadConfig(file: string, opts: LoadOptions = {}, src: SecretSources = {}): AgentConfig {
   let raw = parseConfigYaml(readConfigText(file)!, file);
-  if (overrides.mode !== undefined && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) raw = { ...raw, mode: overrides.mode };
-  return applySecretSources(validateConfig(raw, file), src);
+  const isMap = typeof raw === 'object' && raw !== null && !Array.isArray(raw);
+  if (opts.mode !== undefined && isMap) raw = { ...(raw as object), mode: opts.mode };
+  const { cfg, warning } = settingsForMode(validateConfig(raw, file), isMap ? Object.keys(raw as object) : []);
+  if (warning !== null) opts.warn?.(warning);
+  assertCaCert(cfg, file);
+  return applySecretSources(cfg, src);
 }

@@ -161,8 +161,9 @@ async function runAgent(opts: { config: string; mode?: string }): Promise<void> 
     fail('cannot run as root: the agent runs as the unprivileged "tuxsec" user (systemd: User=tuxsec); only "tuxsec-agent register" is run by root');
   }
   let cfg: AgentConfig;
+  const warnings: string[] = [];
   try {
-    cfg = loadConfig(opts.config, opts.mode ? { mode: opts.mode } : {});
+    cfg = loadConfig(opts.config, { mode: opts.mode || undefined, warn: (m) => warnings.push(m) });
   } catch (e) {
     fail((e as Error).message);
   }
@@ -173,6 +174,10 @@ async function runAgent(opts: { config: string; mode?: string }): Promise<void> 
     fail((e as Error).message);
   }
   const log = createLogger({ level: pinoLevel(cfg.log_level), file: cfg.log_file });
+  for (const m of warnings) {
+    log.warn({ config: opts.config }, m);
+    process.stderr.write(`tuxsec-agent: warning: ${m}\n`);
+  }
   warnKeyInConfig(opts.config, log);
   await runPull(cfg, log);
 }
