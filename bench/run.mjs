@@ -10,6 +10,7 @@ const BENCHES = [
   ['firewalld.ts', 'firewalld queries through rootd vs firewall-cmd processes'],
   ['pull-dispatch.ts', 'pull mode: submit -> result stored latency'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
+  ['server-operator.ts', 'tuxsec-server operator command start-up (jobs list) vs node -e 0'],
 ];
 
 const want = process.argv.slice(2);

@@ -12,8 +12,20 @@ const entries = {
   'tuxsec-rootd': 'src/rootd/main.ts',
   'tuxsec-agent': 'src/agent/main.ts',
   'tuxsec-server': 'src/server/main.ts',
+  'tuxsec-server-serve': 'src/server/serve.ts',
   'tuxsec-shell': 'src/shell/main.ts',
   sdk: 'src/sdk/index.ts',
+};
+
+// tuxsec-server's operator commands start a process per call: its bundle holds only them, and
+// `serve` loads the server (fastify, SQLite, pino) from its own bundle beside it when it runs.
+const serveApart = {
+  name: 'serve-apart',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/serve\.ts$/ }, (args) =>
+      args.importer.endsWith('src/server/main.ts') && args.kind === 'dynamic-import' ? { path: './tuxsec-server-serve.js', external: true } : undefined,
+    );
+  },
 };
 
 // Build into a private folder, then rename each file into dist/: a program already
@@ -42,6 +54,7 @@ await build({
   banner: { js: "import { createRequire as __tsxCreateRequire } from 'node:module'; const require = __tsxCreateRequire(import.meta.url);" },
   define: { __TUXSEC_VERSION__: JSON.stringify(pkg.version) },
   logLevel: 'warning',
+  plugins: [serveApart],
 });
 await build({
   entryPoints: CJS,

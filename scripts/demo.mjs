@@ -189,7 +189,7 @@ async function serverCli(cfg, args) {
 }
 
 async function main() {
-  for (const f of ['tuxsec-server.js', 'tuxsec-rootd.js', 'tuxsec-agent.js']) {
+  for (const f of ['tuxsec-server.js', 'tuxsec-server-serve.js', 'tuxsec-rootd.js', 'tuxsec-agent.js']) {
     if (!fs.existsSync(path.join(DIST, f))) fail(`dist/${f} is missing: run "npm run demo" (it builds first)`);
   }
   if (!fs.existsSync(OPENSSL)) fail(`${OPENSSL} is missing: install openssl`);

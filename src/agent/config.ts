@@ -7,42 +7,42 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
-import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { ConfigError, badKey, parseConfigYaml, readConfigText, validateConfig as validateAgainst } from '../common/config-file.ts';
+import { LogLevel } from '../common/log-level.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/tuxsec/agent.yaml';
 
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
-const PathStr = Type.String({ minLength: 1, maxLength: 4096 });
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()], { default: null });
+const PathStr = Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'an absolute path' });
 /** `module/action`, `module/*` or `*`. */
 const PolicyRule = Type.String({ pattern: '^(\\*|[A-Za-z0-9_.-]{1,64}/(\\*|[A-Za-z0-9_.-]{1,64}))$' });
 
 export const AgentConfigSchema = Type.Object(
   {
-    mode: Type.Union([Type.Literal('pull'), Type.Literal('push'), Type.Literal('ssh')]),
+    mode: Type.Union([Type.Literal('pull'), Type.Literal('push'), Type.Literal('ssh')], { default: 'pull' }),
     server_url: Nullable(Type.String({ pattern: '^https://[^\\s]+$', maxLength: 2048 })),
     agent_id: Nullable(Type.String({ minLength: 1, maxLength: 200 })),
     api_key: Nullable(Type.String({ minLength: 1, maxLength: 1024 })),
     api_key_file: Nullable(PathStr),
-    poll_interval: Type.Integer({ minimum: 1, maximum: 86400 }),
-    listen_host: Type.String({ minLength: 1, maxLength: 255 }),
-    listen_port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    poll_interval: Type.Integer({ minimum: 1, maximum: 86400, default: 30 }),
+    listen_host: Type.String({ minLength: 1, maxLength: 255, default: '0.0.0.0' }),
+    listen_port: Type.Integer({ minimum: 1, maximum: 65535, default: 8443 }),
     ssl_cert: Nullable(PathStr),
     ssl_key: Nullable(PathStr),
     ca_cert: Nullable(PathStr),
-    log_level: Type.String({ minLength: 1, maxLength: 16 }),
+    log_level: LogLevel('INFO'),
     log_file: Nullable(PathStr),
-    rootd_socket: PathStr,
-    state_dir: PathStr,
-    outbox_max_entries: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
-    outbox_max_bytes: Type.Integer({ minimum: 65536, maximum: 1024 * 1024 * 1024 }),
+    rootd_socket: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'an absolute path', default: '/var/run/tuxsec/rootd.sock' }),
+    state_dir: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: 'an absolute path', default: '/var/lib/tuxsec' }),
+    outbox_max_entries: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
+    outbox_max_bytes: Type.Integer({ minimum: 65536, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
     policy: Type.Object(
       {
         allow: Type.Optional(Type.Array(PolicyRule, { maxItems: 1000 })),
         deny: Type.Optional(Type.Array(PolicyRule, { maxItems: 1000 })),
       },
-      { additionalProperties: false },
+      { additionalProperties: false, default: {} },
     ),
   },
   { additionalProperties: false },
@@ -50,123 +50,24 @@ export const AgentConfigSchema = Type.Object(
 
 export type AgentConfig = Static<typeof AgentConfigSchema>;
 
-export const DEFAULTS: AgentConfig = {
-  mode: 'pull',
-  server_url: null,
-  agent_id: null,
-  api_key: null,
-  api_key_file: null,
-  poll_interval: 30,
-  listen_host: '0.0.0.0',
-  listen_port: 8443,
-  ssl_cert: null,
-  ssl_key: null,
-  ca_cert: null,
-  log_level: 'INFO',
-  log_file: null,
-  rootd_socket: '/var/run/tuxsec/rootd.sock',
-  state_dir: '/var/lib/tuxsec',
-  outbox_max_entries: 1000,
-  outbox_max_bytes: 16 * 1024 * 1024,
-  policy: {},
-};
-
-/** Python-style level names of the seed, mapped to pino's. */
-const LEVELS: Record<string, string> = {
-  debug: 'debug',
-  info: 'info',
-  warning: 'warn',
-  warn: 'warn',
-  error: 'error',
-  critical: 'fatal',
-  fatal: 'fatal',
-};
-
-/** The pino level for a config log_level (already validated). */
-export function pinoLevel(level: string): string {
-  return LEVELS[level.toLowerCase()] ?? 'info';
-}
-
-/** A config problem; the message names the key. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 80 ? s.slice(0, 77) + '...' : s;
-}
-
 /**
  * Validates a parsed YAML value and fills defaults. `source` names the file in messages.
  * The api_key's value never appears in a message.
  */
 export function validateConfig(raw: unknown, source: string): AgentConfig {
-  if (raw === null || raw === undefined) raw = {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(`cannot load config ${source}: the top level must be a mapping`);
-  }
-  const obj = raw as Record<string, unknown>;
-  const known = new Set(Object.keys(AgentConfigSchema.properties));
-  for (const k of Object.keys(obj)) {
-    if (!known.has(k)) throw new ConfigError(`cannot load config ${source}: unknown key "${k}"`);
-  }
-  const merged: Record<string, unknown> = { ...DEFAULTS };
-  for (const [k, v] of Object.entries(obj)) {
-    // An explicit null for a key with a non-null default means "the default".
-    if (v === null && (DEFAULTS as Record<string, unknown>)[k] !== null) continue;
-    merged[k] = v;
-  }
-  if (typeof merged.log_level === 'string' && !(merged.log_level.toLowerCase() in LEVELS)) {
-    throw new ConfigError(
-      `cannot load config ${source}: key "log_level": ${show(merged.log_level)} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL`,
-    );
-  }
-  const first = Value.Errors(AgentConfigSchema, merged).First();
-  if (first) {
-    const key = first.path.split('/').filter(Boolean).join('.') || '(top level)';
-    const top = key.split('.')[0]!;
-    const shown = top === 'api_key' ? '(hidden)' : show(first.value);
-    throw new ConfigError(`cannot load config ${source}: key "${key}": ${shown} is invalid: ${first.message}`);
-  }
-  const cfg = merged as AgentConfig;
+  const cfg = validateAgainst(AgentConfigSchema, raw, source, { secrets: ['api_key'] });
   if ((cfg.ssl_cert === null) !== (cfg.ssl_key === null)) {
-    throw new ConfigError(`cannot load config ${source}: key "${cfg.ssl_cert === null ? 'ssl_cert' : 'ssl_key'}" is required when the other of ssl_cert/ssl_key is set`);
-  }
-  for (const k of ['rootd_socket', 'state_dir', 'ssl_cert', 'ssl_key', 'ca_cert', 'log_file', 'api_key_file'] as const) {
-    const v = cfg[k];
-    if (typeof v === 'string' && !path.isAbsolute(v)) {
-      throw new ConfigError(`cannot load config ${source}: key "${k}": ${show(v)} must be an absolute path`);
-    }
+    const missing = cfg.ssl_cert === null ? 'ssl_cert' : 'ssl_key';
+    throw badKey(source, missing, null, 'is required when the other of ssl_cert/ssl_key is set');
   }
   return cfg;
 }
 
-/** Reads and parses the YAML text (a missing file is an error). */
-export function readConfigText(file: string): string {
-  try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) throw new ConfigError(`cannot load config ${file}: not a regular file`);
-    if (st.size > 1024 * 1024) throw new ConfigError(`cannot load config ${file}: larger than 1 MiB`);
-    return fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const err = e as NodeJS.ErrnoException;
-    throw new ConfigError(`cannot load config ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
-  }
-}
+export const DEFAULTS: AgentConfig = validateConfig({}, '(defaults)');
 
+/** Parses agent.yaml's text (register and migrate-secrets keep the text to update it). */
 export function parseConfigText(text: string, source: string): AgentConfig {
-  let raw: unknown;
-  try {
-    raw = YAML.parse(text, { maxAliasCount: 100, uniqueKeys: true });
-  } catch (e) {
-    throw new ConfigError(`cannot load config ${source}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
-  }
-  return validateConfig(raw, source);
+  return validateConfig(parseConfigYaml(text, source), source);
 }
 
 export interface SecretSources {
@@ -271,20 +172,80 @@ export function applySecretSources(cfg: AgentConfig, src: SecretSources = {}): A
   return cfg;
 }
 
-/** Loads, validates, applies secret sources and the command-line mode. */
-export function loadConfig(file: string, overrides: { mode?: string } = {}, src: SecretSources = {}): AgentConfig {
-  const text = readConfigText(file);
-  const raw = (() => {
-    try {
-      return YAML.parse(text, { maxAliasCount: 100, uniqueKeys: true }) as unknown;
-    } catch (e) {
-      throw new ConfigError(`cannot load config ${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
-    }
-  })();
-  let obj = raw ?? {};
-  if (overrides.mode !== undefined && typeof obj === 'object' && !Array.isArray(obj)) {
-    obj = { ...(obj as Record<string, unknown>), mode: overrides.mode };
+function exists(file: string): boolean {
+  try {
+    fs.statSync(file);
+    return true;
+  } catch (e) {
+    // Only "not there" counts as absent: a file we may not read is an error later, not ignored.
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT';
   }
-  const cfg = validateConfig(obj, file);
+}
+
+/** What a mode leaves of a config, and the one warning naming what it ignores (null: none). */
+export interface ModeSettings {
+  cfg: AgentConfig;
+  warning: string | null;
+}
+
+/**
+ * Drops the settings of a mode not in use. In pull mode listen_host and listen_port are push
+ * mode's (the Python agent's HTTPS listener), never read. ssl_cert and ssl_key are pull mode's
+ * client certificate when their files are there; a Python-era agent.yaml names push mode's
+ * certificate, which a pull-mode host does not have: when neither file is there they are push
+ * mode's too. `setKeys` are the keys the file sets (defaults are not worth a warning).
+ */
+export function settingsForMode(cfg: AgentConfig, setKeys: readonly string[]): ModeSettings {
+  if (cfg.mode !== 'pull') return { cfg, warning: null };
+  const ignored: string[] = ['listen_host', 'listen_port'].filter((k) => setKeys.includes(k));
+  let out = cfg;
+  let certNote = '';
+  if (cfg.ssl_cert !== null && cfg.ssl_key !== null && !exists(cfg.ssl_cert) && !exists(cfg.ssl_key)) {
+    ignored.push('ssl_cert', 'ssl_key');
+    out = { ...cfg, ssl_cert: null, ssl_key: null };
+    certNote = `; ssl_cert and ssl_key would be pull mode's client certificate, but ${JSON.stringify(cfg.ssl_cert)} and ${JSON.stringify(cfg.ssl_key)} are not there`;
+  }
+  if (ignored.length === 0) return { cfg, warning: null };
+  return { cfg: out, warning: `ignoring ${ignored.join(', ')}: settings of push mode, which pull mode does not use${certNote}` };
+}
+
+/**
+ * A ca_cert that is set must be there: the agent never falls back to the system's CAs on its own,
+ * as that would trust any public CA where the operator meant one private CA.
+ */
+export function assertCaCert(cfg: AgentConfig, file: string): void {
+  if (cfg.ca_cert === null) return;
+  const shownPath = JSON.stringify(cfg.ca_cert);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(cfg.ca_cert);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code !== 'ENOENT') throw new ConfigError(`cannot read ca_cert ${shownPath}: ${err.code ?? err.message}`);
+    throw new ConfigError(
+      `cannot read ca_cert ${shownPath}: no such file; put there the CA certificate that signed the server's certificate, or set "ca_cert: null" in ${file} to trust the system's CAs`,
+    );
+  }
+  if (!st.isFile()) throw new ConfigError(`cannot read ca_cert ${shownPath}: not a regular file`);
+}
+
+export interface LoadOptions {
+  /** The command-line --mode, over the file's. */
+  mode?: string;
+  /** Told the one warning about settings of a mode not in use. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * Loads agent.yaml for running: validated, settings of other modes dropped (one warning), the
+ * ca_cert checked, the api_key taken from its sources.
+ */
+export function loadConfig(file: string, opts: LoadOptions = {}, src: SecretSources = {}): AgentConfig {
+  let raw = parseConfigYaml(readConfigText(file)!, file);
+  const isMap = typeof raw === 'object' && raw !== null && !Array.isArray(raw);
+  if (opts.mode !== undefined && isMap) raw = { ...(raw as object), mode: opts.mode };
+  const { cfg, warning } = settingsForMode(validateConfig(raw, file), isMap ? Object.keys(raw as object) : []);
+  if (warning !== null) opts.warn?.(warning);
+  assertCaCert(cfg, file);
   return applySecretSources(cfg, src);
 }

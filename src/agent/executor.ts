@@ -3,6 +3,7 @@
  * through `Executor.run`: shape check, journal (at most once), policy, rootd call, result
  * envelope, durable hand-off to a sink (the outbox in pull mode), journal finish.
  */
+import { abortableSleep, backoffDelay } from '../common/backoff.ts';
 import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
 import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
 import type { Journal } from './journal.ts';
@@ -58,6 +59,8 @@ export interface ExecutorDeps {
   timeoutMs?: number;
   /** How long to retry while rootd's socket refuses connections (restarting). Default 15 s. */
   connectRetryMs?: number;
+  /** Aborted at stop: a retry waiting for rootd gives up at once. */
+  signal?: AbortSignal;
 }
 
 export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; reason: 'duplicate' | 'invalid' };
@@ -207,15 +210,16 @@ export class Executor {
    */
   private async callRootd(job: Job): Promise<unknown> {
     const deadline = Date.now() + (this.d.connectRetryMs ?? 15_000);
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    for (let failures = 1; ; failures++) {
       try {
         return await this.d.rootd.execute(job.module, job.action, job.params, { timeoutMs: this.d.timeoutMs });
       } catch (e) {
         const errno = isTuxsecError(e) ? e.details?.errno : undefined;
         const notConnected = isTuxsecError(e) && e.code === ErrorCodes.rootdUnavailable && (errno === 'ENOENT' || errno === 'ECONNREFUSED');
-        if (!notConnected || Date.now() + delay > deadline) throw e;
+        const delay = backoffDelay(failures, { baseMs: 100, maxMs: 2000 });
+        if (!notConnected || Date.now() + delay > deadline || this.d.signal?.aborted) throw e;
         this.d.log?.warn({ command_id: job.id, retry_in_ms: delay }, `cannot reach tuxsec-rootd yet: ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, delay));
+        await abortableSleep(delay, this.d.signal);
       }
     }
   }

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir, writeFileAtomic } from './durable.ts';
+import { fsyncDir, writeFileAtomic } from '../os/durable-files.ts';
 
 export interface JournalEntry {
   id: string;

@@ -7,8 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { RootdClient } from '../client/rootd-client.ts';
-import { assertPrivateFile, ConfigError, DEFAULT_CONFIG_PATH, loadConfig, parseConfigText, pinoLevel, readConfigText, type AgentConfig } from './config.ts';
-import { ensureDir } from './durable.ts';
+import { ConfigError, readConfigText } from '../common/config-file.ts';
+import { pinoLevel } from '../common/log-level.ts';
+import { assertPrivateFile, DEFAULT_CONFIG_PATH, loadConfig, parseConfigText, type AgentConfig } from './config.ts';
+import { ensureDir } from '../os/durable-files.ts';
 import { Executor } from './executor.ts';
 import { HttpClient } from './http.ts';
 import { Journal } from './journal.ts';
@@ -69,8 +71,9 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
     const msg = (e as Error).message;
     fail(msg.startsWith('cannot') ? msg : `cannot use state_dir ${JSON.stringify(cfg.state_dir)}: ${msg}`);
   }
+  const ac = new AbortController();
   const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
-  const executor = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: cfg.policy, log });
+  const executor = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: cfg.policy, log, signal: ac.signal });
   const interrupted = await executor.recover((id) => outbox.has(id));
   if (interrupted > 0) log.warn({ count: interrupted }, 'jobs interrupted by the last stop reported as interrupted');
   const http = new HttpClient({
@@ -109,7 +112,6 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
       log,
     },
   );
-  const ac = new AbortController();
   const stop = (sig: string) => {
     log.info({ signal: sig }, 'stopping');
     ac.abort();
@@ -143,7 +145,7 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
  */
 function warnKeyInConfig(file: string, log: Logger): void {
   try {
-    const own = parseConfigText(readConfigText(file), file);
+    const own = parseConfigText(readConfigText(file)!, file);
     const mode = fs.statSync(file).mode;
     if (own.api_key === null || (mode & 0o044) === 0) return;
     const msg = `the api_key is in ${file}, which ${mode & 0o004 ? 'every user' : 'its group (the socket group: every CLI user)'} can read, so they can act as this agent: run "tuxsec-agent migrate-secrets" as root to move it to a file only the agent reads`;
@@ -159,8 +161,9 @@ async function runAgent(opts: { config: string; mode?: string }): Promise<void> 
     fail('cannot run as root: the agent runs as the unprivileged "tuxsec" user (systemd: User=tuxsec); only "tuxsec-agent register" is run by root');
   }
   let cfg: AgentConfig;
+  const warnings: string[] = [];
   try {
-    cfg = loadConfig(opts.config, opts.mode ? { mode: opts.mode } : {});
+    cfg = loadConfig(opts.config, { mode: opts.mode || undefined, warn: (m) => warnings.push(m) });
   } catch (e) {
     fail((e as Error).message);
   }
@@ -171,6 +174,10 @@ async function runAgent(opts: { config: string; mode?: string }): Promise<void> 
     fail((e as Error).message);
   }
   const log = createLogger({ level: pinoLevel(cfg.log_level), file: cfg.log_file });
+  for (const m of warnings) {
+    log.warn({ config: opts.config }, m);
+    process.stderr.write(`tuxsec-agent: warning: ${m}\n`);
+  }
   warnKeyInConfig(opts.config, log);
   await runPull(cfg, log);
 }

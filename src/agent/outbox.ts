@@ -11,7 +11,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureDir, fsyncDir, TMP_PREFIX, writeFileAtomic } from './durable.ts';
+import { ensureDir, fsyncDir, TMP_PREFIX, writeFileAtomic } from '../os/durable-files.ts';
 import type { ResultEnvelope } from './executor.ts';
 
 interface Stored {

@@ -5,6 +5,7 @@
  * (`acknowledged`, or for the original server the 200 of the check-in that carried them).
  * Failures back off exponentially with full jitter, at least Retry-After.
  */
+import { abortableSleep, backoffDelay } from '../common/backoff.ts';
 import type { Executor, ResultEnvelope } from './executor.ts';
 import type { HttpResponse, PostOptions } from './http.ts';
 import { ErrorCodes } from '../protocol/errors.ts';
@@ -46,27 +47,6 @@ export interface PullDeps {
   random?: () => number;
   now?: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-}
-
-/** Sleeps `ms`, resolving early (not rejecting) on abort. */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(n-1))], at least Retry-After. */
-export function backoffDelay(failures: number, retryAfterSec: number | null, base: number, max: number, random: () => number): number {
-  const ceiling = Math.min(max, base * 2 ** Math.min(30, Math.max(0, failures - 1)));
-  const d = Math.floor(random() * ceiling);
-  return retryAfterSec === null ? d : Math.max(d, Math.ceil(retryAfterSec * 1000));
 }
 
 /** The server says an operator rejected this agent: stop, do not retry. */
@@ -169,7 +149,7 @@ export class PullLoop {
       const pending = err.status === 403 && err.body?.code === ErrorCodes.pendingApproval;
       const delay = pending
         ? Math.ceil((err.retryAfter ?? this.interval) * 1000)
-        : backoffDelay(this.failures, err.retryAfter ?? null, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
+        : backoffDelay(this.failures, { retryAfterSec: err.retryAfter, baseMs: this.o.backoffBaseMs, maxMs: this.o.backoffMaxMs, random: this.random });
       const hint =
         err.status === 401
           ? ' (the api_key was refused: run "tuxsec-agent register" again)'
@@ -232,13 +212,13 @@ export class PullLoop {
     if (storeFailed) {
       this.storeFailures++;
       // A local fault: checked again often enough that work resumes soon after space returns.
-      const delay = backoffDelay(this.storeFailures, null, this.o.backoffBaseMs, Math.min(this.o.backoffMaxMs, STORE_RETRY_MAX_MS), this.random);
+      const delay = backoffDelay(this.storeFailures, { baseMs: this.o.backoffBaseMs, maxMs: Math.min(this.o.backoffMaxMs, STORE_RETRY_MAX_MS), random: this.random });
       await this.sleep(delay, signal);
       return;
     }
     if (stalled && ran === 0) {
       this.failures++;
-      const delay = backoffDelay(this.failures, res.retryAfter, this.o.backoffBaseMs, this.o.backoffMaxMs, this.random);
+      const delay = backoffDelay(this.failures, { retryAfterSec: res.retryAfter, baseMs: this.o.backoffBaseMs, maxMs: this.o.backoffMaxMs, random: this.random });
       log.warn({ pending: batch.length, retry_in_ms: delay }, 'server acknowledged none of the results sent');
       await this.sleep(delay, signal);
       return;

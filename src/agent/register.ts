@@ -8,8 +8,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, DEFAULT_CONFIG_PATH, parseConfigText, validateConfig, type AgentConfig } from './config.ts';
-import { writeFileAtomic } from './durable.ts';
+import { ConfigError } from '../common/config-file.ts';
+import { assertCaCert, DEFAULT_CONFIG_PATH, parseConfigText, settingsForMode, validateConfig, type AgentConfig } from './config.ts';
+import { writeFileAtomic } from '../os/durable-files.ts';
 import { HttpClient, HttpError } from './http.ts';
 import { apiKeyFileHolds, defaultApiKeyFile, storeApiKey, tightenPrivateFile, updateConfigText } from './secrets.ts';
 
@@ -107,9 +108,13 @@ export async function register(opts: RegisterOptions): Promise<RegisterResult> {
   }
   const server = opts.server.replace(/\/+$/, '');
   if (!/^https:\/\/[^\s]+$/.test(server)) throw new ConfigError(`cannot register with ${JSON.stringify(opts.server)}: the server URL must start with https://`);
-  const http =
-    opts.http ??
-    new HttpClient({ serverUrl: server, caCert: cfg.ca_cert, sslCert: cfg.ssl_cert, sslKey: cfg.ssl_key });
+  let http = opts.http;
+  if (!http) {
+    // Registering is pull mode's first step: its certificates, not a Python-era push mode's.
+    const tls = settingsForMode({ ...cfg, mode: 'pull' }, []).cfg;
+    assertCaCert(tls, opts.configFile);
+    http = new HttpClient({ serverUrl: server, caCert: tls.ca_cert, sslCert: tls.ssl_cert, sslKey: tls.ssl_key });
+  }
   const body: Record<string, unknown> = {
     hostname: os.hostname(),
     ip_address: primaryAddress(),

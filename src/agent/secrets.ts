@@ -11,8 +11,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { lookupUser } from '../os/users.ts';
 import { assertTrustedDir, assertTrustedPath } from '../os/secure-files.ts';
-import { AGENT_USER, checkSecretValue, ConfigError } from './config.ts';
-import { writeFileAtomic } from './durable.ts';
+import { ConfigError } from '../common/config-file.ts';
+import { AGENT_USER, checkSecretValue } from './config.ts';
+import { writeFileAtomic } from '../os/durable-files.ts';
 
 /** Environment variable that can carry the enrollment token instead of the command line. */
 export const ENROLL_TOKEN_ENV = 'TUXSEC_ENROLL_TOKEN';

@@ -3,10 +3,11 @@
  * a directory another user could change. A file root appends to in a directory the
  * `tuxsec` user owns could be swapped for a link to /etc/cron.d; these checks refuse that.
  */
-import { constants, closeSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { constants, closeSync, fstatSync, lstatSync, mkdirSync, openSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from './durable-files.ts';
 
-const { O_WRONLY, O_RDONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_TRUNC } = constants;
+const { O_WRONLY, O_RDONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = constants;
 const S_ISVTX = 0o1000;
 
 export class UnsafePathError extends Error {}
@@ -136,27 +137,8 @@ export function readFileSafe(file: string, maxBytes = 16 * 1024 * 1024): string 
   }
 }
 
-/** Replaces a file atomically (temp file, fsync, rename, directory fsync), mode 0600. */
+/** Replaces a file in a trusted directory atomically (see durable-files.ts), mode 0600. */
 export function writeFileAtomicSafe(file: string, data: string, dirMode = 0o700): void {
   ensureTrustedDir(path.dirname(file), dirMode);
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    unlinkSync(tmp);
-  } catch {
-    // not there
-  }
-  const fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_TRUNC, 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  const dfd = openSync(path.dirname(file), O_RDONLY);
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  writeFileAtomic(file, data, { mode: 0o600 });
 }

@@ -3,7 +3,8 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SOCKET, MODULE_NAME_PATTERN } from '../protocol/messages.ts';
-import { readYaml, validateConfig } from '../common/config-file.ts';
+import { loadConfigFile } from '../common/config-file.ts';
+import { LogLevel } from '../common/log-level.ts';
 import type { ModuleConfig } from './registry.ts';
 
 export const DEFAULT_CONFIG_FILE = '/etc/tuxsec/rootd.yaml';
@@ -19,13 +20,6 @@ const ModuleEntry = Type.Object(
   { additionalProperties: false },
 );
 
-const LogLevel = Type.Union(
-  ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'TRACE', 'DEBUG', 'INFO', 'WARN', 'WARNING', 'ERROR', 'CRITICAL'].map((l) =>
-    Type.Literal(l),
-  ),
-  { default: 'info', description: 'one of trace, debug, info, warn, error' },
-);
-
 export const RootdConfigSchema = Type.Object(
   {
     socket: Type.String({ default: DEFAULT_SOCKET, pattern: '^/', maxLength: 107, description: 'an absolute path of at most 107 bytes' }),
@@ -35,7 +29,7 @@ export const RootdConfigSchema = Type.Object(
     modules: Type.Record(Type.String({ pattern: MODULE_NAME_PATTERN }), ModuleEntry, { default: {} }),
     plugins_dir: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null }),
     log_file: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], { default: null, description: 'null logs to stderr (journald)' }),
-    log_level: LogLevel,
+    log_level: LogLevel('info'),
     audit_log: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], {
       default: '/var/log/tuxsec-rootd/audit.log',
       description: 'in a directory only root can write',
@@ -88,22 +82,9 @@ export const RootdConfigSchema = Type.Object(
 
 export type RootdConfig = Static<typeof RootdConfigSchema>;
 
-/** pino level name for a config level (accepts the seed's upper-case names). */
-export function pinoLevel(level: string): string {
-  const l = level.toLowerCase();
-  if (l === 'warning') return 'warn';
-  if (l === 'critical') return 'fatal';
-  return l;
-}
-
+/** Reads rootd.yaml; a missing file is the defaults unless the file was named (`required`). */
 export function loadRootdConfig(file: string, required: boolean): RootdConfig {
-  let raw: unknown = {};
-  try {
-    raw = readYaml(file);
-  } catch (e) {
-    if (required || !String((e as Error).message).includes('ENOENT')) throw e;
-  }
-  return validateConfig(RootdConfigSchema, raw, file);
+  return loadConfigFile(RootdConfigSchema, file, { optional: !required });
 }
 
 export function moduleConfig(cfg: RootdConfig, name: string): ModuleConfig {

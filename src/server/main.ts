@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { terminalSafe, terminalSafeJson } from '../common/terminal-text.ts';
-import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
+import { ConfigError } from '../common/config-file.ts';
+import { loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentView, type JobView } from './operator-client.ts';
 import { NAME_PATTERN } from './schemas.ts';
-import { serve } from './serve.ts';
 
 const DEFAULT_CONFIG = '/etc/tuxsec-server/server.yaml';
 
@@ -129,6 +129,8 @@ function program(): Command {
 
   common(p.command('serve').description('run the server'), false).action(async (o: CommonOpts) => {
     const cfg = loadConfig(o.config);
+    // Loaded only here: an operator command must not pay for fastify, SQLite and pino.
+    const { serve } = await import('./serve.ts');
     await serve(cfg);
   });
 

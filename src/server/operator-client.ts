@@ -1,8 +1,9 @@
 /**
  * A typed client of the tuxsec-server operator API (/api/v1/) over HTTPS, used by the operator
- * subcommands and by tests.
+ * subcommands and by tests. Built on node:https, not undici: every operator command starts a
+ * process, and loading undici cost more than the request itself.
  */
-import { Agent, request } from 'undici';
+import https from 'node:https';
 
 export interface OperatorClientOptions {
   /** Base URL, e.g. https://127.0.0.1:8443 */
@@ -62,49 +63,55 @@ export interface AgentView {
 export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'delivered-without-result']);
 
 export class OperatorClient {
-  private readonly dispatcher: Agent;
+  private readonly agent: https.Agent;
   private readonly base: URL;
 
   constructor(private readonly opts: OperatorClientOptions) {
     this.base = new URL(opts.url);
     if (this.base.protocol !== 'https:') throw new OperatorError(`cannot use server URL "${opts.url}": only https is allowed`, 0, 'invalid-request');
-    this.dispatcher = new Agent({
-      connect: { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: true },
-      connections: opts.connections ?? 4,
-    });
+    this.agent = new https.Agent({ ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: true, keepAlive: true, maxSockets: opts.connections ?? 4 });
   }
 
   async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
     const timeout = (this.opts.timeoutMs ?? 30_000) + extraWaitMs;
-    const res = await request(new URL(`/api/v1${path}`, this.base), {
-      method,
-      dispatcher: this.dispatcher,
-      headers: {
-        authorization: `Bearer ${this.opts.adminToken}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = https.request(new URL(`/api/v1${path}`, this.base), {
+        method,
+        agent: this.agent,
+        headers: {
+          authorization: `Bearer ${this.opts.adminToken}`,
+          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        },
+        timeout,
+      });
+      req.once('timeout', () => req.destroy(new Error(`cannot ${method} ${path}: no answer within ${timeout} ms`)));
+      req.once('error', reject);
+      req.once('response', (res) => {
+        const chunks: Buffer[] = [];
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > MAX_RESPONSE_BYTES) {
+            req.destroy();
+            reject(new OperatorError(`cannot read response of ${method} ${path}: larger than ${MAX_RESPONSE_BYTES} bytes`, res.statusCode ?? 0, 'message-too-large'));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.once('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.once('error', reject);
+      });
+      req.end(payload);
     });
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of res.body) {
-      n += (c as Buffer).length;
-      if (n > MAX_RESPONSE_BYTES) {
-        res.body.destroy();
-        throw new OperatorError(`cannot read response of ${method} ${path}: larger than ${MAX_RESPONSE_BYTES} bytes`, res.statusCode, 'message-too-large');
-      }
-      chunks.push(c as Buffer);
-    }
     let data: Record<string, unknown>;
     try {
-      data = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      data = JSON.parse(text) as Record<string, unknown>;
     } catch {
-      throw new OperatorError(`cannot read response of ${method} ${path}: not JSON (HTTP ${res.statusCode})`, res.statusCode, 'invalid-json');
+      throw new OperatorError(`cannot read response of ${method} ${path}: not JSON (HTTP ${status})`, status, 'invalid-json');
     }
-    if (res.statusCode >= 400 || data.success === false) {
-      throw new OperatorError(String(data.error ?? `HTTP ${res.statusCode}`), res.statusCode, String(data.code ?? 'internal-error'));
+    if (status >= 400 || data.success === false) {
+      throw new OperatorError(String(data.error ?? `HTTP ${status}`), status, String(data.code ?? 'internal-error'));
     }
     return data as T;
   }
@@ -151,7 +158,8 @@ export class OperatorClient {
     return (await this.call<{ jobs: JobView[] }>('GET', `/jobs${s ? `?${s}` : ''}`)).jobs;
   }
 
-  close(): Promise<void> {
-    return this.dispatcher.close();
+  /** Closes the connections; call it once no call is running. */
+  async close(): Promise<void> {
+    this.agent.destroy();
   }
 }

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import { buildApp } from './app.ts';
-import { ConfigError, type ServerConfig } from './config.ts';
+import { ConfigError } from '../common/config-file.ts';
+import type { ServerConfig } from './config.ts';
 import { openSqliteStorage } from './storage/sqlite.ts';
 
 function readPem(key: string, file: string): Buffer {

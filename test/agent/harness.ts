@@ -40,6 +40,8 @@ function snapshot(name: string): string {
 
 export const AGENT_JS = snapshot('tuxsec-agent.js');
 export const SERVER_JS = snapshot('tuxsec-server.js');
+// `serve` imports the server from this bundle beside tuxsec-server.js.
+snapshot('tuxsec-server-serve.js');
 
 export function tempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

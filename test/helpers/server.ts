@@ -47,7 +47,8 @@ export interface TestServer {
  * bundle is briefly missing. Wait for it rather than fail.
  */
 async function bundleReady(): Promise<void> {
-  for (let i = 0; i < 200 && !existsSync(SERVER_JS); i++) await new Promise((r) => setTimeout(r, 50));
+  const serveJs = path.join(path.dirname(SERVER_JS), 'tuxsec-server-serve.js');
+  for (let i = 0; i < 200 && !(existsSync(SERVER_JS) && existsSync(serveJs)); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 function waitExit(p: ChildProcess): Promise<number | null> {

@@ -42,6 +42,7 @@ const KEY_FILES: [string, string][] = [
   ...PROGRAMS.map((p): [string, string] => [`/usr/bin/${p}`, '755']),
   ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}${p === 'tuxsec-cli' ? '.cjs' : '.js'}`, '644']),
   [`${PREFIX}/sdk.js`, '644'],
+  [`${PREFIX}/tuxsec-server-serve.js`, '644'],
   [`${PREFIX}/package.json`, '644'],
   [`${PREFIX}/setup-system.sh`, '755'],
   [`${PREFIX}/uninstall.sh`, '755'],
@@ -182,8 +183,9 @@ describe('install.sh --destdir', () => {
       assert.equal(await node([`${prefix}/tuxsec-cli.cjs`, '--version']), version);
       assert.equal(await node([`${prefix}/tuxsec-rootd.js`, '--version']), version);
       assert.equal(await node([`${prefix}/tuxsec-agent.js`, '--version']), version);
-      // tuxsec-server imports better-sqlite3 at load time.
       assert.match(await node([`${prefix}/tuxsec-server.js`, '--help']), /serve/);
+      // `serve` loads the server from its own bundle, which imports better-sqlite3 at load time.
+      assert.equal(await node(['--input-type=module', '-e', `const m = await import('${prefix}/tuxsec-server-serve.js'); console.log(typeof m.serve)`]), 'function');
       assert.equal(await node(['-e', `const D = require('${prefix}/node_modules/better-sqlite3'); const db = new D(':memory:'); console.log(db.prepare('select 41 + 1 as x').get().x)`]), '42');
       assert.equal(await node(['--input-type=module', '-e', `import k from '${prefix}/node_modules/koffi/index.js'; console.log(k.sizeof('int'))`]), '4');
 
@@ -226,10 +228,12 @@ describe('example configs', () => {
     assert.equal(agent.mode, 'pull');
     assert.equal(agent.state_dir, '/var/lib/tuxsec');
     for (const k of ['mode', 'server_url', 'agent_id', 'api_key', 'poll_interval', 'listen_host', 'listen_port', 'ssl_cert', 'ssl_key', 'ca_cert', 'log_level', 'log_file']) {
-      assert.match(readFileSync(path.join(REPO, 'packaging/agent.yaml.example'), 'utf8'), new RegExp(`^${k}:`, 'm'), `seed key ${k}`);
+      // Push mode's keys are there commented out: set in pull mode, they would be warned about.
+      const prefix = k === 'listen_host' || k === 'listen_port' ? '#' : '';
+      assert.match(readFileSync(path.join(REPO, 'packaging/agent.yaml.example'), 'utf8'), new RegExp(`^${prefix}${k}:`, 'm'), `seed key ${k}`);
     }
     const { parse } = await import('yaml');
-    const server = validateServerConfig(parse(readFileSync(path.join(REPO, 'packaging/server.yaml.example'), 'utf8')), '/etc/tuxsec-server', () => 'x'.repeat(32));
+    const server = validateServerConfig(parse(readFileSync(path.join(REPO, 'packaging/server.yaml.example'), 'utf8')), '/etc/tuxsec-server/server.yaml', () => 'x'.repeat(32));
     assert.equal(server.database, '/var/lib/tuxsec-server/server.db');
     const r = await run(process.execPath, [path.join(REPO, 'dist/tuxsec-rootd.js'), '--check-config', '--config', path.join(REPO, 'packaging/rootd.yaml.example')], { timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stderr);

@@ -201,7 +201,7 @@ describe('rootd start-up', () => {
     ['a bad value', 'request_timeout: soon\n', /key "request_timeout"/],
     ['a nested unknown key', 'modules:\n  systeminfo:\n    enabeld: true\n', /unknown key "modules\.systeminfo\.enabeld"/],
     ['a relative socket path', 'socket: run/rootd.sock\n', /key "socket"/],
-    ['invalid YAML', 'socket: [\n', /cannot parse config/],
+    ['invalid YAML', 'socket: [\n', /cannot load config .*: invalid YAML/],
   ] as const) {
     it(`stops on ${name} with a message naming it`, () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'tsc-'));

@@ -4,7 +4,9 @@ import { Writable } from 'node:stream';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { applySecretSources, ConfigError, DEFAULTS, parseConfigText, pinoLevel } from '../../../src/agent/config.ts';
+import { ConfigError } from '../../../src/common/config-file.ts';
+import { pinoLevel } from '../../../src/common/log-level.ts';
+import { applySecretSources, DEFAULTS, parseConfigText } from '../../../src/agent/config.ts';
 import { readEnrollToken } from '../../../src/agent/secrets.ts';
 import { createLogger } from '../../../src/agent/log.ts';
 

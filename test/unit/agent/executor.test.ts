@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Executor, policyAllows, type ResultEnvelope } from '../../../src/agent/executor.ts';
 import { Journal } from '../../../src/agent/journal.ts';
 import { Outbox } from '../../../src/agent/outbox.ts';
+import { RootdClient } from '../../../src/client/rootd-client.ts';
 import { ErrorCodes, TuxsecError } from '../../../src/protocol/errors.ts';
 
 // In-process tests of the executor's bookkeeping; rootd is a recording stand-in here
@@ -203,5 +204,27 @@ test('Executor quotes at most a short part of a bad module or action in the resu
     assert.ok(String(res.error).length < 300, `${String(res.error).length} characters`);
   }
   s.journal.close();
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('Executor stops retrying an unreachable rootd at once when the agent stops', { timeout: 60_000 }, async () => {
+  const dir = tmp();
+  const journal = Journal.open(dir);
+  const outbox = Outbox.open(dir, { maxEntries: 3, maxBytes: 1024 * 1024 });
+  // A real client to a socket that is not there: every call fails with ENOENT, as while rootd restarts.
+  const rootd = new RootdClient({ socketPath: path.join(dir, 'no-rootd.sock'), timeoutMs: 1000 });
+  const ac = new AbortController();
+  const warned: number[] = [];
+  const log = { info() {}, warn: (o: object) => warned.push((o as { retry_in_ms: number }).retry_in_ms) };
+  const ex = new Executor({ rootd, journal, sink: (r) => outbox.add(r), connectRetryMs: 120_000, signal: ac.signal, log });
+  const t0 = Date.now();
+  setTimeout(() => ac.abort(), 1500);
+  const r = await ex.run({ id: 'r1', module: 'systeminfo', action: 'get_hostname', params: {} });
+  const took = Date.now() - t0;
+  assert.ok(took < 20_000, `stopped after ${took} ms, not at once`);
+  assert.equal((r as { result: ResultEnvelope }).result.code, ErrorCodes.rootdUnavailable);
+  assert.ok(warned.length >= 2 && warned.every((d) => d >= 0 && d <= 2000), `retries backed off within [0, 2000] ms: ${warned.join(', ')}`);
+  rootd.close();
+  journal.close();
   fs.rmSync(dir, { recursive: true });
 });

@@ -10,7 +10,8 @@ import { Executor, type ResultEnvelope } from '../../../src/agent/executor.ts';
 import { HttpError, parseRetryAfter, type HttpResponse, type PostOptions } from '../../../src/agent/http.ts';
 import { Journal } from '../../../src/agent/journal.ts';
 import { Outbox } from '../../../src/agent/outbox.ts';
-import { AgentRejectedError, backoffDelay, PullLoop } from '../../../src/agent/pull.ts';
+import { AgentRejectedError, PullLoop } from '../../../src/agent/pull.ts';
+import { backoffDelay } from '../../../src/common/backoff.ts';
 
 type Answer = HttpResponse | HttpError;
 
@@ -119,10 +120,10 @@ test('PullLoop backs off with full jitter, honours Retry-After and stops when th
 test('backoffDelay stays within [0, min(max, base * 2^(n-1))] and at least Retry-After', () => {
   for (let n = 1; n < 40; n++) {
     const ceiling = Math.min(60_000, 1000 * 2 ** (n - 1));
-    assert.equal(backoffDelay(n, null, 1000, 60_000, () => 0), 0);
-    assert.ok(backoffDelay(n, null, 1000, 60_000, () => 0.999999) <= ceiling);
+    assert.equal(backoffDelay(n, { baseMs: 1000, maxMs: 60_000, random: () => 0 }), 0);
+    assert.ok(backoffDelay(n, { baseMs: 1000, maxMs: 60_000, random: () => 0.999999 }) <= ceiling);
   }
-  assert.equal(backoffDelay(1, 30, 1000, 60_000, () => 0.1), 30_000);
+  assert.equal(backoffDelay(1, { retryAfterSec: 30, baseMs: 1000, maxMs: 60_000, random: () => 0.1 }), 30_000);
   assert.equal(parseRetryAfter('120'), 120);
   assert.equal(parseRetryAfter(new Date(Date.now() + 10_000).toUTCString())! > 8, true);
   assert.equal(parseRetryAfter('soon'), null);

@@ -1,7 +1,7 @@
 /**
- * Crash-safe file primitives: a file is written to a temp name in the same directory, fsync'd,
- * renamed over its final name, and the directory fsync'd, so after a crash either the old or
- * the new content is there, never a torn one.
+ * Crash-safe file primitives, the one atomic writer of rootd and the agent: a file is written to
+ * a temp name in the same directory, fsync'd, renamed over its final name, and the directory
+ * fsync'd, so after a crash either the old or the new content is there, never a torn one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,5 +57,5 @@ export function writeFileAtomic(file: string, data: string | Buffer, opts: Atomi
 export function ensureDir(dir: string, mode = 0o700): void {
   fs.mkdirSync(dir, { recursive: true, mode });
   const st = fs.lstatSync(dir);
-  if (!st.isDirectory()) throw new Error(`cannot use state directory ${JSON.stringify(dir)}: not a directory`);
+  if (!st.isDirectory()) throw new Error(`cannot use directory ${JSON.stringify(dir)}: not a directory`);
 }
