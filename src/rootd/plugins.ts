@@ -61,7 +61,11 @@ function pluginFiles(dir: string): string[] {
   return readdirSync(dir).filter((n) => n.endsWith('.js') || n.endsWith('.mjs')).sort();
 }
 
-const stem = (file: string) => file.replace(/\.m?js$/, '');
+/** A Python rootd module a migrated site left in plugins_dir: listed as installed, never loaded. */
+const PYTHON_MODULE = /^[a-z][a-z0-9_]{0,63}\.py$/;
+const PYTHON_REASON = 'a Python rootd module: this rootd loads ES-module plugins only (port it to the SDK)';
+
+const stem = (file: string) => file.replace(/\.(m?js|py)$/, '');
 
 function refused(dir: string, names: string[], reason: string): PluginFile[] {
   return names.map((n) => ({ file: path.join(dir, n), name: stem(n), module: null, reason }));
@@ -82,6 +86,7 @@ function refuseAll(dir: string, reason: string): PluginFile[] {
 /** Loads the plugins of `dir`; gives every plugin file found, loaded or not. */
 export async function loadPlugins(dir: string, log: Logger): Promise<PluginFile[]> {
   let names: string[];
+  let pythonModules: string[];
   try {
     // The directories above count too: whoever can rename one can swap in another directory.
     try {
@@ -97,11 +102,13 @@ export async function loadPlugins(dir: string, log: Logger): Promise<PluginFile[
       return refuseAll(dir, `plugins directory ${why}`);
     }
     names = pluginFiles(dir);
+    pythonModules = readdirSync(dir).filter((n) => PYTHON_MODULE.test(n) && n !== '__init__.py').sort().slice(0, MAX_LISTED_UNSAFE);
   } catch (e) {
     log.warn({ dir, err: (e as Error).message }, 'cannot read plugins directory');
     return [];
   }
-  const out: PluginFile[] = [];
+  const out: PluginFile[] = refused(dir, pythonModules, PYTHON_REASON);
+  if (pythonModules.length > 0) log.warn({ dir, files: pythonModules }, PYTHON_REASON);
   for (const n of names) {
     const file = path.join(dir, n);
     try {

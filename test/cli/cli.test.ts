@@ -148,6 +148,8 @@ describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
     writePlugin(plugins, { name: 'goodmod', actions: `[defineAction({ name: 'hi', description: 'hi', access: 'read', params: Params({}), handler: () => ({ hi: true }) })]` });
     // Anyone could have put code in it: refused unread, yet installed.
     writePluginSource(plugins, 'badmod.mjs', `throw new Error('must never load');\n`, 0o666);
+    // A Python rootd module a migrated site left there: installed, never loaded.
+    writePluginSource(plugins, 'oldmod.py', `import os\n`, 0o644);
     d = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
   });
   after(async () => {
@@ -160,10 +162,11 @@ describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.split('\n').length, 2, 'one line');
     const v = JSON.parse(r.stdout) as { modules: string[]; details: Array<Record<string, unknown>> };
-    assert.deepEqual(v.modules, ['badmod', 'firewalld', 'goodmod', 'systeminfo']);
+    assert.deepEqual(v.modules, ['badmod', 'firewalld', 'goodmod', 'oldmod', 'systeminfo']);
     const byName = Object.fromEntries(v.details.map((m) => [m.name, m]));
     assert.deepEqual(byName.goodmod, { name: 'goodmod', source: 'plugin', loaded: true, reason: null, version: '1.0.0', file: path.join(plugins, 'goodmod.mjs') });
     assert.deepEqual(byName.badmod, { name: 'badmod', source: 'plugin', loaded: false, reason: 'plugin file is writable by group or others', file: path.join(plugins, 'badmod.mjs') });
+    assert.deepEqual(byName.oldmod, { name: 'oldmod', source: 'plugin', loaded: false, reason: 'a Python rootd module: this rootd loads ES-module plugins only (port it to the SDK)', file: path.join(plugins, 'oldmod.py') });
     assert.equal(byName.firewalld!.source, 'builtin');
     assert.equal(byName.firewalld!.loaded, false);
     assert.equal(byName.firewalld!.reason, 'disabled in rootd.yaml');
