@@ -156,8 +156,8 @@ function warnKeyInConfig(file: string, log: Logger): void {
   }
 }
 
-async function runAgent(opts: { config: string; mode?: string }): Promise<void> {
-  if (process.getuid?.() === 0) {
+async function runAgent(opts: { config: string; mode?: string; checkConfig?: boolean }): Promise<void> {
+  if (process.getuid?.() === 0 && !opts.checkConfig) {
     fail('cannot run as root: the agent runs as the unprivileged "tuxsec" user (systemd: User=tuxsec); only "tuxsec-agent register" is run by root');
   }
   let cfg: AgentConfig;
@@ -179,6 +179,10 @@ async function runAgent(opts: { config: string; mode?: string }): Promise<void> 
     process.stderr.write(`tuxsec-agent: warning: ${m}\n`);
   }
   warnKeyInConfig(opts.config, log);
+  if (opts.checkConfig) {
+    process.stdout.write(`${opts.config}: valid (mode ${cfg.mode}, server ${cfg.server_url ?? 'not set'}, rootd socket ${cfg.rootd_socket})\n`);
+    return;
+  }
   await runPull(cfg, log);
 }
 
@@ -226,7 +230,8 @@ program
   .enablePositionalOptions()
   .option('--config <file>', 'agent configuration', DEFAULT_CONFIG_PATH)
   .addOption(new Option('--mode <mode>', 'connection mode (overrides the config)').choices(['pull', 'push', 'ssh']))
-  .action(async (o: { config: string; mode?: string }) => runAgent(o));
+  .option('--check-config', 'validate the configuration (and the files it names), print its warnings and exit')
+  .action(async (o: { config: string; mode?: string; checkConfig?: boolean }) => runAgent(o));
 program
   .command('register')
   .description('enroll this machine with a TuxSec server (run as root): writes the api_key to a file only the agent\'s user reads, agent_id and api_key_file into the config')

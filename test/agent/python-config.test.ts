@@ -90,6 +90,7 @@ test('tuxsec-agent runs jobs with the seed README agent.yaml verbatim in pull mo
     `mount --bind ${path.dirname(rootd.socketPath)} /run/tuxsec`,
     `mount --bind ${logDir} /var/log/tuxsec`,
     `${process.execPath} ${AGENT_JS} register --server ${server.url}`,
+    `/usr/bin/setpriv ${ids} --init-groups -- ${process.execPath} ${AGENT_JS} --check-config`,
     `exec /usr/bin/setpriv ${ids} --init-groups -- ${process.execPath} ${AGENT_JS}`,
   ].join('\n');
   agent = startProc('/usr/bin/unshare', ['--mount', '--propagation', 'private', '/bin/sh', '-c', script], { env: { TUXSEC_ENROLL_TOKEN: token } });
@@ -99,7 +100,10 @@ test('tuxsec-agent runs jobs with the seed README agent.yaml verbatim in pull mo
   assert.match(out, /registered as agent/, out);
   assert.doesNotMatch(out, /cannot read ssl_cert/);
   const warnings = out.split('\n').filter((l) => l.startsWith('tuxsec-agent: warning: ignoring'));
-  assert.equal(warnings.length, 1, out);
+  // One from --check-config (a migration's check before the swap), one from the agent itself.
+  assert.equal(warnings.length, 2, out);
+  assert.equal(warnings[0], warnings[1]);
+  assert.match(out, /^\/etc\/tuxsec\/agent\.yaml: valid \(mode pull, server https:\/\/\S+, rootd socket \/var\/run\/tuxsec\/rootd\.sock\)$/m);
   assert.match(warnings[0]!, /ignoring listen_host, listen_port, ssl_cert, ssl_key: settings of push mode, which pull mode does not use; .*"\/etc\/tuxsec\/certs\/agent\.crt" and "\/etc\/tuxsec\/certs\/agent\.key" are not there/);
   const listed = await server.cli(['agents', 'list']);
   const agentId = ((listed.json!.agents as Array<{ id: string }>)[0]!).id;
@@ -118,4 +122,7 @@ test('tuxsec-agent stops on a ca_cert that is not there, saying to put the CA th
   assert.equal(code, 1);
   assert.match(p.out(), want);
   assert.doesNotMatch(p.out(), /started in pull mode/);
+  const check = startProc(process.execPath, [AGENT_JS, '--config', env.configPath, '--check-config']);
+  assert.equal((await check.exited).code, 1);
+  assert.match(check.out(), want);
 });
