@@ -1,12 +1,16 @@
 /**
  * What every action group shares: the firewalld client, the change guard, write-parameter
- * helpers, and the generic "element of a zone" operation (runtime or permanent).
+ * helpers, creation and deletion of permanent objects, and the generic "element of a zone"
+ * operation (runtime or permanent).
  */
-import type { TProperties } from '@sinclair/typebox';
+import type { Static, TObject, TProperties } from '@sinclair/typebox';
+import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import type { FirewalldClient } from './dbus.ts';
-import { IFACE, NOOP_ERRORS, firewalldErrorCode } from './dbus.ts';
-import type { ChangeGuard, Scope, WriteOptions, WriteResult, WriteSpec } from './safety.ts';
+import { CONFIG, FW_CONFIG_PATH, IFACE, NOOP_ERRORS, firewalldErrorCode } from './dbus.ts';
+import type { ChangeGuard, Scope, WriteOptions, WriteResult, WriteSpec } from './change-guard.ts';
+import { R, expect } from './signature.ts';
+import { removePermanent, type ObjectKind, type ObjectName } from './objects.ts';
 import { P } from './validate.ts';
 import { TuxsecError } from '../../../protocol/errors.ts';
 
@@ -23,6 +27,19 @@ export function writeParams<T extends TProperties>(props: T, opts: { permanent?:
     dry_run: P.dryRun(),
     ...(opts.confirm === false ? {} : { confirm_timeout: P.confirmTimeout() }),
   });
+}
+
+/** An action that changes nothing, with parameters `props` (access class `read` unless said). */
+export function reader<T extends TProperties, R>(
+  name: string,
+  description: string,
+  props: T,
+  handler: (p: Static<TObject<T>>) => Promise<R> | R,
+  access: 'read' | 'dangerous' = 'read',
+): AnyAction {
+  // TypeBox cannot relate TObject<T> to TObject for a generic T; the pair is typed at the call site.
+  const params = Params(props) as unknown as TObject;
+  return defineAction({ name, description, params, access, handler: handler as (p: Static<TObject>) => Promise<R> | R });
 }
 
 /** Runs a write through the guard. */
@@ -44,42 +61,25 @@ export async function applyIdem(fn: () => Promise<unknown>): Promise<boolean> {
 
 export const where = (permanent?: boolean): string => (permanent ? 'permanent' : 'runtime');
 
-/*
- * Decoding of firewalld's a{sv} settings, which omit empty keys and carry ports as tuples.
- */
-type Tuple = string[];
-export const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-export const strs = (v: unknown): string[] => arr(v).map(String);
-/** `[port, protocol]` tuples as objects. */
-export const portProtos = (v: unknown) => arr(v).map((t) => ({ port: String((t as Tuple)[0]), protocol: String((t as Tuple)[1]) }));
-/** `[port, protocol, to_port, to_addr]` tuples as objects. */
-export const forwardPorts = (v: unknown) =>
-  arr(v).map((t) => {
-    const [port, protocol, to_port, to_addr] = (t as Tuple).map(String);
-    return { port: port!, protocol: protocol!, to_port: to_port ?? '', to_addr: to_addr ?? '' };
-  });
-
-/** The named objects of the permanent configuration that actions create and delete. */
-export type PermanentKind = 'zone' | 'policy' | 'service' | 'ipset';
+/** Where a call goes: interface `runtime` of the main object, or `config` on the configuration root. */
+export const on = (permanent: boolean | undefined, runtime: string, config: string): { path?: string; iface: string } =>
+  permanent ? { path: FW_CONFIG_PATH, iface: config } : { iface: runtime };
 
 /**
- * A write that creates a permanent object by calling `method` on the configuration root with
- * `signature`/`args`. `detail` is added to the description (`create ipset "x" of type "y"`).
+ * A write that creates a permanent object (`settings` in the kind's own signature).
+ * `detail` is added to the description (`create ipset "x" of type "y"`).
  */
-export function createPermanent(
-  d: Deps,
-  p: WriteOptions,
-  o: { kind: PermanentKind; name: string; method: string; signature: string; args: unknown[]; detail?: string },
-): Promise<WriteResult> {
-  const obj = `${o.kind} "${o.name}"`;
+export function createPermanent(d: Deps, p: WriteOptions, o: { object: ObjectKind; name: string; settings: unknown; detail?: string }): Promise<WriteResult> {
+  const { kind, permanent } = o.object;
+  const obj = `${kind} "${o.name}"`;
   return write(
     d,
     {
       what: `create ${obj}${o.detail ?? ''} (permanent)`,
-      scopes: [{ kind: o.kind, name: o.name }],
-      check: async () => (await d.fw.configPath(o.kind, o.name)) === null,
+      scopes: [{ kind: kind as ObjectName, name: o.name }],
+      check: async () => (await d.fw.configPath(kind, o.name)) === null,
       apply: async () => {
-        await d.fw.cfg(IFACE.config, o.method, o.signature, o.args, `create ${obj}`);
+        await d.fw.call({ ...CONFIG, member: permanent!.add, signature: `s${permanent!.signature}`, body: [o.name, o.settings], what: `create ${obj}` });
         d.fw.forgetPaths();
       },
     },
@@ -87,25 +87,48 @@ export function createPermanent(
   );
 }
 
-/** A write that deletes a permanent object through `remove` on its own interface `iface`. */
-export function deletePermanent(d: Deps, p: WriteOptions, o: { kind: PermanentKind; name: string; iface: string }): Promise<WriteResult> {
-  const obj = `${o.kind} "${o.name}"`;
+/** A write that deletes a permanent object. */
+export function deletePermanent(d: Deps, p: WriteOptions, o: { object: ObjectKind; name: string }): Promise<WriteResult> {
+  const kind = o.object.kind;
+  const obj = `${kind} "${o.name}"`;
   return write(
     d,
     {
       what: `delete ${obj} (permanent)`,
-      scopes: [{ kind: o.kind, name: o.name }],
-      check: async () => (await d.fw.configPath(o.kind, o.name)) !== null,
+      scopes: [{ kind: kind as ObjectName, name: o.name }],
+      check: async () => (await d.fw.configPath(kind, o.name)) !== null,
       apply: async () => {
-        const path = await d.fw.configPath(o.kind, o.name);
+        const path = await d.fw.configPath(kind, o.name);
         if (!path) return false;
-        await d.fw.call(path, o.iface, 'remove', '', [], `delete ${obj}`);
-        d.fw.forgetPaths();
+        await removePermanent(d.fw, o.object, path, `delete ${obj}`);
         return true;
       },
     },
     p,
   );
+}
+
+/** `[name, description, parameters]` of an action. */
+type Declared = [string, string, TProperties];
+
+/**
+ * The create and delete actions of a kind of permanent object; the object's name is the
+ * parameter named after its kind (`zone`, `ipset`...). `permanent` adds the `permanent`
+ * parameter and `permanent: true` to the result; `settings` and `detail` shape the creation.
+ */
+export function createDelete(
+  d: Deps,
+  object: ObjectKind,
+  o: { create: Declared; delete: Declared; permanent?: boolean; settings?: (p: Record<string, unknown>) => unknown; detail?: (p: Record<string, unknown>) => string },
+): AnyAction[] {
+  const named = (p: Record<string, unknown>) => String(p[object.kind]);
+  const mark = async (r: Promise<WriteResult>) => (o.permanent ? { ...(await r), permanent: true } : r);
+  const declare = ([name, description, props]: Declared, handler: (p: Record<string, unknown> & WriteOptions) => Promise<unknown>) =>
+    defineAction({ name, description, params: writeParams(props, { permanent: o.permanent }) as unknown as TObject, access: 'write', handler });
+  return [
+    declare(o.create, (p) => mark(createPermanent(d, p, { object, name: named(p), settings: o.settings?.(p) ?? {}, detail: o.detail?.(p) }))),
+    declare(o.delete, (p) => mark(deletePermanent(d, p, { object, name: named(p) }))),
+  ];
 }
 
 /**
@@ -139,23 +162,21 @@ export function zoneElement(d: Deps, kind: ElementKind, zone: string, args: stri
   const n = 's'.repeat(args.length);
   const label = `${kind.noun}${args.length ? ` ${JSON.stringify(args.filter((a) => a !== '').join('/'))}` : ''}`;
   const target = `zone "${zone}" (${where(permanent)})`;
-  if (permanent) {
-    const path = () => fw.mustConfigPath('zone', zone);
-    return {
-      label,
-      target,
-      query: async () => (await fw.call(await path(), IFACE.configZone, `query${kind.stem}`, n, args, what ?? `query ${label} in ${target}`))[0] === true,
-      add: async () => void (await fw.call(await path(), IFACE.configZone, `add${kind.stem}`, n, args, what ?? `add ${label} to ${target}`)),
-      remove: async () => void (await fw.call(await path(), IFACE.configZone, `remove${kind.stem}`, n, args, what ?? `remove ${label} from ${target}`)),
-    };
-  }
+  const call = async (verb: 'query' | 'add' | 'remove', msg: string) => {
+    const member = `${verb}${kind.stem}`;
+    if (permanent) return fw.call({ path: await fw.mustConfigPath('zone', zone), iface: IFACE.configZone, member, signature: n, body: args, what: msg });
+    const timeout = verb === 'add' && kind.timeout;
+    return fw.call({ iface: IFACE.zone, member, signature: `s${n}${timeout ? 'i' : ''}`, body: [zone, ...args, ...(timeout ? [0] : [])], what: msg });
+  };
   return {
     label,
     target,
-    query: async () => (await fw.rt(IFACE.zone, `query${kind.stem}`, `s${n}`, [zone, ...args], what ?? `query ${label} in ${target}`))[0] === true,
-    add: async () =>
-      void (await fw.rt(IFACE.zone, `add${kind.stem}`, `s${n}${kind.timeout ? 'i' : ''}`, [zone, ...args, ...(kind.timeout ? [0] : [])], what ?? `add ${label} to ${target}`)),
-    remove: async () => void (await fw.rt(IFACE.zone, `remove${kind.stem}`, `s${n}`, [zone, ...args], what ?? `remove ${label} from ${target}`)),
+    query: async () => {
+      const w = what ?? `query ${label} in ${target}`;
+      return expect(R.bool, (await call('query', w))[0], w);
+    },
+    add: async () => void (await call('add', what ?? `add ${label} to ${target}`)),
+    remove: async () => void (await call('remove', what ?? `remove ${label} from ${target}`)),
   };
 }
 
@@ -163,7 +184,7 @@ export function zoneElement(d: Deps, kind: ElementKind, zone: string, args: stri
 export function toggleZoneElement(
   d: Deps,
   kind: ElementKind,
-  p: { zone: string; permanent?: boolean; dry_run?: boolean; confirm_timeout?: number },
+  p: ZoneWrite,
   args: string[],
   want: boolean,
   extraScopes: Scope[] = [],
@@ -180,5 +201,33 @@ export function toggleZoneElement(
       apply: () => applyIdem(want ? el.add : el.remove),
     },
     p,
+  );
+}
+
+/** Parameters every zone-element write has. */
+type ZoneWrite = { zone: string; permanent?: boolean; dry_run?: boolean; confirm_timeout?: number };
+
+/**
+ * The add/remove pair of actions toggling one zone element: `add` and `remove` are each
+ * `[name, description]`, `props` the parameters besides zone and the write options, and `args`
+ * turns the parameters into the element's D-Bus arguments (checking them first).
+ */
+export function zonePair<T extends TProperties>(
+  d: Deps,
+  kind: ElementKind,
+  names: { add: [string, string]; remove: [string, string] },
+  props: T,
+  args: (p: Static<TObject<T>>) => string[],
+): AnyAction[] {
+  const params = writeParams({ zone: P.zone(), ...props }, { permanent: true }) as unknown as TObject;
+  return ([[names.add, true], [names.remove, false]] as const).map(([[name, description], want]) =>
+    defineAction({
+      name,
+      description,
+      params,
+      access: 'write',
+      // The schema above validated `p`: the zone, the write options and `props`.
+      handler: (p) => toggleZoneElement(d, kind, p as ZoneWrite, args(p as unknown as Static<TObject<T>>), want),
+    }),
   );
 }

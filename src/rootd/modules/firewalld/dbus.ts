@@ -5,12 +5,11 @@
  * for drift detection; signals from anyone else are dropped.
  */
 import { EventEmitter } from 'node:events';
-import dbus from 'dbus-next';
+import type { Static, TSchema } from '@sinclair/typebox';
 import type { DbusClient, DbusSignal } from '../../../os/dbus.ts';
 import { DbusRemoteError } from '../../../os/dbus.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
-
-const { Variant } = dbus;
+import { R, expect, unwrap } from './signature.ts';
 
 export const FW_NAME = 'org.fedoraproject.FirewallD1';
 export const FW_PATH = '/org/fedoraproject/FirewallD1';
@@ -30,6 +29,22 @@ export const IFACE = {
   configDirect: `${FW_NAME}.config.direct`,
   configPolicies: `${FW_NAME}.config.policies`,
 } as const;
+
+/** The permanent configuration root, to spread into a {@link FwCall}. */
+export const CONFIG = { path: FW_CONFIG_PATH, iface: IFACE.config } as const;
+
+/** One firewalld method call. */
+export interface FwCall {
+  /** Object path; default the main object {@link FW_PATH}. */
+  path?: string;
+  iface: string;
+  member: string;
+  signature?: string;
+  body?: unknown[];
+  /** The operation, for error messages (`cannot <what>: ...`); default the member name. */
+  what?: string;
+  timeoutMs?: number;
+}
 
 /** The kinds of named objects in the permanent configuration. */
 export type ConfigKind = 'zone' | 'service' | 'ipset' | 'policy' | 'helper' | 'icmptype';
@@ -175,23 +190,20 @@ export class FirewalldClient extends EventEmitter {
     return { ...this.stats, byMember: { ...this.stats.byMember }, recent: [...this.stats.recent] };
   }
 
-  /** Calls a firewalld method; `what` describes the operation for error messages. */
-  async call(path: string, iface: string, member: string, signature: string, body: unknown[], what: string, timeoutMs?: number): Promise<unknown[]> {
+  /** Calls a firewalld method; D-Bus errors become TuxSec errors saying `cannot <what>`. */
+  async call(c: FwCall): Promise<unknown[]> {
+    const body = { destination: FW_NAME, path: c.path ?? FW_PATH, interface: c.iface, member: c.member, signature: c.signature ?? '', body: c.body ?? [] };
     try {
-      return await this.bus.call({ destination: FW_NAME, path, interface: iface, member, signature, body }, { timeoutMs: timeoutMs ?? this.timeoutMs });
+      return await this.bus.call(body, { timeoutMs: c.timeoutMs ?? this.timeoutMs });
     } catch (e) {
-      throw this.mapError(e, what);
+      throw this.mapError(e, c.what ?? c.member);
     }
   }
 
-  /** Runtime call on the main object. */
-  rt(iface: string, member: string, signature = '', body: unknown[] = [], what = member, timeoutMs?: number): Promise<unknown[]> {
-    return this.call(FW_PATH, iface, member, signature, body, what, timeoutMs);
-  }
-
-  /** Call on the permanent configuration root. */
-  cfg(iface: string, member: string, signature = '', body: unknown[] = [], what = member): Promise<unknown[]> {
-    return this.call(FW_CONFIG_PATH, iface, member, signature, body, what);
+  /** The first value of a reply, unwrapped and checked against `reply` (a wrong shape is an error, not a cast). */
+  async get<T extends TSchema>(c: FwCall, reply: T): Promise<Static<T>> {
+    const [v] = await this.call(c);
+    return expect(reply, unwrap(v), c.what ?? c.member);
   }
 
   /** Object path of a named permanent object, or null when it does not exist. */
@@ -204,9 +216,10 @@ export class FirewalldClient extends EventEmitter {
         { destination: FW_NAME, path: FW_CONFIG_PATH, interface: IFACE.config, member: BY_NAME[kind], signature: 's', body: [name] },
         { timeoutMs: this.timeoutMs },
       );
+      const found = expect(R.string, p, `find permanent ${kind} "${name}"`);
       if (this.pathCache.size >= PATH_CACHE_MAX) this.pathCache.clear();
-      this.pathCache.set(key, String(p));
-      return String(p);
+      this.pathCache.set(key, found);
+      return found;
     } catch (e) {
       const code = firewalldErrorCode(e);
       if (code && NOT_FOUND.has(code)) return null;
@@ -228,8 +241,7 @@ export class FirewalldClient extends EventEmitter {
 
   /** A property of the main object or the config object. */
   async property(path: string, iface: string, prop: string): Promise<unknown> {
-    const [v] = await this.call(path, 'org.freedesktop.DBus.Properties', 'Get', 'ss', [iface, prop], `read property ${prop}`);
-    return unwrap(v);
+    return this.get({ path, iface: 'org.freedesktop.DBus.Properties', member: 'Get', signature: 'ss', body: [iface, prop], what: `read property ${prop}` }, R.any);
   }
 
   mapError(e: unknown, what: string): Error {
@@ -265,59 +277,4 @@ export class FirewalldClient extends EventEmitter {
     }
     return new TuxsecError(ErrorCodes.actionFailed, `cannot ${what}: ${e instanceof Error ? e.message : String(e)}`);
   }
-}
-
-/** Turns dbus-next values (Variants, BigInts, nested arrays) into plain JSON values. */
-export function unwrap(v: unknown): unknown {
-  if (v instanceof Variant) return unwrap(v.value);
-  if (typeof v === 'bigint') return Number(v);
-  if (Array.isArray(v)) return v.map(unwrap);
-  if (Buffer.isBuffer(v)) return [...v];
-  if (v && typeof v === 'object') {
-    const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = unwrap(x);
-    return o;
-  }
-  return v;
-}
-
-/** The signature of each settings key firewalld accepts in a{sv} dicts. */
-export const SETTING_SIGNATURES: Record<string, string> = {
-  version: 's',
-  short: 's',
-  description: 's',
-  target: 's',
-  services: 'as',
-  ports: 'a(ss)',
-  icmp_blocks: 'as',
-  masquerade: 'b',
-  forward_ports: 'a(ssss)',
-  interfaces: 'as',
-  sources: 'as',
-  rules_str: 'as',
-  rich_rules: 'as',
-  protocols: 'as',
-  source_ports: 'a(ss)',
-  icmp_block_inversion: 'b',
-  forward: 'b',
-  ingress_priority: 'i',
-  egress_priority: 'i',
-  priority: 'i',
-  ingress_zones: 'as',
-  egress_zones: 'as',
-  modules: 'as',
-  destination: 'a{ss}',
-  includes: 'as',
-  helpers: 'as',
-};
-
-/** Builds an a{sv} body from plain values. */
-export function toVariantDict(settings: Record<string, unknown>): Record<string, InstanceType<typeof Variant>> {
-  const out: Record<string, InstanceType<typeof Variant>> = {};
-  for (const [k, v] of Object.entries(settings)) {
-    const sig = SETTING_SIGNATURES[k];
-    if (!sig) throw new TuxsecError(ErrorCodes.internal, `cannot encode firewalld setting "${k}": unknown key`);
-    out[k] = new Variant(sig, v);
-  }
-  return out;
 }

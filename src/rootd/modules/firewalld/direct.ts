@@ -5,17 +5,28 @@
  * into a command line.
  */
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
-import { Params } from '../../../sdk/schema.ts';
-import { IFACE, unwrap } from './dbus.ts';
-import { applyIdem, where, write, writeParams, type Deps } from './common.ts';
+import { Type } from '@sinclair/typebox';
+import { IFACE } from './dbus.ts';
+import { applyIdem, on, reader, where, write, writeParams, type Deps } from './common.ts';
+import { R } from './signature.ts';
 import { P } from './validate.ts';
 import { checkIptablesArgs, type ArgsFamily } from './iptables-args.ts';
 
-const iface = (permanent?: boolean) => (permanent ? IFACE.configDirect : IFACE.direct);
+/** `getAllRules`: (ipv, table, chain, priority, args) tuples. */
+const RULES = Type.Array(Type.Tuple([Type.String(), Type.String(), Type.String(), Type.Integer(), Type.Array(Type.String())]));
+/** `getPassthroughs`: argument lists. */
+const PASSTHROUGHS = Type.Array(Type.Array(Type.String()));
 
 export function directActions(d: Deps): AnyAction[] {
-  const call = (permanent: boolean | undefined, member: string, sig: string, body: unknown[], what: string) =>
-    permanent ? d.fw.cfg(IFACE.configDirect, member, sig, body, what) : d.fw.rt(IFACE.direct, member, sig, body, what);
+  const at = (permanent: boolean | undefined, member: string, signature: string, body: unknown[], what: string) => ({
+    ...on(permanent, IFACE.direct, IFACE.configDirect),
+    member,
+    signature,
+    body,
+    what,
+  });
+  const query = async (...a: Parameters<typeof at>) => d.fw.get(at(...a), R.bool);
+  const call = (...a: Parameters<typeof at>) => d.fw.call(at(...a));
   const chainP = writeParams({ ipv: P.ipv(), table: P.table(), chain: P.chain() }, { permanent: true, confirm: false });
   const ruleP = writeParams({ ipv: P.ipv(), table: P.table(), chain: P.chain(), priority: P.priority(), args: P.args() }, { permanent: true, confirm: false });
   const chainToggle = (p: { ipv: string; table: string; chain: string; permanent?: boolean; dry_run?: boolean }, want: boolean) => {
@@ -26,7 +37,7 @@ export function directActions(d: Deps): AnyAction[] {
       {
         what,
         scopes: [],
-        check: async () => (await call(p.permanent, 'queryChain', 'sss', body, what))[0] !== want,
+        check: async () => (await query(p.permanent, 'queryChain', 'sss', body, what)) !== want,
         apply: () => applyIdem(() => call(p.permanent, want ? 'addChain' : 'removeChain', 'sss', body, what)),
       },
       p,
@@ -41,7 +52,7 @@ export function directActions(d: Deps): AnyAction[] {
       {
         what,
         scopes: [],
-        check: async () => (await call(p.permanent, 'queryRule', 'sssias', body, what))[0] !== want,
+        check: async () => (await query(p.permanent, 'queryRule', 'sssias', body, what)) !== want,
         apply: () => applyIdem(() => call(p.permanent, want ? 'addRule' : 'removeRule', 'sssias', body, what)),
       },
       p,
@@ -57,46 +68,26 @@ export function directActions(d: Deps): AnyAction[] {
       {
         what,
         scopes: [],
-        check: async () => ((await call(p.permanent, 'queryPassthrough', 'sas', body, what))[0] === true) !== want,
+        check: async () => (await query(p.permanent, 'queryPassthrough', 'sas', body, what)) !== want,
         apply: () => applyIdem(() => call(p.permanent, want ? 'addPassthrough' : 'removePassthrough', 'sas', body, what)),
       },
       p,
     );
   };
   return [
-    defineAction({
-      name: 'direct_get_all_chains',
-      description: 'Get all direct chains (of one ipv and table)',
-      params: Params({ ipv: P.ipv(), table: P.table(), permanent: P.permanent() }),
-      access: 'dangerous',
-      handler: async (p) => ({
-        ipv: p.ipv,
-        table: p.table,
-        chains: ((await call(p.permanent, 'getChains', 'ss', [p.ipv, p.table], 'list direct chains'))[0] as string[]).map(String),
-      }),
-    }),
+    reader('direct_get_all_chains', 'Get all direct chains (of one ipv and table)', { ipv: P.ipv(), table: P.table(), permanent: P.permanent() }, async (p) => ({
+      ipv: p.ipv,
+      table: p.table,
+      chains: await d.fw.get(at(p.permanent, 'getChains', 'ss', [p.ipv, p.table], 'list direct chains'), R.strings),
+    }), 'dangerous'),
     defineAction({ name: 'direct_add_chain', description: 'Add a new direct chain', params: chainP, access: 'dangerous', handler: (p) => chainToggle(p, true) }),
     defineAction({ name: 'direct_remove_chain', description: 'Remove a direct chain', params: chainP, access: 'dangerous', handler: (p) => chainToggle(p, false) }),
-    defineAction({
-      name: 'direct_get_all_rules',
-      description: 'Get all direct rules',
-      params: Params({ permanent: P.permanent() }),
-      access: 'dangerous',
-      handler: async (p) => ({
-        rules: (unwrap((await d.fw.call('/org/fedoraproject/FirewallD1' + (p.permanent ? '/config' : ''), iface(p.permanent), 'getAllRules', '', [], 'list direct rules'))[0]) as unknown[][]).map(
-          ([ipv, table, chain, priority, args]) => ({ ipv, table, chain, priority, args }),
-        ),
-      }),
-    }),
+    reader('direct_get_all_rules', 'Get all direct rules', { permanent: P.permanent() }, async (p) => ({
+      rules: (await d.fw.get(at(p.permanent, 'getAllRules', '', [], 'list direct rules'), RULES)).map(([ipv, table, chain, priority, args]) => ({ ipv, table, chain, priority, args })),
+    }), 'dangerous'),
     defineAction({ name: 'direct_add_rule', description: 'Add a direct rule', params: ruleP, access: 'dangerous', handler: (p) => ruleToggle(p, true) }),
     defineAction({ name: 'direct_remove_rule', description: 'Remove a direct rule', params: ruleP, access: 'dangerous', handler: (p) => ruleToggle(p, false) }),
-    defineAction({
-      name: 'direct_get_passthrough',
-      description: 'Get all passthrough rules',
-      params: Params({ ipv: P.ipv(), permanent: P.permanent() }),
-      access: 'dangerous',
-      handler: async (p) => ({ ipv: p.ipv, passthroughs: unwrap((await call(p.permanent, 'getPassthroughs', 's', [p.ipv], 'list passthroughs'))[0]) }),
-    }),
+    reader('direct_get_passthrough', 'Get all passthrough rules', { ipv: P.ipv(), permanent: P.permanent() }, async (p) => ({ ipv: p.ipv, passthroughs: await d.fw.get(at(p.permanent, 'getPassthroughs', 's', [p.ipv], 'list passthroughs'), PASSTHROUGHS) }), 'dangerous'),
     defineAction({ name: 'direct_add_passthrough', description: 'Add a passthrough rule', params: passthroughP, access: 'dangerous', handler: (p) => passthroughToggle(p, true) }),
     defineAction({ name: 'direct_remove_passthrough', description: 'Remove a passthrough rule', params: passthroughP, access: 'dangerous', handler: (p) => passthroughToggle(p, false) }),
   ];

@@ -1,7 +1,7 @@
 /**
  * The firewalld module: every action of FIREWALLD-ACTIONS.md (and a few more) on firewalld's
  * D-Bus API. Runtime by default, `permanent: true` through the config interfaces; every write
- * answers `changed`, accepts `dry_run`, and most accept `confirm_timeout` (see safety.ts).
+ * answers `changed`, accepts `dry_run`, and most accept `confirm_timeout` (see change-guard.ts).
  */
 import { existsSync } from 'node:fs';
 import { ActionModule, type InitResult, type ModuleContext } from '../../../sdk/base-module.ts';
@@ -10,14 +10,14 @@ import type { CommandRequest, CommandResponse } from '../../../sdk/base-module.t
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import { DbusConnection, type DbusClient } from '../../../os/dbus.ts';
 import { FirewalldClient } from './dbus.ts';
-import { ChangeGuard } from './safety.ts';
+import { ChangeGuard } from './change-guard.ts';
 import type { Deps } from './common.ts';
 import { zoneActions } from './zones.ts';
 import { portActions } from './ports.ts';
 import { richRuleActions } from './rich-rules.ts';
 import { serviceActions } from './services.ts';
 import { ipsetActions } from './ipsets.ts';
-import { helperActions } from './helpers.ts';
+import { helperActions } from './conntrack-helpers.ts';
 import { policyActions } from './policies.ts';
 import { directActions } from './direct.ts';
 import { lockdownActions } from './lockdown.ts';

@@ -2,11 +2,14 @@
  * Lockdown: who may talk to firewalld. Every lockdown_* action is in the `dangerous` class.
  * Whitelist edits are runtime by default, `permanent: true` edits the configuration.
  */
-import type { TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { IFACE } from './dbus.ts';
-import { applyIdem, where, write, writeParams, type Deps } from './common.ts';
+import { applyIdem, on, reader, where, write, writeParams, type Deps } from './common.ts';
+import { R } from './signature.ts';
+
+const INTEGERS = Type.Array(Type.Integer());
 import { P } from './validate.ts';
 
 interface Kind {
@@ -25,16 +28,16 @@ const KINDS: Kind[] = [
 ];
 
 export function lockdownActions(d: Deps): AnyAction[] {
-  const call = (permanent: boolean | undefined, member: string, sig = '', body: unknown[] = [], what = member) =>
-    permanent ? d.fw.cfg(IFACE.configPolicies, member, sig, body, what) : d.fw.rt(IFACE.policies, member, sig, body, what);
+  const at = (permanent: boolean | undefined, member: string, signature = '', body: unknown[] = [], what = member) => ({
+    ...on(permanent, IFACE.policies, IFACE.configPolicies),
+    member,
+    signature,
+    body,
+    what,
+  });
+  const enabled = () => d.fw.get({ iface: IFACE.policies, member: 'queryLockdown' }, R.bool);
   const out: AnyAction[] = [
-    defineAction({
-      name: 'lockdown_get_status',
-      description: 'Get lockdown mode status',
-      params: Params({}),
-      access: 'dangerous',
-      handler: async () => ({ enabled: (await d.fw.rt(IFACE.policies, 'queryLockdown'))[0] === true }),
-    }),
+    reader('lockdown_get_status', 'Get lockdown mode status', {}, async () => ({ enabled: await enabled() }), 'dangerous'),
   ];
   for (const want of [true, false]) {
     out.push(
@@ -49,8 +52,8 @@ export function lockdownActions(d: Deps): AnyAction[] {
             {
               what: `${want ? 'enable' : 'disable'} lockdown`,
               scopes: [],
-              check: async () => (await d.fw.rt(IFACE.policies, 'queryLockdown'))[0] !== want,
-              apply: () => applyIdem(() => d.fw.rt(IFACE.policies, want ? 'enableLockdown' : 'disableLockdown')),
+              check: async () => (await enabled()) !== want,
+              apply: () => applyIdem(() => d.fw.call({ iface: IFACE.policies, member: want ? 'enableLockdown' : 'disableLockdown' })),
             },
             p,
           ),
@@ -64,7 +67,7 @@ export function lockdownActions(d: Deps): AnyAction[] {
         description: `List whitelisted ${k.plural === 'contexts' ? 'SELinux contexts' : k.plural === 'uids' ? 'UIDs' : k.plural}`,
         params: Params({ permanent: P.permanent() }),
         access: 'dangerous',
-        handler: async (p) => ({ [k.plural]: (await call(p.permanent, `getLockdownWhitelist${k.stem}s`))[0] }),
+        handler: async (p) => ({ [k.plural]: await d.fw.get(at(p.permanent, `getLockdownWhitelist${k.stem}s`), k.sig === 's' ? R.strings : INTEGERS) }),
       }),
     );
     for (const want of [true, false]) {
@@ -83,8 +86,8 @@ export function lockdownActions(d: Deps): AnyAction[] {
               {
                 what,
                 scopes: [],
-                check: async () => (await call(perm, `queryLockdownWhitelist${k.stem}`, k.sig, [v], what))[0] !== want,
-                apply: () => applyIdem(() => call(perm, `${want ? 'add' : 'remove'}LockdownWhitelist${k.stem}`, k.sig, [v], what)),
+                check: async () => (await d.fw.get(at(perm, `queryLockdownWhitelist${k.stem}`, k.sig, [v], what), R.bool)) !== want,
+                apply: () => applyIdem(() => d.fw.call(at(perm, `${want ? 'add' : 'remove'}LockdownWhitelist${k.stem}`, k.sig, [v], what))),
               },
               p as { dry_run?: boolean },
             );

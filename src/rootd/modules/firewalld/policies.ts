@@ -3,40 +3,14 @@
  * ingress/egress zones and target.
  */
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
-import { Params } from '../../../sdk/schema.ts';
-import { IFACE, toVariantDict, unwrap } from './dbus.ts';
-import { applyIdem, createPermanent, deletePermanent, forwardPorts, portProtos, strs, where, write, writeParams, type Deps } from './common.ts';
-import { POLICY_PERM_KEYS as POLICY_DEFAULTS, complete } from './safety.ts';
+import { IFACE } from './dbus.ts';
+import { applyIdem, createDelete, reader, where, write, writeParams, type Deps } from './common.ts';
+import { POLICY, POLICY_DEFAULTS, complete, info, listNames, readSettings } from './objects.ts';
+import { toVariantDict } from './signature.ts';
 import { P, invalid } from './validate.ts';
 
-function policyInfo(name: string, permanent: boolean, raw: unknown) {
-  const s = (unwrap(raw) ?? {}) as Record<string, unknown>;
-  return {
-    name,
-    permanent,
-    short: String(s.short ?? ''),
-    description: String(s.description ?? ''),
-    target: String(s.target ?? 'CONTINUE'),
-    priority: Number(s.priority ?? -1),
-    ingress_zones: strs(s.ingress_zones),
-    egress_zones: strs(s.egress_zones),
-    services: strs(s.services),
-    ports: portProtos(s.ports),
-    protocols: strs(s.protocols),
-    source_ports: portProtos(s.source_ports),
-    icmp_blocks: strs(s.icmp_blocks),
-    masquerade: s.masquerade === true,
-    forward_ports: forwardPorts(s.forward_ports),
-    rich_rules: strs(s.rich_rules),
-  };
-}
-
 async function rawPolicy(d: Deps, policy: string, permanent?: boolean): Promise<Record<string, unknown>> {
-  if (permanent) {
-    const path = await d.fw.mustConfigPath('policy', policy);
-    return unwrap((await d.fw.call(path, IFACE.configPolicy, 'getSettings', '', [], `read policy "${policy}"`))[0]) as Record<string, unknown>;
-  }
-  return unwrap((await d.fw.rt(IFACE.policy, 'getPolicySettings', 's', [policy], `read policy "${policy}"`))[0]) as Record<string, unknown>;
+  return (await readSettings(d.fw, POLICY, policy, permanent)) as Record<string, unknown>;
 }
 
 /** Sets one key of a policy (runtime: only that key; permanent: whole settings updated). */
@@ -53,10 +27,10 @@ function setPolicyKey(d: Deps, p: { policy: string; permanent?: boolean; dry_run
           const path = await d.fw.mustConfigPath('policy', p.policy);
           const full = complete(await rawPolicy(d, p.policy, true), POLICY_DEFAULTS);
           full[key] = value;
-          await d.fw.call(path, IFACE.configPolicy, 'update', 'a{sv}', [toVariantDict(full)], what);
+          await d.fw.call({ path, iface: IFACE.configPolicy, member: 'update', signature: 'a{sv}', body: [toVariantDict(full)], what });
           return true;
         }
-        return applyIdem(() => d.fw.rt(IFACE.policy, 'setPolicySettings', 'sa{sv}', [p.policy, toVariantDict({ [key]: value })], what));
+        return applyIdem(() => d.fw.call({ iface: IFACE.policy, member: 'setPolicySettings', signature: 'sa{sv}', body: [p.policy, toVariantDict({ [key]: value })], what }));
       },
     },
     p,
@@ -65,52 +39,19 @@ function setPolicyKey(d: Deps, p: { policy: string; permanent?: boolean; dry_run
 
 export function policyActions(d: Deps): AnyAction[] {
   const pol = { policy: P.policy() };
+  const zone = writeParams({ ...pol, zone: P.zone() }, { permanent: true });
   return [
-    defineAction({
-      name: 'list_policies',
-      description: 'List all firewall policies',
-      params: Params({ permanent: P.permanent() }),
-      access: 'read',
-      handler: async (p) => ({ policies: strs((p.permanent ? await d.fw.cfg(IFACE.config, 'getPolicyNames') : await d.fw.rt(IFACE.policy, 'getPolicies'))[0]) }),
+    reader('list_policies', 'List all firewall policies', { permanent: P.permanent() }, async (p) => ({ policies: await listNames(d.fw, POLICY, p.permanent) })),
+    reader('policy_get_info', 'Get detailed information about a policy', { ...pol, permanent: P.permanent() }, async (p) =>
+      info(POLICY, p.policy, p.permanent === true, await rawPolicy(d, p.policy, p.permanent)),
+    ),
+    ...createDelete(d, POLICY, {
+      create: ['policy_add', 'Add a new firewall policy (permanent configuration; reload to use it at runtime)', pol],
+      delete: ['policy_delete', 'Delete a firewall policy (permanent configuration)', pol],
+      permanent: true,
     }),
-    defineAction({
-      name: 'policy_get_info',
-      description: 'Get detailed information about a policy',
-      params: Params({ ...pol, permanent: P.permanent() }),
-      access: 'read',
-      handler: async (p) => policyInfo(p.policy, p.permanent === true, await rawPolicy(d, p.policy, p.permanent)),
-    }),
-    defineAction({
-      name: 'policy_add',
-      description: 'Add a new firewall policy (permanent configuration; reload to use it at runtime)',
-      params: writeParams(pol, { permanent: true }),
-      access: 'write',
-      handler: async (p) => ({
-        ...(await createPermanent(d, p, { kind: 'policy', name: p.policy, method: 'addPolicy', signature: 'sa{sv}', args: [p.policy, {}] })),
-        permanent: true,
-      }),
-    }),
-    defineAction({
-      name: 'policy_delete',
-      description: 'Delete a firewall policy (permanent configuration)',
-      params: writeParams(pol, { permanent: true }),
-      access: 'write',
-      handler: async (p) => ({ ...(await deletePermanent(d, p, { kind: 'policy', name: p.policy, iface: IFACE.configPolicy })), permanent: true }),
-    }),
-    defineAction({
-      name: 'policy_set_ingress_zone',
-      description: 'Set ingress zone for policy ("ANY" and "HOST" are allowed)',
-      params: writeParams({ ...pol, zone: P.zone() }, { permanent: true }),
-      access: 'write',
-      handler: (p) => setPolicyKey(d, p, 'ingress_zones', [p.zone], 'ingress zones'),
-    }),
-    defineAction({
-      name: 'policy_set_egress_zone',
-      description: 'Set egress zone for policy ("ANY" and "HOST" are allowed)',
-      params: writeParams({ ...pol, zone: P.zone() }, { permanent: true }),
-      access: 'write',
-      handler: (p) => setPolicyKey(d, p, 'egress_zones', [p.zone], 'egress zones'),
-    }),
+    defineAction({ name: 'policy_set_ingress_zone', description: 'Set ingress zone for policy ("ANY" and "HOST" are allowed)', params: zone, access: 'write', handler: (p) => setPolicyKey(d, p, 'ingress_zones', [p.zone], 'ingress zones') }),
+    defineAction({ name: 'policy_set_egress_zone', description: 'Set egress zone for policy ("ANY" and "HOST" are allowed)', params: zone, access: 'write', handler: (p) => setPolicyKey(d, p, 'egress_zones', [p.zone], 'egress zones') }),
     defineAction({
       name: 'policy_set_target',
       description: 'Set target action for policy (permanent configuration only: firewalld cannot change it at runtime)',

@@ -2,8 +2,8 @@
  * Ports, source ports, protocols and port forwarding of a zone.
  */
 import { Type } from '@sinclair/typebox';
-import { defineAction, type AnyAction } from '../../../sdk/action.ts';
-import { EL, toggleZoneElement, writeParams, type Deps } from './common.ts';
+import type { AnyAction } from '../../../sdk/action.ts';
+import { EL, zonePair, type Deps } from './common.ts';
 import { P, checkAddress, checkPort, checkPortRange, invalid } from './validate.ts';
 
 function forwardArgs(p: { port: string; to_port?: string; to_addr?: string }): string[] {
@@ -15,30 +15,15 @@ function forwardArgs(p: { port: string; to_port?: string; to_addr?: string }): s
 }
 
 export function portActions(d: Deps): AnyAction[] {
-  const zp = { zone: P.zone() };
-  const portP = writeParams({ ...zp, port: P.port() }, { permanent: true });
-  const protoP = writeParams({ ...zp, protocol: P.protocol() }, { permanent: true });
-  const fwdP = writeParams(
-    {
-      ...zp,
-      port: P.port(),
-      to_port: Type.Optional(P.portOnly()),
-      to_addr: Type.Optional(P.address()),
-    },
-    { permanent: true },
-  );
-  const port = (v: string) => {
-    const x = checkPort('port', v);
+  const port = (p: { port: string }) => {
+    const x = checkPort('port', p.port);
     return [x.port, x.protocol];
   };
+  const fwd = { port: P.port(), to_port: Type.Optional(P.portOnly()), to_addr: Type.Optional(P.address()) };
   return [
-    defineAction({ name: 'add_port', description: 'Add port to zone', params: portP, access: 'write', handler: (p) => toggleZoneElement(d, EL.port, p, port(p.port), true) }),
-    defineAction({ name: 'remove_port', description: 'Remove port from zone', params: portP, access: 'write', handler: (p) => toggleZoneElement(d, EL.port, p, port(p.port), false) }),
-    defineAction({ name: 'add_protocol', description: 'Add protocol to zone', params: protoP, access: 'write', handler: (p) => toggleZoneElement(d, EL.protocol, p, [p.protocol], true) }),
-    defineAction({ name: 'remove_protocol', description: 'Remove protocol from zone', params: protoP, access: 'write', handler: (p) => toggleZoneElement(d, EL.protocol, p, [p.protocol], false) }),
-    defineAction({ name: 'add_source_port', description: 'Add source port to zone', params: portP, access: 'write', handler: (p) => toggleZoneElement(d, EL.sourcePort, p, port(p.port), true) }),
-    defineAction({ name: 'remove_source_port', description: 'Remove source port from zone', params: portP, access: 'write', handler: (p) => toggleZoneElement(d, EL.sourcePort, p, port(p.port), false) }),
-    defineAction({ name: 'add_forward_port', description: 'Add port forwarding rule to zone', params: fwdP, access: 'write', handler: (p) => toggleZoneElement(d, EL.forwardPort, p, forwardArgs(p), true) }),
-    defineAction({ name: 'remove_forward_port', description: 'Remove port forwarding rule from zone', params: fwdP, access: 'write', handler: (p) => toggleZoneElement(d, EL.forwardPort, p, forwardArgs(p), false) }),
+    ...zonePair(d, EL.port, { add: ['add_port', 'Add port to zone'], remove: ['remove_port', 'Remove port from zone'] }, { port: P.port() }, port),
+    ...zonePair(d, EL.protocol, { add: ['add_protocol', 'Add protocol to zone'], remove: ['remove_protocol', 'Remove protocol from zone'] }, { protocol: P.protocol() }, (p) => [p.protocol]),
+    ...zonePair(d, EL.sourcePort, { add: ['add_source_port', 'Add source port to zone'], remove: ['remove_source_port', 'Remove source port from zone'] }, { port: P.port() }, port),
+    ...zonePair(d, EL.forwardPort, { add: ['add_forward_port', 'Add port forwarding rule to zone'], remove: ['remove_forward_port', 'Remove port forwarding rule from zone'] }, fwd, forwardArgs),
   ];
 }

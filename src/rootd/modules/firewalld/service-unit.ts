@@ -6,7 +6,7 @@ import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import { DbusRemoteError } from '../../../os/dbus.ts';
-import { unwrap } from './dbus.ts';
+import { unwrap } from './signature.ts';
 import type { Deps } from './common.ts';
 import { P } from './validate.ts';
 import { Type } from '@sinclair/typebox';

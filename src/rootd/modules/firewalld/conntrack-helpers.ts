@@ -4,10 +4,9 @@
  * zone enables the service that carries it (the service of the same name when there is one).
  */
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
-import { Params } from '../../../sdk/schema.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
-import { IFACE } from './dbus.ts';
-import { EL, applyIdem, where, write, writeParams, zoneElement, type Deps } from './common.ts';
+import { HELPER, SERVICE, listNames } from './objects.ts';
+import { EL, applyIdem, reader, where, write, writeParams, zoneElement, type Deps } from './common.ts';
 import { readZone } from './zones.ts';
 import { readService } from './services.ts';
 import { P } from './validate.ts';
@@ -26,8 +25,7 @@ async function zoneHelpers(d: Deps, zone: string, permanent?: boolean): Promise<
 async function serviceForHelper(d: Deps, helper: string, permanent?: boolean): Promise<string> {
   const same = await readService(d, helper, permanent).catch(() => null);
   if (same?.helpers.includes(helper)) return helper;
-  const [names] = permanent ? await d.fw.cfg(IFACE.config, 'getServiceNames') : await d.fw.rt(IFACE.main, 'listServices');
-  for (const n of names as string[]) {
+  for (const n of await listNames(d.fw, SERVICE, permanent)) {
     const info = await readService(d, n, permanent).catch(() => null);
     if (info?.helpers.includes(helper)) return n;
   }
@@ -37,22 +35,10 @@ async function serviceForHelper(d: Deps, helper: string, permanent?: boolean): P
 export function helperActions(d: Deps): AnyAction[] {
   const zh = writeParams({ zone: P.zone(), helper: P.helper() }, { permanent: true });
   return [
-    defineAction({
-      name: 'list_helpers',
-      description: 'List all available helper modules',
-      params: Params({}),
-      access: 'read',
-      handler: async () => ({ helpers: ((await d.fw.rt(IFACE.main, 'getHelpers'))[0] as string[]).map(String) }),
-    }),
-    defineAction({
-      name: 'zone_list_helpers',
-      description: 'List helpers enabled in a zone (through its services)',
-      params: Params({ zone: P.zone(), permanent: P.permanent() }),
-      access: 'read',
-      handler: async (p) => {
-        const list = await zoneHelpers(d, p.zone, p.permanent);
-        return { zone: p.zone, helpers: [...new Set(list.map((x) => x.helper))], via: list };
-      },
+    reader('list_helpers', 'List all available helper modules', {}, async () => ({ helpers: await listNames(d.fw, HELPER) })),
+    reader('zone_list_helpers', 'List helpers enabled in a zone (through its services)', { zone: P.zone(), permanent: P.permanent() }, async (p) => {
+      const list = await zoneHelpers(d, p.zone, p.permanent);
+      return { zone: p.zone, helpers: [...new Set(list.map((x) => x.helper))], via: list };
     }),
     defineAction({
       name: 'zone_add_helper',

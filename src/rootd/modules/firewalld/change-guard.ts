@@ -8,21 +8,11 @@ import { rmSync } from 'node:fs';
 import { readFileSafe, writeFileAtomicSafe } from '../../../os/secure-files.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import type { Logger } from '../../../sdk/action.ts';
-import { FirewalldClient, IFACE, toVariantDict, unwrap } from './dbus.ts';
+import type { FirewalldClient } from './dbus.ts';
+import { Snapshotter, scopeKey, type Scope, type Snapshot } from './snapshot.ts';
+import { parsePendingFile, pendingDocument, type SavedChange } from './pending-file.ts';
 
-/** What a write touches, as far as rollback is concerned. */
-export type Scope =
-  | { kind: 'zone'; name: string }
-  | { kind: 'policy'; name: string }
-  | { kind: 'service'; name: string }
-  | { kind: 'ipset'; name: string }
-  | { kind: 'default_zone' }
-  | { kind: 'log_denied' }
-  | { kind: 'panic' };
-
-export function scopeKey(s: Scope): string {
-  return 'name' in s ? `${s.kind}:${s.name}` : s.kind;
-}
+export type { Scope } from './snapshot.ts';
 
 /** Options every write accepts. */
 export interface WriteOptions {
@@ -50,19 +40,7 @@ export interface WriteResult {
   confirm_by?: string;
 }
 
-interface Snapshot {
-  scope: Scope;
-  runtime: unknown;
-  permanent: unknown;
-}
-
-interface Pending {
-  id: string;
-  what: string;
-  keys: string[];
-  created_at: string;
-  confirm_by: string;
-  snapshots: Snapshot[];
+interface Pending extends SavedChange {
   timer: NodeJS.Timeout;
 }
 
@@ -77,205 +55,6 @@ export interface HistoryEntry {
 
 const HISTORY_MAX = 100;
 const RETRY_MS = 5000;
-
-const ZONE_RT_LISTS = ['services', 'ports', 'icmp_blocks', 'forward_ports', 'interfaces', 'sources', 'rules_str', 'protocols', 'source_ports'];
-const ZONE_RT_BOOLS = ['masquerade', 'icmp_block_inversion', 'forward'];
-const ZONE_PERM_KEYS: Record<string, unknown> = {
-  version: '',
-  short: '',
-  description: '',
-  target: 'default',
-  services: [],
-  ports: [],
-  icmp_blocks: [],
-  masquerade: false,
-  forward_ports: [],
-  interfaces: [],
-  sources: [],
-  rules_str: [],
-  protocols: [],
-  source_ports: [],
-  icmp_block_inversion: false,
-  forward: false,
-};
-const POLICY_RT_LISTS = ['services', 'ports', 'icmp_blocks', 'forward_ports', 'rich_rules', 'protocols', 'source_ports', 'ingress_zones', 'egress_zones'];
-/** A policy's permanent settings with firewalld's defaults (it omits empty keys). */
-export const POLICY_PERM_KEYS: Record<string, unknown> = {
-  version: '',
-  short: '',
-  description: '',
-  target: 'CONTINUE',
-  services: [],
-  ports: [],
-  icmp_blocks: [],
-  masquerade: false,
-  forward_ports: [],
-  rich_rules: [],
-  protocols: [],
-  source_ports: [],
-  priority: -1,
-  ingress_zones: [],
-  egress_zones: [],
-};
-const SERVICE_PERM_KEYS: Record<string, unknown> = {
-  version: '',
-  short: '',
-  description: '',
-  ports: [],
-  modules: [],
-  destination: {},
-  protocols: [],
-  source_ports: [],
-  includes: [],
-  helpers: [],
-};
-
-/** Fills absent keys with defaults (firewalld omits empty ones) and drops unknown ones. */
-export function complete(settings: Record<string, unknown>, defaults: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, d] of Object.entries(defaults)) out[k] = settings[k] ?? d;
-  return out;
-}
-
-function pick(settings: Record<string, unknown>, lists: string[], bools: string[] = []): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of lists) out[k] = settings[k] ?? [];
-  for (const k of bools) out[k] = settings[k] ?? false;
-  return out;
-}
-
-/** Reads and restores the state behind a scope. */
-export class Snapshotter {
-  constructor(private readonly fw: FirewalldClient) {}
-
-  private async runtimeZones(): Promise<string[]> {
-    const [z] = await this.fw.rt(IFACE.zone, 'getZones');
-    return z as string[];
-  }
-
-  async take(scope: Scope): Promise<Snapshot> {
-    const fw = this.fw;
-    switch (scope.kind) {
-      case 'zone': {
-        const runtime = (await this.runtimeZones()).includes(scope.name)
-          ? unwrap((await fw.rt(IFACE.zone, 'getZoneSettings2', 's', [scope.name]))[0])
-          : null;
-        const path = await fw.configPath('zone', scope.name);
-        const permanent = path ? unwrap((await fw.call(path, IFACE.configZone, 'getSettings2', '', [], 'read zone'))[0]) : null;
-        return { scope, runtime, permanent };
-      }
-      case 'policy': {
-        const [names] = await fw.rt(IFACE.policy, 'getPolicies');
-        const runtime = (names as string[]).includes(scope.name) ? unwrap((await fw.rt(IFACE.policy, 'getPolicySettings', 's', [scope.name]))[0]) : null;
-        const path = await fw.configPath('policy', scope.name);
-        const permanent = path ? unwrap((await fw.call(path, IFACE.configPolicy, 'getSettings', '', [], 'read policy'))[0]) : null;
-        return { scope, runtime, permanent };
-      }
-      case 'service': {
-        const path = await fw.configPath('service', scope.name);
-        const permanent = path ? unwrap((await fw.call(path, IFACE.configService, 'getSettings2', '', [], 'read service'))[0]) : null;
-        return { scope, runtime: null, permanent };
-      }
-      case 'ipset': {
-        const [names] = await fw.rt(IFACE.ipset, 'getIPSets');
-        const runtime = (names as string[]).includes(scope.name) ? unwrap((await fw.rt(IFACE.ipset, 'getEntries', 's', [scope.name]))[0]) : null;
-        const path = await fw.configPath('ipset', scope.name);
-        const permanent = path ? unwrap((await fw.call(path, IFACE.configIpset, 'getSettings', '', [], 'read ipset'))[0]) : null;
-        return { scope, runtime, permanent };
-      }
-      case 'default_zone':
-        return { scope, runtime: (await fw.rt(IFACE.main, 'getDefaultZone'))[0], permanent: null };
-      case 'log_denied':
-        return { scope, runtime: (await fw.rt(IFACE.main, 'getLogDenied'))[0], permanent: null };
-      case 'panic':
-        return { scope, runtime: (await fw.rt(IFACE.main, 'queryPanicMode'))[0], permanent: null };
-    }
-  }
-
-  async restore(snap: Snapshot): Promise<void> {
-    const fw = this.fw;
-    const s = snap.scope;
-    switch (s.kind) {
-      case 'zone': {
-        await this.restorePermanent('zone', s.name, snap.permanent, IFACE.configZone, 'update2', 'addZone2', (v) => [
-          'a{sv}',
-          [toVariantDict(complete(v, ZONE_PERM_KEYS))],
-        ]);
-        if (snap.runtime && (await this.runtimeZones()).includes(s.name)) {
-          const want = pick(snap.runtime as Record<string, unknown>, ZONE_RT_LISTS, ZONE_RT_BOOLS);
-          await fw.rt(IFACE.zone, 'setZoneSettings2', 'sa{sv}', [s.name, toVariantDict(want)], `restore runtime zone "${s.name}"`);
-        }
-        return;
-      }
-      case 'policy': {
-        await this.restorePermanent('policy', s.name, snap.permanent, IFACE.configPolicy, 'update', 'addPolicy', (v) => [
-          'a{sv}',
-          [toVariantDict(complete(v, POLICY_PERM_KEYS))],
-        ]);
-        if (snap.runtime) {
-          const [names] = await fw.rt(IFACE.policy, 'getPolicies');
-          if ((names as string[]).includes(s.name)) {
-            const want = pick(snap.runtime as Record<string, unknown>, POLICY_RT_LISTS, ['masquerade']);
-            await fw.rt(IFACE.policy, 'setPolicySettings', 'sa{sv}', [s.name, toVariantDict(want)], `restore runtime policy "${s.name}"`);
-          }
-        }
-        return;
-      }
-      case 'service':
-        await this.restorePermanent('service', s.name, snap.permanent, IFACE.configService, 'update2', 'addService2', (v) => [
-          'a{sv}',
-          [toVariantDict(complete(v, SERVICE_PERM_KEYS))],
-        ]);
-        return;
-      case 'ipset': {
-        await this.restorePermanent('ipset', s.name, snap.permanent, IFACE.configIpset, 'update', 'addIPSet', (v) => ['(ssssa{ss}as)', [v]]);
-        if (snap.runtime) {
-          const [names] = await fw.rt(IFACE.ipset, 'getIPSets');
-          if ((names as string[]).includes(s.name)) await fw.rt(IFACE.ipset, 'setEntries', 'sas', [s.name, snap.runtime], `restore runtime ipset "${s.name}"`);
-        }
-        return;
-      }
-      case 'default_zone':
-        if ((await fw.rt(IFACE.main, 'getDefaultZone'))[0] !== snap.runtime) await fw.rt(IFACE.main, 'setDefaultZone', 's', [snap.runtime], 'restore default zone');
-        return;
-      case 'log_denied':
-        if ((await fw.rt(IFACE.main, 'getLogDenied'))[0] !== snap.runtime) await fw.rt(IFACE.main, 'setLogDenied', 's', [snap.runtime], 'restore log denied');
-        return;
-      case 'panic': {
-        const [now] = await fw.rt(IFACE.main, 'queryPanicMode');
-        if (now !== snap.runtime) await fw.rt(IFACE.main, snap.runtime ? 'enablePanicMode' : 'disablePanicMode', '', [], 'restore panic mode');
-        return;
-      }
-    }
-  }
-
-  /** Recreates, updates or removes a permanent object so it matches the snapshot. */
-  private async restorePermanent(
-    kind: 'zone' | 'policy' | 'service' | 'ipset',
-    name: string,
-    before: unknown,
-    iface: string,
-    update: string,
-    add: string,
-    encode: (v: never) => [string, unknown[]],
-  ): Promise<void> {
-    const fw = this.fw;
-    fw.forgetPaths();
-    const path = await fw.configPath(kind, name);
-    if (before === null) {
-      if (path) await fw.call(path, iface, 'remove', '', [], `remove permanent ${kind} "${name}"`);
-      fw.forgetPaths();
-      return;
-    }
-    const [sig, body] = encode(before as never);
-    if (path) {
-      await fw.call(path, iface, update, sig, body, `restore permanent ${kind} "${name}"`);
-    } else {
-      await fw.cfg(IFACE.config, add, `s${sig}`, [name, ...body], `recreate permanent ${kind} "${name}"`);
-      fw.forgetPaths();
-    }
-  }
-}
 
 /**
  * Runs writes and keeps the pending confirmations and their history. One pending change per
@@ -297,7 +76,7 @@ export class ChangeGuard {
     this.snapshotter = new Snapshotter(fw);
   }
 
-  private arm(p: Omit<Pending, 'timer'>): void {
+  private arm(p: SavedChange): void {
     const ms = Math.max(0, Date.parse(p.confirm_by) - this.now());
     const timer = setTimeout(() => void this.rollback(p.id, 'confirmation timed out').catch(() => undefined), ms);
     this.pending.set(p.id, { ...p, timer });
@@ -313,7 +92,7 @@ export class ChangeGuard {
         return;
       }
       // Root later rolls the firewall back to what this file says: only root may write it.
-      writeFileAtomicSafe(this.stateFile, JSON.stringify({ version: 1, pending: list }));
+      writeFileAtomicSafe(this.stateFile, pendingDocument(list));
     } catch (e) {
       this.log.error({ file: this.stateFile, err: e instanceof Error ? e.message : String(e) }, 'cannot save pending firewalld changes');
     }
@@ -333,16 +112,16 @@ export class ChangeGuard {
       return;
     }
     if (raw === null) return;
-    let list: Array<Omit<Pending, 'timer'>> = [];
+    let list: SavedChange[];
     try {
-      const doc = JSON.parse(raw) as { version?: number; pending?: unknown };
-      if (doc.version === 1 && Array.isArray(doc.pending)) list = doc.pending as Array<Omit<Pending, 'timer'>>;
+      list = parsePendingFile(file, raw);
     } catch (e) {
-      this.log.error({ file, err: String(e) }, 'cannot read pending firewalld changes; ignoring the file');
+      // Replaying means writing these snapshots into the firewall as root: all or nothing.
+      this.log.error({ file, err: e instanceof Error ? e.message : String(e), audit: true }, 'refusing the pending firewalld changes file');
+      return;
     }
     for (const p of list) {
-      if (typeof p.id !== 'string' || !/^[0-9a-f]{16}$/.test(p.id) || !Array.isArray(p.snapshots) || typeof p.confirm_by !== 'string') continue;
-      this.arm({ id: p.id, what: String(p.what), keys: (p.keys ?? []).map(String), created_at: String(p.created_at), confirm_by: p.confirm_by, snapshots: p.snapshots });
+      this.arm(p);
       this.log.warn({ change_id: p.id, change: p.what, confirm_by: p.confirm_by, audit: true }, 'firewalld change from before the restart awaits confirmation');
     }
   }
