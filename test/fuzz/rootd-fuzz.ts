@@ -152,7 +152,8 @@ function wellFormed(l: string): string | null {
   }
   const o = r as { type?: unknown; request_id?: unknown; data?: unknown };
   if (o.type !== 'success' && o.type !== 'error') return `answer type ${String(o.type)}`;
-  if (typeof o.request_id !== 'string') return 'answer without a string request_id';
+  // A numeric request_id comes back as the same number, as the Python rootd echoed it.
+  if (typeof o.request_id !== 'string' && typeof o.request_id !== 'number') return 'answer without a string or number request_id';
   if (o.data === null || typeof o.data !== 'object') return 'answer without a data object';
   const d = o.data as { error?: unknown; code?: unknown };
   if (o.type === 'error' && (typeof d.error !== 'string' || typeof d.code !== 'string')) return `error answer without error and code: ${l.slice(0, 200)}`;
@@ -238,11 +239,11 @@ export async function runCase(t: RootdTarget, c: ConnCase, timeoutMs = 20_000): 
       detail: `expected ${want} answers (${JSON.stringify(expected)}), got ${answers.length}${closed ? ' before the connection closed' : ` within ${timeoutMs} ms`}: ${JSON.stringify(answers.map((a) => a.slice(0, 120)))}`,
     };
   }
-  const got = answers.map((a) => JSON.parse(a) as { request_id: string; data: { code?: string } });
+  const got = answers.map((a) => JSON.parse(a) as { request_id: string | number; data: { code?: string } });
   if (overflow && got.at(-1)?.data.code !== 'message-too-large') {
     return { invariant: 'overflow answered last', detail: `last answer ${JSON.stringify(answers.at(-1)).slice(0, 200)}` };
   }
-  const ids = got.map((g) => g.request_id);
+  const ids = got.map((g) => String(g.request_id));
   for (const id of expected) {
     if (id === null || id === 'overflow') continue;
     const i = ids.indexOf(id);
