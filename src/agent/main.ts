@@ -173,7 +173,9 @@ async function runAgent(opts: { config: string; mode?: string; checkConfig?: boo
   } catch (e) {
     fail((e as Error).message);
   }
-  const log = createLogger({ level: pinoLevel(cfg.log_level), file: cfg.log_file });
+  // A check (root may run it) never opens log_file: the agent's user owns that directory and
+  // could point a link there at any file root would then create or append to.
+  const log = opts.checkConfig ? createLogger({ level: 'silent' }) : createLogger({ level: pinoLevel(cfg.log_level), file: cfg.log_file });
   for (const m of warnings) {
     log.warn({ config: opts.config }, m);
     process.stderr.write(`tuxsec-agent: warning: ${m}\n`);

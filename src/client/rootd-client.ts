@@ -11,6 +11,7 @@
 import net from 'node:net';
 import { LineFramer } from '../protocol/framing.ts';
 import { ErrorCodes, TuxsecError, type ErrorCode } from '../protocol/errors.ts';
+import { isPlainObject } from '../protocol/json.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_SOCKET,
@@ -132,12 +133,15 @@ export class RootdClient {
       signal.addEventListener('abort', onAbort, { once: true });
       const framer = new LineFramer(this.maxBytes, {
         line: (l) => {
-          let res: Response;
+          let parsed: unknown;
           try {
-            res = JSON.parse(l.toString('utf8')) as Response;
+            parsed = JSON.parse(l.toString('utf8'));
           } catch {
             return;
           }
+          // Whatever is at the socket path may send any JSON: only an answer's shape is read.
+          if (!isPlainObject(parsed) || typeof parsed.type !== 'string' || !isPlainObject(parsed.data)) return;
+          const res = parsed as unknown as Response;
           if (res.request_id === id) settle({ answer: res });
           // A connection-level refusal (not allowed, too many connections) names no request.
           else if (res.type === 'error' && res.request_id === 'unknown') settle({ error: responseError(res) });

@@ -240,7 +240,13 @@ export function listenOnFd(server: net.Server, fd: number, opts: Pick<SocketOpti
       server.off('error', reject);
       try {
         const where = boundSocketPath(fd);
-        if (where?.startsWith('/')) secureSocketDir(where, opts);
+        if (where?.startsWith('/')) {
+          secureSocketDir(where, opts);
+          // Again now that only root can change the directory: until the chmod a member could
+          // still have replaced systemd's socket (after main's check) with one that answers clients.
+          const gone = handedSocketGone(fd);
+          if (gone) throw new SocketSetupError(`cannot serve the socket systemd handed over: it is no longer reachable at ${gone.path} (${gone.why}); restart tuxsec-rootd to bind one there`);
+        }
         resolve();
       } catch (e) {
         server.close();
