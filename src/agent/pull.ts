@@ -13,8 +13,8 @@ import { HttpError } from './http.ts';
 import type { Outbox } from './outbox.ts';
 
 export const FEATURES = ['long-poll', 'results', 'redelivery'] as const;
-export const CHECKIN_PATH = 'agents/api/checkin/';
-export const RESULTS_PATH = 'agents/api/results/';
+const CHECKIN_PATH = 'agents/api/checkin/';
+const RESULTS_PATH = 'agents/api/results/';
 /** Most backoff while jobs cannot be journaled or stored (disk full). */
 export const STORE_RETRY_MAX_MS = 10_000;
 
