@@ -9,7 +9,7 @@ import path from 'node:path';
 export type { Logger };
 
 /** Paths pino censors wherever they appear in a log object. */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'api_key',
   'apiKey',
   'token',

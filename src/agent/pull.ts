@@ -13,8 +13,8 @@ import { HttpError } from './http.ts';
 import type { Outbox } from './outbox.ts';
 
 export const FEATURES = ['long-poll', 'results', 'redelivery'] as const;
-export const CHECKIN_PATH = 'agents/api/checkin/';
-export const RESULTS_PATH = 'agents/api/results/';
+const CHECKIN_PATH = 'agents/api/checkin/';
+const RESULTS_PATH = 'agents/api/results/';
 /** Most backoff while jobs cannot be journaled or stored (disk full). */
 export const STORE_RETRY_MAX_MS = 10_000;
 
@@ -116,6 +116,27 @@ export class PullLoop {
     }
   }
 
+  /** A check-in that failed: rejected for good (throws), or waited out with backoff (or as long as the server asks). */
+  private async checkinFailed(err: HttpError, signal: AbortSignal): Promise<void> {
+    if (err.status === 403 && err.body?.code === ErrorCodes.agentRejected) {
+      throw new AgentRejectedError(`cannot check in: an operator rejected this agent (${String(err.body.error ?? ErrorCodes.agentRejected).slice(0, 300)})`);
+    }
+    this.failures++;
+    // Waiting for an operator is not a fault: ask again when told (Retry-After), no growth.
+    const pending = err.status === 403 && err.body?.code === ErrorCodes.pendingApproval;
+    const delay = pending
+      ? Math.ceil((err.retryAfter ?? this.interval) * 1000)
+      : backoffDelay(this.failures, { retryAfterSec: err.retryAfter, baseMs: this.o.backoffBaseMs, maxMs: this.o.backoffMaxMs, random: this.random });
+    const hint =
+      err.status === 401
+        ? ' (the api_key was refused: run "tuxsec-agent register" again)'
+        : err.body?.code === ErrorCodes.pendingApproval
+          ? ' (waiting for an operator to approve this agent)'
+          : '';
+    this.d.log.warn({ failures: this.failures, retry_in_ms: delay, status: err.status ?? 0 }, `cannot check in: ${err.message}${hint}`);
+    await this.sleep(delay, signal);
+  }
+
   /** One check-in and the jobs it brought. Exposed for tests. */
   async step(signal: AbortSignal): Promise<void> {
     const { outbox, executor, log } = this.d;
@@ -140,24 +161,7 @@ export class PullLoop {
       if (res.body.success === false) throw new HttpError(`server refused check-in: ${String(res.body.error ?? 'success: false')}`, res.status);
     } catch (e) {
       if (signal.aborted) return;
-      const err = e as HttpError;
-      if (err.status === 403 && err.body?.code === ErrorCodes.agentRejected) {
-        throw new AgentRejectedError(`cannot check in: an operator rejected this agent (${String(err.body.error ?? ErrorCodes.agentRejected).slice(0, 300)})`);
-      }
-      this.failures++;
-      // Waiting for an operator is not a fault: ask again when told (Retry-After), no growth.
-      const pending = err.status === 403 && err.body?.code === ErrorCodes.pendingApproval;
-      const delay = pending
-        ? Math.ceil((err.retryAfter ?? this.interval) * 1000)
-        : backoffDelay(this.failures, { retryAfterSec: err.retryAfter, baseMs: this.o.backoffBaseMs, maxMs: this.o.backoffMaxMs, random: this.random });
-      const hint =
-        err.status === 401
-          ? ' (the api_key was refused: run "tuxsec-agent register" again)'
-          : err.body?.code === ErrorCodes.pendingApproval
-            ? ' (waiting for an operator to approve this agent)'
-            : '';
-      log.warn({ failures: this.failures, retry_in_ms: delay, status: err.status ?? 0 }, `cannot check in: ${err.message}${hint}`);
-      await this.sleep(delay, signal);
+      await this.checkinFailed(e as HttpError, signal);
       return;
     }
     this.checkins++;

@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../os/durable-files.ts';
 import { HttpClient, HttpError } from './http.ts';
 import { apiKeyFileHolds, defaultApiKeyFile, storeApiKey, tightenPrivateFile, updateConfigText } from './secrets.ts';
 
-export const REGISTER_PATH = 'agents/api/register/';
+const REGISTER_PATH = 'agents/api/register/';
 
 export interface RegisterOptions {
   configFile: string;
@@ -34,7 +34,7 @@ export interface RegisterResult {
 }
 
 /** Best effort: the first non-internal IPv4 address, else loopback. */
-export function primaryAddress(): string {
+function primaryAddress(): string {
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
@@ -168,7 +168,7 @@ export interface MigrateResult {
  * The steps that replace an agent's api_key: enrolling again gives a new agent id and key, and
  * rejecting the old id makes the server refuse the old key. The protocol has no key rotation.
  */
-export function rotateKeyHelp(cfg: Pick<AgentConfig, 'server_url' | 'agent_id'>, configFile: string): string {
+function rotateKeyHelp(cfg: Pick<AgentConfig, 'server_url' | 'agent_id'>, configFile: string): string {
   const server = cfg.server_url ?? 'https://SERVER';
   const config = path.resolve(configFile) === DEFAULT_CONFIG_PATH ? '' : ` --config ${configFile}`;
   return (

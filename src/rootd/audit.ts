@@ -40,7 +40,7 @@ const MAX_KEYS = 64;
  * Characters of parameters one record may hold: a request line of max_message_bytes
  * could otherwise become an audit record of the same size, once per request.
  */
-export const MAX_AUDITED_CHARS = 4096;
+const MAX_AUDITED_CHARS = 4096;
 
 function clip(s: string, max: number): string {
   return s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
@@ -104,7 +104,7 @@ const RETRY_OPEN_MS = 5000;
  * Bytes of records waiting for a slow disk. Past this, records are dropped and counted rather
  * than held in memory without bound; the count is written as a record once the disk catches up.
  */
-export const AUDIT_MAX_PENDING_BYTES = 4 * 1024 * 1024;
+const AUDIT_MAX_PENDING_BYTES = 4 * 1024 * 1024;
 
 type Destination = ReturnType<typeof pino.destination>;
 

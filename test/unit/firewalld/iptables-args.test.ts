@@ -1,7 +1,7 @@
 // The iptables argument allowlist of direct rules and passthroughs (pure: no firewalld needed).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkIptablesArgs, type ArgsFamily, type ArgsMode } from '../../src/rootd/modules/firewalld/iptables-args.ts';
+import { checkIptablesArgs, type ArgsFamily, type ArgsMode } from '../../../src/rootd/modules/firewalld/iptables-args.ts';
 
 const check = (args: string[], mode: ArgsMode = 'passthrough', family: ArgsFamily = 'ipv4') => checkIptablesArgs('args', args, { mode, family });
 const refused = (args: string[], mode: ArgsMode = 'passthrough', family: ArgsFamily = 'ipv4'): { message: string; parameter: string } => {

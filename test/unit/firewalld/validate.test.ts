@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { P, checkPort, checkSource, checkRichRule, checkIpsetEntry } from '../../src/rootd/modules/firewalld/validate.ts';
-import { checkIptablesArgs } from '../../src/rootd/modules/firewalld/iptables-args.ts';
+import { P, checkPort, checkSource, checkRichRule, checkIpsetEntry } from '../../../src/rootd/modules/firewalld/validate.ts';
+import { checkIptablesArgs } from '../../../src/rootd/modules/firewalld/iptables-args.ts';
 
 let totalRuns = 0;
 /** fast-check parameters with a fixed seed-independent count, added to the total. */
