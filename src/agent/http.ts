@@ -154,6 +154,26 @@ export class HttpClient {
     }
   }
 
+  /**
+   * GETs a path without the api_key and accepts any status: what `tuxsec-cli doctor` needs to
+   * see that the server answers over verified TLS, and its Date header. The body is discarded.
+   */
+  async probe(p: string, timeoutMs: number): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+    const url = this.url(p);
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      const res = await request(url, { method: 'GET', dispatcher: this.dispatcher, signal: ac.signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      // dump() reads and discards at most 128 KiB, then closes the connection.
+      await res.body.dump();
+      return { status: res.statusCode, headers: res.headers };
+    } catch (e) {
+      throw new HttpError(`cannot reach ${url.origin}${url.pathname}: ${describe(e, ac.signal)}`, 0);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.destroy();
   }

@@ -25,6 +25,10 @@ Commands:
       -j, --json-params JSON          all parameters as one JSON object (--param is then ignored)
       --json                          accepted for the Python CLI; the output is JSON anyway
   ping                                check that tuxsec-rootd answers
+  doctor [--json]                     check this host as the troubleshooting guide does; prints
+                                      the fix for each failure (exit 1 when any check fails)
+      --rootd-config FILE             rootd.yaml (default /etc/tuxsec/rootd.yaml)
+      --agent-config FILE             agent.yaml (default /etc/tuxsec/agent.yaml)
 
 Options:
   -s, --socket PATH                   rootd socket
@@ -104,7 +108,8 @@ function executeParams(param: string[] | undefined, json: string | undefined): R
   return v as Record<string, unknown>;
 }
 
-async function run(argv: string[]): Promise<void> {
+/** Resolves with the exit status when a command sets one (doctor), else with nothing (0). */
+async function run(argv: string[]): Promise<number | void> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -116,6 +121,8 @@ async function run(argv: string[]): Promise<void> {
         param: { type: 'string', short: 'p', multiple: true },
         'json-params': { type: 'string', short: 'j' },
         json: { type: 'boolean' },
+        'rootd-config': { type: 'string' },
+        'agent-config': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -128,7 +135,9 @@ async function run(argv: string[]): Promise<void> {
   if (o.version) return void process.stdout.write(`${VERSION}\n`);
   const [cmd, ...args] = positionals;
   if (!cmd) throw new UsageError('missing command (see --help)');
-  if ((o.param || o['json-params'] !== undefined || o.json) && cmd !== 'execute') throw new UsageError('--param, --json-params and --json go with execute');
+  const paramsGiven = o.param !== undefined || o['json-params'] !== undefined;
+  if ((paramsGiven || (o.json && cmd !== 'doctor')) && cmd !== 'execute') throw new UsageError('--param, --json-params and --json go with execute');
+  if ((o['rootd-config'] !== undefined || o['agent-config'] !== undefined) && cmd !== 'doctor') throw new UsageError('--rootd-config and --agent-config go with doctor');
 
   const socketPath = o.socket ?? process.env.TUXSEC_SOCKET ?? DEFAULT_SOCKET;
   const client = new RootdClient({ socketPath });
@@ -160,6 +169,18 @@ async function run(argv: string[]): Promise<void> {
         await client.ping();
         return void process.stdout.write(`pong from ${socketPath} in ${(performance.now() - t).toFixed(1)} ms\n`);
       }
+      case 'doctor': {
+        arity(cmd, args);
+        // Loaded only now, from a bundle of its own: YAML, the config schemas and HTTPS would
+        // add to the start-up of every other command (each SSH-mode call starts the CLI).
+        const { runDoctor } = await import('./doctor.ts');
+        return await runDoctor({
+          socketPath,
+          rootdConfig: o['rootd-config'],
+          agentConfig: o['agent-config'],
+          json: o.json === true,
+        });
+      }
       default:
         throw new UsageError(`unknown command "${cmd}" (see --help)`);
     }
@@ -169,8 +190,8 @@ async function run(argv: string[]): Promise<void> {
 }
 
 run(process.argv.slice(2)).then(
-  () => {
-    process.exitCode = 0;
+  (status) => {
+    process.exitCode = status ?? 0;
   },
   (err) => {
     process.stderr.write(`Error: ${explain(err)}\n`);

@@ -85,5 +85,9 @@ export interface ModuleInfo {
 
 /** Default socket path of rootd. */
 export const DEFAULT_SOCKET = '/var/run/tuxsec/rootd.sock';
+/** Mode of the socket's directory (root:socket group): root writes it, the group only passes through. */
+export const SOCKET_DIR_MODE = 0o750;
+/** Mode of the socket (root:socket group): root and the group connect, nobody else. */
+export const SOCKET_MODE = 0o660;
 /** Default largest request or response line, in bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;

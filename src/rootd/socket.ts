@@ -14,12 +14,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { assertTrustedPath, UnsafePathError } from '../os/secure-files.ts';
 import { boundSocketPath } from '../os/sockname.ts';
+import { SOCKET_DIR_MODE, SOCKET_MODE } from '../protocol/messages.ts';
 
 export class SocketSetupError extends Error {}
 
-/** Mode of a socket directory rootd creates: root writes it, the group only passes through. */
-export const SOCKET_DIR_MODE = 0o750;
-const SOCKET_MODE = 0o660;
 const S_ISVTX = 0o1000;
 /** sun_path holds 108 bytes with the terminating NUL. */
 const MAX_SOCKET_PATH = 107;

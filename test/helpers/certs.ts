@@ -23,6 +23,8 @@ export interface MakeCertsOptions {
   hosts?: string[];
   /** Make the server and client certificates already expired (notAfter in the past). */
   expired?: boolean;
+  /** Days the server and client certificates are valid (default 30); the CA then lasts ten years. */
+  days?: number;
   /** Common name of the CA, so two CAs are told apart in logs. Default `tuxsec-test-ca`. */
   caName?: string;
 }
@@ -40,9 +42,10 @@ export async function makeCerts(dir: string, opts: MakeCertsOptions = {}): Promi
   mkdirSync(dir, { recursive: true });
   const hosts = opts.hosts ?? ['127.0.0.1', 'localhost'];
   const p = (f: string): string => path.join(dir, f);
-  const days = opts.expired ? '-1' : '30';
+  const days = opts.expired ? '-1' : String(opts.days ?? 30);
+  const caDays = opts.days === undefined ? '30' : '3650';
   await openssl(
-    ['req', '-x509', ...EC, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '30',
+    ['req', '-x509', ...EC, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', caDays,
       '-subj', `/CN=${opts.caName ?? 'tuxsec-test-ca'}`,
       '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
     dir,
