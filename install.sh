@@ -88,11 +88,11 @@ fi
 # --- build ------------------------------------------------------------------------------------
 PROGRAMS=(tuxsec-rootd tuxsec-cli tuxsec-agent tuxsec-server)
 # The bundle file of each program: ES modules, except the CLI (CommonJS, it starts faster).
-bundle() { if [ "$1" = tuxsec-cli ]; then echo "$1.cjs"; else echo "$1.js"; fi; }
+bundle() { case "$1" in tuxsec-cli | tuxsec-cli-doctor) echo "$1.cjs" ;; *) echo "$1.js" ;; esac; }
 missing=()
 # tuxsec-server-serve.js: the server itself, loaded by "tuxsec-server serve" only (its operator
-# commands start faster without it).
-for p in "${PROGRAMS[@]}" sdk tuxsec-server-serve; do [ -f "dist/$(bundle "$p")" ] || missing+=("dist/$(bundle "$p")"); done
+# commands start faster without it); tuxsec-cli-doctor.cjs likewise for "tuxsec-cli doctor".
+for p in "${PROGRAMS[@]}" sdk tuxsec-server-serve tuxsec-cli-doctor; do [ -f "dist/$(bundle "$p")" ] || missing+=("dist/$(bundle "$p")"); done
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$BUILD" = 1 ] || die "cannot install: ${missing[*]} missing and --no-build given (run npm run build)"
   if [ ! -d node_modules ]; then
@@ -186,7 +186,7 @@ VERSION=$("$NODE" -p 'require("./package.json").version' 2>/dev/null || sed -n '
 
 shared_dir "$(dirname "$PREFIX")"
 mkdir_p "$PREFIX" 0755
-for p in "${PROGRAMS[@]}" sdk tuxsec-server-serve; do put "dist/$(bundle "$p")" "$PREFIX/$(bundle "$p")" 0644; done
+for p in "${PROGRAMS[@]}" sdk tuxsec-server-serve tuxsec-cli-doctor; do put "dist/$(bundle "$p")" "$PREFIX/$(bundle "$p")" 0644; done
 # The bundles are ES modules; Node 20 needs "type": "module" to load them from a .js file.
 put_text "$PREFIX/package.json" 0644 "{
   \"name\": \"tuxsec-installed\",

@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startRootd, ROOT, type RootdHandle } from '../helpers/rootd.ts';
@@ -268,6 +268,12 @@ export default class extends ActionModule {
     } finally {
       chmodSync(sockDir, 0o750);
     }
+  });
+
+  it('the CLI bundle loads doctor from a file of its own: YAML, schemas and HTTPS stay out of the other commands', () => {
+    const cli = readFileSync(path.join(ROOT, 'dist/tuxsec-cli.cjs'), 'utf8');
+    assert.match(cli, /import\("\.\/tuxsec-cli-doctor\.cjs"\)/);
+    for (const heavy of ['maxAliasCount', 'undici', 'X509Certificate']) assert.ok(!cli.includes(heavy), heavy);
   });
 
   it('usage: --rootd-config goes with doctor only; doctor takes no argument', () => {

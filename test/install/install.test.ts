@@ -43,6 +43,7 @@ const KEY_FILES: [string, string][] = [
   ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}${p === 'tuxsec-cli' ? '.cjs' : '.js'}`, '644']),
   [`${PREFIX}/sdk.js`, '644'],
   [`${PREFIX}/tuxsec-server-serve.js`, '644'],
+  [`${PREFIX}/tuxsec-cli-doctor.cjs`, '644'],
   [`${PREFIX}/package.json`, '644'],
   [`${PREFIX}/setup-system.sh`, '755'],
   [`${PREFIX}/uninstall.sh`, '755'],
@@ -198,11 +199,14 @@ trap 'kill $pid 2>/dev/null || true' EXIT
 for i in $(seq 100); do [ -S ${sock} ] && break; sleep 0.1; done
 ${process.execPath} ${prefix}/tuxsec-cli.cjs --socket ${sock} ping
 ${process.execPath} ${prefix}/tuxsec-cli.cjs --socket ${sock} execute systeminfo get_hostname
+${process.execPath} ${prefix}/tuxsec-cli.cjs --socket ${sock} doctor --json --rootd-config ${cfg} --agent-config ${away}/none.yaml
 kill $pid; wait $pid`;
       const r = await run('/bin/bash', ['-c', script], { cwd: away, timeoutMs: 30_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^pong from /m);
       assert.match(r.stdout, /hostname/);
+      // doctor, from its own bundle beside the CLI's.
+      assert.match(r.stdout, /"name": "rootd",\n\s+"ok": true/);
     } finally {
       rmSync(away, { recursive: true, force: true });
     }
