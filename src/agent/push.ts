@@ -33,7 +33,7 @@ export const UNAUTHORIZED_BODY = JSON.stringify({ success: false, result: {}, er
 export interface PushLimits {
   /** Requests per second per client address (burst the same). */
   ratePerSec: number;
-  /** Refused keys per second per client address (burst 2x): guessing is slow. */
+  /** Refused keys per second per client address (burst 10x): guessing is slow. */
   authFailuresPerSec: number;
   /** Open connections per client address, and in all. */
   connectionsPerClient: number;
@@ -251,7 +251,7 @@ export class PushServer {
     let c = this.clients.get(ip);
     if (!c) {
       const l = this.limits;
-      c = { conns: 0, requests: new Bucket(l.ratePerSec, l.ratePerSec), failures: new Bucket(l.authFailuresPerSec, 2 * l.authFailuresPerSec), seen: Date.now() };
+      c = { conns: 0, requests: new Bucket(l.ratePerSec, l.ratePerSec), failures: new Bucket(l.authFailuresPerSec, 10 * l.authFailuresPerSec), seen: Date.now() };
       this.clients.set(ip, c);
     }
     return c;
