@@ -79,7 +79,7 @@ test('push a refused request is answered before its body is read', async () => {
 });
 
 test('push a request carrying Origin or Referer gets 403 even with the right key, and nothing runs', async () => {
-  for (const headers of [{ origin: 'https://evil.example' }, { referer: 'https://evil.example/page' }, { origin: 'null' }]) {
+  for (const headers of [{ origin: 'https://evil.example' } as Record<string, string>, { referer: 'https://evil.example/page' }, { origin: 'null' }]) {
     const r = await h.request('POST', '/execute', { headers, body: UPTIME });
     assert.equal(r.status, 403, JSON.stringify(headers) + r.body);
   }
