@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import { run } from '../../src/os/exec.ts';
 import type { CertPaths } from '../helpers/certs.ts';
@@ -75,10 +76,16 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
   const text = fs.readFileSync(env.configPath, 'utf8') + `api_key_file: ${path.join(credDir, 'api_key')}\n`;
   fs.writeFileSync(env.configPath, text);
   const agent = startAgent(env, [], opts.extraEnv);
-  await until('agent listening', () => {
+  await until('agent listening', async () => {
     if (agent.proc.exitCode !== null) throw new Error(`agent exited: ${agent.out()}`);
-    return /started in push mode/.test(agent.out());
-  }, 20_000);
+    return new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+  }, 20_000, 50);
   const h: PushAgent = {
     env,
     certs,
