@@ -242,7 +242,8 @@ async function runAgent(opts: { config: string; mode?: string; checkConfig?: boo
   }
   warnKeyInConfig(opts.config, log);
   if (opts.checkConfig) {
-    process.stdout.write(`${opts.config}: valid (mode ${cfg.mode}, server ${cfg.server_url ?? 'not set'}, rootd socket ${cfg.rootd_socket})\n`);
+    const where = cfg.mode === 'push' ? `listening on ${cfg.listen_host}:${cfg.listen_port}` : `server ${cfg.server_url ?? 'not set'}`;
+    process.stdout.write(`${opts.config}: valid (mode ${cfg.mode}, ${where}, rootd socket ${cfg.rootd_socket})\n`);
     return;
   }
   if (cfg.mode === 'push') await runPush(cfg, log, () => loadConfig(opts.config, { mode: opts.mode || undefined }).api_key);
