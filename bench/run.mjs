@@ -9,6 +9,7 @@ const BENCHES = [
   ['rootd-load.ts', 'rootd under one hostile caller: lost answers, memory, fairness to another caller'],
   ['firewalld.ts', 'firewalld queries through rootd vs firewall-cmd processes'],
   ['pull-dispatch.ts', 'pull mode: submit -> result stored latency'],
+  ['push.ts', 'push mode: jobs/s over one keep-alive mutual-TLS connection'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
   ['server-operator.ts', 'tuxsec-server operator command start-up (jobs list) vs node -e 0'],
 ];

@@ -1,5 +1,5 @@
 /**
- * tuxsec-agent: the default command runs the agent (pull mode; push and SSH come next) as the
+ * tuxsec-agent: the default command runs the agent (pull or push mode; SSH comes next) as the
  * unprivileged tuxsec user; `register` enrolls it (run by root, which owns the config).
  */
 import fs from 'node:fs';
@@ -17,6 +17,7 @@ import { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Outbox } from './outbox.ts';
 import { AgentRejectedError, PullLoop } from './pull.ts';
+import { PushServer } from './push.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
 import { ENROLL_TOKEN_ENV, readEnrollToken } from './secrets.ts';
 import pkg from '../../package.json' with { type: 'json' };
@@ -49,28 +50,33 @@ function takePidLock(stateDir: string): void {
   fs.writeFileSync(p, `${process.pid}\n`, { mode: 0o600 });
 }
 
-async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
-  if (!cfg.server_url) fail('cannot run in pull mode: key "server_url" is not set');
-  if (!cfg.agent_id || !cfg.api_key) fail('cannot run in pull mode: the agent is not registered (run "tuxsec-agent register --server URL --token-file FILE" as root)');
+/** Opens state_dir (pid lock, journal, a result store) or exits with a message naming it. */
+function openState(cfg: AgentConfig, log: Logger, dirName?: string): { journal: Journal; outbox: Outbox } {
   try {
     ensureDir(cfg.state_dir, 0o700);
   } catch (e) {
     fail(`cannot use state_dir ${JSON.stringify(cfg.state_dir)}: ${(e as Error).message}`);
   }
-  let journal: Journal;
-  let outbox: Outbox;
   try {
     takePidLock(cfg.state_dir);
-    journal = Journal.open(cfg.state_dir);
-    outbox = Outbox.open(cfg.state_dir, {
+    const journal = Journal.open(cfg.state_dir);
+    const outbox = Outbox.open(cfg.state_dir, {
       maxEntries: cfg.outbox_max_entries,
       maxBytes: cfg.outbox_max_bytes,
       warn: (m) => log.warn({}, m),
+      dirName,
     });
+    return { journal, outbox };
   } catch (e) {
     const msg = (e as Error).message;
     fail(msg.startsWith('cannot') ? msg : `cannot use state_dir ${JSON.stringify(cfg.state_dir)}: ${msg}`);
   }
+}
+
+async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
+  if (!cfg.server_url) fail('cannot run in pull mode: key "server_url" is not set');
+  if (!cfg.agent_id || !cfg.api_key) fail('cannot run in pull mode: the agent is not registered (run "tuxsec-agent register --server URL --token-file FILE" as root)');
+  const { journal, outbox } = openState(cfg, log);
   const ac = new AbortController();
   const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
   const executor = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: cfg.policy, log, signal: ac.signal });
@@ -140,6 +146,60 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
 }
 
 /**
+ * Push mode: serves INTEROP section 3 on listen_host:listen_port until SIGTERM. SIGHUP re-reads
+ * the certificate, key, CA and api_key (a bad new file keeps the old ones and says why).
+ */
+async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | null): Promise<void> {
+  if (cfg.ssl_cert === null || cfg.ssl_key === null) fail('cannot run in push mode: set ssl_cert and ssl_key (push mode always serves TLS)');
+  if (!cfg.api_key) fail('cannot run in push mode: no api_key (set api_key_file, or run "tuxsec-agent register" as root)');
+  const apiKey = cfg.api_key;
+  const { journal, outbox: results } = openState(cfg, log, 'push-results');
+  const ac = new AbortController();
+  const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
+  const executor = new Executor({ rootd, journal, sink: (r) => results.add(r), policy: cfg.policy, log, signal: ac.signal });
+  const interrupted = await executor.recover((id) => results.has(id));
+  if (interrupted > 0) log.warn({ count: interrupted }, 'jobs interrupted by the last stop are answered as interrupted');
+  results.trim();
+  let push: PushServer;
+  try {
+    push = new PushServer(
+      { host: cfg.listen_host, port: cfg.listen_port, tls: { cert: cfg.ssl_cert, key: cfg.ssl_key, ca: cfg.ca_cert }, version: VERSION },
+      { executor, journal, results, rootd, apiKey: () => apiKey, log },
+    );
+    await push.listen();
+  } catch (e) {
+    fail(`cannot listen on ${cfg.listen_host}:${cfg.listen_port}: ${(e as Error).message}`);
+  }
+  if (cfg.ca_cert === null) {
+    log.warn({}, 'ca_cert is not set: any client with the api_key is served, no client certificate is asked for');
+  }
+  process.on('SIGHUP', () => {
+    try {
+      const key = rereadKey();
+      if (!key) throw new Error('no api_key');
+      push.reload(key);
+      log.info({}, 'SIGHUP: certificate, key, CA and api_key re-read');
+    } catch (e) {
+      log.error({}, `cannot reload on SIGHUP: ${(e as Error).message}; the old certificate and key are still used`);
+    }
+  });
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info(
+    { listen: `${cfg.listen_host}:${cfg.listen_port}`, client_certificates: cfg.ca_cert !== null, state_dir: cfg.state_dir, journal: journal.size, version: VERSION },
+    'tuxsec-agent started in push mode',
+  );
+  log.info({ signal: await stopped }, 'stopping');
+  ac.abort();
+  await push.close();
+  rootd.close();
+  journal.close();
+  log.info({}, 'stopped');
+}
+
+/**
  * An api_key still in agent.yaml (the seed's place, or written by hand) is readable by whoever can
  * read agent.yaml: normally the socket group. Still used, for compatibility, but said loudly.
  */
@@ -167,7 +227,7 @@ async function runAgent(opts: { config: string; mode?: string; checkConfig?: boo
   } catch (e) {
     fail((e as Error).message);
   }
-  if (cfg.mode !== 'pull') fail(`cannot run in mode "${cfg.mode}": not implemented yet (only "pull" is)`);
+  if (cfg.mode === 'ssh') fail(`cannot run in mode "ssh": not implemented yet (only "pull" and "push" are)`);
   try {
     if (cfg.ssl_key !== null) assertPrivateFile(cfg.ssl_key, 'ssl_key');
   } catch (e) {
@@ -182,10 +242,12 @@ async function runAgent(opts: { config: string; mode?: string; checkConfig?: boo
   }
   warnKeyInConfig(opts.config, log);
   if (opts.checkConfig) {
-    process.stdout.write(`${opts.config}: valid (mode ${cfg.mode}, server ${cfg.server_url ?? 'not set'}, rootd socket ${cfg.rootd_socket})\n`);
+    const where = cfg.mode === 'push' ? `listening on ${cfg.listen_host}:${cfg.listen_port}` : `server ${cfg.server_url ?? 'not set'}`;
+    process.stdout.write(`${opts.config}: valid (mode ${cfg.mode}, ${where}, rootd socket ${cfg.rootd_socket})\n`);
     return;
   }
-  await runPull(cfg, log);
+  if (cfg.mode === 'push') await runPush(cfg, log, () => loadConfig(opts.config, { mode: opts.mode || undefined }).api_key);
+  else await runPull(cfg, log);
 }
 
 async function runRegister(opts: { server: string; token?: string; tokenFile?: string; config: string }): Promise<void> {

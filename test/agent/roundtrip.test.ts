@@ -117,11 +117,13 @@ test('tuxsec-agent refuses to run as root with a clear message', async () => {
   assert.match(r.stderr, /cannot run as root: .*"tuxsec" user/);
 });
 
-test('tuxsec-agent --mode push says it is not implemented yet', async () => {
-  const p = startAgent(env, ['--mode', 'push']);
-  const x = await p.exited;
-  assert.equal(x.code, 1);
-  assert.match(p.out(), /cannot run in mode "push": not implemented yet/);
+test('tuxsec-agent --mode ssh says it is not implemented yet; --mode push without a certificate names it', async () => {
+  const ssh = startAgent(env, ['--mode', 'ssh']);
+  assert.equal((await ssh.exited).code, 1);
+  assert.match(ssh.out(), /cannot run in mode "ssh": not implemented yet/);
+  const push = startAgent(env, ['--mode', 'push']);
+  assert.equal((await push.exited).code, 1);
+  assert.match(push.out(), /cannot run in push mode: set ssl_cert and ssl_key/);
 });
 
 test('tuxsec-agent runs submitted jobs through rootd and the server stores their results', async () => {
