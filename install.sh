@@ -87,8 +87,8 @@ fi
 
 # --- build ------------------------------------------------------------------------------------
 PROGRAMS=(tuxsec-rootd tuxsec-cli tuxsec-agent tuxsec-server)
-# The bundle file of each program: ES modules, except the CLI (CommonJS, it starts faster).
-bundle() { if [ "$1" = tuxsec-cli ]; then echo "$1.cjs"; else echo "$1.js"; fi; }
+# The bundle file of each program: ES modules, except the CLI and tuxsec-shell (CommonJS, they start faster).
+bundle() { if [ "$1" = tuxsec-cli ] || [ "$1" = tuxsec-shell ]; then echo "$1.cjs"; else echo "$1.js"; fi; }
 missing=()
 # tuxsec-server-serve.js: the server itself, loaded by "tuxsec-server serve" only (its operator
 # commands start faster without it).
@@ -102,7 +102,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "building (npm run build)"
   npm run build --silent
 fi
-[ -f dist/tuxsec-shell.js ] && PROGRAMS+=(tuxsec-shell)
+[ -f dist/tuxsec-shell.cjs ] && PROGRAMS+=(tuxsec-shell)
 
 ARCH=$("$NODE" -p 'process.arch' 2>/dev/null || uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')
 KOFFI_NATIVE=node_modules/@koromix/koffi-linux-$ARCH
