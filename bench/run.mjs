@@ -11,6 +11,7 @@ const BENCHES = [
   ['pull-dispatch.ts', 'pull mode: submit -> result stored latency'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
   ['server-operator.ts', 'tuxsec-server operator command start-up (jobs list) vs node -e 0'],
+  ['ssh.ts', 'SSH mode: one call through sshd and tuxsec-shell vs tuxsec-shell and tuxsec-cli alone'],
 ];
 
 const want = process.argv.slice(2);

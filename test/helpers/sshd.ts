@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, startRootd, type RootdHandle } from './rootd.ts';
 import { ensureTestUsers } from './users.ts';
+import { freePort } from '../agent/harness.ts';
 import { pluginDir, writePlugin } from './plugin.ts';
 
 export const SSHD = '/usr/sbin/sshd';
@@ -20,18 +21,6 @@ function must(file: string, args: string[]): string {
   const r = spawnSync(file, args, { encoding: 'utf8', timeout: 30_000 });
   if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
-}
-
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Client keys: a plain key pair, a user CA, and a second key with a certificate for `principal`. */
