@@ -136,6 +136,8 @@ async function main(): Promise<number> {
   if (quiet) process.stderr.write = () => true;
   // In this process: no second Node start per call. The CLI sets process.exitCode itself.
   process.argv = [process.execPath, CLI_BUNDLE, ...cliArgs];
+  // The CLI's own bundle, found at run time beside this one (never bundled in twice).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   require(CLI_BUNDLE);
   return -1;
 }
