@@ -163,7 +163,8 @@ export async function startSshMode(): Promise<SshMode> {
     name: 'marker',
     prelude: `import { writeFileSync } from 'node:fs';`,
     actions: `[defineAction({ name: 'touch', description: 'leaves a marker', access: 'write', params: Params({}), handler: () => { writeFileSync(${JSON.stringify(marker)}, 'ran'); return { ok: true }; } }),
-      defineAction({ name: 'look', description: 'reads', access: 'read', params: Params({}), handler: () => ({ ok: true }) })]`,
+      defineAction({ name: 'look', description: 'reads', access: 'read', params: Params({}), handler: () => ({ ok: true }) }),
+      defineAction({ name: 'echo', description: 'gives its parameter back', access: 'read', params: Params({ rule: Type.String() }), handler: (p) => ({ rule: p.rule }) })]`,
   });
   const rootd = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
   const keys = makeKeys('tuxsec');

@@ -2,9 +2,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ssh, startSshMode, type SshMode } from '../helpers/sshd.ts';
+import { SHELL_UNDER_TEST, ssh, startSshMode, type SshMode } from '../helpers/sshd.ts';
 
 describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
   let m: SshMode;
@@ -45,9 +45,10 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
   });
 
   it('a quoted --param value with spaces arrives as one argument', () => {
-    const r = ssh(m.keyed, m.keys.key, `tuxsec-cli execute systeminfo no_such_action --param 'rule=rule family="ipv4" accept'`);
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, /^Error: .*no_such_action/m);
+    const rule = 'rule family="ipv4" source address="10.0.0.0/8" service name="ssh" accept';
+    const r = ssh(m.keyed, m.keys.key, `tuxsec-cli execute marker echo --param 'rule=${rule}'`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { rule });
   });
 
   it('systemctl is-active answers inactive when rootd does not answer', () => {
@@ -74,6 +75,20 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
     const full = ssh(m.keyed, m.keys.key, 'tuxsec-cli execute marker touch');
     assert.equal(full.status, 0, full.stderr);
     assert.equal(existsSync(m.writeMarker), true);
+  });
+
+  it('ssh-setup wrote root-owned key files with restrict,command= and made tuxsec-shell the login shell', () => {
+    const akf = path.join(m.work, 'authorized_keys');
+    const st = statSync(akf);
+    assert.equal(st.uid, 0);
+    assert.equal((st.mode & 0o777).toString(8), '644');
+    const lines = readFileSync(akf, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.ok(lines.every((l) => l.startsWith(`restrict,command="${SHELL_UNDER_TEST} `)), lines.join('\n'));
+    assert.equal(lines.filter((l) => l.includes(' --read-only ')).length, 1);
+    assert.equal(statSync(path.join(m.work, 'sshd.d', 'tuxsec.conf')).uid, 0);
+    const shell = spawnSync('/usr/bin/getent', ['passwd', 'tuxsec'], { encoding: 'utf8' }).stdout.trim().split(':')[6];
+    assert.equal(shell, SHELL_UNDER_TEST);
   });
 
   it('ssh-setup --dry-run prints the drop-in and writes nothing', () => {
