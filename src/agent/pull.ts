@@ -145,13 +145,13 @@ export class PullLoop {
     // Results pending or no room: ask for an answer at once, so acknowledgments come back now.
     const wait = batch.length > 0 || !outbox.hasRoom ? 0 : this.o.waitSeconds;
     const body: CheckinRequest = {
-      ...this.d.inventory?.(),
       agent_id: this.o.agentId,
       api_key: this.o.apiKey,
       status: 'online',
       command_results: batch,
       wait,
       features: [...FEATURES],
+      ...this.d.inventory?.(),
     };
     const t0 = this.now();
     let res: HttpResponse;

@@ -70,14 +70,14 @@ export type JobEnvelope = Static<typeof JobEnvelope>;
 
 /**
  * A job as a compatible server may send it: a numeric id (an original server's primary key),
- * `params` missing or called `parameters`.
+ * `params` missing, null or called `parameters`.
  */
 const JobOnWire = {
   id: Type.Union([Id, Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })]),
   module: JobName,
   action: JobName,
-  params: Type.Optional(Params),
-  parameters: Type.Optional(Params),
+  params: Type.Optional(Type.Union([Params, Type.Null()])),
+  parameters: Type.Optional(Type.Union([Params, Type.Null()])),
   expires_at: Type.Optional(StringOrNull(64)),
 };
 const WireJob = Type.Object(JobOnWire);
@@ -259,7 +259,11 @@ export function schemaError(schema: TSchema, value: unknown): string | null {
   if (!e) return 'invalid';
   const where = e.path === '' ? '' : `"${e.path.slice(1)}": `;
   if (e.value === undefined) return `${where}missing`;
-  const why = e.message.charAt(0).toLowerCase() + e.message.slice(1);
+  // TypeBox says only "expected union value": name the alternatives instead.
+  const anyOf = (e.schema as { anyOf?: Array<{ type?: unknown; const?: unknown }> }).anyOf;
+  const why = anyOf
+    ? `expected ${anyOf.map((a) => (a.const !== undefined ? JSON.stringify(a.const) : String(a.type))).join(' or ')}`
+    : e.message.charAt(0).toLowerCase() + e.message.slice(1);
   return `${where}${why}, got ${quote(e.value)}`;
 }
 

@@ -36,6 +36,7 @@ test('parseJob takes a compatible server\'s job: numeric id, params missing or c
   assert.deepEqual(parseJob({ id: 42, module: 'systeminfo', action: 'get_info' }), { job: { id: '42', module: 'systeminfo', action: 'get_info', params: {} } });
   assert.deepEqual(parseJob({ id: 'p', module: 'm', action: 'a', parameters: { x: 1 }, created_at: 'now' }), { job: { id: 'p', module: 'm', action: 'a', params: { x: 1 } } });
   assert.deepEqual(parseJob({ ...job, expires_at: null }), { job: { ...job, expires_at: null } });
+  assert.deepEqual(parseJob({ ...job, params: null }), { job: { ...job, params: {} } });
 });
 
 test('parseJob refuses hostile jobs, naming the field and a bounded value, with the id when it is usable', () => {
@@ -52,7 +53,8 @@ test('parseJob refuses hostile jobs, naming the field and a bounded value, with 
     [{ ...job, module: 5 }, 'j1', /^cannot run job "j1": "module": expected string, got 5$/],
     [{ ...job, module: 'fire walld; id' }, 'j1', /"module": expected string to match .*got "fire walld; id"$/],
     [{ ...job, action: huge }, 'j1', /"action": .*got "x{70,80}\.\.\.$/],
-    [{ ...job, params: [1] }, 'j1', /"params": expected object/],
+    [{ ...job, params: [1] }, 'j1', /"params": expected object or null, got \[1\]$/],
+    [{ ...job, id: 'j1', status: 'x', module: 'm', action: 'a', params: 5 }, 'j1', /"params": expected object or null, got 5$/],
     [{ ...job, params: 'zone=public' }, 'j1', /"params": expected object/],
     [{ ...job, parameters: 7, params: undefined }, 'j1', /"parameters": expected object/],
     [{ ...job, expires_at: 12 }, 'j1', /"expires_at"/],
@@ -88,14 +90,14 @@ test('parseExecuteBody refuses wrong types, extra keys, oversized strings and pr
     ['systeminfo get_hostname', /^cannot run job: expected object, got "systeminfo get_hostname"$/],
     [[{ module: 'm', action: 'a' }], /^cannot run job: expected object/],
     [{ module: 'm' }, /^cannot run job: "action": missing$/],
-    [{ module: 'm', action: 'a', params: [] }, /^cannot run job: "params": expected object, got \[\]$/],
+    [{ module: 'm', action: 'a', params: [] }, /^cannot run job: "params": expected object or null, got \[\]$/],
     [{ module: 'm', action: 'a', command: 'id' }, /^cannot run job: "command": unexpected property, got "id"$/],
     [{ job: { module: 'm', action: 'a' }, module: 'm' }, /^cannot run job: "module": unexpected property/],
     [{ job: { module: 'm', action: 'a', shell: true } }, /^cannot run job: "job\/shell": unexpected property, got true$/],
     [{ job: 'm a' }, /^cannot run job: "job": expected object, got "m a"$/],
     [{ module: 'm'.repeat(100_000), action: 'a' }, /^cannot run job: "module": expected string to match .*, got "m{70,80}\.\.\.$/],
     [{ module: 'm', action: 'a', id: 'i'.repeat(129) }, /^cannot run job: "id": /],
-    [{ module: 'm', action: 'a', id: true }, /^cannot run job: "id": /],
+    [{ module: 'm', action: 'a', id: true }, /^cannot run job: "id": expected string or integer, got true$/],
     [{ module: '../../bin/sh', action: 'a' }, /^cannot run job: "module": /],
     [JSON.parse('{"module":"m","action":"a","params":{"__proto__":{"x":1}}}'), /^cannot run job: forbidden key "params.__proto__"$/],
     [JSON.parse('{"job":{"module":"m","action":"a","params":{"a":[{"constructor":{"prototype":{}}}]}}}'), /^cannot run job: forbidden key "job.params.a\[0\].constructor.prototype"$/],
