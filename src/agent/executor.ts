@@ -5,34 +5,12 @@
  */
 import { abortableSleep, backoffDelay } from '../common/backoff.ts';
 import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
-import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
+import { parseJob, type JobEnvelope, type ResultEnvelope } from '../protocol/jobs.ts';
+import { findPoisonKey, nestingDepth } from '../protocol/json.ts';
 import type { Journal } from './journal.ts';
 
-/** A job as the server hands it out (`params` may be missing: the original server allows it). */
-export interface Job {
-  id: string;
-  module: string;
-  action: string;
-  params: Record<string, unknown>;
-}
-
-export type ResultStatus = 'completed' | 'failed' | 'interrupted';
-
-/**
- * The result of one job: INTEROP's compatible `{command_id, success, output | error}` plus the
- * pull-protocol extensions.
- */
-export interface ResultEnvelope {
-  command_id: string;
-  success: boolean;
-  output?: unknown;
-  error?: string;
-  status: ResultStatus;
-  code?: string;
-  started_at: string;
-  finished_at: string;
-  duration_ms: number;
-}
+// The outbox and its tests take the result type from the executor that makes it.
+export type { ResultEnvelope };
 
 /** What the executor needs of rootd (RootdClient satisfies it). */
 export interface RootdExecutor {
@@ -65,7 +43,6 @@ export interface ExecutorDeps {
 
 export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; reason: 'duplicate' | 'invalid' };
 
-const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /** A result rides two levels deep in a check-in (body, command_results); servers refuse JSON deeper than 64. */
 const MAX_RESULT_DEPTH = 62;
 
@@ -81,28 +58,6 @@ export function policyAllows(policy: Policy | undefined, module: string, action:
   if (policy.deny?.some((r) => matches(r, module, action))) return false;
   if (policy.allow && !policy.allow.some((r) => matches(r, module, action))) return false;
   return true;
-}
-
-/** A wire value for a message, cut short: the message goes back to the server in a result. */
-function quote(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-/** Checks a job from the wire; returns a message for a bad one (its id, if any, is usable). */
-export function checkJob(raw: unknown): { job: Job } | { id: string | null; error: string } {
-  if (!isPlainObject(raw)) return { id: null, error: 'cannot run job: not an object' };
-  const id = raw.id;
-  const okId = typeof id === 'string' ? id : typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : null;
-  if (okId === null || okId.length === 0 || okId.length > 200) return { id: null, error: 'cannot run job: missing or invalid "id"' };
-  const { module, action } = raw;
-  if (typeof module !== 'string' || !NAME.test(module)) return { id: okId, error: `cannot run job "${okId}": invalid module ${quote(module)}` };
-  if (typeof action !== 'string' || !NAME.test(action)) return { id: okId, error: `cannot run job "${okId}": invalid action ${quote(action)}` };
-  const params = raw.params ?? raw.parameters ?? {};
-  if (!isPlainObject(params)) return { id: okId, error: `cannot run job "${okId}": "params" must be an object` };
-  const poison = findPoisonKey(params);
-  if (poison) return { id: okId, error: `cannot run job "${okId}": forbidden parameter key "${poison}"` };
-  return { job: { id: okId, module, action, params } };
 }
 
 export class Executor {
@@ -142,7 +97,7 @@ export class Executor {
 
   /** Runs a job at most once. A repeated id returns `{ran: false, reason: 'duplicate'}`. */
   async run(raw: unknown): Promise<RunOutcome> {
-    const checked = checkJob(raw);
+    const checked = parseJob(raw);
     if (!('job' in checked)) {
       if (checked.id === null) {
         this.d.log?.warn({ error: checked.error }, 'job refused');
@@ -208,7 +163,7 @@ export class Executor {
    * Calls rootd, retrying only while the socket cannot be connected to (rootd restarting): then
    * the request never left, so a retry cannot run the action twice. Anything else is final.
    */
-  private async callRootd(job: Job): Promise<unknown> {
+  private async callRootd(job: JobEnvelope): Promise<unknown> {
     const deadline = Date.now() + (this.d.connectRetryMs ?? 15_000);
     for (let failures = 1; ; failures++) {
       try {

@@ -4,8 +4,10 @@
  * X-API-Key header, timeouts and a response size cap. No option turns verification off.
  */
 import fs from 'node:fs';
+import type { Static, TSchema } from '@sinclair/typebox';
 import { Agent, request, type Dispatcher } from 'undici';
 import { HttpError } from '../protocol/errors.ts';
+import { schemaError } from '../protocol/jobs.ts';
 import { nestingDepth, findPoisonKey } from '../protocol/json.ts';
 
 export { HttpError };
@@ -33,6 +35,16 @@ export interface HttpResponse {
   body: Record<string, unknown>;
   /** Seconds from a Retry-After header (delta or date), when present and sane. */
   retryAfter: number | null;
+}
+
+/**
+ * The body of a 2xx answer checked against the message's schema (protocol/jobs.ts); else an
+ * HttpError with the answer's status naming what was wrong.
+ */
+export function replyBody<T extends TSchema>(res: HttpResponse, schema: T, p: string): Static<T> {
+  const why = schemaError(schema, res.body);
+  if (why !== null) throw new HttpError(`cannot read answer of /${p.replace(/^\/+/, '')}: ${why}`, res.status, { retryAfter: res.retryAfter });
+  return res.body as Static<T>;
 }
 
 function readPem(file: string, what: string): Buffer {

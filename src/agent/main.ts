@@ -16,7 +16,7 @@ import { HttpClient } from './http.ts';
 import { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Outbox } from './outbox.ts';
-import { AgentRejectedError, PullLoop } from './pull.ts';
+import { AgentRejectedError, PullLoop, type CheckinInventory } from './pull.ts';
 import { PushServer } from './push.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
 import { ENROLL_TOKEN_ENV, readEnrollToken } from './secrets.ts';
@@ -90,7 +90,7 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
     sslKey: cfg.ssl_key,
     apiKey: cfg.api_key,
   });
-  const inv: Record<string, unknown> = { hostname: os.hostname(), version: VERSION };
+  const inv: CheckinInventory = { hostname: os.hostname(), version: VERSION };
   const mid = machineId();
   if (mid) inv.machine_id = mid;
   // Modules are inventory: asked of rootd at start, and again (at most once a minute) until known.

@@ -6,17 +6,19 @@
  * Failures back off exponentially with full jitter, at least Retry-After.
  */
 import { abortableSleep, backoffDelay } from '../common/backoff.ts';
-import type { Executor, ResultEnvelope } from './executor.ts';
+import type { Executor } from './executor.ts';
 import type { HttpResponse, PostOptions } from './http.ts';
 import { ErrorCodes } from '../protocol/errors.ts';
-import { HttpError } from './http.ts';
+import { CheckinReply, PULL_PATH, ResultsReply, type CheckinRequest, type ResultEnvelope, type ResultsRequest } from '../protocol/jobs.ts';
+import { HttpError, replyBody } from './http.ts';
 import type { Outbox } from './outbox.ts';
 
 export const FEATURES = ['long-poll', 'results', 'redelivery'] as const;
-const CHECKIN_PATH = 'agents/api/checkin/';
-const RESULTS_PATH = 'agents/api/results/';
 /** Most backoff while jobs cannot be journaled or stored (disk full). */
 export const STORE_RETRY_MAX_MS = 10_000;
+
+/** The inventory a check-in refreshes. */
+export type CheckinInventory = Partial<Pick<CheckinRequest, 'hostname' | 'version' | 'modules' | 'machine_id'>>;
 
 export interface PullOptions {
   agentId: string;
@@ -36,8 +38,8 @@ export interface PullDeps {
   http: { post(path: string, body: unknown, opts: PostOptions): Promise<HttpResponse> };
   executor: Executor;
   outbox: Outbox;
-  /** Inventory fields added to each check-in (hostname, version, modules, machine_id). */
-  inventory?: () => Record<string, unknown>;
+  /** Inventory fields added to each check-in. */
+  inventory?: () => CheckinInventory;
   log: {
     debug(o: object, m: string): void;
     info(o: object, m: string): void;
@@ -103,12 +105,9 @@ export class PullLoop {
     if (outbox.size === 0 || !this.extended) return;
     const batch = outbox.batch(this.o.batchCount, this.o.batchBytes);
     try {
-      const res = await this.d.http.post(
-        RESULTS_PATH,
-        { agent_id: this.o.agentId, api_key: this.o.apiKey, command_results: batch },
-        { timeoutMs },
-      );
-      const acked = Array.isArray(res.body.acknowledged) ? res.body.acknowledged.filter((x): x is string => typeof x === 'string') : [];
+      const body: ResultsRequest = { agent_id: this.o.agentId, api_key: this.o.apiKey, command_results: batch };
+      const res = await this.d.http.post(PULL_PATH.results, body, { timeoutMs });
+      const acked = replyBody(res, ResultsReply, PULL_PATH.results).acknowledged;
       outbox.remove(acked);
       log.info({ sent: batch.length, acknowledged: acked.length }, 'results delivered at shutdown');
     } catch (e) {
@@ -145,20 +144,22 @@ export class PullLoop {
     const batch: ResultEnvelope[] = outbox.batch(this.o.batchCount, this.o.batchBytes);
     // Results pending or no room: ask for an answer at once, so acknowledgments come back now.
     const wait = batch.length > 0 || !outbox.hasRoom ? 0 : this.o.waitSeconds;
-    const body = {
+    const body: CheckinRequest = {
       agent_id: this.o.agentId,
       api_key: this.o.apiKey,
       status: 'online',
       command_results: batch,
       wait,
-      features: FEATURES,
-      ...(this.d.inventory?.() ?? {}),
+      features: [...FEATURES],
+      ...this.d.inventory?.(),
     };
     const t0 = this.now();
     let res: HttpResponse;
+    let b: CheckinReply;
     try {
-      res = await this.d.http.post(CHECKIN_PATH, body, { timeoutMs: wait * 1000 + 15_000, signal });
+      res = await this.d.http.post(PULL_PATH.checkin, body, { timeoutMs: wait * 1000 + 15_000, signal });
       if (res.body.success === false) throw new HttpError(`server refused check-in: ${String(res.body.error ?? 'success: false')}`, res.status);
+      b = replyBody(res, CheckinReply, PULL_PATH.checkin);
     } catch (e) {
       if (signal.aborted) return;
       await this.checkinFailed(e as HttpError, signal);
@@ -167,8 +168,7 @@ export class PullLoop {
     this.checkins++;
     if (this.failures > 0) log.info({ after_failures: this.failures }, 'check-in succeeded again');
     this.failures = 0;
-    const b = res.body;
-    const ackField = Array.isArray(b.acknowledged) ? b.acknowledged.filter((x): x is string => typeof x === 'string') : null;
+    const ackField = b.acknowledged ?? null;
     if (ackField !== null) this.extended = true;
     // The original server has no acknowledgment: its 200 for the check-in that carried them counts.
     const acked = ackField ?? batch.map((r) => r.command_id);
@@ -184,7 +184,7 @@ export class PullLoop {
       log.info({ from: this.interval, to: si }, 'following the server sync_interval');
       this.interval = si;
     }
-    const commands = Array.isArray(b.commands) ? b.commands.slice(0, 1000) : [];
+    const commands = b.commands ?? [];
     let ran = 0;
     let storeFailed = false;
     for (const cmd of commands) {

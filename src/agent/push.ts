@@ -16,9 +16,9 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { ErrorCodes } from '../protocol/errors.ts';
-import { isPlainObject } from '../protocol/json.ts';
+import { executeReplyOf, parseExecuteBody, type ExecuteReply, type JobEnvelope } from '../protocol/jobs.ts';
 import { assertPrivateFile } from './config.ts';
-import type { Executor, ResultEnvelope } from './executor.ts';
+import type { Executor } from './executor.ts';
 import type { Journal } from './journal.ts';
 import type { Outbox } from './outbox.ts';
 
@@ -83,16 +83,6 @@ export interface PushDeps {
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
-/** The answer to POST /execute (INTEROP section 3) plus optional fields: the job id, its status, an error code. */
-export interface ExecuteReply {
-  success: boolean;
-  result: unknown;
-  error: string | null;
-  id?: string;
-  status?: string;
-  code?: string;
-}
-
 /** Reads the TLS files, refusing a private key group or others can read. Throws a message naming the file. */
 export function readTlsFiles(f: TlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer } {
   assertPrivateFile(f.key, 'ssl_key');
@@ -104,28 +94,6 @@ export function readTlsFiles(f: TlsFiles): { cert: Buffer; key: Buffer; ca?: Buf
     }
   };
   return { cert: read(f.cert, 'ssl_cert'), key: read(f.key, 'ssl_key'), ...(f.ca !== null ? { ca: read(f.ca, 'ca_cert') } : {}) };
-}
-
-/**
- * The job in a POST /execute body: `{module, action, params}` as the servers send it, or the Python
- * agent's `{"job": {...}}` wrapper. An `id` is kept (a retry sends the same one); none gets a fresh one.
- */
-export function parseExecuteBody(raw: unknown): { job: Record<string, unknown> } | { error: string } {
-  if (!isPlainObject(raw)) return { error: 'cannot run job: the body is not a JSON object' };
-  const inner = raw.job !== undefined ? raw.job : raw;
-  if (!isPlainObject(inner)) return { error: 'cannot run job: "job" is not an object' };
-  return { job: inner.id === undefined || inner.id === null ? { ...inner, id: `push-${crypto.randomUUID()}` } : inner };
-}
-
-function replyOf(r: ResultEnvelope): ExecuteReply {
-  return {
-    success: r.success,
-    result: r.success ? (r.output ?? {}) : {},
-    error: r.success ? null : (r.error ?? 'failed'),
-    id: r.command_id,
-    status: r.status,
-    ...(r.code !== undefined ? { code: r.code } : {}),
-  };
 }
 
 class Bucket {
@@ -338,17 +306,19 @@ export class PushServer {
       sendJson(res, 400, { success: false, result: {}, error: 'cannot run job: the body is not JSON', code: ErrorCodes.invalidJson });
       return;
     }
-    const parsed = parseExecuteBody(raw);
-    if ('error' in parsed) {
-      sendJson(res, 400, { success: false, result: {}, error: parsed.error, code: ErrorCodes.invalidRequest });
+    let job: JobEnvelope;
+    try {
+      job = parseExecuteBody(raw, () => `push-${crypto.randomUUID()}`);
+    } catch (e) {
+      sendJson(res, 400, { success: false, result: {}, error: (e as Error).message, code: ErrorCodes.invalidRequest });
       return;
     }
-    const reply = await this.runOnce(parsed.job);
+    const reply = await this.runOnce(job);
     sendJson(res, reply.code === ErrorCodes.invalidRequest && reply.id === undefined ? 400 : 200, reply);
   }
 
   /** Runs a job at most once: a repeated id gets the stored result (or waits for the running one). */
-  private async runOnce(job: Record<string, unknown>): Promise<ExecuteReply> {
+  private async runOnce(job: JobEnvelope): Promise<ExecuteReply> {
     const rawId = job.id;
     const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : null;
     if (id !== null) {
@@ -357,7 +327,7 @@ export class PushServer {
       if (this.d.journal.has(id)) return this.stored(id);
     }
     const p = this.d.executor.run(job).then((out): ExecuteReply => {
-      if (out.ran) return replyOf(out.result);
+      if (out.ran) return executeReplyOf(out.result);
       if (out.reason === 'duplicate' && id !== null) return this.stored(id);
       return { success: false, result: {}, error: 'cannot run job: missing or invalid "id"', code: ErrorCodes.invalidRequest };
     });
@@ -373,7 +343,7 @@ export class PushServer {
 
   private stored(id: string): ExecuteReply {
     const r = this.d.results.get(id);
-    if (r) return replyOf(r);
+    if (r) return executeReplyOf(r);
     return {
       success: false,
       result: {},

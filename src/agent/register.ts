@@ -11,10 +11,9 @@ import path from 'node:path';
 import { ConfigError } from '../common/config-file.ts';
 import { assertCaCert, DEFAULT_CONFIG_PATH, parseConfigText, settingsForMode, validateConfig, type AgentConfig } from './config.ts';
 import { writeFileAtomic } from '../os/durable-files.ts';
-import { HttpClient, HttpError } from './http.ts';
+import { HttpClient, replyBody } from './http.ts';
+import { PULL_PATH, registerReplySchema, type RegisterReply, type RegisterRequest } from '../protocol/jobs.ts';
 import { apiKeyFileHolds, defaultApiKeyFile, storeApiKey, tightenPrivateFile, updateConfigText } from './secrets.ts';
-
-const REGISTER_PATH = 'agents/api/register/';
 
 export interface RegisterOptions {
   configFile: string;
@@ -115,7 +114,7 @@ export async function register(opts: RegisterOptions): Promise<RegisterResult> {
     assertCaCert(tls, opts.configFile);
     http = new HttpClient({ serverUrl: server, caCert: tls.ca_cert, sslCert: tls.ssl_cert, sslKey: tls.ssl_key });
   }
-  const body: Record<string, unknown> = {
+  const body: RegisterRequest = {
     hostname: os.hostname(),
     ip_address: primaryAddress(),
     os_info: { system: os.type(), release: os.release(), version: os.version(), machine: os.machine() },
@@ -127,19 +126,14 @@ export async function register(opts: RegisterOptions): Promise<RegisterResult> {
   if (opts.token !== undefined) body.enrollment_token = opts.token;
   let res;
   try {
-    res = await http.post(REGISTER_PATH, body, { timeoutMs: 30_000 });
+    res = await http.post(PULL_PATH.register, body, { timeoutMs: 30_000 });
   } finally {
     if (!opts.http) await (http as HttpClient).close();
   }
-  const b = res.body;
+  const b: RegisterReply = replyBody(res, registerReplySchema(res.body), PULL_PATH.register);
   // 202 pending-approval still carries credentials: stored as for a 200; check-ins answer 403
   // pending-approval until an operator approves.
-  const pending = res.status === 202 || b.code === 'pending-approval';
-  const agentId = b.agent_id;
-  const apiKey = b.api_key;
-  if ((b.success !== true && !pending) || typeof agentId !== 'string' || typeof apiKey !== 'string' || agentId.length === 0 || agentId.length > 200 || apiKey.length === 0 || apiKey.length > 1024 || /\s/.test(apiKey)) {
-    throw new HttpError('cannot register: the server answered without a valid agent_id and api_key', res.status);
-  }
+  const { agent_id: agentId, api_key: apiKey } = b;
   const keyFile = cfg.api_key_file ?? defaultApiKeyFile(opts.configFile);
   const updated = updateConfigText(text, { server_url: server, agent_id: agentId, api_key: null, api_key_file: keyFile });
   // Never write a config the agent would then refuse.
@@ -147,8 +141,8 @@ export async function register(opts: RegisterOptions): Promise<RegisterResult> {
   // The key first: a config naming a key file that is not there yet would read as unregistered.
   await storeApiKey(keyFile, apiKey);
   writeConfigAtomic(opts.configFile, updated);
-  if (pending) {
-    const why = typeof b.error === 'string' ? b.error.slice(0, 300) : 'this machine is already enrolled under another agent';
+  if (!b.success) {
+    const why = b.error.slice(0, 300);
     return {
       status: 'pending-approval',
       agent_id: agentId,

@@ -1,65 +1,15 @@
 /**
- * TypeBox schemas of every request body and query tuxsec-server accepts (docs/pull-protocol.md and
- * the operator API). Agent-facing objects allow unknown fields (compatibility: an original agent may
- * send more); operator-facing ones do not.
+ * TypeBox schemas of the operator API's bodies, queries and replies, and the agent-facing replies by
+ * status. The agent-facing messages themselves are defined once, in src/protocol/jobs.ts, for the
+ * agent and the server alike. Operator-facing objects allow no unknown fields.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { CheckinResponse, Id, Params, RegisterPending, RegisterResponse, ResultsReply as ResultsResponse, StringOrNull } from '../protocol/jobs.ts';
+import { MODULE_NAME_PATTERN } from '../protocol/messages.ts';
 import { JOB_STATUSES } from './storage/storage.ts';
 
-export const NAME_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
-const Id = Type.String({ minLength: 1, maxLength: 128 });
-const ShortText = (max: number) => Type.String({ maxLength: max });
-const Modules = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 });
-const Features = Type.Array(Type.String({ minLength: 1, maxLength: 32 }), { maxItems: 32 });
-
-export const RegisterBody = Type.Object({
-  hostname: Type.String({ minLength: 1, maxLength: 253 }),
-  ip_address: Type.Optional(Type.Union([ShortText(64), Type.Null()])),
-  os_info: Type.Optional(Type.Unknown()),
-  enrollment_token: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-  machine_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-  version: Type.Optional(ShortText(64)),
-  modules: Type.Optional(Modules),
-});
-export type RegisterBody = Static<typeof RegisterBody>;
-
-export const CommandResult = Type.Object({
-  command_id: Id,
-  success: Type.Optional(Type.Boolean()),
-  output: Type.Optional(Type.Unknown()),
-  error: Type.Optional(Type.Union([ShortText(65536), Type.Null()])),
-  status: Type.Optional(Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('interrupted')])),
-  code: Type.Optional(ShortText(64)),
-  started_at: Type.Optional(ShortText(64)),
-  finished_at: Type.Optional(ShortText(64)),
-  duration_ms: Type.Optional(Type.Number({ minimum: 0 })),
-});
-export type CommandResult = Static<typeof CommandResult>;
-
-const Credentials = {
-  agent_id: Id,
-  api_key: Type.Optional(Type.String({ maxLength: 256 })),
-};
-
-export const CheckinBody = Type.Object({
-  ...Credentials,
-  status: Type.Optional(ShortText(32)),
-  command_results: Type.Optional(Type.Array(CommandResult, { maxItems: 1000 })),
-  wait: Type.Optional(Type.Number({ minimum: 0, maximum: 3600 })),
-  features: Type.Optional(Features),
-  hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
-  ip_address: Type.Optional(Type.Union([ShortText(64), Type.Null()])),
-  version: Type.Optional(ShortText(64)),
-  modules: Type.Optional(Modules),
-  machine_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-});
-export type CheckinBody = Static<typeof CheckinBody>;
-
-export const ResultsBody = Type.Object({
-  ...Credentials,
-  command_results: Type.Array(CommandResult, { maxItems: 1000 }),
-});
-export type ResultsBody = Static<typeof ResultsBody>;
+/** What a module or action name of a job an operator creates may be. */
+export const NAME_PATTERN = MODULE_NAME_PATTERN;
 
 export const TokenBody = Type.Object(
   {
@@ -75,7 +25,7 @@ export const JobBody = Type.Object(
     agent_id: Id,
     module: Type.String({ pattern: NAME_PATTERN }),
     action: Type.String({ pattern: NAME_PATTERN }),
-    params: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    params: Type.Optional(Params),
     expires_in: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400 })),
   },
   { additionalProperties: false },
@@ -108,41 +58,13 @@ export type IdParams = Static<typeof IdParams>;
 // ---- responses ---------------------------------------------------------------------------------
 // Properties in the order the handlers build them: the serializer writes them in schema order.
 
-/** A string or null, as one JSON Schema type list (the serializer handles it without trying alternatives). */
-const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] });
+const NullableString = StringOrNull();
 const Time = NullableString;
 
-const Enrolled = {
-  agent_id: Type.String(),
-  api_key: Type.String(),
-  checkin_interval: Type.Number(),
-};
-
-export const RegisterReply = {
-  200: Type.Object({ success: Type.Literal(true), ...Enrolled }),
-  /** Held for an operator: the credentials work once the agent is approved. */
-  202: Type.Object({ success: Type.Literal(false), code: Type.String(), error: Type.String(), ...Enrolled }),
-};
-
-export const Command = Type.Object({
-  id: Type.String(),
-  module: Type.String(),
-  action: Type.String(),
-  params: Type.Unknown(),
-  expires_at: Time,
-});
-
-export const CheckinReply = {
-  200: Type.Object({
-    success: Type.Literal(true),
-    commands: Type.Array(Command),
-    sync_interval: Type.Number(),
-    server_time: Type.String(),
-    acknowledged: Type.Array(Type.String()),
-  }),
-};
-
-export const ResultsReply = { 200: Type.Object({ success: Type.Literal(true), acknowledged: Type.Array(Type.String()) }) };
+/** The agent-facing replies are the protocol's (src/protocol/jobs.ts), by status. */
+export const RegisterReply = { 200: RegisterResponse, 202: RegisterPending };
+export const CheckinReply = { 200: CheckinResponse };
+export const ResultsReply = { 200: ResultsResponse };
 
 export const TokenReply = {
   201: Type.Object({ success: Type.Literal(true), id: Type.String(), token: Type.String(), uses: Type.Number(), expires_at: Time }),

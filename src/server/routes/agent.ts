@@ -10,7 +10,8 @@ import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
 import { iso, limit, type ServerContext } from '../context.ts';
 import type { AgentAuth } from '../plugins/agent-auth.ts';
 import { UNAUTHENTICATED_BODY_LIMIT } from '../plugins/body.ts';
-import { CheckinBody, CheckinReply, RegisterBody, RegisterReply, ResultsBody, ResultsReply, type CommandResult } from '../schemas.ts';
+import { CheckinRequest, PULL_PATH, RegisterRequest, ResultsRequest, type CommandResult } from '../../protocol/jobs.ts';
+import { CheckinReply, RegisterReply, ResultsReply } from '../schemas.ts';
 import { hashSecret, newSecret } from '../secrets.ts';
 import type { AgentRecord, IncomingResult, Inventory } from '../storage/storage.ts';
 
@@ -43,7 +44,7 @@ async function storeResults(ctx: ServerContext, req: FastifyRequest, agent: Agen
   return out.acknowledged;
 }
 
-async function refreshInventory(ctx: ServerContext, req: FastifyRequest, agent: AgentRecord, body: CheckinBody): Promise<void> {
+async function refreshInventory(ctx: ServerContext, req: FastifyRequest, agent: AgentRecord, body: CheckinRequest): Promise<void> {
   const inv: Inventory = {};
   if (body.hostname !== undefined && body.hostname !== agent.hostname) inv.hostname = body.hostname;
   const newIp = body.ip_address ?? req.ip;
@@ -78,7 +79,7 @@ async function commandsFor(ctx: ServerContext, agentId: string, redelivery: bool
  * The commands of a check-in: at once when there are some (or results were just acknowledged),
  * else held up to `wait` seconds until a job is queued for the agent.
  */
-async function checkinCommands(ctx: ServerContext, call: { req: FastifyRequest; reply: FastifyReply; agentId: string; body: CheckinBody; hold: boolean }) {
+async function checkinCommands(ctx: ServerContext, call: { req: FastifyRequest; reply: FastifyReply; agentId: string; body: CheckinRequest; hold: boolean }) {
   const { dispatch } = ctx;
   const { req, reply, agentId, body, hold } = call;
   const redelivery = (body.features ?? []).includes('redelivery');
@@ -106,7 +107,7 @@ async function checkinCommands(ctx: ServerContext, call: { req: FastifyRequest; 
   return commands;
 }
 
-async function register(ctx: ServerContext, req: FastifyRequest, b: RegisterBody) {
+async function register(ctx: ServerContext, req: FastifyRequest, b: RegisterRequest) {
   const { config, storage } = ctx;
   const token = b.enrollment_token;
   if (token === undefined && config.require_enrollment_token) {
@@ -162,11 +163,11 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
   });
 
   const registerOptions = {
-    schema: { body: RegisterBody, response: RegisterReply },
+    schema: { body: RegisterRequest, response: RegisterReply },
     bodyLimit: UNAUTHENTICATED_BODY_LIMIT,
     config: { rateLimit: { max: limit(config, 'register_rate_limit'), timeWindow: 60_000 } },
   };
-  app.post('/agents/api/register/', registerOptions, async (req, reply) => {
+  app.post(`/${PULL_PATH.register}`, registerOptions, async (req, reply) => {
     const { agent, apiKey } = await register(ctx, req, req.body);
     const creds = { agent_id: agent.id, api_key: apiKey, checkin_interval: config.sync_interval };
     if (agent.status === 'pending') {
@@ -178,7 +179,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
     return reply.code(200).send({ success: true, ...creds });
   });
 
-  app.post('/agents/api/checkin/', { schema: { body: CheckinBody, response: CheckinReply }, onRequest: auth.keyFirst }, async (req, reply) => {
+  app.post(`/${PULL_PATH.checkin}`, { schema: { body: CheckinRequest, response: CheckinReply }, onRequest: auth.keyFirst }, async (req, reply) => {
     const body = req.body;
     const agent = auth.authenticate(req, body);
     const acknowledged = await storeResults(ctx, req, agent, body.command_results);
@@ -190,7 +191,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
     return { success: true as const, commands, sync_interval: config.sync_interval, server_time: new Date(ctx.now()).toISOString(), acknowledged };
   });
 
-  app.post('/agents/api/results/', { schema: { body: ResultsBody, response: ResultsReply }, onRequest: auth.keyFirst }, async (req) => {
+  app.post(`/${PULL_PATH.results}`, { schema: { body: ResultsRequest, response: ResultsReply }, onRequest: auth.keyFirst }, async (req) => {
     const agent = auth.authenticate(req, req.body);
     ctx.seen.set(agent.id, ctx.now());
     return { success: true as const, acknowledged: await storeResults(ctx, req, agent, req.body.command_results) };

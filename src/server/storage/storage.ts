@@ -3,6 +3,7 @@
  * leaves either all or nothing of it. Times are milliseconds since the epoch. SQLite implements it
  * (sqlite.ts); a PostgreSQL backend can implement the same interface later.
  */
+import type { ResultStatus } from '../../protocol/jobs.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
 /**
@@ -54,7 +55,7 @@ export interface Inventory {
 
 export interface JobResult {
   success: boolean;
-  status: 'completed' | 'failed' | 'interrupted' | 'delivered-without-result';
+  status: ResultStatus | 'delivered-without-result';
   output?: unknown;
   error?: string;
   code?: string;
@@ -84,7 +85,7 @@ export interface JobRecord {
 /** A result as an agent reports it. */
 export interface IncomingResult extends JobResult {
   commandId: string;
-  status: 'completed' | 'failed' | 'interrupted';
+  status: ResultStatus;
 }
 
 export interface StoreResultsOutcome {
