@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Kind, Type, TypeRegistry, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { compiled } from './compiled.ts';
 import { ErrorCodes, TuxsecError } from './errors.ts';
 import { findPoisonKey, isPlainObject } from './json.ts';
 
@@ -225,17 +225,6 @@ export type HealthReply = Static<typeof HealthReply>;
 
 // ---- checkers ----------------------------------------------------------------------------------
 
-const checks = new WeakMap<TSchema, TypeCheck<TSchema>>();
-
-/** The compiled checker of a schema, compiled on first use (start-up pays only for what it uses). */
-function compiled<T extends TSchema>(schema: T): TypeCheck<T> {
-  let c = checks.get(schema) as TypeCheck<T> | undefined;
-  if (!c) {
-    c = TypeCompiler.Compile(schema);
-    checks.set(schema, c);
-  }
-  return c;
-}
 
 /** A wire value for a message, cut short: it may be hostile and may go back to the server. */
 export function quote(v: unknown): string {

@@ -6,7 +6,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import { SnapshotSchema, scopeKey, type Snapshot } from './snapshot.ts';
-import { compiled, describe } from './signature.ts';
+import { compiled } from '../../../protocol/compiled.ts';
+import { describe } from './signature.ts';
 
 const Timestamp = Type.String({ minLength: 1, maxLength: 64 });
 

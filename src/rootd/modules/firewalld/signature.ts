@@ -4,7 +4,7 @@
  * pending-changes file before it is sent to firewalld again.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { compiled } from '../../../protocol/compiled.ts';
 import dbus from 'dbus-next';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 
@@ -112,17 +112,6 @@ export const SettingsDict = Type.Object(
   { additionalProperties: true },
 );
 
-const checks = new WeakMap<TSchema, TypeCheck<TSchema>>();
-
-/** A compiled check of `schema`, compiled once. */
-export function compiled<T extends TSchema>(schema: T): TypeCheck<T> {
-  let c = checks.get(schema) as TypeCheck<T> | undefined;
-  if (!c) {
-    c = TypeCompiler.Compile(schema);
-    checks.set(schema, c);
-  }
-  return c;
-}
 
 /** A short description of what a value is, for error messages. */
 export function describe(v: unknown): string {
