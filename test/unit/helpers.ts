@@ -123,3 +123,24 @@ export async function harness(
     },
   };
 }
+
+/**
+ * tuxsec-server in-process (fastify's inject, SQLite in memory, no socket) with an admin token;
+ * `call` sends one request and gives its status and JSON body. Loaded on demand: most unit tests
+ * never need the server.
+ */
+export async function inProcessServer() {
+  const { buildApp } = await import('../../src/server/app.ts');
+  const { openSqliteStorage } = await import('../../src/server/storage/sqlite.ts');
+  const admin = { authorization: `Bearer ${'a'.repeat(32)}` };
+  const { app } = buildApp({
+    config: { adminToken: 'a'.repeat(32), require_enrollment_token: false, long_poll_max: 30, sync_interval: 30, job_default_ttl: 3600, redeliver_after: 15 },
+    storage: openSqliteStorage(':memory:'),
+    logger: (await import('pino')).default({ level: 'silent' }),
+  });
+  const call = async (method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const r = await app.inject({ method, url, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, payload: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: r.statusCode, body: r.json() as Record<string, unknown> };
+  };
+  return { app, admin, call };
+}

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { inProcessServer } from '../helpers.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -135,18 +136,7 @@ test('Journal.compact forgets only the oldest finished ids', () => {
 });
 
 test('Executor reports a "prototype" or "constructor" key as it is, and replaces only an output servers refuse (__proto__, constructor.prototype, deep nesting)', async () => {
-  const { buildApp } = await import('../../../src/server/app.ts');
-  const { openSqliteStorage } = await import('../../../src/server/storage/sqlite.ts');
-  const admin = { authorization: `Bearer ${'a'.repeat(32)}` };
-  const { app } = buildApp({
-    config: { adminToken: 'a'.repeat(32), require_enrollment_token: false, long_poll_max: 30, sync_interval: 30, job_default_ttl: 3600, redeliver_after: 15 },
-    storage: openSqliteStorage(':memory:'),
-    logger: (await import('pino')).default({ level: 'silent' }),
-  });
-  const call = async (method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const r = await app.inject({ method, url, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, payload: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: r.statusCode, body: r.json() as Record<string, unknown> };
-  };
+  const { app, admin, call } = await inProcessServer();
   const post = (url: string, body: unknown, headers: Record<string, string> = {}) => call('POST', url, body, headers);
   const reg = await post('/agents/api/register/', { hostname: 'h' });
   const creds = { agent_id: String(reg.body.agent_id), api_key: String(reg.body.api_key) };

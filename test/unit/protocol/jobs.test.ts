@@ -1,6 +1,7 @@
 // The one definition of the job envelope and the agent-server messages: the checkers both ends use,
 // fed hostile values, and a real tuxsec-server's replies (in-process, inject) checked by the agent's.
 import { test } from 'node:test';
+import { inProcessServer } from '../helpers.ts';
 import assert from 'node:assert/strict';
 import { HttpError, replyBody } from '../../../src/agent/http.ts';
 import { ErrorCodes, TuxsecError } from '../../../src/protocol/errors.ts';
@@ -175,18 +176,8 @@ test('executeReplyOf answers INTEROP\'s {success, result, error} for a result, w
 
 test('tuxsec-server replies with the protocol\'s messages, and the agent\'s checkers accept what it sends', async () => {
   assert.equal(serverSchemas.CheckinReply[200], CheckinResponse, 'the server serializes the protocol\'s own schema');
-  const { buildApp } = await import('../../../src/server/app.ts');
-  const { openSqliteStorage } = await import('../../../src/server/storage/sqlite.ts');
-  const admin = { authorization: `Bearer ${'a'.repeat(32)}` };
-  const { app } = buildApp({
-    config: { adminToken: 'a'.repeat(32), require_enrollment_token: false, long_poll_max: 30, sync_interval: 30, job_default_ttl: 3600, redeliver_after: 15 },
-    storage: openSqliteStorage(':memory:'),
-    logger: (await import('pino')).default({ level: 'silent' }),
-  });
-  const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
-    const r = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify(body) });
-    return { status: r.statusCode, body: r.json() as Record<string, unknown>, retryAfter: null };
-  };
+  const { app, admin, call } = await inProcessServer();
+  const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => ({ ...(await call('POST', url, body, headers)), retryAfter: null });
   try {
     const reg = replyBody(await post(`/${PULL_PATH.register}`, { hostname: 'h', machine_id: 'f'.repeat(32) }), RegisterResponse, PULL_PATH.register);
     const again = await post(`/${PULL_PATH.register}`, { hostname: 'h', machine_id: 'f'.repeat(32) });
