@@ -86,9 +86,9 @@ if [ -z "$DESTDIR" ]; then
 fi
 
 # --- build ------------------------------------------------------------------------------------
-PROGRAMS=(tuxsec-rootd tuxsec-cli tuxsec-agent tuxsec-server)
-# The bundle file of each program: ES modules, except the CLI (CommonJS, it starts faster).
-bundle() { case "$1" in tuxsec-cli | tuxsec-cli-doctor) echo "$1.cjs" ;; *) echo "$1.js" ;; esac; }
+PROGRAMS=(tuxsec-rootd tuxsec-cli tuxsec-agent tuxsec-server tuxsec-shell)
+# The bundle file of each program: ES modules, except the CLI, its doctor and tuxsec-shell (CommonJS, they start faster).
+bundle() { case "$1" in tuxsec-cli | tuxsec-cli-doctor | tuxsec-shell) echo "$1.cjs" ;; *) echo "$1.js" ;; esac; }
 missing=()
 # tuxsec-server-serve.js: the server itself, loaded by "tuxsec-server serve" only (its operator
 # commands start faster without it); tuxsec-cli-doctor.cjs likewise for "tuxsec-cli doctor".
@@ -102,7 +102,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "building (npm run build)"
   npm run build --silent
 fi
-[ -f dist/tuxsec-shell.js ] && PROGRAMS+=(tuxsec-shell)
 
 ARCH=$("$NODE" -p 'process.arch' 2>/dev/null || uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')
 KOFFI_NATIVE=node_modules/@koromix/koffi-linux-$ARCH

@@ -12,6 +12,7 @@ const BENCHES = [
   ['push.ts', 'push mode: jobs/s over one keep-alive mutual-TLS connection'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
   ['server-operator.ts', 'tuxsec-server operator command start-up (jobs list) vs node -e 0'],
+  ['ssh.ts', 'SSH mode: one call through sshd and tuxsec-shell vs tuxsec-shell and tuxsec-cli alone'],
 ];
 
 const want = process.argv.slice(2);

@@ -5,15 +5,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 
-// tuxsec-cli is CommonJS (dist/tuxsec-cli.cjs): it starts for every SSH-mode call, and
-// loading it without the ES module loader saves about 10 ms a call.
-const CJS = { 'tuxsec-cli': 'src/cli/main.ts', 'tuxsec-cli-doctor': 'src/cli/doctor.ts' };
+// tuxsec-cli and tuxsec-shell are CommonJS (dist/*.cjs): they start for every SSH-mode call,
+// and loading them without the ES module loader saves about 10 ms a call.
+const CJS = { 'tuxsec-cli': 'src/cli/main.ts', 'tuxsec-cli-doctor': 'src/cli/doctor.ts', 'tuxsec-shell': 'src/shell/main.ts' };
 const entries = {
   'tuxsec-rootd': 'src/rootd/main.ts',
   'tuxsec-agent': 'src/agent/main.ts',
   'tuxsec-server': 'src/server/main.ts',
   'tuxsec-server-serve': 'src/server/serve.ts',
-  'tuxsec-shell': 'src/shell/main.ts',
   sdk: 'src/sdk/index.ts',
 };
 

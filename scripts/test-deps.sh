@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (idempotent). Run as root on Debian 12.
 set -euo pipefail
-pkgs=(firewalld iptables dbus nftables iproute2 openssl openssh-server systemd util-linux procps systemd-container curl)
+pkgs=(firewalld iptables dbus nftables iproute2 openssl openssh-server openssh-client systemd util-linux procps systemd-container curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

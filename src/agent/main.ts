@@ -20,6 +20,7 @@ import { AgentRejectedError, PullLoop, type CheckinInventory } from './pull.ts';
 import { PushServer } from './push.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
 import { ENROLL_TOKEN_ENV, readEnrollToken } from './secrets.ts';
+import { DEFAULT_SHELL_PATH, sshSetup, type SshSetupOptions } from './ssh-setup.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 const VERSION: string = pkg.version;
@@ -320,5 +321,21 @@ program
   .description('move an api_key out of the config into the agent-only credentials file and make ssl_key 0600 tuxsec (run as root; install.sh and the package run it on upgrade)')
   .option('--config <file>', 'agent configuration', DEFAULT_CONFIG_PATH)
   .action(async (o: { config: string }) => runMigrate(o));
+
+program
+  .command('ssh-setup')
+  .description('set up SSH mode (run as root): the server\'s key with restrict,command=tuxsec-shell, or an OpenSSH user CA through an sshd drop-in; makes tuxsec-shell the login shell')
+  .option('--authorized-key <file>', 'the server\'s public key (.pub) to install into ~USER/.ssh/authorized_keys')
+  .option('--user-ca <file>', 'an OpenSSH user CA public key to trust for USER (writes DIR/tuxsec.conf)')
+  .option('--principal <name...>', 'with --user-ca: principals a certificate must name (default: USER)')
+  .option('--read-only', 'the server may run only actions of access class read')
+  .option('--user <name>', 'the SSH-mode user', 'tuxsec')
+  .option('--shell <path>', 'tuxsec-shell\'s installed path', DEFAULT_SHELL_PATH)
+  .option('--shell-config <file>', 'tuxsec-shell\'s config, when not /etc/tuxsec/shell.yaml')
+  .option('--authorized-keys-file <file>', 'where sshd reads the user\'s keys (default ~USER/.ssh/authorized_keys)')
+  .option('--sshd-dir <dir>', 'sshd drop-in directory', '/etc/ssh/sshd_config.d')
+  .option('--keep-shell', 'leave the user\'s login shell unchanged (a forced command then runs through it)')
+  .option('--dry-run', 'print the files instead of writing them')
+  .action(async (o: SshSetupOptions) => sshSetup(o, (s) => process.stdout.write(s)));
 
 program.parseAsync(process.argv).catch((e: Error) => fail(e.message));

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { RootdClient } from '../client/rootd-client.ts';
-import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
+import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 import { VERSION } from '../version.ts';
 
@@ -24,6 +24,7 @@ Commands:
       -p, --param key=value           a parameter (value tried as JSON first); repeatable
       -j, --json-params JSON          all parameters as one JSON object (--param is then ignored)
       --json                          accepted for the Python CLI; the output is JSON anyway
+      --read-only                     refuse actions whose access class is not read (SSH mode)
   ping                                check that tuxsec-rootd answers
   doctor [--json]                     check this host as the troubleshooting guide does; prints
                                       the fix for each failure (exit 1 when any check fails)
@@ -108,6 +109,14 @@ function executeParams(param: string[] | undefined, json: string | undefined): R
   return v as Record<string, unknown>;
 }
 
+/** tuxsec-shell's read-only SSH mode: the action's access class, from module-info, must be read. */
+async function refuseUnlessRead(client: RootdClient, module: string, action: string): Promise<void> {
+  const cap = (await client.moduleInfo(module)).capabilities.find((c) => c.name === action);
+  if (cap && cap.access === 'read') return;
+  const why = cap ? `its access class is ${JSON.stringify(cap.access ?? 'unknown')}` : 'no such action';
+  throw new TuxsecError(ErrorCodes.permissionDenied, `cannot run ${module} ${JSON.stringify(action.slice(0, 80))}: read-only mode allows only read actions (${why})`);
+}
+
 /** Resolves with the exit status when a command sets one (doctor), else with nothing (0). */
 async function run(argv: string[]): Promise<number | void> {
   let parsed;
@@ -123,6 +132,7 @@ async function run(argv: string[]): Promise<number | void> {
         json: { type: 'boolean' },
         'rootd-config': { type: 'string' },
         'agent-config': { type: 'string' },
+        'read-only': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -160,6 +170,7 @@ async function run(argv: string[]): Promise<number | void> {
       case 'execute': {
         arity(cmd, args, '<module> <action>');
         const params = executeParams(o.param, o['json-params']);
+        if (o['read-only']) await refuseUnlessRead(client, args[0]!, args[1]!);
         // coerce: the daemon converts these string-born values to the declared types.
         return print(await client.execute(args[0]!, args[1]!, params, { coerce: true }));
       }

@@ -17,7 +17,9 @@ import { Overlay, REPO, snapshotTree } from './overlay.ts';
 import { makeCerts } from '../helpers/certs.ts';
 
 const PREFIX = '/usr/lib/tuxsec';
-const PROGRAMS = ['tuxsec-rootd', 'tuxsec-cli', 'tuxsec-agent', 'tuxsec-server'];
+const PROGRAMS = ['tuxsec-rootd', 'tuxsec-cli', 'tuxsec-agent', 'tuxsec-server', 'tuxsec-shell'];
+/** Bundled as CommonJS: they start for every SSH-mode call. */
+const CJS = new Set(['tuxsec-cli', 'tuxsec-shell']);
 const UNITS = ['tuxsec-rootd.service', 'tuxsec-rootd.socket', 'tuxsec-agent.service', 'tuxsec-server.service'];
 
 /** What setup-system.sh must create: the seed's Security section plus our own directories. */
@@ -40,7 +42,7 @@ const SYSTEM_ENTRIES = [
 /** Files with a mode that matters, beyond "every bundle 0644". */
 const KEY_FILES: [string, string][] = [
   ...PROGRAMS.map((p): [string, string] => [`/usr/bin/${p}`, '755']),
-  ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}${p === 'tuxsec-cli' ? '.cjs' : '.js'}`, '644']),
+  ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}${CJS.has(p) ? '.cjs' : '.js'}`, '644']),
   [`${PREFIX}/sdk.js`, '644'],
   [`${PREFIX}/tuxsec-server-serve.js`, '644'],
   [`${PREFIX}/tuxsec-cli-doctor.cjs`, '644'],
@@ -108,6 +110,7 @@ describe('install.sh --destdir', () => {
     const launcher = readFileSync(path.join(stage, '/usr/bin/tuxsec-cli'), 'utf8');
     assert.match(launcher, /^#!\/\S+\/node\n/);
     assert.match(launcher, new RegExp(`require\\('${PREFIX}/tuxsec-cli\\.cjs'\\);`));
+    assert.match(readFileSync(path.join(stage, '/usr/bin/tuxsec-shell'), 'utf8'), new RegExp(`require\\('${PREFIX}/tuxsec-shell\\.cjs'\\);`));
     assert.match(readFileSync(path.join(stage, '/usr/bin/tuxsec-rootd'), 'utf8'), new RegExp(`import\\('${PREFIX}/tuxsec-rootd\\.js'\\);`));
     assert.equal(JSON.parse(readFileSync(path.join(stage, PREFIX, 'package.json'), 'utf8')).type, 'module');
     assert.match(firstOutput, /staged into/);
