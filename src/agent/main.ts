@@ -228,7 +228,11 @@ async function runAgent(opts: { config: string; mode?: string; checkConfig?: boo
   } catch (e) {
     fail((e as Error).message);
   }
-  if (cfg.mode === 'ssh') fail(`cannot run in mode "ssh": not implemented yet (only "pull" and "push" are)`);
+  if (cfg.mode === 'ssh') {
+    // In SSH mode the server logs in as tuxsec and tuxsec-shell runs its commands: no agent process.
+    process.stderr.write('tuxsec-agent: mode "ssh" needs no agent process: the server logs in over SSH as "tuxsec" and tuxsec-shell runs its tuxsec-cli commands; set it up with "tuxsec-agent ssh-setup" (README: SSH mode)\n');
+    return;
+  }
   try {
     if (cfg.ssl_key !== null) assertPrivateFile(cfg.ssl_key, 'ssl_key');
   } catch (e) {

@@ -117,10 +117,10 @@ test('tuxsec-agent refuses to run as root with a clear message', async () => {
   assert.match(r.stderr, /cannot run as root: .*"tuxsec" user/);
 });
 
-test('tuxsec-agent --mode ssh says it is not implemented yet; --mode push without a certificate names it', async () => {
+test('tuxsec-agent --mode ssh says SSH mode needs no agent process and how to set it up; --mode push without a certificate names it', async () => {
   const ssh = startAgent(env, ['--mode', 'ssh']);
-  assert.equal((await ssh.exited).code, 1);
-  assert.match(ssh.out(), /cannot run in mode "ssh": not implemented yet/);
+  assert.equal((await ssh.exited).code, 0);
+  assert.match(ssh.out(), /mode "ssh" needs no agent process: .*set it up with "tuxsec-agent ssh-setup"/);
   const push = startAgent(env, ['--mode', 'push']);
   assert.equal((await push.exited).code, 1);
   assert.match(push.out(), /cannot run in push mode: set ssl_cert and ssl_key/);
