@@ -270,7 +270,7 @@ program
   .option('--user <name>', 'the SSH-mode user', 'tuxsec')
   .option('--shell <path>', 'tuxsec-shell\'s installed path', DEFAULT_SHELL_PATH)
   .option('--shell-config <file>', 'tuxsec-shell\'s config, when not /etc/tuxsec/shell.yaml')
-  .option('--authorized-keys-file <file>', 'where sshd reads the user\'s keys (default ~USER/.ssh/authorized_keys)')
+  .option('--authorized-keys-file <file>', 'where sshd reads the user\'s keys (default /etc/ssh/tuxsec/authorized_keys; never inside the user\'s home)')
   .option('--sshd-dir <dir>', 'sshd drop-in directory', '/etc/ssh/sshd_config.d')
   .option('--keep-shell', 'leave the user\'s login shell unchanged (a forced command then runs through it)')
   .option('--dry-run', 'print the files instead of writing them')
