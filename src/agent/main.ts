@@ -263,7 +263,7 @@ program
 program
   .command('ssh-setup')
   .description('set up SSH mode (run as root): the server\'s key with restrict,command=tuxsec-shell, or an OpenSSH user CA through an sshd drop-in; makes tuxsec-shell the login shell')
-  .option('--authorized-key <file>', 'the server\'s public key (.pub) to install into ~USER/.ssh/authorized_keys')
+  .option('--authorized-key <file>', 'the server\'s public key (.pub) to install into /etc/ssh/tuxsec/authorized_keys (or --authorized-keys-file)')
   .option('--user-ca <file>', 'an OpenSSH user CA public key to trust for USER (writes DIR/tuxsec.conf)')
   .option('--principal <name...>', 'with --user-ca: principals a certificate must name (default: USER)')
   .option('--read-only', 'the server may run only actions of access class read')
