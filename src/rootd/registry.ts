@@ -160,12 +160,14 @@ export class ModuleRegistry {
   }
 
   info(name: string): ModuleInfo {
-    const { module } = this.entry(name);
+    const { module, actions } = this.entry(name);
     return {
       name: module.name,
       version: module.version,
       description: module.description,
-      capabilities: module.getCapabilities(),
+      // A declared access class is replaced by the one execute enforces: a seed-style plugin may
+      // declare `read` for what runs as `write`, and tuxsec-cli --read-only decides on this field.
+      capabilities: module.getCapabilities().map((c) => ('access' in c ? { ...c, access: actions.get(c.name)?.access ?? 'write' } : c)),
     };
   }
 

@@ -12,7 +12,8 @@
  */
 import { existsSync, accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { RefusedCommand, splitWords } from './words.ts';
+import { refuseCliOptions, RefusedCommand, splitWords } from './words.ts';
+import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 
 const REFUSED_EXIT = 126;
 const DEV_NULL_STDERR = ' 2>/dev/null';
@@ -75,22 +76,13 @@ function which(): string | null {
   return existsSync(f) ? f : null;
 }
 
-async function socketPath(opts: Options): Promise<string | undefined> {
-  if (opts.config === undefined && !existsSync('/etc/tuxsec/shell.yaml')) return undefined;
+/** shell.yaml's socket or the default: never TUXSEC_SOCKET, which a login environment could set. */
+async function socketPath(opts: Options): Promise<string> {
+  if (opts.config === undefined && !existsSync('/etc/tuxsec/shell.yaml')) return DEFAULT_SOCKET;
   const { loadShellConfig } = await import('./config.ts');
   const cfg = loadShellConfig(opts.config);
   if (cfg.read_only) opts.readOnly = true;
-  return cfg.socket ?? undefined;
-}
-
-/** A `-s`/`--socket` from the client would point the CLI at a socket of its choosing. */
-function refuseSocketOption(args: string[]): void {
-  for (const a of args) {
-    if (a === '--') return;
-    if (a === '--socket' || a.startsWith('--socket=') || /^-[A-Za-z]*s/.test(a)) {
-      throw new RefusedCommand(`cannot run command: option ${JSON.stringify(a.slice(0, 80))} is not allowed over SSH (the socket is set in shell.yaml)`);
-    }
-  }
+  return cfg.socket ?? DEFAULT_SOCKET;
 }
 
 async function main(): Promise<number> {
@@ -117,7 +109,7 @@ async function main(): Promise<number> {
   if (key === 'systemctl is-active tuxsec-rootd') {
     // Asks rootd itself: active means it answers, whatever started it.
     const { RootdClient } = await import('../client/rootd-client.ts');
-    const client = new RootdClient({ socketPath: socket ?? process.env.TUXSEC_SOCKET, timeoutMs: 5000 });
+    const client = new RootdClient({ socketPath: socket, timeoutMs: 5000 });
     const up = await client.ping().then(
       () => true,
       () => false,
@@ -131,8 +123,8 @@ async function main(): Promise<number> {
     const shown = cmd === undefined ? 'an empty command' : `command ${JSON.stringify(cmd.slice(0, 80))}`;
     throw new RefusedCommand(`cannot run ${shown}: tuxsec-shell runs only tuxsec-cli and the server's probes`);
   }
-  refuseSocketOption(args);
-  const cliArgs = [...(socket ? ['--socket', socket] : []), ...(opts.readOnly ? ['--read-only'] : []), ...args];
+  refuseCliOptions(args);
+  const cliArgs = ['--socket', socket, ...(opts.readOnly ? ['--read-only'] : []), ...args];
   if (quiet) process.stderr.write = () => true;
   // In this process: no second Node start per call. The CLI sets process.exitCode itself.
   process.argv = [process.execPath, CLI_BUNDLE, ...cliArgs];

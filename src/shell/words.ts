@@ -74,3 +74,16 @@ export function splitWords(line: string): string[] {
   if (word !== null) words.push(word);
   return words;
 }
+
+/**
+ * tuxsec-cli options that would point it at a socket or a config of the client's choosing
+ * (`-s`/`--socket`, `--rootd-config`, `--agent-config`); the shell sets the socket itself.
+ */
+export function refuseCliOptions(args: string[]): void {
+  for (const a of args) {
+    if (a === '--') return;
+    if (/^--(socket|rootd-config|agent-config)(=|$)/.test(a) || /^-[A-Za-z]*s/.test(a)) {
+      throw new RefusedCommand(`cannot run command: option ${JSON.stringify(a.slice(0, 80))} is not allowed over SSH (the socket is set in shell.yaml)`);
+    }
+  }
+}

@@ -7,10 +7,12 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ssh, startSshMode, type SshMode } from '../helpers/sshd.ts';
+import { SSH, SSH_ENV, SSH_KEYGEN, ssh, sshArgs, startSshMode, type SshdHandle, type SshMode } from '../helpers/sshd.ts';
+import { RootdClient } from '../../src/client/rootd-client.ts';
 
 describe('tuxsec-shell refuses everything but tuxsec-cli and the probes (real sshd)', () => {
   let m: SshMode;
@@ -61,4 +63,66 @@ describe('tuxsec-shell refuses everything but tuxsec-cli and the probes (real ss
       assert.match(r.stderr, /cannot start an interactive session/);
     });
   }
+});
+
+describe('no tunnel to rootd through SSH mode, whatever a key line says (real sshd)', () => {
+  let m: SshMode;
+  let bare: string;
+  before(async () => {
+    m = await startSshMode();
+    // A key line with no options at all, as an admin might add by hand: the drop-in must hold anyway.
+    bare = `${m.keys.dir}/bare`;
+    spawnSync(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', 'bare', '-f', bare], { timeout: 30_000 });
+    appendFileSync(`${m.work}/authorized_keys`, readFileSync(`${bare}.pub`, 'utf8'));
+  });
+  after(async () => {
+    await m?.stop();
+  });
+
+  /** `ssh -N -L local:rootd.sock`, then a ping through the local end; resolves whether rootd answered. */
+  async function pingThroughTunnel(d: SshdHandle, identity: string): Promise<boolean> {
+    const local = `${m.work}/fwd-${Math.random().toString(36).slice(2)}.sock`;
+    const p = spawn(SSH, [...sshArgs(d, identity, 'tuxsec', 'INFO'), '-N', '-L', `${local}:${m.rootd.socketPath}`], { env: SSH_ENV, stdio: 'ignore' });
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(local)) {
+        // ssh listens locally only once logged in: no socket means the test proves nothing.
+        if (p.exitCode !== null || Date.now() > deadline) throw new Error(`ssh -L did not log in and listen (exit ${p.exitCode}): ${d.log().slice(-1500)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const client = new RootdClient({ socketPath: local, timeoutMs: 10_000 });
+      try {
+        return await client.ping().then(
+          () => true,
+          () => false,
+        );
+      } finally {
+        client.close();
+      }
+    } finally {
+      if (p.exitCode === null) p.kill('SIGTERM');
+    }
+  }
+
+  for (const [name, key] of [['the ssh-setup key', () => m.keys.key], ['a key line without options', () => bare]] as const) {
+    it(`ssh -N -L to rootd's socket gets no answer (${name})`, async () => {
+      assert.equal(await pingThroughTunnel(m.keyed, key()), false, 'rootd answered through the tunnel');
+    });
+    it(`ssh -W to a loopback port is refused (${name})`, () => {
+      const r = spawnSync(SSH, [...sshArgs(m.keyed, key()), '-W', `127.0.0.1:${m.keyed.port}`], { encoding: 'utf8', input: '', timeout: 60_000, env: SSH_ENV });
+      assert.doesNotMatch(r.stdout, /^SSH-2\.0-/);
+      assert.notEqual(r.status, 0);
+    });
+  }
+
+  it('a key line without options still runs only tuxsec-shell', () => {
+    const r = ssh(m.keyed, bare, 'id');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /tuxsec-shell: cannot/);
+    assert.doesNotMatch(r.stdout, /uid=/);
+  });
+
+  it('through the CA drop-in too: ssh -N -L to rootd gets no answer', async () => {
+    assert.equal(await pingThroughTunnel(m.ca, m.keys.certKey), false);
+  });
 });

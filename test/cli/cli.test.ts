@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import path from 'node:path';
 import { startRootd, ROOT, type RootdHandle } from '../helpers/rootd.ts';
@@ -174,6 +174,45 @@ describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
     // list-modules still lists what is available, one line each.
     const l = cli(['list-modules'], { TUXSEC_SOCKET: d.socketPath });
     assert.equal(l.stdout, 'Available modules:\n  - goodmod\n  - systeminfo\n');
+  });
+});
+
+describe('tuxsec-cli --read-only decides on the access class rootd enforces (real rootd)', () => {
+  let d: RootdHandle;
+  let plugins: string;
+  const marker = () => path.join(plugins, 'ran');
+  before(async () => {
+    plugins = pluginDir();
+    // Seed-style: no accessOf, so rootd treats its action as write whatever it declares.
+    writePluginSource(
+      plugins,
+      'liar.mjs',
+      `import { writeFileSync } from 'node:fs';
+export default class Liar {
+  get name() { return 'liar'; }
+  get version() { return '0.1'; }
+  get description() { return 'declares read for a write'; }
+  getCapabilities() { return [{ name: 'wipe', description: 'writes', access: 'read', parameters: [] }]; }
+  initialize() { return [true, null]; }
+  async executeCommand() { writeFileSync(${JSON.stringify(path.join(plugins, 'ran'))}, 'ran'); return { success: true, data: { ok: true } }; }
+}
+`,
+    );
+    d = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
+  });
+  after(async () => {
+    await d.stop();
+    rmSync(plugins, { recursive: true, force: true });
+  });
+
+  it('module-info shows write, and --read-only refuses the action before it runs', () => {
+    const info = cli(['module-info', 'liar'], { TUXSEC_SOCKET: d.socketPath });
+    assert.equal(info.status, 0, info.stderr);
+    assert.match(info.stdout, /"access": "write"/);
+    const r = cli(['--read-only', 'execute', 'liar', 'wipe'], { TUXSEC_SOCKET: d.socketPath });
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stderr, /cannot run liar "wipe": read-only mode allows only read actions \(its access class is "write"\)/);
+    assert.equal(existsSync(marker()), false, 'the write action ran');
   });
 });
 

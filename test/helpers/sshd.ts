@@ -114,12 +114,15 @@ ${extra}
 
 /** `ssh user@127.0.0.1 <command>` with the given identity, the pinned host key and no agent. */
 export function ssh(d: SshdHandle, identity: string, command: string, user = 'tuxsec'): SpawnSyncReturns<string> {
-  return spawnSync(
-    SSH,
-    ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${d.knownHosts}`,
-      '-o', 'LogLevel=ERROR', '-i', identity, '-p', String(d.port), '-T', `${user}@127.0.0.1`, command],
-    { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin', SSH_AUTH_SOCK: '' }, maxBuffer: 8 * 1024 * 1024 },
-  );
+  return spawnSync(SSH, [...sshArgs(d, identity, user), command], { encoding: 'utf8', timeout: 60_000, env: SSH_ENV, maxBuffer: 8 * 1024 * 1024 });
+}
+
+export const SSH_ENV = { PATH: '/usr/bin:/bin', SSH_AUTH_SOCK: '' };
+
+/** ssh's options for a login to `d` (the command or -N/-L/-W to follow). */
+export function sshArgs(d: SshdHandle, identity: string, user = 'tuxsec', logLevel = 'ERROR'): string[] {
+  return ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${d.knownHosts}`,
+    '-o', `LogLevel=${logLevel}`, '-i', identity, '-p', String(d.port), '-T', `${user}@127.0.0.1`];
 }
 
 /** tuxsec-shell under test; TUXSEC_SHELL_UNDER_TEST swaps in another (to prove the attack tests fail on a naive one). */
@@ -175,8 +178,9 @@ export async function startSshMode(): Promise<SshMode> {
   writeFileSync(path.join(work, 'shell.yaml'), `socket: ${rootd.socketPath}\n`, { mode: 0o644 });
   const common = ['--shell-config', path.join(work, 'shell.yaml')];
   const akf = path.join(work, 'authorized_keys');
-  setup([...common, '--authorized-key', `${keys.key}.pub`, '--authorized-keys-file', akf]);
-  setup([...common, '--authorized-key', path.join(keys.dir, 'ro-key.pub'), '--authorized-keys-file', akf, '--read-only', '--keep-shell']);
+  const keyedDir = ['--sshd-dir', path.join(work, 'keyed.d')];
+  setup([...common, '--authorized-key', `${keys.key}.pub`, '--authorized-keys-file', akf, ...keyedDir]);
+  setup([...common, '--authorized-key', path.join(keys.dir, 'ro-key.pub'), '--authorized-keys-file', akf, '--read-only', '--keep-shell', ...keyedDir]);
   setup([...common, '--user-ca', `${keys.ca}.pub`, '--sshd-dir', path.join(work, 'sshd.d'), '--keep-shell']);
   const started: SshdHandle[] = [];
   const cleanup = async () => {
@@ -190,7 +194,8 @@ export async function startSshMode(): Promise<SshMode> {
     if (others.length === 0) must('/usr/sbin/usermod', ['--shell', before === SHELL_UNDER_TEST ? '/usr/sbin/nologin' : before, '--', 'tuxsec']);
   };
   try {
-    started.push(await startSshd(`AllowUsers tuxsec\nAuthorizedKeysFile ${akf}`));
+    // No AuthorizedKeysFile of its own: only ssh-setup's drop-in says where the keys are.
+    started.push(await startSshd(`AllowUsers tuxsec\nAuthorizedKeysFile none\nInclude ${work}/keyed.d/tuxsec.conf`));
     started.push(await startSshd(`AllowUsers tuxsec\nAuthorizedKeysFile none\nInclude ${work}/sshd.d/tuxsec.conf`));
   } catch (e) {
     await cleanup();

@@ -87,6 +87,10 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
     assert.ok(lines.every((l) => l.startsWith(`restrict,command="${SHELL_UNDER_TEST} `)), lines.join('\n'));
     assert.equal(lines.filter((l) => l.includes(' --read-only ')).length, 1);
     assert.equal(statSync(path.join(m.work, 'sshd.d', 'tuxsec.conf')).uid, 0);
+    const dropIn = readFileSync(path.join(m.work, 'keyed.d', 'tuxsec.conf'), 'utf8');
+    assert.match(dropIn, new RegExp(`Match User tuxsec\n {4}AuthorizedKeysFile ${akf}\n {4}DisableForwarding yes\n {4}PermitTTY no\n {4}PermitUserRC no\n`));
+    // ForceCommand would override each key's command=, and with it --read-only.
+    assert.doesNotMatch(dropIn, /ForceCommand/);
     const shell = spawnSync('/usr/bin/getent', ['passwd', 'tuxsec'], { encoding: 'utf8' }).stdout.trim().split(':')[6];
     assert.equal(shell, SHELL_UNDER_TEST);
   });
