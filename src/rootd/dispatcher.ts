@@ -303,6 +303,7 @@ class RequestDispatcher implements Dispatcher {
       },
       log: this.deps.log,
       requestId: String(requestId),
+      progress: () => {},
     };
     let timer: NodeJS.Timeout | undefined;
     let out: string;

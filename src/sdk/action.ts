@@ -28,6 +28,17 @@ export interface ActionContext {
   log: Logger;
   /** The request id, for correlating audit and logs. */
   requestId: string;
+  /**
+   * Reports how far a long-running action has come: a phase ("scanning") and, where known, a
+   * fraction from 0 to 1. Does nothing for an ordinary action.
+   */
+  progress(phase: string, fraction?: number): void;
+}
+
+/** What makes an action long-running: it answers at once with an operation id (issue 10). */
+export interface LongRunning {
+  /** Seconds the operation may run before it is cancelled (beyond rootd's request_timeout). */
+  timeoutSeconds: number;
 }
 
 export interface ActionDef<P extends TObject = TObject, R = unknown> {
@@ -40,6 +51,8 @@ export interface ActionDef<P extends TObject = TObject, R = unknown> {
    * progress at the same time share one run and its result (a read class action only).
    */
   shared?: boolean;
+  /** Set for an action that runs for minutes (an integrity check, a scan). */
+  longRunning?: LongRunning;
   handler(params: Static<P>, ctx: ActionContext): Promise<R> | R;
 }
 

@@ -4,7 +4,7 @@
 export { BaseModule, ActionModule } from './base-module.ts';
 export type { ModuleCapability, CommandRequest, CommandResponse, InitResult, ModuleContext } from './base-module.ts';
 export { defineAction } from './action.ts';
-export type { ActionDef, ActionContext, AnyAction, Logger, PeerIdentity } from './action.ts';
+export type { ActionDef, ActionContext, AnyAction, Logger, LongRunning, PeerIdentity } from './action.ts';
 export { Params, validateParams, schemaToParameters, parametersToSchema } from './schema.ts';
 export { Type } from '@sinclair/typebox';
 export type { Static, TObject } from '@sinclair/typebox';

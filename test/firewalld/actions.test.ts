@@ -18,7 +18,7 @@ const log: Logger = {
   warn: (obj, msg) => void logs.push({ level: 'warn', obj, msg }),
   error: (obj, msg) => void logs.push({ level: 'error', obj, msg }),
 };
-const ctx = (): ActionContext => ({ peer: { uid: 0, gid: 0, pid: process.pid }, signal: new AbortController().signal, log, requestId: 't' });
+const ctx = (): ActionContext => ({ peer: { uid: 0, gid: 0, pid: process.pid }, signal: new AbortController().signal, log, requestId: 't', progress: () => {} });
 
 let fw: FirewalldNetns;
 let mod: FirewalldModule;

@@ -46,7 +46,7 @@ async function startOn(name: string, doc: unknown) {
   const reg = new ModuleRegistry(log, { check() {} });
   reg.register(mod, { enabled: true, allow_dangerous: true, settings: { pending_file: file } });
   await reg.initializeAll((_n, settings) => ({ settings, log }));
-  const ctx: ActionContext = { peer: { uid: 0, gid: 0, pid: process.pid }, signal: new AbortController().signal, log, requestId: 't' };
+  const ctx: ActionContext = { peer: { uid: 0, gid: 0, pid: process.pid }, signal: new AbortController().signal, log, requestId: 't', progress: () => {} };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const ex = (action: string, params: Record<string, unknown> = {}): Promise<any> => reg.execute('firewalld', action, params, ctx);
   return { mod, logs, ex };

@@ -24,7 +24,7 @@ export function peerOf(uid: number): PeerIdentity {
 }
 
 export function ctxFor(uid: number, signal = new AbortController().signal): ActionContext {
-  return { peer: peerOf(uid), signal, log: quiet, requestId: 't' };
+  return { peer: peerOf(uid), signal, log: quiet, requestId: 't', progress: () => {} };
 }
 
 /**
