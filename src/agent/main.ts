@@ -21,6 +21,7 @@ import { PushServer } from './push.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
 import { ENROLL_TOKEN_ENV, readEnrollToken } from './secrets.ts';
 import { DEFAULT_SHELL_PATH, sshSetup, type SshSetupOptions } from './ssh-setup.ts';
+import { Prompter, setup, type SetupOptions } from './setup.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
 const VERSION: string = pkg.version;
@@ -326,19 +327,71 @@ program
   .option('--config <file>', 'agent configuration', DEFAULT_CONFIG_PATH)
   .action(async (o: { config: string }) => runMigrate(o));
 
-program
+async function runSetup(o: SetupOptions): Promise<void> {
+  // Asked only on a terminal; piped input is never taken for answers (a script gives flags).
+  const term = !o.nonInteractive && process.stdin.isTTY && process.stdout.isTTY ? new Prompter(process.stdin, process.stdout) : null;
+  try {
+    await setup(o, { out: (s) => process.stdout.write(s), terminal: term, version: VERSION });
+  } catch (e) {
+    term?.close();
+    const msg = (e as Error).message;
+    fail(msg.startsWith('cannot') ? msg : `cannot set up the agent: ${msg}`, e instanceof ConfigError ? 2 : 1);
+  }
+  term?.close();
+}
+
+/** SSH mode's options, shared by ssh-setup and setup (`tag` prefixes each for setup's help). */
+function sshOptions(cmd: Command, tag: string): Command {
+  return cmd
+    .option('--authorized-key <file>', `${tag}the server's public key (.pub) to install into /etc/ssh/tuxsec/authorized_keys (or --authorized-keys-file)`)
+    .option('--user-ca <file>', `${tag}an OpenSSH user CA public key to trust for USER (writes DIR/tuxsec.conf)`)
+    .option('--principal <name...>', `${tag}with --user-ca: principals a certificate must name (default: USER)`)
+    .option('--read-only', `${tag}the server may run only actions of access class read`)
+    .option('--user <name>', `${tag}the SSH-mode user`, 'tuxsec')
+    .option('--shell <path>', `${tag}tuxsec-shell's installed path`, DEFAULT_SHELL_PATH)
+    .option('--shell-config <file>', `${tag}tuxsec-shell's config, when not /etc/tuxsec/shell.yaml`)
+    .option('--authorized-keys-file <file>', `${tag}where sshd reads the user's keys (default /etc/ssh/tuxsec/authorized_keys; never inside the user's home)`)
+    .option('--sshd-dir <dir>', `${tag}sshd drop-in directory`, '/etc/ssh/sshd_config.d')
+    .option('--keep-shell', `${tag}leave the user's login shell unchanged (a forced command then runs through it)`);
+}
+
+sshOptions(program
+  .command('setup')
+  .description('configure the agent for pull, push or SSH mode (run as root): asks on a terminal, or takes every answer as a flag; checks everything before writing agent.yaml (0640 root:tuxsec) and the api_key (0600 tuxsec)')
+  .addOption(new Option('--mode <mode>', 'connection mode').choices(['pull', 'push', 'ssh']))
+  .option('--config <file>', 'agent configuration to write (updated in place: comments and other keys are kept)', DEFAULT_CONFIG_PATH)
+  .option('--server-url <url>', 'pull: the TuxSec server (https://...)')
+  .option('--ca-cert <file>', 'pull: the CA of the server\'s certificate ("none": the system\'s CAs)')
+  .option('--enrollment-token-file <file>', `pull: read the enrollment token from FILE ("-": standard input; or $${ENROLL_TOKEN_ENV}); never on the command line`)
+  .option('--no-register', 'pull: write the config only; enroll later with "tuxsec-agent register"')
+  .option('--ssl-cert <file>', 'push: the certificate the agent serves; pull: an optional client certificate ("none")')
+  .option('--ssl-key <file>', 'the key of --ssl-cert (0600, readable by tuxsec)')
+  .option('--listen-host <addr>', 'push: address to listen on (default 0.0.0.0)')
+  .option('--listen-port <port>', 'push: port to listen on (default 8443)')
+  .option('--client-ca <file>', 'push: the CA of the server\'s client certificates, then required ("none": not asked for)')
+  .option('--api-key-file <file>', 'push: a file (0600) holding the api_key the server sends; default: keep the current one or generate one'), 'ssh: ')
+  .option('--dry-run', 'print what would be written (secrets masked) and write nothing')
+  .option('-y, --yes', 'on a terminal, write without asking for confirmation')
+  .option('--non-interactive', 'never ask, even on a terminal: a missing answer is an error naming its flag')
+  .addHelpText(
+    'after',
+    `
+On a terminal, setup asks for each answer the flags do not give, offering the current config's
+values as defaults, and shows what it will write before writing it. Without a terminal every
+needed answer is a flag. Nothing is written unless the whole result is valid.
+
+  sudo tuxsec-agent setup
+  sudo tuxsec-agent setup --mode pull --server-url https://tuxsec.example.com \\
+      --ca-cert /etc/tuxsec/certs/ca.crt --enrollment-token-file /root/enroll-token
+  sudo tuxsec-agent setup --mode push --ssl-cert /etc/tuxsec/certs/agent.crt \\
+      --ssl-key /etc/tuxsec/certs/agent.key --client-ca /etc/tuxsec/certs/ca.crt
+  sudo tuxsec-agent setup --mode ssh --user-ca /root/tuxsec-user-ca.pub`,
+  )
+  .action(async (o: SetupOptions) => runSetup(o));
+
+sshOptions(program
   .command('ssh-setup')
-  .description('set up SSH mode (run as root): the server\'s key with restrict,command=tuxsec-shell, or an OpenSSH user CA through an sshd drop-in; makes tuxsec-shell the login shell')
-  .option('--authorized-key <file>', 'the server\'s public key (.pub) to install into /etc/ssh/tuxsec/authorized_keys (or --authorized-keys-file)')
-  .option('--user-ca <file>', 'an OpenSSH user CA public key to trust for USER (writes DIR/tuxsec.conf)')
-  .option('--principal <name...>', 'with --user-ca: principals a certificate must name (default: USER)')
-  .option('--read-only', 'the server may run only actions of access class read')
-  .option('--user <name>', 'the SSH-mode user', 'tuxsec')
-  .option('--shell <path>', 'tuxsec-shell\'s installed path', DEFAULT_SHELL_PATH)
-  .option('--shell-config <file>', 'tuxsec-shell\'s config, when not /etc/tuxsec/shell.yaml')
-  .option('--authorized-keys-file <file>', 'where sshd reads the user\'s keys (default /etc/ssh/tuxsec/authorized_keys; never inside the user\'s home)')
-  .option('--sshd-dir <dir>', 'sshd drop-in directory', '/etc/ssh/sshd_config.d')
-  .option('--keep-shell', 'leave the user\'s login shell unchanged (a forced command then runs through it)')
+  .description('set up SSH mode (run as root): the server\'s key with restrict,command=tuxsec-shell, or an OpenSSH user CA through an sshd drop-in; makes tuxsec-shell the login shell'), '')
   .option('--dry-run', 'print the files instead of writing them')
   .action(async (o: SshSetupOptions) => sshSetup(o, (s) => process.stdout.write(s)));
 

@@ -67,17 +67,20 @@ function groupId(name: string): number | undefined {
 /**
  * Writes `text` over `file` atomically (temp in the same directory, fsync, rename, directory
  * fsync) with the original's owner and mode less its "other" bits; a new file gets 0640 root:tuxsec.
+ * With `seedOwner` (setup), the file gets the seed's 0640 root:tuxsec whatever it had.
  */
-export function writeConfigAtomic(file: string, text: string): void {
+export function writeConfigAtomic(file: string, text: string, opts: { seedOwner?: boolean } = {}): void {
   let mode = 0o640;
   let uid = 0;
   let gid = groupId('tuxsec') ?? 0;
   try {
     const st = fs.statSync(file);
-    // The file is about to hold the api_key: keep owner and group bits, never "other" ones.
-    mode = st.mode & 0o7770;
-    uid = st.uid;
-    gid = st.gid;
+    if (!opts.seedOwner) {
+      // The file is about to hold the api_key: keep owner and group bits, never "other" ones.
+      mode = st.mode & 0o7770;
+      uid = st.uid;
+      gid = st.gid;
+    }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });

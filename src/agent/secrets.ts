@@ -155,7 +155,7 @@ export async function tightenPrivateFile(file: string): Promise<TightenResult> {
 }
 
 /** Sets keys in the YAML text keeping comments and the other keys; returns the new text. */
-export function updateConfigText(text: string, values: Record<string, string | null>): string {
+export function updateConfigText(text: string, values: Record<string, string | number | null>): string {
   const doc = YAML.parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length > 0) throw new ConfigError(`cannot update config: invalid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
