@@ -328,8 +328,10 @@ program
   .action(async (o: { config: string }) => runMigrate(o));
 
 async function runSetup(o: SetupOptions): Promise<void> {
-  // Asked only on a terminal; piped input is never taken for answers (a script gives flags).
-  const term = !o.nonInteractive && process.stdin.isTTY && process.stdout.isTTY ? new Prompter(process.stdin, process.stdout) : null;
+  // Asked only on a terminal; piped input is never taken for answers (a script gives flags), and
+  // with --enrollment-token-file - standard input is the token's.
+  const ask = !o.nonInteractive && o.enrollmentTokenFile !== '-' && process.stdin.isTTY && process.stdout.isTTY;
+  const term = ask ? new Prompter(process.stdin, process.stdout) : null;
   try {
     await setup(o, { out: (s) => process.stdout.write(s), terminal: term, version: VERSION });
   } catch (e) {

@@ -287,7 +287,10 @@ async function planPull(o: SetupOptions, cur: AgentConfig | null, term: Prompter
   const server = await resolve(o.serverUrl, { flag: '--server-url', what: 'server URL (https://...)', def: cur?.server_url ?? null, parse: parseUrl }, term);
   const ca = await resolve(o.caCert, { flag: '--ca-cert', what: `CA certificate of the server ("${NONE}": the system's CAs)`, def: cur?.ca_cert ?? null, optional: true, parse: certPath('--ca-cert', 'ca_cert', true) }, term);
   const cert = await resolve(o.sslCert, { flag: '--ssl-cert', what: `client certificate ("${NONE}": none)`, def: cur?.ssl_cert ?? null, optional: true, parse: certPath('--ssl-cert', 'ssl_cert', true) }, term);
-  const key = await resolve(o.sslKey, { flag: '--ssl-key', what: 'key of the client certificate', def: cert === null ? null : (cur?.ssl_key ?? null), optional: cert === null, parse: keyPath('--ssl-key', cert) }, term);
+  const key =
+    cert === null && o.sslKey === undefined
+      ? null
+      : await resolve(o.sslKey, { flag: '--ssl-key', what: 'key of the client certificate', def: cur?.ssl_key ?? null, parse: keyPath('--ssl-key', cert) }, term);
   const values = { mode: 'pull', server_url: server, ca_cert: ca, ssl_cert: cert, ssl_key: key };
   if (!o.register) return { values, enroll: null };
   const tokenGiven = o.enrollmentTokenFile !== undefined || Boolean(env[ENROLL_TOKEN_ENV]);
