@@ -223,16 +223,29 @@ function keyPath(flag: string, cert: string | null): (a: string) => string | nul
   };
 }
 
-/** Whether the agent's user (its own uid and group) can read `file`: the agent reads it at start. */
-async function assertAgentReads(file: string, key: string): Promise<void> {
-  if (process.getuid?.() !== 0) return;
+/**
+ * Whether the agent's user (its own uid and group) can read `file` (-r) or enter a directory (-x):
+ * the agent reads them at start. Asked of the kernel as that user, so modes, owners, ACLs and
+ * every directory above count as they will for the agent.
+ */
+async function agentCan(test: '-r' | '-x', file: string): Promise<boolean> {
+  if (process.getuid?.() !== 0) return true;
   const u = await lookupUser(AGENT_USER);
   if (!u) throw new ConfigError(`cannot set up the agent: no user "${AGENT_USER}" (install.sh or the package creates it)`);
-  const r = await run('/usr/bin/test', ['-r', file], { uid: u.uid, gid: u.gid, timeoutMs: 10_000 });
-  if (r.code !== 0) {
-    const fix = key === 'ssl_key' ? `chown ${AGENT_USER}:${AGENT_USER} ${file} && chmod 0600 ${file}` : `chgrp ${AGENT_USER} ${file} && chmod 0640 ${file} (and let ${AGENT_USER} into its directory)`;
-    throw new ConfigError(`cannot use ${key} ${shown(file)}: the agent's user "${AGENT_USER}" cannot read it (fix: ${fix})`);
-  }
+  const r = await run('/usr/bin/test', [test, file], { uid: u.uid, gid: u.gid, timeoutMs: 10_000 });
+  return r.code === 0;
+}
+
+async function assertAgentReads(file: string, key: string): Promise<void> {
+  if (await agentCan('-r', file)) return;
+  const fix = key === 'ssl_key' ? `chown ${AGENT_USER}:${AGENT_USER} ${file} && chmod 0600 ${file}` : `chgrp ${AGENT_USER} ${file} && chmod 0640 ${file} (and let ${AGENT_USER} into its directory)`;
+  throw new ConfigError(`cannot use ${key} ${shown(file)}: the agent's user "${AGENT_USER}" cannot read it (fix: ${fix})`);
+}
+
+/** An existing config directory must let the agent's user in (a missing one is made 0750 root:tuxsec). */
+async function assertAgentEnters(dir: string): Promise<void> {
+  if (!fs.existsSync(dir) || (await agentCan('-x', dir))) return;
+  throw new ConfigError(`cannot use config directory ${shown(dir)}: the agent's user "${AGENT_USER}" cannot enter it, so it could not read agent.yaml (fix: chgrp ${AGENT_USER} ${dir} && chmod 0750 ${dir})`);
 }
 
 /** Reads the current config: its text and values (defaults for setup's questions), or none. */
@@ -345,7 +358,12 @@ async function planPush(o: SetupOptions, cur: AgentConfig | null, term: Prompter
   const fromFile = (a: string): { value: string; generated: boolean } => {
     if (a === NONE || a === '') return { value: existing ?? randomBytes(32).toString('base64url'), generated: existing === null };
     const p = path.resolve(a);
-    const v = readApiKeyFile(p);
+    let v: string | null;
+    try {
+      v = readApiKeyFile(p);
+    } catch (e) {
+      throw new ConfigError((e as Error).message.replace(/^cannot read api_key_file /, 'cannot use --api-key-file '));
+    }
     if (v === null) throw new ConfigError(`cannot use --api-key-file ${shown(p)}: no such file`);
     return { value: v, generated: false };
   };
@@ -403,14 +421,23 @@ async function plan(o: SetupOptions, io: SetupIo): Promise<{ plan: Plan; old: st
   else ssh = await planSsh(o, term);
   const base = oldText ?? '# tuxsec-agent configuration, written by "tuxsec-agent setup" (every key: agent.yaml.example)\n';
   let text = updateConfigText(base, values);
-  // A key in agent.yaml would be readable by the socket group: push mode's goes to its own file.
-  if (apiKey === null && cur?.api_key && mode !== 'pull') text = updateConfigText(text, { api_key: null });
+  // A key in agent.yaml (the seed's place) is readable by the socket group: moved to the
+  // credentials file when pull mode keeps its registration, dropped in SSH mode (no agent runs).
+  if (apiKey === null && cur?.api_key) {
+    if (mode === 'pull' && enroll === null) {
+      apiKey = { file: cur.api_key_file ?? defaultApiKeyFile(o.config), value: cur.api_key, generated: false };
+      text = updateConfigText(text, { api_key: null, api_key_file: apiKey.file });
+    } else {
+      text = updateConfigText(text, { api_key: null });
+    }
+  }
   // The whole file as the agent will load it: nothing is written that the agent would refuse.
   const cfg = parseConfigText(text, o.config);
   assertCaCert(cfg, o.config);
   for (const c of certificateChecks(cfg, new Date())) {
     if (c.ok === false) throw new ConfigError(`cannot set up the agent: ${c.name} ${c.detail} (fix: ${c.fix})`);
   }
+  await assertAgentEnters(path.dirname(path.resolve(o.config)));
   for (const key of ['ca_cert', 'ssl_cert', 'ssl_key'] as const) {
     const f = cfg[key];
     if (f !== null && mode !== 'ssh') await assertAgentReads(f, key);
@@ -440,7 +467,7 @@ function nextSteps(p: Plan, o: SetupOptions): string {
   const doctor = `  sudo tuxsec-cli doctor${o.config === '/etc/tuxsec/agent.yaml' ? '' : ` --agent-config ${o.config}`}\n`;
   if (p.mode === 'ssh') return `next steps:\n  sudo systemctl reload ssh\n${doctor}(SSH mode runs no agent process: the server logs in as ${o.user} and tuxsec-shell runs its commands)\n`;
   let s = 'next steps:\n  sudo systemctl enable --now tuxsec-agent\n' + doctor;
-  if (p.apiKey) {
+  if (p.mode === 'push' && p.apiKey) {
     s += `give the TuxSec server this agent's address (https://<this host>:${p.cfg.listen_port}) and the api_key in ${p.apiKey.file}`;
     s += p.cfg.ca_cert === null ? '\n' : `, and a client certificate signed by ${p.cfg.ca_cert}\n`;
   }

@@ -186,9 +186,28 @@ describe('tuxsec-agent setup with flags', () => {
     assert.match(chk.out, /valid \(mode pull, server https:\/\/127\.0\.0\.1:/);
   });
 
+  test('pull mode: a registered agent is not enrolled again, and its seed-style api_key moves out of agent.yaml', async () => {
+    const { dir, config } = configDir('pull-seed');
+    fs.mkdirSync(dir, { mode: 0o750 });
+    fs.chownSync(dir, 0, tuxsec.gid);
+    fs.writeFileSync(config, `mode: pull\nserver_url: ${server.url}\nagent_id: agent-seed-1\napi_key: pull-seed-key-0123456789\n`, { mode: 0o640 });
+    const r = await setup(['--config', config, '--server-url', server.url, '--ca-cert', certs.ca]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /registered as agent/);
+    const cfg = YAML.parse(fs.readFileSync(config, 'utf8')) as Record<string, unknown>;
+    assert.equal(cfg.agent_id, 'agent-seed-1');
+    assert.equal(cfg.api_key, null);
+    assert.equal(fs.readFileSync(cfg.api_key_file as string, 'utf8').trim(), 'pull-seed-key-0123456789');
+    assert.deepEqual(stat(cfg.api_key_file as string), { mode: '600', uid: tuxsec.uid, gid: tuxsec.gid });
+    const chk = await checkAsAgent(config);
+    assert.equal(chk.code, 0, chk.out);
+    assert.doesNotMatch(chk.out, /warning/);
+  });
+
   test('pull mode: a wrong token is refused by the server and the config is left as it was', async () => {
     const { dir, config } = configDir('pull-wrong');
     fs.mkdirSync(dir, { mode: 0o750 });
+    fs.chownSync(dir, 0, tuxsec.gid);
     fs.writeFileSync(config, '# before\nmode: pull\n', { mode: 0o640 });
     const before = tree(dir);
     const r = await setup(['--config', config, '--mode', 'pull', '--server-url', server.url, '--ca-cert', certs.ca, '--enrollment-token-file', '-'], { input: 'not-a-valid-token\n' });
@@ -219,6 +238,7 @@ describe('tuxsec-agent setup writes nothing', () => {
   test('--dry-run prints the files with secrets masked and writes nothing', async () => {
     const { dir, config } = configDir('dry');
     fs.mkdirSync(dir, { mode: 0o750 });
+    fs.chownSync(dir, 0, tuxsec.gid);
     fs.writeFileSync(config, 'mode: pull\napi_key: dry-secret-key-42\n', { mode: 0o640 });
     const before = tree(path.dirname(dir));
     const r = await setup([...pushArgs(config), '--dry-run']);
@@ -237,6 +257,16 @@ describe('tuxsec-agent setup writes nothing', () => {
     assert.deepEqual(tree(path.dirname(dir)), before);
   });
 
+  test('a config directory the agent\'s user cannot enter is refused, nothing written', async () => {
+    const { dir, config } = configDir('bad-dir');
+    fs.mkdirSync(dir, { mode: 0o750 });
+    const before = tree(path.dirname(dir));
+    const r = await setup(pushArgs(config));
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /cannot use config directory ".*bad-dir\/etc": the agent's user "tuxsec" cannot enter it/);
+    assert.deepEqual(tree(path.dirname(dir)), before);
+  });
+
   const badCases: Array<{ name: string; args: () => string[]; message: RegExp }> = [
     { name: 'an http:// server URL', args: () => ['--mode', 'pull', '--server-url', 'http://tuxsec.example.com', '--no-register'], message: /cannot use --server-url "http:\/\/tuxsec\.example\.com": the server URL must start with https:\/\// },
     { name: 'a missing certificate', args: () => ['--mode', 'push', '--ssl-cert', path.join(work, 'no-such.pem'), '--ssl-key', certs.serverKey], message: /cannot use --ssl-cert ".*no-such\.pem": no such file/ },
@@ -251,6 +281,7 @@ describe('tuxsec-agent setup writes nothing', () => {
     test(`${c.name} is refused with a message naming it, nothing written`, async () => {
       const { dir, config } = configDir(`bad-${badCases.indexOf(c)}`);
       fs.mkdirSync(dir, { mode: 0o750 });
+      fs.chownSync(dir, 0, tuxsec.gid);
       if (c.name !== 'no mode and no config') fs.writeFileSync(config, '# untouched\nmode: pull\n', { mode: 0o640 });
       const before = tree(path.dirname(dir));
       const r = await setup(['--config', config, ...c.args()]);
@@ -328,6 +359,21 @@ describe('tuxsec-agent setup on a terminal', () => {
     assert.equal(await t.exited, 0, t.out());
     assert.match(t.out(), /nothing written/);
     assert.deepEqual(tree(dir), before);
+  });
+
+  test('ssh mode: asks key or CA and the file, then runs ssh-setup', async () => {
+    const { config } = configDir('tty-ssh');
+    const sshd = path.join(work, 'tty-ssh', 'sshd_config.d');
+    fs.mkdirSync(sshd);
+    const t = onTerminal(['--config', config, '--sshd-dir', sshd, '--keep-shell', '--yes']);
+    await t.answer(/mode: pull, push or ssh: /, 'ssh');
+    await t.answer(/key\/ca \[key\]: /, 'maybe');
+    await t.answer(/answer key or ca[^]*key\/ca \[key\]: /, 'ca');
+    await t.answer(/user CA's public key file: /, `${keys.ca}.pub`);
+    assert.equal(await t.exited, 0, t.out());
+    assert.match(fs.readFileSync(path.join(sshd, 'tuxsec.conf'), 'utf8'), /TrustedUserCAKeys /);
+    assert.equal(fs.readFileSync(path.join(sshd, 'tuxsec-user-ca.pub'), 'utf8').split(' ')[1], fs.readFileSync(`${keys.ca}.pub`, 'utf8').split(' ')[1]);
+    assert.equal((YAML.parse(fs.readFileSync(config, 'utf8')) as Record<string, unknown>).mode, 'ssh');
   });
 
   test('--non-interactive on a terminal asks nothing: a missing answer names its flag', async () => {
