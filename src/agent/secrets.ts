@@ -169,6 +169,8 @@ export interface TokenSources {
   env?: NodeJS.ProcessEnv;
   /** Reads all of standard input (injected for tests). */
   readStdin?: () => string;
+  /** The command's name for tokenFile in messages (setup's is --enrollment-token-file). */
+  fileFlag?: string;
 }
 
 function readStdinSync(): string {
@@ -205,12 +207,13 @@ export function readEnrollToken(src: TokenSources): string | undefined {
   const env = src.env ?? process.env;
   const fromEnv = env[ENROLL_TOKEN_ENV];
   const given = [src.token !== undefined, src.tokenFile !== undefined, fromEnv !== undefined && fromEnv !== ''].filter(Boolean).length;
-  if (given > 1) throw new ConfigError(`cannot register: give the enrollment token once (--token, --token-file or $${ENROLL_TOKEN_ENV}), not ${given} times`);
+  const fileFlag = src.fileFlag ?? '--token-file';
+  if (given > 1) throw new ConfigError(`cannot register: give the enrollment token once (${src.fileFlag ? '' : '--token, '}${fileFlag} or $${ENROLL_TOKEN_ENV}), not ${given} times`);
   const stdin = src.readStdin ?? readStdinSync;
   if (src.token === '-' || src.tokenFile === '-') return checkSecretValue(stdin(), 'the enrollment token from standard input');
   if (src.token !== undefined) return checkSecretValue(src.token, '--token');
   if (src.tokenFile !== undefined) {
-    const what = `--token-file ${JSON.stringify(src.tokenFile.slice(0, 200))}`;
+    const what = `${fileFlag} ${JSON.stringify(src.tokenFile.slice(0, 200))}`;
     let text: string;
     try {
       const st = fs.statSync(src.tokenFile);

@@ -307,12 +307,7 @@ async function planPull(o: SetupOptions, cur: AgentConfig | null, term: Prompter
   const values = { mode: 'pull', server_url: server, ca_cert: ca, ssl_cert: cert, ssl_key: key };
   if (!o.register) return { values, enroll: null };
   const tokenGiven = o.enrollmentTokenFile !== undefined || Boolean(env[ENROLL_TOKEN_ENV]);
-  let token: string | undefined;
-  try {
-    token = readEnrollToken({ tokenFile: o.enrollmentTokenFile, env });
-  } catch (e) {
-    throw new ConfigError((e as Error).message.replace(/^cannot register: give the enrollment token once \(--token, --token-file or/, 'cannot set up the agent: give the enrollment token once (--enrollment-token-file or'));
-  }
+  let token = readEnrollToken({ tokenFile: o.enrollmentTokenFile, env, fileFlag: '--enrollment-token-file' });
   const again = registered(cur) && cur!.server_url === server;
   if (again && !tokenGiven) {
     if (!term || !(await yesNo(term, `registered with ${server} as agent ${cur!.agent_id}; enroll again?`, false))) return { values, enroll: null };
