@@ -36,6 +36,7 @@ before(async () => {
 
 after(async () => {
   await server?.stop();
+  if (server) fs.rmSync(server.dir, { recursive: true, force: true });
   fs.rmSync(work, { recursive: true, force: true });
   if (keys) fs.rmSync(keys.dir, { recursive: true, force: true });
 });
