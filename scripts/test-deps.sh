@@ -2,6 +2,8 @@
 # Installs the Debian packages the tests need (idempotent). Run as root on Debian 12.
 set -euo pipefail
 pkgs=(firewalld iptables dbus nftables iproute2 openssl openssh-server openssh-client systemd util-linux procps systemd-container curl)
+# SELinux userland and Debian's policy: the selinux module's policy store tests (no kernel SELinux needed).
+pkgs+=(selinux-utils policycoreutils semodule-utils policycoreutils-python-utils selinux-policy-default)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
