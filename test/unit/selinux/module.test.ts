@@ -5,13 +5,14 @@
 // directory of plain files where a test needs SELinux "enabled".
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SelinuxModule } from '../../../src/rootd/modules/selinux/index.ts';
 import { ModuleRegistry, DEFAULT_MODULE_CONFIG } from '../../../src/rootd/registry.ts';
 import { makeAccessPolicy } from '../../../src/rootd/access.ts';
 import type { RunOptions, RunResult } from '../../../src/os/exec.ts';
+import { TuxsecError } from '../../../src/protocol/errors.ts';
 import { ctxFor, failure, quiet } from '../helpers.ts';
 
 interface Call {
@@ -365,5 +366,37 @@ describe('selinux set_enforce', () => {
     const e = await failure(ex('set_enforce', { mode: 'permissive', persistent: true }));
     assert.ok(['action-failed', 'service-unavailable'].includes(e.code), e.message);
     assert.equal(readFileSync(config, 'utf8'), before, 'the config file is as it was');
+  });
+});
+
+describe('selinux restorecon cancelled', () => {
+  it('aborting the operation kills the running program and answers with the abort reason', async () => {
+    // A real child stands in for restorecon (it cannot act without SELinux in the kernel):
+    // "cat -v -- /dev/zero" takes restorecon's argument shape and runs until killed.
+    const host = mkdtempSync(path.join(dir, 'cancel-'));
+    mkdirSync(path.join(host, 'selinuxfs'));
+    writeFileSync(path.join(host, 'selinuxfs', 'enforce'), '1');
+    const { run } = await import('../../../src/os/exec.ts');
+    const mod = new SelinuxModule({ run, programs: { restorecon: '/usr/bin/cat' }, paths: { selinuxfs: path.join(host, 'selinuxfs'), proc: path.join(root, 'proc') } });
+    await mod.initialize({ settings: {}, log: quiet });
+    const ctl = new AbortController();
+    const children = () =>
+      readdirSync('/proc')
+        .filter((n) => /^[0-9]+$/.test(n))
+        .filter((n) => {
+          try {
+            return readFileSync(`/proc/${n}/cmdline`, 'utf8') === '/usr/bin/cat\0-v\0--\0/dev/zero\0' && readFileSync(`/proc/${n}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(process.pid);
+          } catch {
+            return false;
+          }
+        });
+    const p = mod.executeCommand({ action: 'restorecon', parameters: { path: '/dev/zero' } }, ctxFor(0, ctl.signal));
+    for (let i = 0; i < 200 && children().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(children().length, 1, 'the stand-in is running');
+    const reason = new TuxsecError('interrupted', 'operation cancelled by uid 0');
+    ctl.abort(reason);
+    assert.equal(await failure(p), reason);
+    for (let i = 0; i < 200 && children().length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.deepEqual(children(), [], 'the program is gone');
   });
 });

@@ -78,9 +78,20 @@ export class Tools {
   /** Runs a program; a failure becomes a TuxsecError saying `cannot <what>: <program's reason>`. */
   async exec(name: keyof Programs, args: readonly string[], what: string, opts: RunOptions = {}): Promise<RunResult> {
     const file = this.program(name, what);
-    const r = await this.d.run(file, args, { timeoutMs: LIST_TIMEOUT_MS, maxOutputBytes: LIST_CAP, ...opts });
+    const cancelled = () => {
+      const why = opts.signal?.reason;
+      return why instanceof TuxsecError ? why : new TuxsecError(ErrorCodes.interrupted, `cannot ${what}: cancelled`);
+    };
+    let r: RunResult;
+    try {
+      r = await this.d.run(file, args, { timeoutMs: LIST_TIMEOUT_MS, maxOutputBytes: LIST_CAP, ...opts });
+    } catch (e) {
+      // The runner answers an abort as a failure to run; the caller asked for it, so say that.
+      if (opts.signal?.aborted) throw cancelled();
+      throw e;
+    }
     if (r.timedOut) throw new TuxsecError(ErrorCodes.timeout, `cannot ${what}: ${name} did not finish in time`);
-    if (opts.signal?.aborted) throw new TuxsecError(ErrorCodes.interrupted, `cannot ${what}: cancelled`);
+    if (opts.signal?.aborted) throw cancelled();
     if (r.code !== 0) {
       const line = failureLine(r);
       const code = codeOf(line);
