@@ -105,6 +105,16 @@ describe('selinux availability', () => {
     }
   });
 
+  it('the reason says selinuxfs is not mounted when the kernel has it but no policy is loaded', async () => {
+    writeFileSync(path.join(root, 'proc', 'filesystems'), 'nodev\tsysfs\nnodev\tselinuxfs\n');
+    try {
+      const { ex, selinuxfs } = await setup();
+      assert.equal((await ex('get_status')).reason, `SELinux is disabled in the kernel (selinuxfs is not mounted at ${selinuxfs}: no policy is loaded)`);
+    } finally {
+      writeFileSync(path.join(root, 'proc', 'filesystems'), 'nodev\tsysfs\nnodev\tproc\n\text4\n');
+    }
+  });
+
   it('get_status with a selinuxfs reads the mode, policy version and MLS', async () => {
     const { ex } = await setup({ enabled: true });
     const s = await ex('get_status');

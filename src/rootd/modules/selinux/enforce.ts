@@ -13,6 +13,7 @@ import type { Deps } from './deps.ts';
 import { kernelState, needsKernel, readConfig, writeConfigMode, writeConfigText, writeEnforce, type Mode } from './state.ts';
 
 const POLICY_ROOT = '/etc/selinux';
+const SYSTEM_CONFIG = '/etc/selinux/config';
 const STORE_ROOT = '/var/lib/selinux';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -31,7 +32,8 @@ export function enforceActions(d: Deps): AnyAction[] {
   const status = () => {
     const k = kernelState(d.paths);
     const c = readConfig(d.configFile());
-    const storeName = d.store() ?? c.policyType;
+    // Without -S, semanage manages the store libselinux's own config names, whatever settings.config says.
+    const storeName = d.store() ?? readConfig(SYSTEM_CONFIG).policyType;
     const store = storeName !== null && NAME.test(storeName) && d.exists(path.join(STORE_ROOT, storeName));
     const semanage = d.exists(d.tools.programPath('semanage'));
     return {
