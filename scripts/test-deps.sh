@@ -2,12 +2,17 @@
 # Installs the Debian packages the tests need (idempotent). Run as root on Debian 12.
 set -euo pipefail
 pkgs=(firewalld iptables dbus nftables iproute2 openssl openssh-server openssh-client systemd util-linux procps systemd-container curl)
+# SELinux userland and Debian's policy: the selinux module's policy store tests (no kernel SELinux needed).
+pkgs+=(selinux-utils policycoreutils semodule-utils policycoreutils-python-utils selinux-policy-default)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
+  # policycoreutils writes SELINUX=permissive when there is no config; say what the kernel does
+  # here instead (the tests never activate SELinux, they use a temporary config file).
+  if [ ! -e /etc/selinux/config ]; then mkdir -p /etc/selinux && printf 'SELINUX=disabled\nSELINUXTYPE=default\n' >/etc/selinux/config; fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # firewalld's maintainer scripts try to start the service; there is no systemd here to do it.

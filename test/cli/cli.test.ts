@@ -150,7 +150,7 @@ describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
     writePluginSource(plugins, 'badmod.mjs', `throw new Error('must never load');\n`, 0o666);
     // A Python rootd module a migrated site left there: installed, never loaded.
     writePluginSource(plugins, 'oldmod.py', `import os\n`, 0o644);
-    d = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
+    d = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false }, selinux: { enabled: false } } } });
   });
   after(async () => {
     await d.stop();
@@ -162,7 +162,7 @@ describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.split('\n').length, 2, 'one line');
     const v = JSON.parse(r.stdout) as { modules: string[]; details: Array<Record<string, unknown>> };
-    assert.deepEqual(v.modules, ['badmod', 'firewalld', 'goodmod', 'oldmod', 'systeminfo']);
+    assert.deepEqual(v.modules, ['badmod', 'firewalld', 'goodmod', 'oldmod', 'selinux', 'systeminfo']);
     const byName = Object.fromEntries(v.details.map((m) => [m.name, m]));
     assert.deepEqual(byName.goodmod, { name: 'goodmod', source: 'plugin', loaded: true, reason: null, version: '1.0.0', file: path.join(plugins, 'goodmod.mjs') });
     assert.deepEqual(byName.badmod, { name: 'badmod', source: 'plugin', loaded: false, reason: 'plugin file is writable by group or others', file: path.join(plugins, 'badmod.mjs') });

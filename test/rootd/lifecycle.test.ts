@@ -74,7 +74,7 @@ describe('rootd with plugins, limits and policy', () => {
         plugins_dir: plugins,
         request_timeout: 1,
         read_only_users: [users.member.name],
-        modules: { testmod: { enabled: true }, firewalld: { enabled: false } },
+        modules: { testmod: { enabled: true }, firewalld: { enabled: false }, selinux: { enabled: false } },
       },
     });
   });
@@ -90,6 +90,7 @@ describe('rootd with plugins, limits and policy', () => {
     assert.deepEqual(data.unavailable, [
       { name: 'failmod', state: 'unavailable', reason: 'the widget is not installed' },
       { name: 'firewalld', state: 'disabled', reason: 'disabled in rootd.yaml' },
+      { name: 'selinux', state: 'disabled', reason: 'disabled in rootd.yaml' },
     ]);
     assert.match(d.log(), /evil\.mjs.*writable by group or others/);
     const c = cli(d.socketPath, 'execute', 'failmod', 'x');
