@@ -234,24 +234,31 @@ export class DeliveryWorker {
     }
   }
 
-  private track(p: Promise<void>): void {
+  private track(delivery: Promise<void>): void {
+    // A delivery whose result cannot be stored (the database failing) is logged; the job stays `sent`.
+    const p = delivery.catch((err: unknown) => this.d.log.error({ err }, 'cannot store the result of a delivered job'));
     this.running.add(p);
     void p.finally(() => this.running.delete(p));
   }
 
   private async deliver(lane: Lane, transport: Transport, job: JobRecord): Promise<void> {
+    let result: IncomingResult | null = null;
     try {
-      const result = await transport.execute(envelopeOf(job), this.stop.signal);
+      result = await transport.execute(envelopeOf(job), this.stop.signal);
       lane.failures = 0;
-      await this.store(lane.agentId, result);
     } catch (e) {
       // Shutting down: the job stays `sent` and the next start sends it again.
-      if (this.closed) return;
-      if (e instanceof DeliveryError && e.retryable) this.retryLater(lane, job, e.message);
-      else await this.fail(lane.agentId, job, e);
+      if (!this.closed) {
+        if (e instanceof DeliveryError && e.retryable) this.retryLater(lane, job, e.message);
+        else result = this.failed(lane.agentId, job, e);
+      }
     } finally {
       lane.inFlight--;
       this.inFlight--;
+    }
+    try {
+      if (result !== null) await this.store(lane.agentId, result);
+    } finally {
       this.freed(lane);
     }
   }
@@ -273,11 +280,12 @@ export class DeliveryWorker {
     }, wait).unref();
   }
 
-  private async fail(agentId: string, job: JobRecord, e: unknown): Promise<void> {
+  /** The failed result of a job the agent refused or whose answer could not be read. */
+  private failed(agentId: string, job: JobRecord, e: unknown): IncomingResult {
     const code = (e instanceof DeliveryError ? e.code : undefined) ?? ErrorCodes.deliveryFailed;
     const error = e instanceof DeliveryError ? e.message : `cannot deliver job: ${(e as Error).message}`;
     this.d.log.error({ agent: agentId, job: job.id, code }, error);
-    await this.store(agentId, { commandId: job.id, success: false, status: 'failed', error, code });
+    return { commandId: job.id, success: false, status: 'failed', error, code };
   }
 
   private async store(agentId: string, result: IncomingResult): Promise<void> {
