@@ -5,7 +5,7 @@
  * OpenSSH client and the push transport connects to the URL.
  */
 import { X509Certificate } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { quote, schemaError } from '../../protocol/jobs.ts';
@@ -83,7 +83,8 @@ export function readCaFile(file: string): Buffer {
   if (!path.isAbsolute(file)) throw new EndpointError(`cannot use CA file ${quote(file)}: give an absolute path`);
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    // Non-blocking: a FIFO at that path must not hang the server waiting for a writer.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
     throw new EndpointError(`cannot read CA file ${quote(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
