@@ -55,6 +55,8 @@ before(async () => {
 after(async () => {
   if (srv && srv.proc.exitCode === null && srv.proc.signalCode === null) await srv.stop();
   srv?.cleanup();
+  // The agent restarted by a test is not the one the harness's stop() knows.
+  await h?.agent.kill();
   await h?.stop();
 });
 
