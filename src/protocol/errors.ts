@@ -54,6 +54,8 @@ export const ERROR_REGISTRY = {
   interrupted: { code: 'interrupted', http: 500 },
   /** Pull mode: an agent took the job but reported no result within result_timeout. */
   noResult: { code: 'no-result', http: 504 },
+  /** tuxsec-server could not hand a job to a push- or ssh-mode agent, or could not read its answer. */
+  deliveryFailed: { code: 'delivery-failed', http: 502 },
 } as const;
 
 type Registry = typeof ERROR_REGISTRY;

@@ -9,6 +9,8 @@ import { normalizeIP } from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { limit, type ServerConfigForApp, type ServerContext } from './context.ts';
+import { PushTransport } from './delivery/push.ts';
+import { DeliveryWorker } from './delivery/worker.ts';
 import { GroupCommit } from './group-commit.ts';
 import { JobDispatch } from './job-dispatch.ts';
 import { AgentAuth } from './plugins/agent-auth.ts';
@@ -17,6 +19,7 @@ import { clientError, frameworkError, installErrorMapping } from './plugins/erro
 import { agentRoutes } from './routes/agent.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import type { JobRecord, Storage } from './storage/storage.ts';
+import type { PushEndpoint } from './delivery/transport.ts';
 
 export { BODY_LIMIT, UNAUTHENTICATED_BODY_LIMIT } from './plugins/body.ts';
 export type { ServerConfigForApp } from './context.ts';
@@ -32,6 +35,8 @@ export interface AppDeps {
   https?: HttpsServerOptions;
   logger?: FastifyBaseLogger;
   clock?: () => number;
+  /** The client certificate and key (PEM) presented to push-mode agents (agent_client_cert/_key). */
+  agentTls?: { cert: Buffer; key: Buffer };
 }
 
 export interface TuxsecServerApp {
@@ -131,9 +136,13 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
   };
   const pendingMaxAgeMs = limit(ctx.config, 'pending_max_age') * 1000;
   const resultTimeoutMs = limit(ctx.config, 'result_timeout') * 1000;
-  const noResultReason = (j: JobRecord): string =>
-    `no result from agent "${j.agentId}" within ${resultTimeoutMs / 1000} s of delivery (delivered ${j.deliveries} time(s)): ` +
-    'the agent took the job but does not report results (the original Python agent never does), or lost it';
+  const noResultReason = (j: JobRecord): string => {
+    const head = `no result from agent "${j.agentId}" within ${resultTimeoutMs / 1000} s of delivery (delivered ${j.deliveries} time(s)): `;
+    const mode = storage.getAgent(j.agentId)?.mode ?? 'pull';
+    return mode === 'pull'
+      ? `${head}the agent took the job but does not report results (the original Python agent never does), or lost it`
+      : `${head}the server could not reach the ${mode}-mode agent or read its answer (see the server log)`;
+  };
   const sweep = (): void => {
     try {
       for (const j of storage.expireJobs(ctx.now())) {
@@ -161,10 +170,13 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
   const timers: NodeJS.Timeout[] = [];
   app.addHook('onReady', async () => {
     sweep();
+    ctx.delivery.start();
     timers.push(setInterval(flushSeen, TOUCH_FLUSH_MS).unref(), setInterval(sweep, EXPIRY_SWEEP_MS).unref());
   });
   app.addHook('preClose', async () => {
     dispatch.shutdown();
+    // Results already in hand are stored; unfinished deliveries stay `sent` for the next start.
+    await ctx.delivery.close();
   });
   app.addHook('onClose', async () => {
     for (const t of timers) clearInterval(t);
@@ -178,17 +190,32 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
 export function buildApp(deps: AppDeps): TuxsecServerApp {
   const { config, storage } = deps;
   const now = deps.clock ?? Date.now;
-  const ctx: ServerContext = {
-    config,
-    storage,
-    group: new GroupCommit(storage),
-    dispatch: new JobDispatch(),
-    now,
-    startedAt: now(),
-    seen: new Map(),
-  };
   // The options hold `https`, which changes Fastify's server type; this app is typed as the plain one.
   const app = (Fastify(fastifyOptions(deps)) as unknown as FastifyInstance).withTypeProvider<TypeBoxTypeProvider>();
+  const group = new GroupCommit(storage);
+  const dispatch = new JobDispatch();
+  const startedAt = now();
+  const perAgent = limit(config, 'delivery_concurrency_per_agent');
+  const delivery = new DeliveryWorker({
+    storage,
+    group,
+    dispatch,
+    log: app.log.child({ component: 'delivery' }),
+    now,
+    startedAt,
+    limits: { concurrency: limit(config, 'delivery_concurrency'), perAgent, retryMaxMs: limit(config, 'delivery_retry_max') * 1000 },
+    transports: {
+      push: (a) =>
+        new PushTransport(a.endpoint as PushEndpoint, a.pushKey ?? '', {
+          clientCert: deps.agentTls?.cert,
+          clientKey: deps.agentTls?.key,
+          timeoutMs: limit(config, 'delivery_timeout') * 1000,
+          connections: perAgent,
+        }),
+    },
+  });
+  dispatch.onJobQueued((id) => delivery.wake(id));
+  const ctx: ServerContext = { config, storage, group, dispatch, delivery, now, startedAt, seen: new Map() };
   app.server.headersTimeout = limit(config, 'header_timeout') * 1000;
   app.server.maxConnections = limit(config, 'max_connections');
   limitConnectionsPerIp(app, limit(config, 'max_connections_per_ip'));

@@ -33,6 +33,13 @@ export const ServerConfigSchema = Type.Object(
     register_rate_limit: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30, description: 'registrations a minute from one address' }),
     pending_max_age: Seconds(1, 365 * 86400, 7 * 86400, 'seconds a registration waits for approval before it is deleted'),
     log_level: LogLevel('info'),
+    // Push-mode delivery (the server calls agents): its client certificate and limits.
+    agent_client_cert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'client certificate the server presents to push-mode agents' })),
+    agent_client_key: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'its private key' })),
+    delivery_concurrency: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: 'most jobs being delivered at once, all push and ssh agents together' }),
+    delivery_concurrency_per_agent: Type.Integer({ minimum: 1, maximum: 1000, default: 4, description: 'most jobs being delivered to one agent at once' }),
+    delivery_timeout: Seconds(1, 86400, 300, 'seconds a delivered job may take until its result comes back'),
+    delivery_retry_max: Seconds(1, 3600, 60, 'longest wait between attempts to reach an unreachable agent'),
     // Operator CLI side: how to reach and trust the server.
     server_url: Type.Optional(Type.String({ pattern: '^https://', maxLength: 300 })),
     ca_cert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
@@ -51,7 +58,7 @@ export interface ServerConfig extends ServerConfigFile {
   adminToken: string;
 }
 
-const PATH_KEYS = ['database', 'tls_cert', 'tls_key', 'client_ca', 'admin_token_file', 'ca_cert', 'client_cert', 'client_key'] as const;
+const PATH_KEYS = ['database', 'tls_cert', 'tls_key', 'client_ca', 'admin_token_file', 'ca_cert', 'client_cert', 'client_key', 'agent_client_cert', 'agent_client_key'] as const;
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError naming `listen`. */
 export function parseListen(s: string): { host: string; port: number } {
@@ -92,6 +99,9 @@ export function validateConfig(raw: unknown, file: string, readFile: (p: string)
   }
   if ((cfg.client_cert === undefined) !== (cfg.client_key === undefined)) {
     throw new ConfigError(`cannot load config ${file}: key "client_cert": client_cert and client_key go together`);
+  }
+  if ((cfg.agent_client_cert === undefined) !== (cfg.agent_client_key === undefined)) {
+    throw new ConfigError(`cannot load config ${file}: key "agent_client_cert": agent_client_cert and agent_client_key go together`);
   }
   if (cfg.header_timeout > cfg.request_timeout) {
     throw badKey(file, 'header_timeout', cfg.header_timeout, `is invalid: longer than request_timeout (${cfg.request_timeout})`);

@@ -3,12 +3,24 @@
  * one server (long-poll waiters, the write batcher, last_seen not yet written). buildApp makes one.
  */
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
+import type { DeliveryWorker } from './delivery/worker.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { JobDispatch } from './job-dispatch.ts';
 import type { AgentRecord, JobRecord, Storage } from './storage/storage.ts';
 
 /** Keys a caller (a test) may leave out: the config schema's default applies. */
-export type LimitKeys = 'max_connections' | 'max_connections_per_ip' | 'header_timeout' | 'request_timeout' | 'register_rate_limit' | 'pending_max_age' | 'result_timeout';
+export type LimitKeys =
+  | 'max_connections'
+  | 'max_connections_per_ip'
+  | 'header_timeout'
+  | 'request_timeout'
+  | 'register_rate_limit'
+  | 'pending_max_age'
+  | 'result_timeout'
+  | 'delivery_concurrency'
+  | 'delivery_concurrency_per_agent'
+  | 'delivery_timeout'
+  | 'delivery_retry_max';
 
 export type ServerConfigForApp = Pick<
   ServerConfig,
@@ -25,6 +37,8 @@ export interface ServerContext {
   storage: Storage;
   group: GroupCommit;
   dispatch: JobDispatch;
+  /** Hands the jobs of push- and ssh-mode agents over. */
+  delivery: DeliveryWorker;
   now: () => number;
   /** When this process started: jobs it handed out itself are not redelivered early. */
   startedAt: number;
@@ -48,7 +62,17 @@ export function agentView(a: AgentRecord, lastSeen: number | null = a.lastSeen) 
     features: a.features,
     created_at: iso(a.createdAt),
     last_seen: iso(lastSeen),
+    mode: a.mode,
+    endpoint: endpointView(a),
   };
+}
+
+/** Where the server delivers to, as the operator sees it (never the push key). */
+function endpointView(a: AgentRecord): Record<string, unknown> | null {
+  const e = a.endpoint;
+  if (e === null) return null;
+  if ('url' in e) return { url: e.url, ca_file: e.caFile };
+  return { host: e.host, port: e.port, user: e.user, known_host: e.knownHost };
 }
 
 export function jobView(j: JobRecord) {

@@ -79,10 +79,17 @@ export class JobDispatch {
   }
 
   private readonly generations = new Map<string, number>();
+  private readonly queuedListeners: Array<(agentId: string) => void> = [];
 
-  /** A job was queued (or approved) for this agent: answer its held check-ins now. */
+  /** Calls `fn` on every jobQueued() (the delivery worker of push and ssh agents). */
+  onJobQueued(fn: (agentId: string) => void): void {
+    this.queuedListeners.push(fn);
+  }
+
+  /** A job was queued (or approved, or its mode changed) for this agent: answer its held check-ins now. */
   jobQueued(agentId: string): number {
     this.generations.set(agentId, (this.generations.get(agentId) ?? 0) + 1);
+    for (const fn of this.queuedListeners) fn(agentId);
     return this.agents.wake(agentId);
   }
 

@@ -3,11 +3,12 @@
  * operator API over HTTPS with the admin token from the same config file.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { terminalSafe, terminalSafeJson } from '../common/terminal-text.ts';
 import { ConfigError } from '../common/config-file.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
-import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentView, type JobView } from './operator-client.ts';
+import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type JobView } from './operator-client.ts';
 import { NAME_PATTERN } from './schemas.ts';
 
 const DEFAULT_CONFIG = '/etc/tuxsec-server/server.yaml';
@@ -105,9 +106,74 @@ function jobText(j: JobView): string {
 function agentsText(agents: AgentView[]): string {
   if (agents.length === 0) return 'no agents';
   return table([
-    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN'],
-    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-'].map(t)),
+    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN', 'MODE'],
+    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-', a.mode ?? 'pull'].map(t)),
   ]);
+}
+
+/** Where the server delivers to an agent, in words. */
+function endpointText(a: AgentView): string {
+  const e = a.endpoint as Record<string, unknown> | null | undefined;
+  if (!e) return `${t(a.mode ?? 'pull')} mode`;
+  if (typeof e.url === 'string') return `push mode, ${t(e.url)} (agent CA ${t(e.ca_file)})`;
+  return `ssh mode, ${t(e.user)}@${t(e.host)} port ${t(e.port)}`;
+}
+
+interface ModeOpts {
+  url?: string;
+  agentCa?: string;
+  apiKeyFile?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  knownHost?: string;
+}
+
+function modeOptions(cmd: Command): Command {
+  return cmd
+    .option('--url <url>', 'push: the agent\'s listener, https://host:port')
+    .option('--agent-ca <file>', 'push: CA certificate that signed the agent\'s certificate (read by the server)')
+    .option('--api-key-file <file>', 'push: file with the api_key the agent expects (default: a new one, printed once)')
+    .option('--host <host>', 'ssh: the agent\'s host')
+    .option('--port <port>', 'ssh: its sshd port (default 22)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`cannot use --port "${v}": expected 1 to 65535`);
+      return n;
+    })
+    .option('--user <user>', 'ssh: the login user (default tuxsec)')
+    .option('--known-host <line>', 'ssh: the agent\'s host key as one known_hosts line (pinned)');
+}
+
+function modeInput(mode: string, o: ModeOpts): AgentModeInput {
+  if (mode !== 'pull' && mode !== 'push' && mode !== 'ssh') throw new UsageError(`cannot use mode "${mode}": expected pull, push or ssh`);
+  let apiKey: string | undefined;
+  if (o.apiKeyFile !== undefined) {
+    try {
+      apiKey = readFileSync(o.apiKeyFile, 'utf8').trim();
+    } catch (e) {
+      throw new UsageError(`cannot read --api-key-file "${o.apiKeyFile}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  return {
+    mode,
+    url: o.url,
+    // The server reads the file: an absolute path means the same file wherever the command ran from.
+    ca_file: o.agentCa === undefined ? undefined : path.resolve(o.agentCa),
+    api_key: apiKey,
+    host: o.host,
+    port: o.port,
+    user: o.user,
+    known_host: o.knownHost,
+  };
+}
+
+/** The reply of add / set-mode: the agent, and a new api_key shown this once. */
+function keyedAgentText(a: AgentView, apiKey: string | undefined): string {
+  const lines = [`agent ${t(a.id)} (${t(a.hostname)}): ${endpointText(a)}`];
+  if (apiKey !== undefined) {
+    lines.push('api_key for the agent\'s config (api_key_file), shown only now:', t(apiKey));
+  }
+  return lines.join('\n');
 }
 
 function common(cmd: Command, remote = true): Command {
@@ -152,6 +218,38 @@ function program(): Command {
       out(o, { agents: list }, () => agentsText(list));
     }),
   );
+  modeOptions(common(agents.command('add <name>').description('add an agent the server delivers to (push or ssh mode)')))
+    .requiredOption('--mode <mode>', 'push or ssh')
+    .action((name: string, o: CommonOpts & ModeOpts & { mode: string }) =>
+      withClient(o, async (c) => {
+        const r = await c.addAgent({ name, ...modeInput(o.mode, o) });
+        out(o, r, () => keyedAgentText(r.agent, r.api_key));
+      }),
+    );
+  modeOptions(common(agents.command('set-mode <id> <mode>').description('change how an agent gets its jobs: pull, push or ssh')))
+    .action((id: string, mode: string, o: CommonOpts & ModeOpts) =>
+      withClient(o, async (c) => {
+        const r = await c.setAgentMode(id, modeInput(mode, o));
+        out(o, r, () => keyedAgentText(r.agent, r.api_key));
+      }),
+    );
+  common(agents.command('get <id>').description('show an agent'))
+    .option('--health', 'also ask a push-mode agent for its /health')
+    .action((id: string, o: CommonOpts & { health?: boolean }) =>
+      withClient(o, async (c) => {
+        const a = (await c.listAgents()).find((x) => x.id === id);
+        if (!a) throw new OperatorError(`cannot find agent "${id}"`, 404, 'not-found');
+        const health = o.health ? await c.agentHealth(id) : undefined;
+        out(o, { agent: a, ...(health === undefined ? {} : { health }) }, () => {
+          const lines = [
+            `agent ${t(a.id)} (${t(a.hostname)}): ${t(a.status)}, ${endpointText(a)}`,
+            `  version ${t(a.version ?? '-')}, last seen ${t(a.last_seen ?? '-')}, modules ${t(a.modules.join(', ') || '-')}`,
+          ];
+          if (health !== undefined) lines.push(`  health: ${t(health.status)}, rootd connected ${t(health.rootd_connected)}, version ${t(health.version)}, modules ${t((health.modules as string[]).join(', '))}`);
+          return lines.join('\n');
+        });
+      }),
+    );
   for (const verb of ['approve', 'reject'] as const) {
     common(agents.command(`${verb} <id>`).description(`${verb} a pending agent`)).action((id: string, o: CommonOpts) =>
       withClient(o, async (c) => {

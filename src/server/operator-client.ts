@@ -60,6 +60,18 @@ export interface AgentView {
   [k: string]: unknown;
 }
 
+/** A delivery mode and what it needs (the operator API's fields). */
+export interface AgentModeInput {
+  mode: 'pull' | 'push' | 'ssh';
+  url?: string;
+  ca_file?: string;
+  api_key?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  known_host?: string;
+}
+
 export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'delivered-without-result']);
 
 export class OperatorClient {
@@ -126,6 +138,20 @@ export class OperatorClient {
 
   async setAgentStatus(id: string, verb: 'approve' | 'reject'): Promise<AgentView> {
     return (await this.call<{ agent: AgentView }>('POST', `/agents/${encodeURIComponent(id)}/${verb}`, {})).agent;
+  }
+
+  /** Adds a push- or ssh-mode agent; `api_key` comes back when the server made it up. */
+  addAgent(body: { name: string } & AgentModeInput): Promise<{ agent: AgentView; api_key?: string }> {
+    return this.call('POST', '/agents', body);
+  }
+
+  setAgentMode(id: string, body: AgentModeInput): Promise<{ agent: AgentView; api_key?: string }> {
+    return this.call('POST', `/agents/${encodeURIComponent(id)}/mode`, body);
+  }
+
+  /** A push-mode agent's `GET /health`, asked by the server. */
+  async agentHealth(id: string): Promise<Record<string, unknown>> {
+    return (await this.call<{ health: Record<string, unknown> }>('GET', `/agents/${encodeURIComponent(id)}/health`)).health;
   }
 
   async submitJob(job: { agent_id: string; module: string; action: string; params?: Record<string, unknown>; expires_in?: number }): Promise<JobView> {

@@ -4,7 +4,7 @@
  * agent and the server alike. Operator-facing objects allow no unknown fields.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { CheckinResponse, Id, Params, RegisterPending, RegisterResponse, ResultsReply as ResultsResponse, StringOrNull } from '../protocol/jobs.ts';
+import { CheckinResponse, HealthReply as HealthReplySchema, Id, Params, RegisterPending, RegisterResponse, ResultsReply as ResultsResponse, StringOrNull } from '../protocol/jobs.ts';
 import { MODULE_NAME_PATTERN } from '../protocol/messages.ts';
 import { JOB_STATUSES } from './storage/storage.ts';
 
@@ -52,6 +52,29 @@ export type JobQuery = Static<typeof JobQuery>;
 
 export const EmptyBody = Type.Object({}, { additionalProperties: false });
 
+/** A delivery mode and what it needs; endpoint.ts checks which fields go with which mode. */
+const ModeFields = {
+  mode: Type.Union([Type.Literal('pull'), Type.Literal('push'), Type.Literal('ssh')]),
+  url: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
+  ca_file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  /** Push mode: the key the agent expects in X-API-Key; made up by the server when absent. */
+  api_key: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' })),
+  host: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  user: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+  known_host: Type.Optional(Type.String({ minLength: 1, maxLength: 20000 })),
+};
+
+export const AgentModeBody = Type.Object(ModeFields, { additionalProperties: false });
+export type AgentModeBody = Static<typeof AgentModeBody>;
+
+/** An agent the server delivers to, added by an operator (it never registers itself). */
+export const AgentAddBody = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }), ...ModeFields },
+  { additionalProperties: false },
+);
+export type AgentAddBody = Static<typeof AgentAddBody>;
+
 export const IdParams = Type.Object({ id: Id });
 export type IdParams = Static<typeof IdParams>;
 
@@ -82,10 +105,17 @@ export const AgentView = Type.Object({
   features: Type.Array(Type.String()),
   created_at: Time,
   last_seen: Time,
+  mode: Type.String(),
+  endpoint: Type.Unknown(),
 });
 
 export const AgentsReply = { 200: Type.Object({ success: Type.Literal(true), agents: Type.Array(AgentView) }) };
 export const AgentReply = { 200: Type.Object({ success: Type.Literal(true), agent: AgentView }) };
+/** `api_key` only when the server made it up: shown this once, for the agent's config. */
+const AgentKeyReply = Type.Object({ success: Type.Literal(true), agent: AgentView, api_key: Type.Optional(Type.String()) });
+export const AgentAddReply = { 201: AgentKeyReply };
+export const AgentModeReply = { 200: AgentKeyReply };
+export const AgentHealthReply = { 200: Type.Object({ success: Type.Literal(true), health: HealthReplySchema }) };
 
 export const JobView = Type.Object({
   id: Type.String(),

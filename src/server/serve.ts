@@ -34,8 +34,12 @@ export function tlsOptions(cfg: ServerConfig): HttpsServerOptions {
 /** Starts the server; resolves with the address once listening. */
 export async function serve(cfg: ServerConfig): Promise<string> {
   const https = tlsOptions(cfg);
+  const agentTls =
+    cfg.agent_client_cert === undefined || cfg.agent_client_key === undefined
+      ? undefined
+      : { cert: readPem('agent_client_cert', cfg.agent_client_cert), key: readPem('agent_client_key', cfg.agent_client_key) };
   const storage = openSqliteStorage(cfg.database);
-  const { app } = buildApp({ config: cfg, storage, https });
+  const { app } = buildApp({ config: cfg, storage, https, agentTls });
   let closing = false;
   const stop = (signal: string): void => {
     if (closing) {

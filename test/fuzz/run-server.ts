@@ -42,6 +42,9 @@ const ROUTES = [
   ['GET', '/api/v1/agents'],
   ['POST', '/api/v1/agents/AGENT/approve'],
   ['POST', '/api/v1/agents/AGENT/reject'],
+  ['POST', '/api/v1/agents'],
+  ['POST', '/api/v1/agents/AGENT/mode'],
+  ['GET', '/api/v1/agents/AGENT/health'],
   ['POST', '/api/v1/jobs'],
   ['GET', '/api/v1/jobs'],
   ['GET', '/api/v1/jobs/JOB'],
@@ -61,6 +64,20 @@ function bodyArb(creds: Creds): fc.Arbitrary<unknown> {
     fc.record({ agent_id: fc.constantFrom(creds.agentId, 'nope', ''), api_key: fc.constantFrom(creds.apiKey, 'wrong'), status: fc.constant('online'), wait: fc.constantFrom(0, 0, 0.05, -1, 1e9), command_results: fc.array(result, { maxLength: 3 }) }),
     fc.record({ agent_id: fc.constantFrom(creds.agentId, 'nope'), module: fc.constantFrom('systeminfo', 'firewalld', 'BAD NAME', '__proto__'), action: fc.constantFrom('get_info', 'x'), params: fc.jsonValue({ maxDepth: 2 }), expires_in: fc.integer() }),
     fc.record({ uses: fc.integer({ min: -5, max: 5 }), ttl: fc.integer({ min: -5, max: 100000 }) }),
+    // Adding an agent or changing its mode: files the server would read, hosts ssh would be given.
+    fc.record(
+      {
+        name: fc.constantFrom('fuzz-push', '-x', ''),
+        mode: fc.constantFrom('push', 'ssh', 'pull', 'nope'),
+        url: fc.constantFrom('https://127.0.0.1:1', 'http://127.0.0.1:1', 'https://a@b:1/x', 'not a url'),
+        ca_file: fc.constantFrom('/etc/passwd', '/dev/zero', '/proc/self/fd/0', '/nonexistent', 'relative.pem', '/'),
+        api_key: fc.constantFrom('k'.repeat(43), 'short', 'with space in it 0123456789'),
+        host: fc.constantFrom('127.0.0.1', '-oProxyCommand=id', 'h\nx'),
+        port: fc.integer({ min: -1, max: 70000 }),
+        known_host: fc.constantFrom('h ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA', 'x\ny ssh-rsa AAAA'),
+      },
+      { requiredKeys: ['mode'] },
+    ),
     fc.jsonValue({ maxDepth: 4 }),
   );
 }

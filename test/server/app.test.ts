@@ -78,9 +78,12 @@ describe('buildApp', () => {
     const operator = t.routes.filter((r) => r.includes(' /api/v1/'));
     assert.deepEqual(operator.sort(), [
       'GET /api/v1/agents',
+      'GET /api/v1/agents/:id/health',
       'GET /api/v1/jobs',
       'GET /api/v1/jobs/:id',
+      'POST /api/v1/agents',
       'POST /api/v1/agents/:id/approve',
+      'POST /api/v1/agents/:id/mode',
       'POST /api/v1/agents/:id/reject',
       'POST /api/v1/jobs',
       'POST /api/v1/tokens',

@@ -28,11 +28,16 @@ export interface SshEndpoint {
   knownHost: string;
 }
 
-/** Could not hand the job over or read its answer. `retryable`: the job may not have run, try again later. */
+/**
+ * Could not hand the job over or read its answer. `retryable`: try again later (the job id makes a
+ * repeat safe). Otherwise the message becomes the job's failed result, with `code` (an error
+ * registry code; `delivery-failed` when absent).
+ */
 export class DeliveryError extends Error {
   constructor(
     message: string,
     readonly retryable: boolean,
+    readonly code?: string,
   ) {
     super(message);
   }

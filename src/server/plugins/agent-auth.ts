@@ -60,6 +60,10 @@ export class AgentAuth {
     if (agent.status === 'rejected') {
       throw HttpError.of(ErrorCodes.agentRejected, `cannot accept agent "${agent.id}": rejected by an operator`);
     }
+    if (agent.mode !== 'pull') {
+      // Its jobs are the delivery worker's: a check-in would take them from under it.
+      throw HttpError.of(ErrorCodes.conflict, `cannot accept check-in of agent "${agent.id}": it is in ${agent.mode} mode (the server delivers its jobs); an operator can set it to pull mode`);
+    }
     return agent;
   }
 }

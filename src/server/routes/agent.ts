@@ -13,7 +13,7 @@ import { UNAUTHENTICATED_BODY_LIMIT } from '../plugins/body.ts';
 import { CheckinRequest, PULL_PATH, RegisterRequest, ResultsRequest, type CommandResult } from '../../protocol/jobs.ts';
 import { CheckinReply, RegisterReply, ResultsReply } from '../schemas.ts';
 import { hashSecret, newSecret } from '../secrets.ts';
-import type { AgentRecord, IncomingResult, Inventory } from '../storage/storage.ts';
+import { incomingResult, type AgentRecord, type Inventory } from '../storage/storage.ts';
 
 const MAX_COMMANDS_PER_CHECKIN = 100;
 const MAX_OS_INFO_BYTES = 64 * 1024;
@@ -23,21 +23,9 @@ export interface AgentRoutesOptions {
   auth: AgentAuth;
 }
 
-function toIncoming(r: CommandResult): IncomingResult {
-  const status = r.status ?? (r.success === true ? 'completed' : 'failed');
-  const out: IncomingResult = { commandId: r.command_id, success: r.success ?? status === 'completed', status };
-  if (r.output !== undefined) out.output = r.output;
-  if (typeof r.error === 'string') out.error = r.error;
-  if (r.code !== undefined) out.code = r.code;
-  if (r.started_at !== undefined) out.started_at = r.started_at;
-  if (r.finished_at !== undefined) out.finished_at = r.finished_at;
-  if (r.duration_ms !== undefined) out.duration_ms = r.duration_ms;
-  return out;
-}
-
 async function storeResults(ctx: ServerContext, req: FastifyRequest, agent: AgentRecord, results: CommandResult[] | undefined): Promise<string[]> {
   if (!results || results.length === 0) return [];
-  const incoming = results.map(toIncoming);
+  const incoming = results.map(incomingResult);
   const out = await ctx.group.run(() => ctx.storage.storeResults(agent.id, incoming, ctx.now()));
   for (const j of out.finished) ctx.dispatch.jobFinished(j.id);
   for (const i of out.ignored) req.log.warn({ agent: agent.id, command: i.commandId }, `result acknowledged but not stored: ${i.why}`);
@@ -133,6 +121,9 @@ async function register(ctx: ServerContext, req: FastifyRequest, b: RegisterRequ
     createdAt: t,
     lastSeen: t,
     tokenId: null,
+    mode: 'pull',
+    endpoint: null,
+    pushKey: null,
   };
   const tokenHash = token === undefined ? null : hashSecret(token);
   const check = await ctx.group.run(() => {

@@ -6,7 +6,15 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
 import { agentView, iso, jobView, type ServerContext } from '../context.ts';
+import { endpointOf, EndpointError } from '../delivery/endpoint.ts';
+import { PushTransport } from '../delivery/push.ts';
+import { DeliveryError } from '../delivery/transport.ts';
 import {
+  AgentAddBody,
+  AgentAddReply,
+  AgentHealthReply,
+  AgentModeBody,
+  AgentModeReply,
   AgentReply,
   AgentsReply,
   EmptyBody,
@@ -21,7 +29,7 @@ import {
   TokenReply,
 } from '../schemas.ts';
 import { hashSecret, newSecret, secretMatches } from '../secrets.ts';
-import { FINAL_STATUSES, type AgentRecord, type JobRecord } from '../storage/storage.ts';
+import { FINAL_STATUSES, type AgentModeChange, type AgentRecord, type JobRecord } from '../storage/storage.ts';
 
 export interface OperatorRoutesOptions {
   ctx: ServerContext;
@@ -44,6 +52,25 @@ function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
     expiresAt: t + (b.expires_in ?? ctx.config.job_default_ttl) * 1000,
     result: null,
   };
+}
+
+/**
+ * The stored form of an operator's mode input, every field checked; `newKey` when the server made up
+ * the push key (it is shown once). A push agent's key hash is its push key's, so the agent keeps
+ * working with the same config if it is set back to pull mode.
+ */
+function modeChange(b: AgentModeBody, what: string): { change: AgentModeChange; newKey: string | null } {
+  let endpoint;
+  try {
+    if (b.mode !== 'push' && b.api_key !== undefined) throw new EndpointError(`cannot use api-key with mode ${b.mode}`);
+    endpoint = endpointOf(b);
+  } catch (e) {
+    if (e instanceof EndpointError) throw HttpError.of(ErrorCodes.invalidRequest, `cannot ${what}: ${e.message}`);
+    throw e;
+  }
+  if (b.mode !== 'push') return { change: { mode: b.mode, endpoint, pushKey: null, keyHash: null }, newKey: null };
+  const key = b.api_key ?? newSecret();
+  return { change: { mode: 'push', endpoint, pushKey: key, keyHash: hashSecret(key) }, newKey: b.api_key === undefined ? key : null };
 }
 
 /** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
@@ -79,6 +106,60 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     success: true as const,
     agents: storage.listAgents().map((a) => agentView(a, lastSeenOf(a))),
   }));
+
+  api.post('/agents', { schema: { body: AgentAddBody, response: AgentAddReply } }, async (req, reply) => {
+    const b = req.body;
+    if (b.mode === 'pull') throw HttpError.of(ErrorCodes.invalidRequest, `cannot add agent "${b.name}": a pull-mode agent registers itself with an enrollment token`);
+    const { change, newKey } = modeChange(b, `add agent "${b.name}"`);
+    const t = ctx.now();
+    const agent: AgentRecord = {
+      id: randomUUID(),
+      // An ssh agent has no key: this hash of a key nobody knows matches nothing.
+      keyHash: change.keyHash ?? hashSecret(newSecret()),
+      status: 'active',
+      machineId: null,
+      hostname: b.name,
+      ip: null,
+      osInfo: null,
+      modules: [],
+      version: null,
+      features: [],
+      createdAt: t,
+      lastSeen: null,
+      tokenId: null,
+      mode: change.mode,
+      endpoint: change.endpoint,
+      pushKey: change.pushKey,
+    };
+    await group.run(() => storage.enroll(null, agent, t));
+    req.log.info({ agent: agent.id, mode: agent.mode }, 'agent added');
+    dispatch.jobQueued(agent.id);
+    return reply.code(201).send({ success: true, agent: agentView(agent), ...(newKey === null ? {} : { api_key: newKey }) });
+  });
+
+  api.post('/agents/:id/mode', { schema: { params: IdParams, body: AgentModeBody, response: AgentModeReply } }, async (req) => {
+    const { change, newKey } = modeChange(req.body, `set mode of agent "${req.params.id}"`);
+    const agent = await group.run(() => storage.setAgentMode(req.params.id, change));
+    if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot set mode of agent "${req.params.id}": no such agent`);
+    req.log.info({ agent: agent.id, mode: agent.mode }, 'agent mode set');
+    dispatch.jobQueued(agent.id);
+    return { success: true as const, agent: agentView(agent, lastSeenOf(agent)), ...(newKey === null ? {} : { api_key: newKey }) };
+  });
+
+  api.get('/agents/:id/health', { schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
+    const agent = storage.getAgent(req.params.id);
+    if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot get health of agent "${req.params.id}": no such agent`);
+    const transport = ctx.delivery.transportOf(agent.id);
+    if (agent.mode !== 'push' || !(transport instanceof PushTransport)) {
+      throw HttpError.of(ErrorCodes.conflict, `cannot get health of agent "${agent.id}": only a push-mode agent the server delivers to answers /health (mode ${agent.mode}, status ${agent.status})`);
+    }
+    try {
+      return { success: true as const, health: await transport.health(AbortSignal.timeout(10_000)) };
+    } catch (e) {
+      if (e instanceof DeliveryError) throw HttpError.of(ErrorCodes.deliveryFailed, `cannot get health of agent "${agent.id}": ${e.message}`);
+      throw e;
+    }
+  });
 
   for (const verb of ['approve', 'reject'] as const) {
     api.post(`/agents/:id/${verb}`, { schema: { params: IdParams, body: EmptyBody, response: AgentReply } }, async (req) => {

@@ -2,11 +2,14 @@
  * SQLite storage (better-sqlite3 v12): WAL journal, synchronous=FULL so that a committed result or
  * job survives a crash of the process or the machine, prepared statements only.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCodes } from '../../protocol/errors.ts';
+import { storedEndpoint } from '../delivery/endpoint.ts';
+import type { AgentMode } from '../delivery/transport.ts';
 import type {
+  AgentModeChange,
   AgentRecord,
   AgentStatus,
   IncomingResult,
@@ -21,7 +24,7 @@ import type {
   TokenRecord,
 } from './storage.ts';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,10 +48,23 @@ CREATE INDEX IF NOT EXISTS jobs_status_expires ON jobs (status, expires_at);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 `;
 
+/**
+ * Migrations by the version they lead to; each runs in one transaction with the version update.
+ * SCHEMA above is version 1.
+ */
+const MIGRATIONS: Record<number, string> = {
+  // Issue 9: per-agent delivery mode. endpoint is JSON checked on read; push_key is the api_key the
+  // server sends a push-mode agent (it must be sent, so it cannot be stored as a hash).
+  2: `ALTER TABLE agents ADD COLUMN mode TEXT NOT NULL DEFAULT 'pull';
+      ALTER TABLE agents ADD COLUMN endpoint TEXT;
+      ALTER TABLE agents ADD COLUMN push_key TEXT;
+      CREATE INDEX IF NOT EXISTS agents_mode ON agents (mode, status);`,
+};
+
 interface AgentRow {
   id: string; key_hash: string; status: string; machine_id: string | null; hostname: string; ip: string | null;
   os_info: string | null; modules: string; version: string | null; features: string; created_at: number;
-  last_seen: number | null; token_id: string | null;
+  last_seen: number | null; token_id: string | null; mode: string; endpoint: string | null; push_key: string | null;
 }
 interface JobRow {
   id: string; agent_id: string; module: string; action: string; params: string; status: string; created_at: number;
@@ -72,6 +88,9 @@ function agentFromRow(r: AgentRow): AgentRecord {
     createdAt: r.created_at,
     lastSeen: r.last_seen,
     tokenId: r.token_id,
+    mode: r.mode as AgentMode,
+    endpoint: r.endpoint === null ? null : storedEndpoint(r.mode as AgentMode, JSON.parse(r.endpoint)),
+    pushKey: r.push_key,
   };
 }
 
@@ -99,8 +118,13 @@ function prepare(db: Database.Database) {
     tokenByHash: db.prepare('SELECT * FROM tokens WHERE hash = ?'),
     useToken: db.prepare('UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0'),
     insertAgent: db.prepare(`INSERT INTO agents (id, key_hash, status, machine_id, hostname, ip, os_info, modules, version,
-      features, created_at, last_seen, token_id) VALUES (@id, @key_hash, @status, @machine_id, @hostname, @ip, @os_info,
-      @modules, @version, @features, @created_at, @last_seen, @token_id)`),
+      features, created_at, last_seen, token_id, mode, endpoint, push_key) VALUES (@id, @key_hash, @status, @machine_id,
+      @hostname, @ip, @os_info, @modules, @version, @features, @created_at, @last_seen, @token_id, @mode, @endpoint, @push_key)`),
+    deliveryAgents: db.prepare(`SELECT * FROM agents WHERE mode IN ('push', 'ssh') AND status = 'active' ORDER BY created_at, id`),
+    setMode: db.prepare(`UPDATE agents SET mode = @mode, endpoint = @endpoint, push_key = @push_key,
+      key_hash = coalesce(@key_hash, key_hash) WHERE id = @id`),
+    redeliver: db.prepare(`UPDATE jobs SET last_sent_at = @now, deliveries = deliveries + 1
+      WHERE id = @id AND status = 'sent' AND result IS NULL AND expires_at > @now`),
     agent: db.prepare('SELECT * FROM agents WHERE id = ?'),
     agentByKey: db.prepare('SELECT * FROM agents WHERE key_hash = ?'),
     stalePending: db.prepare(`SELECT id FROM agents WHERE status = 'pending' AND created_at < ? LIMIT 1000`),
@@ -193,6 +217,9 @@ class SqliteStorage implements Storage {
         created_at: a.createdAt,
         last_seen: a.lastSeen,
         token_id: tokenId ?? a.tokenId,
+        mode: a.mode,
+        endpoint: a.endpoint === null ? null : JSON.stringify(a.endpoint),
+        push_key: a.pushKey,
       });
       return 'ok';
     })();
@@ -225,6 +252,21 @@ class SqliteStorage implements Storage {
 
   listAgents(): AgentRecord[] {
     return (this.st.agents.all() as AgentRow[]).map(agentFromRow);
+  }
+
+  deliveryAgents(): AgentRecord[] {
+    return (this.st.deliveryAgents.all() as AgentRow[]).map(agentFromRow);
+  }
+
+  setAgentMode(id: string, c: AgentModeChange): AgentRecord | undefined {
+    const changed = this.st.setMode.run({
+      id,
+      mode: c.mode,
+      endpoint: c.endpoint === null ? null : JSON.stringify(c.endpoint),
+      push_key: c.pushKey,
+      key_hash: c.keyHash,
+    }).changes;
+    return changed === 1 ? agentFromRow(this.st.agent.get(id) as AgentRow) : undefined;
   }
 
   setAgentStatus(id: string, status: AgentStatus): AgentRecord | undefined {
@@ -299,6 +341,11 @@ class SqliteStorage implements Storage {
     })();
   }
 
+  redeliver(jobId: string, now: number): JobRecord | undefined {
+    if (this.st.redeliver.run({ id: jobId, now }).changes !== 1) return undefined;
+    return jobFromRow(this.st.job.get(jobId) as JobRow);
+  }
+
   storeResults(agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome {
     return this.db.transaction(() => {
       const out: StoreResultsOutcome = { acknowledged: [], finished: [], ignored: [] };
@@ -356,7 +403,13 @@ class SqliteStorage implements Storage {
 
 /** Opens (creating if needed) the database at `file` (`:memory:` for tests). */
 export function openSqliteStorage(file: string): Storage {
-  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+  if (file !== ':memory:') {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+    // The server's own file: it holds push-mode agents' api_keys. SQLite gives its -wal and -shm
+    // files the mode of the database file, so setting it before opening covers them too.
+    closeSync(openSync(file, 'a', 0o600));
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+  }
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -364,11 +417,17 @@ export function openSqliteStorage(file: string): Storage {
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);
   const ver = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
-  if (ver === undefined) {
-    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
-  } else if (Number(ver.value) !== SCHEMA_VERSION) {
+  if (ver === undefined) db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', '1');
+  const from = ver === undefined ? 1 : Number(ver.value);
+  if (!Number.isInteger(from) || from < 1 || from > SCHEMA_VERSION) {
     db.close();
-    throw new Error(`cannot open database "${file}": schema version ${ver.value}, expected ${SCHEMA_VERSION}`);
+    throw new Error(`cannot open database "${file}": schema version ${ver?.value}, expected ${SCHEMA_VERSION} or older`);
+  }
+  for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(v), 'schema_version');
+    })();
   }
   return new SqliteStorage(db);
 }

@@ -3,7 +3,8 @@
  * leaves either all or nothing of it. Times are milliseconds since the epoch. SQLite implements it
  * (sqlite.ts); a PostgreSQL backend can implement the same interface later.
  */
-import type { ResultStatus } from '../../protocol/jobs.ts';
+import type { CommandResult, ResultStatus } from '../../protocol/jobs.ts';
+import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
 /**
@@ -42,6 +43,21 @@ export interface AgentRecord {
   createdAt: number;
   lastSeen: number | null;
   tokenId: string | null;
+  /** How its jobs reach it: pull (it fetches them), push or ssh (the server delivers them). */
+  mode: AgentMode;
+  /** Where the server delivers to (push and ssh); null for pull. */
+  endpoint: PushEndpoint | SshEndpoint | null;
+  /** Push mode: the api_key the server sends the agent (a secret: never in a log or an API reply). */
+  pushKey: string | null;
+}
+
+/** A new delivery mode for an agent, with what it needs. */
+export interface AgentModeChange {
+  mode: AgentMode;
+  endpoint: PushEndpoint | SshEndpoint | null;
+  pushKey: string | null;
+  /** A new key hash (push mode: the hash of pushKey, so the same key works if it goes back to pull); null keeps it. */
+  keyHash: string | null;
 }
 
 export interface Inventory {
@@ -115,6 +131,9 @@ export interface Storage {
   /** Agents (any status) that presented this machine_id. */
   agentsByMachineId(machineId: string): AgentRecord[];
   listAgents(): AgentRecord[];
+  /** Active agents the server delivers to itself (mode push or ssh). */
+  deliveryAgents(): AgentRecord[];
+  setAgentMode(id: string, change: AgentModeChange): AgentRecord | undefined;
   setAgentStatus(id: string, status: AgentStatus): AgentRecord | undefined;
   /** Records last_seen for many agents at once (batched by the caller). */
   touchAgents(seen: ReadonlyMap<string, number>): void;
@@ -128,6 +147,11 @@ export interface Storage {
    * its `sent` jobs without result last handed out before that time; all marked with `now`.
    */
   takeJobs(agentId: string, now: number, max: number, redeliverBefore: number | null): JobRecord[];
+  /**
+   * Marks one `sent` job without result as handed out again now (a delivery retry); undefined when
+   * it is no longer waiting for a result (finished, expired, marked delivered-without-result).
+   */
+  redeliver(jobId: string, now: number): JobRecord | undefined;
   /** Stores results durably (one transaction) and says which ids to acknowledge. */
   storeResults(agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome;
   /** Marks jobs past their expiry (queued, or sent without a result) as `expired`. */
@@ -143,4 +167,17 @@ export interface Storage {
    */
   batch<T>(fn: () => T): T;
   close(): void;
+}
+
+/** A result as the agent's message carries it, as storage takes it (an original agent sends only some fields). */
+export function incomingResult(r: CommandResult): IncomingResult {
+  const status = r.status ?? (r.success === true ? 'completed' : 'failed');
+  const out: IncomingResult = { commandId: r.command_id, success: r.success ?? status === 'completed', status };
+  if (r.output !== undefined) out.output = r.output;
+  if (typeof r.error === 'string') out.error = r.error;
+  if (r.code !== undefined) out.code = r.code;
+  if (r.started_at !== undefined) out.started_at = r.started_at;
+  if (r.finished_at !== undefined) out.finished_at = r.finished_at;
+  if (r.duration_ms !== undefined) out.duration_ms = r.duration_ms;
+  return out;
 }
