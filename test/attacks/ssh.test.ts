@@ -57,6 +57,12 @@ describe('tuxsec-shell refuses everything but tuxsec-cli and the probes (real ss
         assert.equal(existsSync(marker), false, 'the command ran');
       });
     }
+    it(`refuses tuxsec-cli doctor, which reads agent.yaml and contacts the server (${via})`, () => {
+      const r = via === 'command=' ? ssh(m.keyed, m.keys.key, 'tuxsec-cli doctor --json') : ssh(m.ca, m.keys.certKey, 'tuxsec-cli doctor');
+      assert.equal(r.status, 126, r.stdout.slice(0, 300));
+      assert.match(r.stderr, /^tuxsec-shell: cannot run tuxsec-cli "doctor" over SSH: only system-info, list-modules, installed-modules, module-info, execute, ping$/m);
+      assert.equal(r.stdout, '');
+    });
     it(`an interactive login gets no shell (${via})`, () => {
       const r = via === 'command=' ? ssh(m.keyed, m.keys.key, '') : ssh(m.ca, m.keys.certKey, '');
       assert.notEqual(r.status, 0);
@@ -114,6 +120,14 @@ describe('no tunnel to rootd through SSH mode, whatever a key line says (real ss
       assert.notEqual(r.status, 0);
     });
   }
+
+  it('a certificate from a CA trusted site-wide gets no login where keys are the way in (AuthenticationMethods, TrustedUserCAKeys none)', () => {
+    // startSshMode's key-mode sshd trusts the test CA globally, as a site-wide TrustedUserCAKeys would.
+    const r = ssh(m.keyed, m.keys.certKey, 'tuxsec-cli execute marker touch');
+    assert.equal(r.status, 255, r.stdout + r.stderr);
+    assert.match(r.stderr, /Permission denied/);
+    assert.equal(existsSync(m.writeMarker), false);
+  });
 
   it('a key line without options still runs only tuxsec-shell', () => {
     const r = ssh(m.keyed, bare, 'id');
