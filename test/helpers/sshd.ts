@@ -197,8 +197,12 @@ export async function startSshMode(): Promise<SshMode> {
   const common = ['--shell-config', path.join(work, 'shell.yaml')];
   const akf = path.join(work, 'authorized_keys');
   // sshd's own default for the user's keys (~/.ssh/authorized_keys) applies unless ssh-setup's drop-in says otherwise.
-  // A site-wide CA too: in key mode the drop-in must keep its certificates out.
-  const keyedConf = await sshdConfig(`AllowUsers tuxsec\nTrustedUserCAKeys ${keys.ca}.pub\nInclude ${work}/keyed.d/*.conf`);
+  // A site-wide CA and key command too: in key mode the drop-in must keep out their keys, which
+  // carry no command= (the command serves whatever a test puts in work/akc-keys).
+  writeFileSync(path.join(work, 'akc'), `#!/bin/sh\ncat ${work}/akc-keys 2>/dev/null\nexit 0\n`, { mode: 0o755 });
+  const keyedConf = await sshdConfig(
+    `AllowUsers tuxsec\nTrustedUserCAKeys ${keys.ca}.pub\nAuthorizedKeysCommand ${work}/akc %u\nAuthorizedKeysCommandUser nobody\nInclude ${work}/keyed.d/*.conf`,
+  );
   const caConf = await sshdConfig(`AllowUsers tuxsec\nInclude ${work}/sshd.d/*.conf`);
   const keyedDir = ['--sshd-dir', path.join(work, 'keyed.d'), '--sshd-config', keyedConf.conf];
   setup([...common, '--authorized-key', `${keys.key}.pub`, '--authorized-keys-file', akf, ...keyedDir]);
