@@ -259,6 +259,7 @@ record sys-dir 0750 root root /var/log/tuxsec-rootd
 record sys-dir 0750 root tuxsec-server /etc/tuxsec-server
 record sys-dir 0700 tuxsec-server tuxsec-server /var/lib/tuxsec-server
 record run-dir 0750 root tuxsec /run/tuxsec
+record run-dir 0700 tuxsec tuxsec /run/tuxsec-shell
 record config 0640 root root /etc/tuxsec/rootd.yaml "$PREFIX/examples/rootd.yaml.example"
 record config 0640 root tuxsec /etc/tuxsec/agent.yaml "$PREFIX/examples/agent.yaml.example"
 

@@ -8,6 +8,10 @@ import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
 import { parseJob, type JobEnvelope, type ResultEnvelope } from '../protocol/jobs.ts';
 import { findPoisonKey, nestingDepth } from '../protocol/json.ts';
 import type { Journal } from './journal.ts';
+import { policyAllows, policyRefusal, type Policy } from './policy.ts';
+
+// The policy has its own file so tuxsec-shell checks it without loading the executor.
+export { policyAllows, type Policy };
 
 // The outbox and its tests take the result type from the executor that makes it.
 export type { ResultEnvelope };
@@ -15,12 +19,6 @@ export type { ResultEnvelope };
 /** What the executor needs of rootd (RootdClient satisfies it). */
 export interface RootdExecutor {
   execute(module: string, action: string, parameters?: Record<string, unknown>, opts?: { timeoutMs?: number }): Promise<unknown>;
-}
-
-/** allow/deny lists of `module/action`, `module/*` or `*`; deny wins; no allow list = all allowed. */
-export interface Policy {
-  allow?: string[];
-  deny?: string[];
 }
 
 export interface ExecutorDeps {
@@ -45,20 +43,6 @@ export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; r
 
 /** A result rides two levels deep in a check-in (body, command_results); servers refuse JSON deeper than 64. */
 const MAX_RESULT_DEPTH = 62;
-
-function matches(rule: string, module: string, action: string): boolean {
-  if (rule === '*') return true;
-  const [m, a] = rule.split('/');
-  return m === module && (a === '*' || a === action);
-}
-
-/** True when the policy lets `module/action` run. */
-export function policyAllows(policy: Policy | undefined, module: string, action: string): boolean {
-  if (!policy) return true;
-  if (policy.deny?.some((r) => matches(r, module, action))) return false;
-  if (policy.allow && !policy.allow.some((r) => matches(r, module, action))) return false;
-  return true;
-}
 
 export class Executor {
   private readonly d: ExecutorDeps;
@@ -119,7 +103,7 @@ export class Executor {
     if (!policyAllows(this.d.policy, job.module, job.action)) {
       outcome = {
         success: false,
-        error: `cannot run ${job.module} ${job.action}: refused by the agent's policy`,
+        error: policyRefusal(job.module, job.action),
         code: ErrorCodes.permissionDenied,
       };
     } else {

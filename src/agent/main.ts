@@ -20,7 +20,7 @@ import { AgentRejectedError, PullLoop, type CheckinInventory } from './pull.ts';
 import { PushServer } from './push.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
 import { ENROLL_TOKEN_ENV, readEnrollToken } from './secrets.ts';
-import { DEFAULT_SHELL_PATH, sshSetup, type SshSetupOptions } from './ssh-setup.ts';
+import { DEFAULT_SHELL_PATH, DEFAULT_SSHD_CONFIG, sshSetup, type SshSetupOptions } from './ssh-setup.ts';
 import { Prompter, setup, type SetupOptions } from './setup.ts';
 import pkg from '../../package.json' with { type: 'json' };
 
@@ -346,14 +346,15 @@ async function runSetup(o: SetupOptions): Promise<void> {
 function sshOptions(cmd: Command, tag: string): Command {
   return cmd
     .option('--authorized-key <file>', `${tag}the server's public key (.pub) to install into /etc/ssh/tuxsec/authorized_keys (or --authorized-keys-file)`)
-    .option('--user-ca <file>', `${tag}an OpenSSH user CA public key to trust for USER (writes DIR/tuxsec.conf)`)
+    .option('--user-ca <file>', `${tag}an OpenSSH user CA public key to trust for USER (writes DIR/00-tuxsec.conf)`)
     .option('--principal <name...>', `${tag}with --user-ca: principals a certificate must name (default: USER)`)
     .option('--read-only', `${tag}the server may run only actions of access class read`)
     .option('--user <name>', `${tag}the SSH-mode user`, 'tuxsec')
     .option('--shell <path>', `${tag}tuxsec-shell's installed path`, DEFAULT_SHELL_PATH)
     .option('--shell-config <file>', `${tag}tuxsec-shell's config, when not /etc/tuxsec/shell.yaml`)
     .option('--authorized-keys-file <file>', `${tag}where sshd reads the user's keys (default /etc/ssh/tuxsec/authorized_keys; never inside the user's home)`)
-    .option('--sshd-dir <dir>', `${tag}sshd drop-in directory`, '/etc/ssh/sshd_config.d')
+    .option('--sshd-dir <dir>', `${tag}sshd drop-in directory (writes DIR/00-tuxsec.conf)`, '/etc/ssh/sshd_config.d')
+    .option('--sshd-config <file>', `${tag}sshd's main config, which must include the drop-in (checked with sshd -t and sshd -T)`, DEFAULT_SSHD_CONFIG)
     .option('--keep-shell', `${tag}leave the user's login shell unchanged (a forced command then runs through it)`);
 }
 

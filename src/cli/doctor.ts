@@ -195,6 +195,12 @@ const MODULE_FIX =
   'see why in sudo journalctl -u tuxsec-rootd | grep -i module; for firewalld: sudo apt install firewalld ' +
   `(sudo dnf install firewalld on RHEL/Fedora) and sudo systemctl start firewalld; then ${RESTART_ROOTD}`;
 
+/**
+ * Modules that serve software many hosts do not have (a kernel without SELinux, no AIDE or ClamAV
+ * installed): not being available there is how the host is, not a fault, so it is a skip.
+ */
+const HOST_OPTIONAL_MODULES: ReadonlySet<string> = new Set(['selinux', 'aide', 'clamav']);
+
 /** Each module: available, disabled in rootd.yaml, or why not (list_modules' `unavailable`, systeminfo list_modules' `details`). */
 async function moduleChecks(client: RootdClient): Promise<Check[]> {
   const listed = await client.request('list_modules');
@@ -205,7 +211,13 @@ async function moduleChecks(client: RootdClient): Promise<Check[]> {
   for (const u of Array.isArray(listed.unavailable) ? listed.unavailable : []) {
     if (!isPlainObject(u) || typeof u.name !== 'string') continue;
     const reason = typeof u.reason === 'string' ? u.reason : 'no reason given';
-    out.set(u.name, u.state === 'disabled' ? pass(`module ${u.name}`, 'disabled in rootd.yaml') : fail(`module ${u.name}`, `not available: ${reason}`, MODULE_FIX));
+    const check =
+      u.state === 'disabled'
+        ? pass(`module ${u.name}`, 'disabled in rootd.yaml')
+        : HOST_OPTIONAL_MODULES.has(u.name)
+          ? skip(`module ${u.name}`, `not available on this host: ${reason} (set enabled: false for it in rootd.yaml to say so)`)
+          : fail(`module ${u.name}`, `not available: ${reason}`, MODULE_FIX);
+    out.set(u.name, check);
   }
   try {
     const installed = (await client.execute('systeminfo', 'list_modules')) as { details?: unknown };

@@ -10,6 +10,7 @@ import { RootdClient } from '../client/rootd-client.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 import { VERSION } from '../version.ts';
+import { CLI_OPTIONS } from './options.ts';
 
 const HELP = `Usage: tuxsec-cli [--socket PATH] <command> [arguments]
 
@@ -125,17 +126,7 @@ async function run(argv: string[]): Promise<number | void> {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: {
-        socket: { type: 'string', short: 's' },
-        param: { type: 'string', short: 'p', multiple: true },
-        'json-params': { type: 'string', short: 'j' },
-        json: { type: 'boolean' },
-        'rootd-config': { type: 'string' },
-        'agent-config': { type: 'string' },
-        'read-only': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
+      options: CLI_OPTIONS,
     });
   } catch (e) {
     throw new UsageError((e as Error).message);

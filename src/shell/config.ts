@@ -1,13 +1,20 @@
 /** /etc/tuxsec/shell.yaml: the settings of tuxsec-shell (SSH mode), read by the one config loader. */
 import { Type, type Static } from '@sinclair/typebox';
 import { loadConfigFile } from '../common/config-file.ts';
+import { DEFAULT_CONFIG_PATH } from '../agent/config.ts';
+import { DEFAULT_MAX_SESSIONS, DEFAULT_SESSIONS_DIR } from './sessions.ts';
 
 export const DEFAULT_SHELL_CONFIG = '/etc/tuxsec/shell.yaml';
+
+const PathStr = (d: string, description: string) => Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', default: d, description });
 
 export const ShellConfigSchema = Type.Object(
   {
     read_only: Type.Boolean({ default: false, description: 'run only actions of access class read' }),
     socket: Type.Union([Type.String({ minLength: 1, maxLength: 107, pattern: '^/' }), Type.Null()], { default: null, description: 'the rootd socket' }),
+    agent_config: PathStr(DEFAULT_CONFIG_PATH, 'agent.yaml, whose policy applies to tuxsec-cli execute'),
+    max_sessions: Type.Integer({ minimum: 1, maximum: 1000, default: DEFAULT_MAX_SESSIONS, description: 'SSH-mode sessions at once' }),
+    sessions_dir: PathStr(DEFAULT_SESSIONS_DIR, 'where running sessions are counted'),
   },
   { additionalProperties: false },
 );

@@ -4,7 +4,8 @@
  * command in SSH_ORIGINAL_COMMAND). It parses the command line itself (./words.ts), never
  * through a shell, and runs only tuxsec-cli, in this process, plus the four probes the original
  * server sends before it trusts an agent (INTEROP section 4). Anything else is refused on stderr
- * with exit status 126.
+ * with exit status 126; so is a session beyond max_sessions (./sessions.ts) and a tuxsec-cli
+ * command the server does not send (./cli-guard.ts), and agent.yaml's policy applies to execute.
  *
  * Own options (in the forced command, e.g. `command="/usr/bin/tuxsec-shell --read-only"`):
  *   --read-only      run only actions of access class `read` (also `read_only: true` in the config)
@@ -14,6 +15,7 @@ import { existsSync, accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { refuseCliOptions, RefusedCommand, splitWords } from './words.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
+import { claimSession, DEFAULT_MAX_SESSIONS, DEFAULT_SESSIONS_DIR } from './sessions.ts';
 
 const REFUSED_EXIT = 126;
 const DEV_NULL_STDERR = ' 2>/dev/null';
@@ -76,13 +78,21 @@ function which(): string | null {
   return existsSync(f) ? f : null;
 }
 
-/** shell.yaml's socket or the default: never TUXSEC_SOCKET, which a login environment could set. */
-async function socketPath(opts: Options): Promise<string> {
-  if (opts.config === undefined && !existsSync('/etc/tuxsec/shell.yaml')) return DEFAULT_SOCKET;
+interface Settings {
+  socket: string;
+  maxSessions: number;
+  sessionsDir: string;
+  /** agent.yaml, for its policy (undefined: the default path). */
+  agentConfig?: string;
+}
+
+/** shell.yaml's settings or the defaults: the socket never from TUXSEC_SOCKET, which a login environment could set. */
+async function settings(opts: Options): Promise<Settings> {
+  if (opts.config === undefined && !existsSync('/etc/tuxsec/shell.yaml')) return { socket: DEFAULT_SOCKET, maxSessions: DEFAULT_MAX_SESSIONS, sessionsDir: DEFAULT_SESSIONS_DIR };
   const { loadShellConfig } = await import('./config.ts');
   const cfg = loadShellConfig(opts.config);
   if (cfg.read_only) opts.readOnly = true;
-  return cfg.socket ?? DEFAULT_SOCKET;
+  return { socket: cfg.socket ?? DEFAULT_SOCKET, maxSessions: cfg.max_sessions, sessionsDir: cfg.sessions_dir, agentConfig: cfg.agent_config };
 }
 
 async function main(): Promise<number> {
@@ -91,7 +101,9 @@ async function main(): Promise<number> {
   const quiet = full.endsWith(DEV_NULL_STDERR);
   const words = splitWords(quiet ? full.slice(0, -DEV_NULL_STDERR.length) : full);
   const [cmd, ...args] = words;
-  const socket = await socketPath(opts);
+  const set = await settings(opts);
+  const socket = set.socket;
+  claimSession(set.sessionsDir, set.maxSessions);
   const key = words.join(' ');
   if (key === 'echo test') {
     process.stdout.write('test\n');
@@ -124,6 +136,13 @@ async function main(): Promise<number> {
     throw new RefusedCommand(`cannot run ${shown}: tuxsec-shell runs only tuxsec-cli and the server's probes`);
   }
   refuseCliOptions(args);
+  const { checkCliCommand } = await import('./cli-guard.ts');
+  const refused = checkCliCommand(args, set.agentConfig);
+  if (refused !== null) {
+    // As tuxsec-cli reports a failed execute, which the server reads.
+    process.stderr.write(`Error: ${refused}\n`);
+    return 1;
+  }
   const cliArgs = ['--socket', socket, ...(opts.readOnly ? ['--read-only'] : []), ...args];
   if (quiet) process.stderr.write = () => true;
   // In this process: no second Node start per call. The CLI sets process.exitCode itself.

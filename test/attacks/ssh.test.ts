@@ -8,7 +8,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SSH, SSH_ENV, SSH_KEYGEN, ssh, sshArgs, startSshMode, type SshdHandle, type SshMode } from '../helpers/sshd.ts';
@@ -57,6 +57,12 @@ describe('tuxsec-shell refuses everything but tuxsec-cli and the probes (real ss
         assert.equal(existsSync(marker), false, 'the command ran');
       });
     }
+    it(`refuses tuxsec-cli doctor, which reads agent.yaml and contacts the server (${via})`, () => {
+      const r = via === 'command=' ? ssh(m.keyed, m.keys.key, 'tuxsec-cli doctor --json') : ssh(m.ca, m.keys.certKey, 'tuxsec-cli doctor');
+      assert.equal(r.status, 126, r.stdout.slice(0, 300));
+      assert.match(r.stderr, /^tuxsec-shell: cannot run tuxsec-cli "doctor" over SSH: only system-info, list-modules, installed-modules, module-info, execute, ping$/m);
+      assert.equal(r.stdout, '');
+    });
     it(`an interactive login gets no shell (${via})`, () => {
       const r = via === 'command=' ? ssh(m.keyed, m.keys.key, '') : ssh(m.ca, m.keys.certKey, '');
       assert.notEqual(r.status, 0);
@@ -114,6 +120,24 @@ describe('no tunnel to rootd through SSH mode, whatever a key line says (real ss
       assert.notEqual(r.status, 0);
     });
   }
+
+  it('a certificate from a CA trusted site-wide gets no login where keys are the way in (AuthenticationMethods, TrustedUserCAKeys none)', () => {
+    // startSshMode's key-mode sshd trusts the test CA globally, as a site-wide TrustedUserCAKeys would.
+    const r = ssh(m.keyed, m.keys.certKey, 'tuxsec-cli execute marker touch');
+    assert.equal(r.status, 255, r.stdout + r.stderr);
+    assert.match(r.stderr, /Permission denied/);
+    assert.equal(existsSync(m.writeMarker), false);
+  });
+
+  it('a key a site-wide AuthorizedKeysCommand serves gets no login (AuthorizedKeysCommand none)', () => {
+    const akc = `${m.keys.dir}/akc`;
+    spawnSync(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', 'akc', '-f', akc], { timeout: 30_000 });
+    writeFileSync(`${m.work}/akc-keys`, readFileSync(`${akc}.pub`), { mode: 0o644 });
+    const r = ssh(m.keyed, akc, 'tuxsec-cli execute marker touch');
+    assert.equal(r.status, 255, r.stdout + r.stderr);
+    assert.match(r.stderr, /Permission denied/);
+    assert.equal(existsSync(m.writeMarker), false);
+  });
 
   it('a key line without options still runs only tuxsec-shell', () => {
     const r = ssh(m.keyed, bare, 'id');

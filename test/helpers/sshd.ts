@@ -4,7 +4,7 @@
  * keys (a plain key and a CA-signed certificate) and `ssh` with a pinned known_hosts.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,8 +51,16 @@ export interface SshdHandle {
   stop(): Promise<void>;
 }
 
-/** Starts sshd with `extra` config lines appended; resolves when it accepts connections. */
-export async function startSshd(extra: string): Promise<SshdHandle> {
+/** An sshd config not yet running: ssh-setup checks its drop-in against it (sshd -T) first. */
+export interface SshdConfig {
+  dir: string;
+  port: number;
+  conf: string;
+  hostKey: string;
+}
+
+/** Writes sshd's config with `extra` lines appended, in a new temporary directory. */
+export async function sshdConfig(extra: string): Promise<SshdConfig> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tss-'));
   chmodSync(dir, 0o755);
   const hostKey = path.join(dir, 'host');
@@ -76,10 +84,16 @@ ${extra}
 `,
     { mode: 0o600 },
   );
-  const knownHosts = path.join(dir, 'known_hosts');
-  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${readFileSync(`${hostKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
   // sshd's privilege separation directory, which the ssh service would create.
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  return { dir, port, conf, hostKey };
+}
+
+/** Starts sshd (a config from sshdConfig, or `extra` lines for a new one); resolves when it accepts connections. */
+export async function startSshd(config: string | SshdConfig): Promise<SshdHandle> {
+  const { dir, port, conf, hostKey } = typeof config === 'string' ? await sshdConfig(config) : config;
+  const knownHosts = path.join(dir, 'known_hosts');
+  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${readFileSync(`${hostKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
   const proc = spawn(SSHD, ['-D', '-e', '-f', conf, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => {
@@ -155,7 +169,7 @@ function setup(args: string[]): string {
  * login shell becomes tuxsec-shell for the test and goes back to what it was after).
  */
 export async function startSshMode(): Promise<SshMode> {
-  await ensureTestUsers();
+  const { tuxsec: tuxsecUser } = await ensureTestUsers();
   const before = must('/usr/bin/getent', ['passwd', 'tuxsec']).trim().split(':')[6]!;
   mkdirSync(USERS_DIR, { recursive: true, mode: 0o700 });
   writeFileSync(path.join(USERS_DIR, String(process.pid)), before);
@@ -175,16 +189,29 @@ export async function startSshMode(): Promise<SshMode> {
   // Not under /tmp: sshd's StrictModes refuses key files below a world-writable directory.
   const work = mkdtempSync('/run/tst-ssh-');
   chmodSync(work, 0o755);
-  writeFileSync(path.join(work, 'shell.yaml'), `socket: ${rootd.socketPath}\n`, { mode: 0o644 });
+  // The sessions are counted by tuxsec-shell, running as tuxsec.
+  const sessions = path.join(work, 'sessions');
+  mkdirSync(sessions, { mode: 0o700 });
+  chownSync(sessions, tuxsecUser.uid, tuxsecUser.gid);
+  writeFileSync(path.join(work, 'shell.yaml'), `socket: ${rootd.socketPath}\nsessions_dir: ${sessions}\nagent_config: ${work}/agent.yaml\n`, { mode: 0o644 });
   const common = ['--shell-config', path.join(work, 'shell.yaml')];
   const akf = path.join(work, 'authorized_keys');
-  const keyedDir = ['--sshd-dir', path.join(work, 'keyed.d')];
+  // sshd's own default for the user's keys (~/.ssh/authorized_keys) applies unless ssh-setup's drop-in says otherwise.
+  // A site-wide CA and key command too: in key mode the drop-in must keep out their keys, which
+  // carry no command= (the command serves whatever a test puts in work/akc-keys).
+  writeFileSync(path.join(work, 'akc'), `#!/bin/sh\ncat ${work}/akc-keys 2>/dev/null\nexit 0\n`, { mode: 0o755 });
+  const keyedConf = await sshdConfig(
+    `AllowUsers tuxsec\nTrustedUserCAKeys ${keys.ca}.pub\nAuthorizedKeysCommand ${work}/akc %u\nAuthorizedKeysCommandUser nobody\nInclude ${work}/keyed.d/*.conf`,
+  );
+  const caConf = await sshdConfig(`AllowUsers tuxsec\nInclude ${work}/sshd.d/*.conf`);
+  const keyedDir = ['--sshd-dir', path.join(work, 'keyed.d'), '--sshd-config', keyedConf.conf];
   setup([...common, '--authorized-key', `${keys.key}.pub`, '--authorized-keys-file', akf, ...keyedDir]);
   setup([...common, '--authorized-key', path.join(keys.dir, 'ro-key.pub'), '--authorized-keys-file', akf, '--read-only', '--keep-shell', ...keyedDir]);
-  setup([...common, '--user-ca', `${keys.ca}.pub`, '--sshd-dir', path.join(work, 'sshd.d'), '--keep-shell']);
+  setup([...common, '--user-ca', `${keys.ca}.pub`, '--sshd-dir', path.join(work, 'sshd.d'), '--sshd-config', caConf.conf, '--keep-shell']);
   const started: SshdHandle[] = [];
   const cleanup = async () => {
     for (const d of started) await d.stop();
+    for (const c of [keyedConf, caConf]) rmSync(c.dir, { recursive: true, force: true });
     await rootd.stop();
     rmSync(work, { recursive: true, force: true });
     rmSync(plugins, { recursive: true, force: true });
@@ -194,9 +221,8 @@ export async function startSshMode(): Promise<SshMode> {
     if (others.length === 0) must('/usr/sbin/usermod', ['--shell', before === SHELL_UNDER_TEST ? '/usr/sbin/nologin' : before, '--', 'tuxsec']);
   };
   try {
-    // No AuthorizedKeysFile of its own: only ssh-setup's drop-in says where the keys are.
-    started.push(await startSshd(`AllowUsers tuxsec\nAuthorizedKeysFile none\nInclude ${work}/keyed.d/tuxsec.conf`));
-    started.push(await startSshd(`AllowUsers tuxsec\nAuthorizedKeysFile none\nInclude ${work}/sshd.d/tuxsec.conf`));
+    started.push(await startSshd(keyedConf));
+    started.push(await startSshd(caConf));
   } catch (e) {
     await cleanup();
     throw e;

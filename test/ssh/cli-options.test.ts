@@ -32,7 +32,7 @@ describe('tuxsec-shell and where tuxsec-cli connects', () => {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'tshopt-'));
     conf = path.join(dir, 'shell.yaml');
-    writeFileSync(conf, 'read_only: false\n', { mode: 0o644 });
+    writeFileSync(conf, `read_only: false\nsessions_dir: ${dir}/sessions\n`, { mode: 0o644 });
     // A socket the environment points at: anything connecting to it is the bug.
     bait = path.join(dir, 'bait.sock');
     server = net.createServer((s) => {

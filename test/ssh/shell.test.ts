@@ -1,8 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SHELL_UNDER_TEST, ssh, startSshMode, type SshMode } from '../helpers/sshd.ts';
 
@@ -77,6 +77,57 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
     assert.equal(existsSync(m.writeMarker), true);
   });
 
+  it('agent.yaml\'s policy holds over SSH: a denied execute is refused before it runs', () => {
+    const agentYaml = path.join(m.work, 'agent.yaml');
+    rmSync(m.writeMarker, { force: true });
+    writeFileSync(agentYaml, 'mode: ssh\npolicy:\n  deny: ["firewalld/*", "marker/touch"]\n', { mode: 0o644 });
+    try {
+      for (const [line, shown] of [['tuxsec-cli execute firewalld add_service --param zone=public --param service=http', 'firewalld add_service'], ['tuxsec-cli --read-only execute marker touch', 'marker touch']]) {
+        const r = ssh(m.keyed, m.keys.key, line!);
+        assert.equal(r.status, 1, r.stdout + r.stderr);
+        // sshd may add a line of its own before it (no home directory).
+        assert.match(r.stderr, new RegExp(`^Error: cannot run ${shown}: refused by the agent's policy$`, 'm'));
+        assert.equal(r.stdout, '');
+      }
+      assert.equal(existsSync(m.writeMarker), false, 'the denied action ran');
+      // What the policy does not name still runs.
+      const ok = ssh(m.ca, m.keys.certKey, 'tuxsec-cli execute marker look');
+      assert.equal(ok.status, 0, ok.stderr);
+      // An agent.yaml that cannot be used refuses every execute rather than run without a policy.
+      writeFileSync(agentYaml, 'policy: [oops\n');
+      const bad = ssh(m.keyed, m.keys.key, 'tuxsec-cli execute marker look');
+      assert.equal(bad.status, 126);
+      assert.match(bad.stderr, /^tuxsec-shell: cannot run command: cannot load config .*agent\.yaml: invalid YAML/m);
+    } finally {
+      rmSync(agentYaml, { force: true });
+    }
+  });
+
+  it('beyond max_sessions a session is refused; a slot whose process is gone is taken back', async () => {
+    const conf = path.join(m.work, 'shell.yaml');
+    const saved = readFileSync(conf, 'utf8');
+    // A session that holds the only slot: a live process's pid, as tuxsec-shell writes its own.
+    const holder = spawn('/usr/bin/sleep', ['600'], { stdio: 'ignore' });
+    const slot = path.join(m.work, 'sessions', String(holder.pid));
+    writeFileSync(slot, '');
+    writeFileSync(conf, `${saved}max_sessions: 1\n`);
+    try {
+      const r = ssh(m.keyed, m.keys.key, 'echo "test"');
+      assert.equal(r.status, 126, r.stdout);
+      assert.match(r.stderr, /^tuxsec-shell: cannot start a session: too many SSH-mode sessions \(max_sessions is 1\); try again when one has ended$/m);
+      const gone = new Promise((resolve) => holder.once('exit', resolve));
+      holder.kill('SIGKILL');
+      await gone;
+      const ok = ssh(m.keyed, m.keys.key, 'echo "test"');
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.equal(existsSync(slot), false, 'the dead session\'s slot stayed');
+      assert.deepEqual(readdirSync(path.join(m.work, 'sessions')), [], 'a finished session left its slot');
+    } finally {
+      holder.kill('SIGKILL');
+      writeFileSync(conf, saved);
+    }
+  });
+
   it('ssh-setup wrote root-owned key files with restrict,command= and made tuxsec-shell the login shell', () => {
     const akf = path.join(m.work, 'authorized_keys');
     const st = statSync(akf);
@@ -86,9 +137,12 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
     assert.equal(lines.length, 2);
     assert.ok(lines.every((l) => l.startsWith(`restrict,command="${SHELL_UNDER_TEST} `)), lines.join('\n'));
     assert.equal(lines.filter((l) => l.includes(' --read-only ')).length, 1);
-    assert.equal(statSync(path.join(m.work, 'sshd.d', 'tuxsec.conf')).uid, 0);
-    const dropIn = readFileSync(path.join(m.work, 'keyed.d', 'tuxsec.conf'), 'utf8');
-    assert.match(dropIn, new RegExp(`Match User tuxsec\n {4}AuthorizedKeysFile ${akf}\n {4}DisableForwarding yes\n {4}PermitTTY no\n {4}PermitUserRC no\n`));
+    assert.equal(statSync(path.join(m.work, 'sshd.d', '00-tuxsec.conf')).uid, 0);
+    const dropIn = readFileSync(path.join(m.work, 'keyed.d', '00-tuxsec.conf'), 'utf8');
+    assert.match(dropIn, new RegExp(`Match User tuxsec\n {4}AuthorizedKeysFile ${akf}\n {4}TrustedUserCAKeys none\n`));
+    for (const l of ['AuthenticationMethods publickey', 'AuthorizedKeysCommand none', 'PasswordAuthentication no', 'DisableForwarding yes', 'PermitTTY no', 'PermitUserRC no', 'MaxSessions 8']) {
+      assert.match(dropIn, new RegExp(`\n {4}${l}\n`));
+    }
     // ForceCommand would override each key's command=, and with it --read-only.
     assert.doesNotMatch(dropIn, /ForceCommand/);
     const shell = spawnSync('/usr/bin/getent', ['passwd', 'tuxsec'], { encoding: 'utf8' }).stdout.trim().split(':')[6];
@@ -98,6 +152,7 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
   it('ssh-setup --dry-run prints the drop-in and writes nothing', () => {
     const r = spawnSync(process.execPath, ['dist/tuxsec-agent.js', 'ssh-setup', '--user-ca', `${m.keys.ca}.pub`, '--sshd-dir', '/nonexistent-dir', '--dry-run'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /Match User tuxsec\n {4}TrustedUserCAKeys \/nonexistent-dir\/tuxsec-user-ca.pub\n {4}AuthorizedPrincipalsFile .*\n {4}ForceCommand \/usr\/bin\/tuxsec-shell\n/);
+    assert.match(r.stdout, /^# \/nonexistent-dir\/00-tuxsec.conf /m);
+    assert.match(r.stdout, /Match User tuxsec\n {4}TrustedUserCAKeys \/nonexistent-dir\/tuxsec-user-ca.pub\n {4}AuthorizedPrincipalsFile .*\n {4}AuthorizedKeysFile none\n {4}ForceCommand \/usr\/bin\/tuxsec-shell\n/);
   });
 });
