@@ -11,7 +11,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { run } from '../../src/os/exec.ts';
 import { ensureTestUsers } from '../helpers/users.ts';
-import { makeKeys, type SshKeys } from '../helpers/sshd.ts';
+import { makeKeys, sshdConfig, type SshKeys } from '../helpers/sshd.ts';
 import { AGENT_JS, certsIn, createToken, startServer, tempDir, until, type ServerHandle } from './harness.ts';
 import type { CertPaths } from '../helpers/certs.ts';
 
@@ -223,10 +223,13 @@ describe('tuxsec-agent setup with flags', () => {
     const sshd = path.join(work, 'ssh', 'sshd_config.d');
     const ak = path.join(work, 'ssh', 'authorized_keys');
     fs.mkdirSync(sshd, { recursive: true });
-    const r = await setup(['--config', config, '--mode', 'ssh', '--authorized-key', `${keys.key}.pub`, '--sshd-dir', sshd, '--authorized-keys-file', ak, '--keep-shell']);
+    // ssh-setup checks with sshd -T that its drop-in is in effect: a main config that includes it.
+    const main = await sshdConfig(`Include ${sshd}/*.conf`);
+    const r = await setup(['--config', config, '--mode', 'ssh', '--authorized-key', `${keys.key}.pub`, '--sshd-dir', sshd, '--sshd-config', main.conf, '--authorized-keys-file', ak, '--keep-shell']);
+    fs.rmSync(main.dir, { recursive: true, force: true });
     assert.equal(r.code, 0, r.stderr);
     assert.match(fs.readFileSync(ak, 'utf8'), /^restrict,command="\/usr\/bin\/tuxsec-shell" ssh-ed25519 /m);
-    assert.match(fs.readFileSync(path.join(sshd, 'tuxsec.conf'), 'utf8'), /Match User tuxsec/);
+    assert.match(fs.readFileSync(path.join(sshd, '00-tuxsec.conf'), 'utf8'), /Match User tuxsec/);
     assert.equal((YAML.parse(fs.readFileSync(config, 'utf8')) as Record<string, unknown>).mode, 'ssh');
     assert.match(r.stdout, /systemctl reload ssh/);
     const chk = await checkAsAgent(config);
@@ -366,13 +369,15 @@ describe('tuxsec-agent setup on a terminal', () => {
     const { config } = configDir('tty-ssh');
     const sshd = path.join(work, 'tty-ssh', 'sshd_config.d');
     fs.mkdirSync(sshd);
-    const t = onTerminal(['--config', config, '--sshd-dir', sshd, '--keep-shell', '--yes']);
+    const main = await sshdConfig(`Include ${sshd}/*.conf`);
+    after(() => fs.rmSync(main.dir, { recursive: true, force: true }));
+    const t = onTerminal(['--config', config, '--sshd-dir', sshd, '--sshd-config', main.conf, '--keep-shell', '--yes']);
     await t.answer(/mode: pull, push or ssh: /, 'ssh');
     await t.answer(/key\/ca \[key\]: /, 'maybe');
     await t.answer(/answer key or ca[^]*key\/ca \[key\]: /, 'ca');
     await t.answer(/user CA's public key file: /, `${keys.ca}.pub`);
     assert.equal(await t.exited, 0, t.out());
-    assert.match(fs.readFileSync(path.join(sshd, 'tuxsec.conf'), 'utf8'), /TrustedUserCAKeys /);
+    assert.match(fs.readFileSync(path.join(sshd, '00-tuxsec.conf'), 'utf8'), /TrustedUserCAKeys /);
     assert.equal(fs.readFileSync(path.join(sshd, 'tuxsec-user-ca.pub'), 'utf8').split(' ')[1], fs.readFileSync(`${keys.ca}.pub`, 'utf8').split(' ')[1]);
     assert.equal((YAML.parse(fs.readFileSync(config, 'utf8')) as Record<string, unknown>).mode, 'ssh');
   });
