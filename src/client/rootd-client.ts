@@ -16,6 +16,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_SOCKET,
   type ModuleInfo,
+  type OperationInfo,
   type Response,
 } from '../protocol/messages.ts';
 
@@ -224,6 +225,35 @@ export class RootdClient {
     const data = opts.coerce ? { module, action, parameters, coerce: true } : { module, action, parameters };
     const res = await this.request('execute_command', data, opts.timeoutMs);
     return res.data;
+  }
+
+  /**
+   * Runs a module action, or starts it when it is long-running: gives the action's data, or the
+   * operation now running in the background (follow it with operationStatus / operationResult).
+   */
+  async start(module: string, action: string, parameters: Record<string, unknown> = {}, opts: ExecuteOptions = {}): Promise<{ data: unknown } | { operation: OperationInfo }> {
+    const data = opts.coerce ? { module, action, parameters, coerce: true } : { module, action, parameters };
+    const res = await this.request('execute_command', data, opts.timeoutMs);
+    return isPlainObject(res.operation) ? { operation: res.operation as unknown as OperationInfo } : { data: res.data };
+  }
+
+  async operationStatus(id: string): Promise<OperationInfo> {
+    return (await this.request('operation_status', { operation_id: id })).operation as OperationInfo;
+  }
+
+  /** The data of a succeeded operation; rejects with its error, or `operation-running`. */
+  async operationResult(id: string): Promise<unknown> {
+    return (await this.request('operation_result', { operation_id: id })).data;
+  }
+
+  /** Cancels an operation; gives its status once it stopped (or after rootd's short wait). */
+  async operationCancel(id: string): Promise<OperationInfo> {
+    return (await this.request('operation_cancel', { operation_id: id })).operation as OperationInfo;
+  }
+
+  /** The operations this user may see (root: all). */
+  async operations(): Promise<OperationInfo[]> {
+    return (await this.request('operation_list')).operations as OperationInfo[];
   }
 
   /** Ends every request in progress with `rootd-unavailable`; later requests connect again. */

@@ -54,6 +54,10 @@ export const ERROR_REGISTRY = {
   interrupted: { code: 'interrupted', http: 500 },
   /** Pull mode: an agent took the job but reported no result within result_timeout. */
   noResult: { code: 'no-result', http: 504 },
+  /** A long-running operation was cancelled by its caller (or root) before it finished. */
+  cancelled: { code: 'cancelled', http: 409 },
+  /** A long-running operation has no result yet: it is still running. */
+  operationRunning: { code: 'operation-running', http: 409 },
 } as const;
 
 type Registry = typeof ERROR_REGISTRY;

@@ -1,0 +1,62 @@
+/**
+ * Long-running operations on the command line: `execute` waits for one (progress on stderr when
+ * it is a terminal), and `operation status|result|cancel|list` follow one up.
+ */
+import type { RootdClient } from '../client/rootd-client.ts';
+import { terminalSafe } from '../common/terminal-text.ts';
+import type { OperationInfo } from '../protocol/messages.ts';
+
+/** How often a waiting CLI asks for the status: often enough for progress, rarely enough to cost nothing. */
+const POLL_MS = 500;
+
+/** One progress line: phase and percentage, cut to the terminal. */
+function progressLine(info: OperationInfo): string {
+  const pct = info.fraction === null ? '' : ` ${(info.fraction * 100).toFixed(0)}%`;
+  const line = `${info.module} ${info.action}: ${terminalSafe(info.phase ?? 'running')}${pct}`;
+  const width = process.stderr.columns ?? 80;
+  return line.length >= width ? line.slice(0, width - 1) : line;
+}
+
+/**
+ * Waits for an operation to finish; gives its data, or throws its error, as `execute` does
+ * for an ordinary action. Ctrl-C cancels the operation, then the wait ends with its outcome.
+ */
+export async function waitForOperation(client: RootdClient, started: OperationInfo): Promise<unknown> {
+  const tty = process.stderr.isTTY === true;
+  let shown = false;
+  const onInt = () => {
+    process.stderr.write(`${shown ? '\n' : ''}cancelling operation ${started.id}\n`);
+    shown = false;
+    client.operationCancel(started.id).catch(() => {});
+  };
+  process.on('SIGINT', onInt);
+  try {
+    let info = started;
+    while (info.state === 'running') {
+      if (tty) {
+        process.stderr.write(`\r\x1b[K${progressLine(info)}`);
+        shown = true;
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      info = await client.operationStatus(info.id);
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    if (shown) process.stderr.write('\r\x1b[K');
+  }
+  return client.operationResult(started.id);
+}
+
+/** `operation status|result|cancel ID` and `operation list`: what each prints (as JSON). */
+export async function operationCommand(client: RootdClient, sub: string, id: string | undefined): Promise<unknown> {
+  switch (sub) {
+    case 'status':
+      return client.operationStatus(id!);
+    case 'result':
+      return client.operationResult(id!);
+    case 'cancel':
+      return client.operationCancel(id!);
+    default:
+      return client.operations();
+  }
+}
