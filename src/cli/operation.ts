@@ -13,7 +13,8 @@ const POLL_MS = 500;
 function progressLine(info: OperationInfo): string {
   const pct = info.fraction === null ? '' : ` ${(info.fraction * 100).toFixed(0)}%`;
   const line = `${info.module} ${info.action}: ${terminalSafe(info.phase ?? 'running')}${pct}`;
-  const width = process.stderr.columns ?? 80;
+  // A terminal of unknown size (0 columns, as under script(1)) is taken as 80 wide.
+  const width = process.stderr.columns > 0 ? process.stderr.columns : 80;
   return line.length >= width ? line.slice(0, width - 1) : line;
 }
 

@@ -88,6 +88,22 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
     assert.equal(r.stderr, '');
   });
 
+  it('execute shows progress on stderr when it is a terminal, then the result', async () => {
+    // python3's pty module gives the CLI a real terminal (no shell involved).
+    const r = await new Promise<CliResult>((resolve) => {
+      const p = spawn('/usr/bin/python3', ['-c', 'import pty, sys; pty.spawn(sys.argv[1:])', process.execPath, CLI_JS, '--socket', d.socketPath, 'execute', 'longmod', 'count', '--param', 'steps=6', '--param', 'ms=300'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      p.on('close', (status) => resolve({ status, stdout, stderr: '' }));
+    });
+    assert.equal(r.status, 0, r.stdout);
+    assert.match(r.stdout, /\r\x1b\[Klongmod count: counting [0-9]+%/);
+    // The progress line is cleared before the result, which is printed as for any action.
+    assert.match(r.stdout, /\r\x1b\[K\{\r\n {2}"counted": 6,\r\n {2}"uid": 0\r\n\}\r\n$/);
+  });
+
   it('an operation reports progress, then its result, to the uid that started it', async () => {
     const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'count', 'steps=40', 'ms=100');
     const c = new RootdClient({ socketPath: d.socketPath });
