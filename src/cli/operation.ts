@@ -6,9 +6,6 @@ import type { RootdClient } from '../client/rootd-client.ts';
 import { terminalSafe } from '../common/terminal-text.ts';
 import type { OperationInfo } from '../protocol/messages.ts';
 
-/** How often a waiting CLI asks for the status: often enough for progress, rarely enough to cost nothing. */
-const POLL_MS = 500;
-
 /** One progress line: phase and percentage, cut to the terminal. */
 function progressLine(info: OperationInfo): string {
   const pct = info.fraction === null ? '' : ` ${(info.fraction * 100).toFixed(0)}%`;
@@ -32,20 +29,15 @@ export async function waitForOperation(client: RootdClient, started: OperationIn
   };
   process.on('SIGINT', onInt);
   try {
-    let info = started;
-    while (info.state === 'running') {
-      if (tty) {
-        process.stderr.write(`\r\x1b[K${progressLine(info)}`);
-        shown = true;
-      }
-      await new Promise((r) => setTimeout(r, POLL_MS));
-      info = await client.operationStatus(info.id);
-    }
+    return await client.waitForOperation(started, (info) => {
+      if (!tty) return;
+      process.stderr.write(`\r\x1b[K${progressLine(info)}`);
+      shown = true;
+    });
   } finally {
     process.off('SIGINT', onInt);
     if (shown) process.stderr.write('\r\x1b[K');
   }
-  return client.operationResult(started.id);
 }
 
 /** `operation status|result|cancel ID` and `operation list`: what each prints (as JSON). */

@@ -99,9 +99,11 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
       p.on('close', (status) => resolve({ status, stdout, stderr: '' }));
     });
     assert.equal(r.status, 0, r.stdout);
+    /* eslint-disable no-control-regex -- the escape that clears the progress line is the point */
     assert.match(r.stdout, /\r\x1b\[Klongmod count: counting [0-9]+%/);
     // The progress line is cleared before the result, which is printed as for any action.
     assert.match(r.stdout, /\r\x1b\[K\{\r\n {2}"counted": 6,\r\n {2}"uid": 0\r\n\}\r\n$/);
+    /* eslint-enable no-control-regex */
   });
 
   it('an operation reports progress, then its result, to the uid that started it', async () => {
