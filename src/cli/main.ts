@@ -10,7 +10,7 @@ import { RootdClient } from '../client/rootd-client.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 import { VERSION } from '../version.ts';
-import { operationCommand, waitForOperation } from './operation.ts';
+import { execute, operationCommand } from './operation.ts';
 
 const HELP = `Usage: tuxsec-cli [--socket PATH] <command> [arguments]
 
@@ -179,10 +179,8 @@ async function run(argv: string[]): Promise<number | void> {
         const params = executeParams(o.param, o['json-params']);
         if (o['read-only']) await refuseUnlessRead(client, args[0]!, args[1]!);
         // coerce: the daemon converts these string-born values to the declared types.
-        const r = await client.start(args[0]!, args[1]!, params, { coerce: true });
-        if ('data' in r) return print(r.data);
-        if (o['no-wait']) return void process.stdout.write(`${r.operation.id}\n`);
-        return print(await waitForOperation(client, r.operation));
+        const r = await execute(client, { module: args[0]!, action: args[1]!, params, noWait: o['no-wait'] === true });
+        return 'id' in r ? void process.stdout.write(`${r.id}\n`) : print(r.data);
       }
       case 'operation': {
         const sub = args[0];

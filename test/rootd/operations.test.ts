@@ -106,6 +106,21 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
     /* eslint-enable no-control-regex */
   });
 
+  it('Ctrl-C during execute cancels the operation and ends with its outcome', async () => {
+    const full = [CLI_JS, '--socket', d.socketPath, 'execute', 'longmod', 'loop'];
+    // setpriv execs the CLI, so the pid is the CLI's own.
+    const [file, argv] = asUser(users.tuxsec, process.execPath, full);
+    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const closed = new Promise<number | null>((resolve) => p.on('close', resolve));
+    await waitFor(async () => (await root.operations()).some((o) => o.uid === users.tuxsec.uid && o.action === 'loop' && o.state === 'running'), 'the operation to run');
+    p.kill('SIGINT');
+    assert.equal(await closed, 1, stderr);
+    assert.match(stderr, /^cancelling operation op-[0-9a-f]{32}\nError: operation op-[0-9a-f]{32} \(longmod loop\) was cancelled by uid \d+\n$/);
+    assert.ok(!(await root.operations()).some((o) => o.state === 'running'), 'nothing left running');
+  });
+
   it('an operation reports progress, then its result, to the uid that started it', async () => {
     const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'count', 'steps=40', 'ms=100');
     const c = new RootdClient({ socketPath: d.socketPath });
