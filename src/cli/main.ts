@@ -10,6 +10,7 @@ import { RootdClient } from '../client/rootd-client.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 import { VERSION } from '../version.ts';
+import { execute, operationCommand } from './operation.ts';
 import { CLI_OPTIONS } from './options.ts';
 
 const HELP = `Usage: tuxsec-cli [--socket PATH] <command> [arguments]
@@ -26,6 +27,10 @@ Commands:
       -j, --json-params JSON          all parameters as one JSON object (--param is then ignored)
       --json                          accepted for the Python CLI; the output is JSON anyway
       --read-only                     refuse actions whose access class is not read (SSH mode)
+      --no-wait                       a long-running action: print its operation id, do not wait
+  operation status|result|cancel ID   follow up a long-running operation (JSON); result prints
+                                      what execute would have printed
+  operation list                      list the operations this user may see (root: all)
   ping                                check that tuxsec-rootd answers
   doctor [--json]                     check this host as the troubleshooting guide does; prints
                                       the fix for each failure (exit 1 when any check fails)
@@ -138,6 +143,7 @@ async function run(argv: string[]): Promise<number | void> {
   if (!cmd) throw new UsageError('missing command (see --help)');
   const paramsGiven = o.param !== undefined || o['json-params'] !== undefined;
   if ((paramsGiven || (o.json && cmd !== 'doctor')) && cmd !== 'execute') throw new UsageError('--param, --json-params and --json go with execute');
+  if (o['no-wait'] && cmd !== 'execute') throw new UsageError('--no-wait goes with execute');
   if ((o['rootd-config'] !== undefined || o['agent-config'] !== undefined) && cmd !== 'doctor') throw new UsageError('--rootd-config and --agent-config go with doctor');
 
   const socketPath = o.socket ?? process.env.TUXSEC_SOCKET ?? DEFAULT_SOCKET;
@@ -163,7 +169,15 @@ async function run(argv: string[]): Promise<number | void> {
         const params = executeParams(o.param, o['json-params']);
         if (o['read-only']) await refuseUnlessRead(client, args[0]!, args[1]!);
         // coerce: the daemon converts these string-born values to the declared types.
-        return print(await client.execute(args[0]!, args[1]!, params, { coerce: true }));
+        const r = await execute(client, { module: args[0]!, action: args[1]!, params, noWait: o['no-wait'] === true });
+        return 'id' in r ? void process.stdout.write(`${r.id}\n`) : print(r.data);
+      }
+      case 'operation': {
+        const sub = args[0];
+        if (sub === 'list') arity('operation list', args.slice(1));
+        else if (sub === 'status' || sub === 'result' || sub === 'cancel') arity(`operation ${sub}`, args.slice(1), '<id>');
+        else throw new UsageError('operation takes status, result or cancel with an operation id, or list');
+        return print(await operationCommand(client, sub, args[1]));
       }
       case 'ping': {
         arity(cmd, args);

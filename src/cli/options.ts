@@ -10,6 +10,7 @@ export const CLI_OPTIONS = {
   'rootd-config': { type: 'string' },
   'agent-config': { type: 'string' },
   'read-only': { type: 'boolean' },
+  'no-wait': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;

@@ -9,6 +9,7 @@
  * and never sent again (an action may not be safe to run twice).
  */
 import net from 'node:net';
+import { abortableSleep } from '../common/backoff.ts';
 import { LineFramer } from '../protocol/framing.ts';
 import { ErrorCodes, TuxsecError, type ErrorCode } from '../protocol/errors.ts';
 import { isPlainObject } from '../protocol/json.ts';
@@ -16,6 +17,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_SOCKET,
   type ModuleInfo,
+  type OperationInfo,
   type Response,
 } from '../protocol/messages.ts';
 
@@ -23,6 +25,8 @@ import {
 const MAX_CONNECTIONS = 16;
 /** Sends of a request the daemon never received, before giving up. */
 const MAX_SENDS = 3;
+/** How often a wait for an operation asks for its status: often enough for progress, rarely enough to cost nothing. */
+const OPERATION_POLL_MS = 500;
 
 export interface RootdClientOptions {
   socketPath?: string;
@@ -218,12 +222,62 @@ export class RootdClient {
     return (await this.request('system_info')).data as Record<string, unknown>;
   }
 
-  /** Runs a module action; resolves with the action's data. */
+  /**
+   * Runs a module action; resolves with the action's data. A long-running one is waited for
+   * (its own timeout bounds it, rootd side), so callers see its final result like any other's.
+   */
   async execute(module: string, action: string, parameters: Record<string, unknown> = {}, opts: ExecuteOptions = {}): Promise<unknown> {
+    const r = await this.start(module, action, parameters, opts);
+    return 'data' in r ? r.data : this.waitForOperation(r.operation);
+  }
+
+  /**
+   * Waits for an operation to finish, asking for its status twice a second (`onProgress` sees
+   * each); gives its data, or rejects with its error, as execute does for an ordinary action.
+   */
+  async waitForOperation(op: OperationInfo, onProgress?: (info: OperationInfo) => void): Promise<unknown> {
+    let info = op;
+    while (info.state === 'running') {
+      onProgress?.(info);
+      // close() ends the wait as it ends a request.
+      const ac = new AbortController();
+      this.inflight.add(ac);
+      await abortableSleep(OPERATION_POLL_MS, ac.signal);
+      this.inflight.delete(ac);
+      if (ac.signal.aborted) throw ac.signal.reason as Error;
+      info = await this.operationStatus(info.id);
+    }
+    return this.operationResult(info.id);
+  }
+
+  /**
+   * Runs a module action, or starts it when it is long-running: gives the action's data, or the
+   * operation now running in the background (follow it with operationStatus / operationResult).
+   */
+  async start(module: string, action: string, parameters: Record<string, unknown> = {}, opts: ExecuteOptions = {}): Promise<{ data: unknown } | { operation: OperationInfo }> {
     // `coerce` goes on the wire only when asked for, so the request stays the Python client's.
     const data = opts.coerce ? { module, action, parameters, coerce: true } : { module, action, parameters };
     const res = await this.request('execute_command', data, opts.timeoutMs);
-    return res.data;
+    return isPlainObject(res.operation) ? { operation: res.operation as unknown as OperationInfo } : { data: res.data };
+  }
+
+  async operationStatus(id: string): Promise<OperationInfo> {
+    return (await this.request('operation_status', { operation_id: id })).operation as OperationInfo;
+  }
+
+  /** The data of a succeeded operation; rejects with its error, or `operation-running`. */
+  async operationResult(id: string): Promise<unknown> {
+    return (await this.request('operation_result', { operation_id: id })).data;
+  }
+
+  /** Cancels an operation; gives its status once it stopped (or after rootd's short wait). */
+  async operationCancel(id: string): Promise<OperationInfo> {
+    return (await this.request('operation_cancel', { operation_id: id })).operation as OperationInfo;
+  }
+
+  /** The operations this user may see (root: all). */
+  async operations(): Promise<OperationInfo[]> {
+    return (await this.request('operation_list')).operations as OperationInfo[];
   }
 
   /** Ends every request in progress with `rootd-unavailable`; later requests connect again. */

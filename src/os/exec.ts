@@ -1,14 +1,18 @@
 /**
  * The only way this project runs a program: absolute path, argument array, no shell,
- * a timeout, capped output and a clean environment.
+ * a timeout, capped output and a clean environment. The child leads a process group of its own,
+ * and a timeout or an abort ends the whole group (SIGTERM, then SIGKILL): whatever it started in
+ * turn (a shell's background job, a scanner's workers) goes with it.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ErrorCodes, TuxsecError } from '../protocol/errors.ts';
 
 export interface RunOptions {
-  /** Milliseconds before the child is killed (SIGKILL). Default 30 s. */
+  /** Milliseconds before the child's process group is ended. Default 30 s. */
   timeoutMs?: number;
+  /** Milliseconds between SIGTERM and SIGKILL to the group when it is ended. Default 2 s. */
+  killGraceMs?: number;
   /** Most bytes kept of stdout and of stderr each. Default 4 MiB. */
   maxOutputBytes?: number;
   /** Extra environment; the base is only PATH and LANG=C. */
@@ -17,6 +21,7 @@ export interface RunOptions {
   uid?: number;
   gid?: number;
   cwd?: string;
+  /** Ends the child's process group like a timeout; run() then rejects with the signal's reason. */
   signal?: AbortSignal;
 }
 
@@ -36,6 +41,8 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
   if (!path.isAbsolute(file)) {
     return Promise.reject(new TuxsecError(ErrorCodes.internal, `cannot run "${file}": program path must be absolute`));
   }
+  const { signal } = opts;
+  if (signal?.aborted) return Promise.reject(abortReason(file, signal));
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const cap = opts.maxOutputBytes ?? 4 * 1024 * 1024;
   return new Promise((resolve, reject) => {
@@ -46,8 +53,8 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
       uid: opts.uid,
       gid: opts.gid,
       cwd: opts.cwd ?? '/',
-      signal: opts.signal,
-      killSignal: 'SIGKILL',
+      // Its own session and process group (setsid): the group can be ended as one.
+      detached: true,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -55,6 +62,7 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
     let errLen = 0;
     let truncated = false;
     let timedOut = false;
+    let ending = false;
     child.stdout!.on('data', (c: Buffer) => {
       if (outLen >= cap) return void (truncated = true);
       const take = c.subarray(0, cap - outLen);
@@ -69,19 +77,41 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
       err.push(take);
       errLen += take.length;
     });
+    const killGroup = (sig: NodeJS.Signals) => {
+      try {
+        // The group id is the child's pid: it leads the group it was started in.
+        if (child.pid !== undefined) process.kill(-child.pid, sig);
+      } catch {
+        // ESRCH: the group is gone already.
+      }
+    };
+    /** Ends the group: SIGTERM lets a program clean up, SIGKILL follows for one that does not stop. */
+    const end = () => {
+      if (ending) return;
+      ending = true;
+      killGroup('SIGTERM');
+      // Left running past 'close': a member that closed its pipes and ignores SIGTERM still goes.
+      setTimeout(() => killGroup('SIGKILL'), opts.killGraceMs ?? 2000).unref();
+    };
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      end();
     }, timeoutMs);
-    child.on('error', (e) => {
+    signal?.addEventListener('abort', end, { once: true });
+    const settled = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', end);
+    };
+    child.on('error', (e) => {
+      settled();
       reject(new TuxsecError(ErrorCodes.serviceUnavailable, `cannot run ${file}: ${e.message}`));
     });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
+    child.on('close', (code, sig) => {
+      settled();
+      if (signal?.aborted) return reject(abortReason(file, signal));
       resolve({
         code,
-        signal,
+        signal: sig,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
         truncated,
@@ -90,4 +120,10 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
     });
     if (opts.input !== undefined) child.stdin!.end(opts.input);
   });
+}
+
+/** Why a run was aborted: the signal's own reason when it is one of ours. */
+function abortReason(file: string, signal: AbortSignal): TuxsecError {
+  const r: unknown = signal.reason;
+  return r instanceof TuxsecError ? r : new TuxsecError(ErrorCodes.interrupted, `cannot run ${file}: stopped (${r instanceof Error ? r.message : String(r)})`);
 }

@@ -56,6 +56,10 @@ export const ERROR_REGISTRY = {
   noResult: { code: 'no-result', http: 504 },
   /** tuxsec-server could not hand a job to a push- or ssh-mode agent, or could not read its answer. */
   deliveryFailed: { code: 'delivery-failed', http: 502 },
+  /** A long-running operation was cancelled by its caller (or root) before it finished. */
+  cancelled: { code: 'cancelled', http: 409 },
+  /** A long-running operation has no result yet: it is still running. */
+  operationRunning: { code: 'operation-running', http: 409 },
 } as const;
 
 type Registry = typeof ERROR_REGISTRY;

@@ -4,7 +4,16 @@
  */
 import type { ErrorCode } from './errors.ts';
 
-export type RequestType = 'ping' | 'list_modules' | 'module_info' | 'system_info' | 'execute_command';
+export type RequestType =
+  | 'ping'
+  | 'list_modules'
+  | 'module_info'
+  | 'system_info'
+  | 'execute_command'
+  | 'operation_status'
+  | 'operation_result'
+  | 'operation_cancel'
+  | 'operation_list';
 
 /**
  * A request id as a client may send it. The Python rootd echoed it as given, so a number
@@ -74,6 +83,8 @@ export interface CapabilityInfo {
   access?: AccessClass;
   /** Extension: the JSON Schema of the parameters object. */
   schema?: Record<string, unknown>;
+  /** Extension: the action runs as a background operation (docs/operations.md), with its declared timeout. */
+  long_running?: { timeout_seconds: number };
 }
 
 export interface ModuleInfo {
@@ -91,3 +102,43 @@ export const SOCKET_DIR_MODE = 0o750;
 export const SOCKET_MODE = 0o660;
 /** Default largest request or response line, in bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Where a long-running operation is (docs/operations.md). */
+export type OperationState = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out' | 'interrupted';
+
+/** One long-running operation as operation_status and operation_list report it. */
+export interface OperationInfo {
+  id: string;
+  module: string;
+  action: string;
+  /** The uid that started it: only it and root may see or cancel it. */
+  uid: number;
+  state: OperationState;
+  /** What it is doing now, as the action reported it. */
+  phase: string | null;
+  /** How far it has come, 0 to 1, when the action knows. */
+  fraction: number | null;
+  timeout_seconds: number;
+  started_at: string;
+  finished_at: string | null;
+  /** When a finished operation and its result are forgotten. */
+  expires_at: string | null;
+  /** A cancel was asked for and the action has not stopped yet. */
+  cancel_requested?: boolean;
+  /** Why it did not succeed. */
+  error?: string;
+  code?: ErrorCode;
+}
+
+/**
+ * The `data` of execute_command when the action is long-running: `data` holds a readable
+ * description for a client that knows nothing of operations, `operation` the status.
+ */
+export interface OperationStarted {
+  success: true;
+  data: { operation_id: string; state: 'running'; message: string };
+  operation: OperationInfo;
+}
+
+/** An operation id as rootd makes them; anything else is refused before it is looked up. */
+export const OPERATION_ID_RE = /^op-[0-9a-f]{32}$/;

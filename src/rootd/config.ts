@@ -6,6 +6,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SOCKET, MODULE_NAME_PATTERN } from '
 import { loadConfigFile } from '../common/config-file.ts';
 import { LogLevel } from '../common/log-level.ts';
 import type { ModuleConfig } from './registry.ts';
+import { OPERATION_DEFAULTS } from './operations.ts';
 
 export const DEFAULT_CONFIG_FILE = '/etc/tuxsec/rootd.yaml';
 
@@ -16,6 +17,9 @@ const ModuleEntry = Type.Object(
     enabled: Type.Optional(Type.Boolean({ description: 'default true' })),
     allow_dangerous: Type.Optional(Type.Boolean({ description: 'allow actions of the dangerous class (default false)' })),
     settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    operation_timeout: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 7 * 24 * 3600, description: 'seconds a long-running action of this module may run (default: what the action declares)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -68,6 +72,28 @@ export const RootdConfigSchema = Type.Object(
       maximum: 1_000_000,
       description: 'module actions one user may have waiting for a slot; past it requests are refused as rate-limited',
     }),
+    max_operations: Type.Integer({
+      default: OPERATION_DEFAULTS.maxRunning,
+      minimum: 1,
+      maximum: 1024,
+      description: 'long-running operations running at once, all callers together; past it new ones are refused as rate-limited',
+    }),
+    max_operations_per_uid: Type.Integer({
+      default: OPERATION_DEFAULTS.maxRunningPerUid,
+      minimum: 1,
+      maximum: 1024,
+      description: 'long-running operations one user may have running at once (root is not limited)',
+    }),
+    operation_result_ttl: Type.Number({
+      default: OPERATION_DEFAULTS.resultTtlSeconds,
+      minimum: 1,
+      maximum: 30 * 24 * 3600,
+      description: 'seconds a finished operation and its result are kept',
+    }),
+    operations_file: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], {
+      default: '/var/lib/tuxsec-rootd/operations.json',
+      description: 'where operations are recorded, so a restarted rootd reports the ones it lost as interrupted (null: not recorded)',
+    }),
     max_json_depth: Type.Integer({ default: 32, minimum: 2, maximum: 256 }),
     rate_limit: Type.Object(
       {
@@ -89,5 +115,10 @@ export function loadRootdConfig(file: string, required: boolean): RootdConfig {
 
 export function moduleConfig(cfg: RootdConfig, name: string): ModuleConfig {
   const m = cfg.modules[name];
-  return { enabled: m?.enabled ?? true, allow_dangerous: m?.allow_dangerous ?? false, settings: m?.settings ?? {} };
+  return {
+    enabled: m?.enabled ?? true,
+    allow_dangerous: m?.allow_dangerous ?? false,
+    settings: m?.settings ?? {},
+    ...(m?.operation_timeout !== undefined ? { operation_timeout: m.operation_timeout } : {}),
+  };
 }

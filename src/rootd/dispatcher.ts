@@ -7,13 +7,23 @@
  */
 import { ErrorCodes, TuxsecError, isTuxsecError, type ErrorCode } from '../protocol/errors.ts';
 import { findPoisonKey, isPlainObject, nestingDepth } from '../protocol/json.ts';
-import { ACTION_NAME_RE, MODULE_NAME_RE, responseLine, type RequestId, type RequestType } from '../protocol/messages.ts';
+import {
+  ACTION_NAME_RE,
+  MODULE_NAME_RE,
+  OPERATION_ID_RE,
+  responseLine,
+  type OperationInfo,
+  type OperationStarted,
+  type RequestId,
+  type RequestType,
+} from '../protocol/messages.ts';
 import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
 import { quote } from '../sdk/schema.ts';
 import type { AuditLog, AuditRecord } from './audit.ts';
 import { redact } from './audit.ts';
 import type { ModuleRegistry } from './registry.ts';
 import type { RateLimiter } from './rate-limit.ts';
+import { OPERATION_DEFAULTS, Operations } from './operations.ts';
 
 export interface DispatcherLimits {
   maxDepth: number;
@@ -28,6 +38,8 @@ export interface DispatcherDeps {
   limits: () => DispatcherLimits;
   /** Aborted when the daemon stops: in-flight actions see it through ctx.signal. */
   stopping: AbortSignal;
+  /** Long-running operations; without it, they are kept in memory only, with default limits. */
+  operations?: Operations;
 }
 
 export interface Dispatcher {
@@ -94,9 +106,39 @@ function actionNameOf(a: unknown): string {
   return a;
 }
 
+function operationIdOf(id: unknown): string {
+  if (id === undefined || id === null || id === '') throw new TuxsecError(ErrorCodes.invalidRequest, 'cannot find operation: operation_id is required');
+  if (typeof id !== 'string' || !OPERATION_ID_RE.test(id)) {
+    throw new TuxsecError(ErrorCodes.invalidRequest, `cannot find operation: invalid operation_id ${quote(id, 40)}: "op-" and 32 hexadecimal digits`);
+  }
+  return id;
+}
+
 /** What handlers reach. */
 interface Services {
   registry: ModuleRegistry;
+  operations: Operations;
+  log: Logger;
+}
+
+/** The operation `id` if `peer` may see it and may still run its action. */
+function visibleOperation({ registry, operations }: Services, peer: PeerIdentity, id: string) {
+  return operations.find(peer, id, (module, action, access) => registry.authorize(peer, module, action, access));
+}
+
+/** execute_command's answer for a long-running action: readable by a client that knows nothing of operations. */
+function startedAnswer(info: OperationInfo): OperationStarted {
+  return {
+    success: true,
+    data: {
+      operation_id: info.id,
+      state: 'running',
+      message:
+        `${info.module} ${info.action} is long-running: it was started as operation ${info.id} and runs in the background; ` +
+        `follow it with operation_status and operation_result (tuxsec-cli operation status ${info.id})`,
+    },
+    operation: info,
+  };
 }
 
 /** One request type of the socket protocol (INTEROP section 1). */
@@ -109,16 +151,18 @@ type RequestTypeDef<D> = {
   schema(data: Record<string, unknown>, rec: AuditRecord | null): D;
   /**
    * Who may send it: `peer`, any peer the socket admitted; `action`, a peer the access policy
-   * lets run the module action it names (checked by the registry before the module runs).
+   * lets run the module action it names (checked by the registry before the module runs);
+   * `operation`, the uid that started the operation it names, or root, while the access policy
+   * still lets it run the operation's action.
    */
-  access: 'peer' | 'action';
+  access: 'peer' | 'action' | 'operation';
   /** Errors of this type carry `success: false`, as the Python rootd answered them. */
   failureHasSuccess?: boolean;
 } & (
   | {
-      /** Stateless: answered at once and audited only when refused. */
+      /** Answered at once, changes nothing, audited only when refused. */
       mode: 'sync';
-      handler(s: Services, data: D): Record<string, unknown>;
+      handler(s: Services, data: D, peer: PeerIdentity): Record<string, unknown>;
     }
   | {
       /** Runs under the request timeout, sees the daemon stopping through ctx.signal; always audited. */
@@ -194,16 +238,50 @@ const REQUEST_TABLE: ReadonlyMap<string, RequestTypeDef<unknown>> = new Map(
       access: 'action',
       mode: 'async',
       failureHasSuccess: true,
-      handler: async ({ registry }, d, ctx) => ({
-        success: true,
-        data: await registry.execute(d.module, d.action, d.parameters, ctx, d.coerce),
-      }),
+      handler: async (s, d, ctx) => {
+        const prepared = s.registry.prepare(d.module, d.action, d.parameters, ctx.peer, d.coerce);
+        if (prepared.operationTimeout === null) return { success: true, data: await prepared.run(ctx) };
+        const info = s.operations.start(ctx.peer, { ...prepared, timeoutSeconds: prepared.operationTimeout }, s.log);
+        return startedAnswer(info) as unknown as Record<string, unknown>;
+      },
+    }),
+    row({
+      type: 'operation_status',
+      schema: (data) => operationIdOf(data.operation_id),
+      access: 'operation',
+      mode: 'sync',
+      handler: (s, id, peer) => ({ operation: s.operations.status(visibleOperation(s, peer, id)) }),
+    }),
+    row({
+      type: 'operation_result',
+      schema: (data) => operationIdOf(data.operation_id),
+      access: 'operation',
+      mode: 'async',
+      failureHasSuccess: true,
+      handler: async (s, id, ctx) => {
+        const op = visibleOperation(s, ctx.peer, id);
+        return { success: true, data: s.operations.result(op), operation: s.operations.status(op) };
+      },
+    }),
+    row({
+      type: 'operation_cancel',
+      schema: (data) => operationIdOf(data.operation_id),
+      access: 'operation',
+      mode: 'async',
+      handler: async (s, id, ctx) => ({ operation: await s.operations.cancel(visibleOperation(s, ctx.peer, id), ctx.peer) }),
+    }),
+    row({
+      type: 'operation_list',
+      schema: none,
+      access: 'peer',
+      mode: 'sync',
+      handler: (s, _d, peer) => ({ operations: s.operations.list(peer) }),
     }),
   ] as RequestTypeDef<unknown>[]).map((d) => [d.type, d]),
 );
 
 /** The request types rootd answers, with who may send each (tests walk it). */
-export function requestTypes(): Array<{ type: RequestType; access: 'peer' | 'action' }> {
+export function requestTypes(): Array<{ type: RequestType; access: 'peer' | 'action' | 'operation' }> {
   return [...REQUEST_TABLE.values()].map((d) => ({ type: d.type, access: d.access }));
 }
 
@@ -217,7 +295,11 @@ class RequestDispatcher implements Dispatcher {
   private readonly services: Services;
 
   constructor(private readonly deps: DispatcherDeps) {
-    this.services = { registry: deps.registry };
+    const operations =
+      deps.operations ??
+      new Operations({ file: null, log: deps.log, audit: deps.audit, limits: () => ({ ...OPERATION_DEFAULTS, resultTtlMs: OPERATION_DEFAULTS.resultTtlSeconds * 1000 }),
+      });
+    this.services = { registry: deps.registry, operations, log: deps.log };
     deps.stopping.addEventListener(
       'abort',
       () => {
@@ -275,7 +357,7 @@ class RequestDispatcher implements Dispatcher {
       if (typeof type !== 'string') throw new TuxsecError(ErrorCodes.invalidRequest, 'Invalid message: missing type');
       if (!def) throw new TuxsecError(ErrorCodes.unknownType, `Unknown message type: ${type.slice(0, 64)}`);
       const data: unknown = def.schema(raw, rec);
-      if (def.mode === 'sync') return responseLine({ type: 'success', request_id: requestId, data: def.handler(this.services, data) });
+      if (def.mode === 'sync') return responseLine({ type: 'success', request_id: requestId, data: def.handler(this.services, data, peer) });
       return this.run(def, data, peer, requestId, rec!, started, limits.requestTimeoutMs);
     } catch (err) {
       rec ??= this.record(peer, requestId, type);

@@ -12,6 +12,7 @@ import { nullAudit, openAuditLog, type AuditLog, type AuditLogOptions, type Audi
 import { DEFAULT_CONFIG_FILE, loadRootdConfig, moduleConfig, type RootdConfig } from './config.ts';
 import { pinoLevel } from '../common/log-level.ts';
 import { createDispatcher } from './dispatcher.ts';
+import { Operations } from './operations.ts';
 import { BUILTIN_MODULES } from './modules/index.ts';
 import { LogDestination } from './log-file.ts';
 import { InstalledModules } from './installed.ts';
@@ -210,6 +211,7 @@ interface Running {
   logDest: LogDestination;
   audit: SwitchableAudit;
   registry: ModuleRegistry;
+  operations: Operations;
   limiter: RateLimiter;
   rootd: RootdServer;
   stop: AbortController;
@@ -225,7 +227,8 @@ async function shutdown(d: Running, signal: string): Promise<void> {
   log.info({ signal, inflight: rootd.inflight }, 'stopping: finishing requests in flight');
   rootd.server.close();
   const grace = setTimeout(() => d.stop.abort(), live.cfg.request_timeout * 1000);
-  await rootd.drain();
+  // Operations run for minutes: they are stopped now (recorded as interrupted), not waited for.
+  await Promise.all([rootd.drain(), d.operations.stop()]);
   clearTimeout(grace);
   d.stop.abort();
   await d.registry.shutdownAll();
@@ -338,11 +341,23 @@ async function main(): Promise<void> {
   }
   const limiter = new RateLimiter(cfg.rate_limit.requests_per_second, cfg.rate_limit.burst);
   const stop = new AbortController();
+  const operations = new Operations({
+    file: cfg.operations_file,
+    log,
+    audit,
+    limits: () => ({
+      maxRunning: live.cfg.max_operations,
+      maxRunningPerUid: live.cfg.max_operations_per_uid,
+      resultTtlMs: live.cfg.operation_result_ttl * 1000,
+    }),
+  });
+  operations.load();
   const dispatcher = createDispatcher({
     registry,
     log,
     audit,
     limiter,
+    operations,
     stopping: stop.signal,
     limits: () => ({ maxDepth: live.cfg.max_json_depth, requestTimeoutMs: live.cfg.request_timeout * 1000 }),
   });
@@ -368,7 +383,7 @@ async function main(): Promise<void> {
   rootd.server.on('error', (e) => log.error({ err: e.message }, 'listening socket error'));
   log.info({ socket: fd !== null ? `fd ${fd} (systemd)` : cfg.socket, modules: registry.available(), version: VERSION }, 'tuxsec-rootd ready');
   const loadNext = () => loadRootdConfig(configFile, opts.config !== undefined);
-  handleSignals({ live, log, logDest, audit, registry, limiter, rootd, stop, ownSocket: fd === null, loadNext, rulesOf });
+  handleSignals({ live, log, logDest, audit, registry, operations, limiter, rootd, stop, ownSocket: fd === null, loadNext, rulesOf });
 }
 
 main().catch((e) => fail(e instanceof Error ? e.stack ?? e.message : String(e)));

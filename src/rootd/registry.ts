@@ -7,7 +7,7 @@ import { Value } from '@sinclair/typebox/value';
 import { ACTION_NAME_PATTERN, ACTION_NAME_RE, MODULE_NAME_PATTERN, MODULE_NAME_RE, type AccessClass, type ModuleInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import { unknownAction, type BaseModule, type InitResult, type ModuleContext } from '../sdk/base-module.ts';
-import type { ActionContext, Logger } from '../sdk/action.ts';
+import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
 import { parametersToSchema, validateParams } from '../sdk/schema.ts';
 import type { AccessPolicy } from './access.ts';
 import type { FairScheduler } from './scheduler.ts';
@@ -17,6 +17,8 @@ export interface ModuleConfig {
   /** Allows actions of the `dangerous` class (direct rules, lockdown, panic...). */
   allow_dangerous: boolean;
   settings: Record<string, unknown>;
+  /** Seconds a long-running action of this module may run, in place of the one it declares. */
+  operation_timeout?: number;
 }
 
 export type ModuleState = 'available' | 'unavailable' | 'disabled';
@@ -27,6 +29,22 @@ interface ActionEntry {
   access: AccessClass;
   /** Identical concurrent calls share one run (a read action the module declares shared). */
   shared: boolean;
+  /** Seconds a long-running action may run; null for an ordinary action. */
+  operationTimeout: number | null;
+}
+
+/** Longest timeout a long-running action may declare: a week. */
+const MAX_OPERATION_TIMEOUT_S = 7 * 24 * 3600;
+
+/** An action looked up, allowed and its parameters validated, ready to run. */
+export interface PreparedAction {
+  module: string;
+  action: string;
+  access: AccessClass;
+  /** Seconds it may run as an operation (rootd.yaml's operation_timeout first); null: an ordinary action. */
+  operationTimeout: number | null;
+  /** Runs it: an ordinary action through the scheduler, a long-running one at once (operations have their own limits). */
+  run(ctx: ActionContext): Promise<unknown>;
 }
 
 interface Entry {
@@ -73,7 +91,17 @@ export class ModuleRegistry {
         throw new Error(`module "${name}" action "${cap.name}": parameter schema must refuse unknown parameters`);
       }
       const access = module.accessOf(cap.name);
-      actions.set(cap.name, { schema, access, shared: access === 'read' && module.sharedResult(cap.name) });
+      const lr = module.longRunningOf(cap.name);
+      if (lr !== undefined && !(typeof lr.timeoutSeconds === 'number' && lr.timeoutSeconds > 0 && lr.timeoutSeconds <= MAX_OPERATION_TIMEOUT_S)) {
+        throw new Error(`module "${name}" action "${cap.name}": longRunning.timeoutSeconds must be a number of seconds above 0 and at most ${MAX_OPERATION_TIMEOUT_S}`);
+      }
+      actions.set(cap.name, {
+        schema,
+        access,
+        // A long-running action never shares: each caller gets an operation of its own.
+        shared: access === 'read' && lr === undefined && module.sharedResult(cap.name),
+        operationTimeout: lr?.timeoutSeconds ?? null,
+      });
     }
     this.entries.set(name, {
       module,
@@ -173,37 +201,61 @@ export class ModuleRegistry {
 
   /** Runs one action: lookup, access, validation, then the module. Throws TuxsecError. */
   async execute(moduleName: string, action: string, params: Record<string, unknown>, ctx: ActionContext, coerce = false): Promise<unknown> {
+    return this.prepare(moduleName, action, params, ctx.peer, coerce).run(ctx);
+  }
+
+  /** Lookup, access and validation of one action, before anything runs. Throws TuxsecError. */
+  prepare(moduleName: string, action: string, params: Record<string, unknown>, peer: PeerIdentity, coerce = false): PreparedAction {
     const e = this.entry(moduleName);
     const a = e.actions.get(action);
     if (!a) throw unknownAction(moduleName, action);
     const { schema, access } = a;
-    if (access === 'dangerous' && !e.config.allow_dangerous) {
+    this.authorize(peer, moduleName, action, access);
+    if (coerce) params = Value.Convert(schema, params) as Record<string, unknown>;
+    validateParams(schema, params, `${moduleName} ${action}`);
+    const call = (ctx: ActionContext) => e.module.executeCommand({ action, parameters: params }, ctx);
+    const operationTimeout = a.operationTimeout === null ? null : (e.config.operation_timeout ?? a.operationTimeout);
+    const schedule = (ctx: ActionContext) => {
+      if (!this.scheduler || operationTimeout !== null) return call(ctx);
+      // Parameters are validated, so their JSON is a faithful key. A shared run is not taken out
+      // of the queue when its first caller gives up: the others still want its result.
+      if (a.shared) return this.scheduler.run(ctx.peer.uid, () => call(ctx), { sharedKey: `${moduleName}\0${action}\0${JSON.stringify(params)}` });
+      return this.scheduler.run(ctx.peer.uid, () => call(ctx), { signal: ctx.signal });
+    };
+    return {
+      module: moduleName,
+      action,
+      access,
+      operationTimeout,
+      run: async (ctx) => {
+        let res;
+        try {
+          res = await schedule(ctx);
+        } catch (err) {
+          if (isTuxsecError(err)) throw err;
+          this.log.error({ module: moduleName, action, err: err instanceof Error ? err.stack : String(err) }, 'action threw');
+          throw new TuxsecError(ErrorCodes.actionFailed, `${moduleName} ${action}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        if (!res.success) {
+          throw new TuxsecError(ErrorCodes.actionFailed, res.error ?? `${moduleName} ${action} failed`);
+        }
+        return res.data ?? {};
+      },
+    };
+  }
+
+  /**
+   * Whether `peer` may run this action of this access class now: the dangerous-class switch of
+   * the module, then the access policy. Throws permission-denied.
+   */
+  authorize(peer: PeerIdentity, moduleName: string, action: string, access: AccessClass): void {
+    if (access === 'dangerous' && !this.entries.get(moduleName)?.config.allow_dangerous) {
       throw new TuxsecError(
         ErrorCodes.permissionDenied,
         `cannot run ${moduleName} ${action}: it is in the dangerous class; set modules.${moduleName}.allow_dangerous: true in rootd.yaml to allow it`,
         { setting: `modules.${moduleName}.allow_dangerous` },
       );
     }
-    this.policy.check(ctx.peer, moduleName, action, access);
-    if (coerce) params = Value.Convert(schema, params) as Record<string, unknown>;
-    validateParams(schema, params, `${moduleName} ${action}`);
-    const call = () => e.module.executeCommand({ action, parameters: params }, ctx);
-    let res;
-    try {
-      if (!this.scheduler) res = await call();
-      else if (a.shared) {
-        // Parameters are validated, so their JSON is a faithful key. A shared run is not taken out
-        // of the queue when its first caller gives up: the others still want its result.
-        res = await this.scheduler.run(ctx.peer.uid, call, { sharedKey: `${moduleName}\0${action}\0${JSON.stringify(params)}` });
-      } else res = await this.scheduler.run(ctx.peer.uid, call, { signal: ctx.signal });
-    } catch (err) {
-      if (isTuxsecError(err)) throw err;
-      this.log.error({ module: moduleName, action, err: err instanceof Error ? err.stack : String(err) }, 'action threw');
-      throw new TuxsecError(ErrorCodes.actionFailed, `${moduleName} ${action}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (!res.success) {
-      throw new TuxsecError(ErrorCodes.actionFailed, res.error ?? `${moduleName} ${action} failed`);
-    }
-    return res.data ?? {};
+    this.policy.check(peer, moduleName, action, access);
   }
 }

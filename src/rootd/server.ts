@@ -11,6 +11,7 @@ import type { AuditLog } from './audit.ts';
 import { Connection, errorLine, InflightRequests, REFUSED_LINGER_MS, type ConnectionLimits } from './connection.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { UidCounts } from './uid-counts.ts';
 
 /** Refused connections lingering at once (to deliver their error line), in all and per uid. */
 const MAX_LINGERING = 256;
@@ -42,28 +43,6 @@ export interface RootdServer {
   drain(): Promise<void>;
   readonly connections: number;
   readonly inflight: number;
-}
-
-/** Counts held per uid; a uid whose count drops to zero is forgotten. */
-class UidCounts {
-  private readonly byUid = new Map<number, number>();
-  total = 0;
-
-  get(uid: number): number {
-    return this.byUid.get(uid) ?? 0;
-  }
-
-  add(uid: number): void {
-    this.byUid.set(uid, this.get(uid) + 1);
-    this.total++;
-  }
-
-  remove(uid: number): void {
-    this.total--;
-    const n = (this.byUid.get(uid) ?? 1) - 1;
-    if (n <= 0) this.byUid.delete(uid);
-    else this.byUid.set(uid, n);
-  }
 }
 
 /** Why a connection is refused: the error line's code and message, and what is logged. */

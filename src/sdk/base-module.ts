@@ -4,7 +4,7 @@
 import type { TObject } from '@sinclair/typebox';
 import type { AccessClass, CapabilityInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError } from '../protocol/errors.ts';
-import type { ActionContext, AnyAction, Logger } from './action.ts';
+import type { ActionContext, AnyAction, Logger, LongRunning } from './action.ts';
 import { schemaToParameters } from './schema.ts';
 
 /** One capability (action) as a module declares it. */
@@ -94,6 +94,11 @@ export abstract class BaseModule {
   sharedResult(_action: string): boolean {
     return false;
   }
+
+  /** Set for an action that runs as a background operation (see ActionDef.longRunning). */
+  longRunningOf(_action: string): LongRunning | undefined {
+    return undefined;
+  }
 }
 
 /**
@@ -126,6 +131,7 @@ export abstract class ActionModule extends BaseModule {
       parameters: schemaToParameters(a.params),
       access: a.access,
       schema: a.params as unknown as Record<string, unknown>,
+      ...(a.longRunning ? { long_running: { timeout_seconds: a.longRunning.timeoutSeconds } } : {}),
     }));
   }
 
@@ -140,6 +146,10 @@ export abstract class ActionModule extends BaseModule {
   override sharedResult(action: string): boolean {
     const a = this.actions.get(action);
     return a?.shared === true && a.access === 'read';
+  }
+
+  override longRunningOf(action: string): LongRunning | undefined {
+    return this.actions.get(action)?.longRunning;
   }
 
   async executeCommand(command: CommandRequest, ctx: ActionContext): Promise<CommandResponse> {

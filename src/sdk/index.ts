@@ -11,3 +11,6 @@ export type { Static, TObject } from '@sinclair/typebox';
 export { TuxsecError, ErrorCodes } from '../protocol/errors.ts';
 export type { ErrorCode } from '../protocol/errors.ts';
 export type { AccessClass } from '../protocol/messages.ts';
+/** How a module runs a program: absolute path, argument array, clean environment, capped output, its process group ended on abort. */
+export { run } from '../os/exec.ts';
+export type { RunOptions, RunResult } from '../os/exec.ts';

@@ -8,6 +8,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { run } from '../../src/os/exec.ts';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
+import { pluginDir, writeLongRunningPlugin } from '../helpers/plugin.ts';
 import {
   AGENT_JS,
   certsIn,
@@ -35,7 +36,9 @@ before(async () => {
   dir = tempDir('tsa-rt-');
   const certs = await certsIn(path.join(dir, 'certs'));
   server = await startServer({ dir, certs });
-  rootd = await startRootd();
+  const plugins = pluginDir();
+  writeLongRunningPlugin(plugins);
+  rootd = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
   env = await makeAgentEnv(
     { server_url: null, agent_id: null, api_key: null, ca_cert: certs.ca, rootd_socket: rootd.socketPath, poll_interval: 30 },
     '# Connection mode: pull, push, or ssh\n# kept across registration\n',
@@ -160,4 +163,21 @@ test('tuxsec-agent runs submitted jobs through rootd and the server stores their
   const stopped = await agent.kill('SIGTERM');
   assert.equal(stopped.code, 0, agent.out());
   agent = null;
+});
+
+// Issue 10, long-running actions item 3 in part: the agent waits for the operation; progress through
+// the server and an operator's cancel are not built yet.
+test('a long-running action submitted as a job stays open until its final result is stored', async () => {
+  agent = startAgent(env);
+  const { agent_id } = readCredentials(env);
+  await until('the agent to check in', () => /tuxsec-agent started in pull mode/.test(agent!.out()), 10_000);
+  const sub = await server.op.submitJob({ agent_id, module: 'longmod', action: 'count', params: { steps: 10, ms: 300 } });
+  await until('the operation to run', async () => (await rootd.client.operations()).some((o) => o.action === 'count' && o.state === 'running'), 15_000);
+  assert.ok(!['completed', 'failed'].includes((await server.op.getJob(sub.id)).status), 'the job is still open while the operation runs');
+  const job = await server.waitJob(sub.id, 30_000);
+  assert.equal(job.status, 'completed', `${JSON.stringify(job)}\n${agent.out()}`);
+  const res = job.result as { success: boolean; output: Record<string, unknown> };
+  assert.equal(res.success, true);
+  // The action's own data, not the "started as operation" answer.
+  assert.deepEqual(res.output, { counted: 10, uid: env.uid });
 });

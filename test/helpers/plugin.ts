@@ -56,3 +56,42 @@ export function writePluginSource(dir: string, file: string, source: string, mod
   chmodSync(p, mode);
   return p;
 }
+
+/**
+ * A plugin with long-running actions, for tests of operations through the real rootd:
+ * `count` reports progress over `steps` steps of `ms` and returns `{counted}`; `loop` reports
+ * progress until it is cancelled (or times out); `sleeper` waits on a child shell whose own
+ * child runs `sleep <seconds>` (pick a unique value to find the grandchild in /proc), through the
+ * SDK's run(), so a cancel must end the whole process group.
+ */
+export function writeLongRunningPlugin(dir: string, name = 'longmod', timeoutSeconds = 600): string {
+  return writePlugin(dir, {
+    name,
+    description: 'long-running test actions',
+    prelude: `import { run } from ${JSON.stringify(SDK_JS)};
+const tick = (ms, signal) => new Promise((res, rej) => {
+  const t = setTimeout(res, ms);
+  signal.addEventListener('abort', () => { clearTimeout(t); rej(signal.reason); }, { once: true });
+});`,
+    actions: `[
+      defineAction({ name: 'count', description: 'count with progress', access: 'read', longRunning: { timeoutSeconds: ${timeoutSeconds} },
+        params: Params({ steps: Type.Integer({ minimum: 1, maximum: 1000 }), ms: Type.Integer({ minimum: 0, maximum: 10000 }) }),
+        handler: async (p, ctx) => {
+          for (let i = 0; i < p.steps; i++) { ctx.progress('counting', i / p.steps); await tick(p.ms, ctx.signal); }
+          return { counted: p.steps, uid: ctx.peer.uid };
+        } }),
+      defineAction({ name: 'loop', description: 'report progress until cancelled', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
+        params: Params({}),
+        handler: async (_p, ctx) => {
+          for (let i = 0; ; i++) { ctx.progress('looping ' + i, (i % 100) / 100); await tick(50, ctx.signal); }
+        } }),
+      defineAction({ name: 'sleeper', description: 'a child shell with a sleeping grandchild', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
+        params: Params({ seconds: Type.String({ pattern: '^[0-9]{1,7}[.][0-9]{1,9}$' }) }),
+        handler: async (p, ctx) => {
+          ctx.progress('sleeping');
+          const r = await run('/bin/sh', ['-c', 'sleep "$1" & wait', 'sh', p.seconds], { signal: ctx.signal, timeoutMs: 3600000 });
+          return { code: r.code };
+        } }),
+    ]`,
+  });
+}

@@ -31,7 +31,7 @@ export interface RootdHandle {
 }
 
 export interface StartOptions {
-  /** rootd.yaml keys; socket and audit_log default into the temp dir. */
+  /** rootd.yaml keys; socket, audit_log and operations_file default into the temp dir. */
   config?: Record<string, unknown>;
   /** Extra command line arguments. */
   args?: string[];
@@ -55,7 +55,8 @@ export async function startRootd(opts: StartOptions = {}): Promise<RootdHandle> 
   const socketPath = (opts.config?.socket as string | undefined) ?? path.join(dir, 'run', 'rootd.sock');
   const auditPath = path.join(dir, 'audit.log');
   const configPath = path.join(dir, 'rootd.yaml');
-  const cfg = { socket: socketPath, audit_log: auditPath, log_level: 'debug', ...opts.config };
+  // operations_file too: the default is the host's /var/lib/tuxsec-rootd.
+  const cfg = { socket: socketPath, audit_log: auditPath, operations_file: path.join(dir, 'state', 'operations.json'), log_level: 'debug', ...opts.config };
   writeFileSync(configPath, stringify(cfg), { mode: 0o600 });
   const dev = opts.dev ?? process.getuid?.() !== 0;
   // As root the daemon needs its socket group and the default allowed user to exist.

@@ -10,12 +10,24 @@ const run = (action: string, parameters: Record<string, unknown> = {}, request_i
 });
 
 describe('dispatcher request table', () => {
-  it('requestTypes lists the five INTEROP request types, each with an access rule', () => {
+  it('requestTypes lists the five INTEROP request types and the operation ones, each with an access rule', () => {
     const rows = requestTypes();
-    assert.deepEqual(rows.map((r) => r.type).sort(), ['execute_command', 'list_modules', 'module_info', 'ping', 'system_info']);
-    for (const r of rows) assert.ok(r.access === 'peer' || r.access === 'action', `${r.type} has an access rule`);
+    assert.deepEqual(rows.map((r) => r.type).sort(), [
+      'execute_command',
+      'list_modules',
+      'module_info',
+      'operation_cancel',
+      'operation_list',
+      'operation_result',
+      'operation_status',
+      'ping',
+      'system_info',
+    ]);
+    for (const r of rows) assert.ok(r.access === 'peer' || r.access === 'action' || r.access === 'operation', `${r.type} has an access rule`);
     // Types that run module code go through the access policy.
     assert.deepEqual(rows.filter((r) => r.access === 'action').map((r) => r.type).sort(), ['execute_command', 'system_info']);
+    // Types that name an operation are its owner's (or root's), under the access rules of its action.
+    assert.deepEqual(rows.filter((r) => r.access === 'operation').map((r) => r.type).sort(), ['operation_cancel', 'operation_result', 'operation_status']);
   });
 
   it('dispatcher answers ping synchronously and does not audit it', async () => {

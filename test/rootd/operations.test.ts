@@ -1,0 +1,349 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { RootdClient } from '../../src/client/rootd-client.ts';
+import type { OperationInfo } from '../../src/protocol/messages.ts';
+import { startRootd, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
+import { pluginDir, writeLongRunningPlugin } from '../helpers/plugin.ts';
+import { oneShot } from '../helpers/raw.ts';
+import { ensureTestUsers, asUser } from '../helpers/users.ts';
+import { pidsWithCmdline, uniqueSleepSeconds, waitFor } from '../helpers/procs.ts';
+import type { UserEntry } from '../../src/os/users.ts';
+
+interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real tuxsec-cli, as `user` (root when null), without blocking this process while it runs. */
+function cli(socketPath: string, user: UserEntry | null, ...args: string[]): Promise<CliResult> {
+  const full = [CLI_JS, '--socket', socketPath, ...args];
+  const [file, argv] = user ? asUser(user, process.execPath, full) : [process.execPath, full];
+  return new Promise((resolve, reject) => {
+    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('error', reject);
+    p.on('close', (status) => {
+      clearTimeout(t);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** Starts an operation through tuxsec-cli --no-wait; gives its id. */
+async function startNoWait(socketPath: string, user: UserEntry | null, module: string, action: string, ...params: string[]): Promise<string> {
+  const r = await cli(socketPath, user, 'execute', module, action, '--no-wait', ...params.flatMap((p) => ['--param', p]));
+  assert.equal(r.status, 0, r.stderr);
+  const id = r.stdout.trim();
+  assert.match(id, /^op-[0-9a-f]{32}$/);
+  return id;
+}
+
+async function statusOf(c: RootdClient, id: string): Promise<OperationInfo> {
+  return c.operationStatus(id);
+}
+
+describe('rootd long-running operations (real rootd, real users, real tuxsec-cli)', () => {
+  let d: RootdHandle;
+  let users: Awaited<ReturnType<typeof ensureTestUsers>>;
+  let root: RootdClient;
+  before(async () => {
+    users = await ensureTestUsers();
+    const plugins = pluginDir();
+    writeLongRunningPlugin(plugins, 'longmod');
+    // shortmod's actions declare 600 s; rootd.yaml cuts them to 1 s.
+    writeLongRunningPlugin(plugins, 'shortmod');
+    d = await startRootd({
+      config: {
+        plugins_dir: plugins,
+        allowed_users: [users.tuxsec.name, users.member.name],
+        // One slot for ordinary actions: an operation that took it would stall every other request.
+        max_concurrent_actions: 1,
+        request_timeout: 5,
+        max_operations: 4,
+        max_operations_per_uid: 2,
+        modules: { longmod: {}, shortmod: { operation_timeout: 1 }, firewalld: { enabled: false } },
+      },
+    });
+    root = new RootdClient({ socketPath: d.socketPath, timeoutMs: 30_000 });
+  });
+  after(async () => {
+    root?.close();
+    await d?.stop();
+  });
+
+  it('execute waits for a long-running action and prints its result as for any action', async () => {
+    const r = await cli(d.socketPath, users.tuxsec, 'execute', 'longmod', 'count', '--param', 'steps=5', '--param', 'ms=100');
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { counted: 5, uid: users.tuxsec.uid });
+    // stderr is not a terminal here: no progress lines.
+    assert.equal(r.stderr, '');
+  });
+
+  it('execute shows progress on stderr when it is a terminal, then the result', async () => {
+    // python3's pty module gives the CLI a real terminal (no shell involved).
+    const r = await new Promise<CliResult>((resolve) => {
+      const p = spawn('/usr/bin/python3', ['-c', 'import pty, sys; pty.spawn(sys.argv[1:])', process.execPath, CLI_JS, '--socket', d.socketPath, 'execute', 'longmod', 'count', '--param', 'steps=6', '--param', 'ms=300'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      p.on('close', (status) => resolve({ status, stdout, stderr: '' }));
+    });
+    assert.equal(r.status, 0, r.stdout);
+    /* eslint-disable no-control-regex -- the escape that clears the progress line is the point */
+    assert.match(r.stdout, /\r\x1b\[Klongmod count: counting [0-9]+%/);
+    // The progress line is cleared before the result, which is printed as for any action.
+    assert.match(r.stdout, /\r\x1b\[K\{\r\n {2}"counted": 6,\r\n {2}"uid": 0\r\n\}\r\n$/);
+    /* eslint-enable no-control-regex */
+  });
+
+  it('Ctrl-C during execute cancels the operation and ends with its outcome', async () => {
+    const full = [CLI_JS, '--socket', d.socketPath, 'execute', 'longmod', 'loop'];
+    // setpriv execs the CLI, so the pid is the CLI's own.
+    const [file, argv] = asUser(users.tuxsec, process.execPath, full);
+    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const closed = new Promise<number | null>((resolve) => p.on('close', resolve));
+    await waitFor(async () => (await root.operations()).some((o) => o.uid === users.tuxsec.uid && o.action === 'loop' && o.state === 'running'), 'the operation to run');
+    p.kill('SIGINT');
+    assert.equal(await closed, 1, stderr);
+    assert.match(stderr, /^cancelling operation op-[0-9a-f]{32}\nError: operation op-[0-9a-f]{32} \(longmod loop\) was cancelled by uid \d+\n$/);
+    assert.ok(!(await root.operations()).some((o) => o.state === 'running'), 'nothing left running');
+  });
+
+  it('an operation reports progress, then its result, to the uid that started it', async () => {
+    const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'count', 'steps=40', 'ms=100');
+    const c = new RootdClient({ socketPath: d.socketPath });
+    try {
+      // As root (any operation) the status shows the phase and a growing fraction.
+      let seen: OperationInfo | null = null;
+      await waitFor(async () => {
+        seen = await statusOf(root, id);
+        return seen.state !== 'running' || (seen.fraction ?? 0) > 0;
+      }, 'progress');
+      const s = seen! as OperationInfo;
+      assert.equal(s.module, 'longmod');
+      assert.equal(s.action, 'count');
+      assert.equal(s.uid, users.tuxsec.uid);
+      if (s.state === 'running') assert.equal(s.phase, 'counting');
+      const res = await cli(d.socketPath, users.tuxsec, 'operation', 'result', id);
+      // Still running at first: a clear error and exit 1; then the result.
+      if (res.status !== 0) assert.match(res.stderr, /is still running/);
+      await waitFor(async () => (await statusOf(root, id)).state !== 'running', 'the operation to finish');
+      const done = await cli(d.socketPath, users.tuxsec, 'operation', 'result', id);
+      assert.equal(done.status, 0, done.stderr);
+      assert.deepEqual(JSON.parse(done.stdout), { counted: 40, uid: users.tuxsec.uid });
+      const st = JSON.parse((await cli(d.socketPath, users.tuxsec, 'operation', 'status', id)).stdout) as OperationInfo;
+      assert.equal(st.state, 'succeeded');
+      assert.ok(st.finished_at && st.expires_at && Date.parse(st.expires_at) > Date.parse(st.finished_at));
+      // operation list shows it to its owner.
+      const list = JSON.parse((await cli(d.socketPath, users.tuxsec, 'operation', 'list')).stdout) as OperationInfo[];
+      assert.ok(list.some((o) => o.id === id));
+    } finally {
+      c.close();
+    }
+  });
+
+  it('another uid can neither see nor cancel an operation; root can', async () => {
+    const id = await startNoWait(d.socketPath, users.member, 'longmod', 'loop');
+    for (const sub of ['status', 'result', 'cancel']) {
+      const r = await cli(d.socketPath, users.tuxsec, 'operation', sub, id);
+      assert.equal(r.status, 1, `${sub}: ${r.stdout}`);
+      assert.match(r.stderr, /^Error: operation "op-[0-9a-f]+" not found \(unknown, expired, or started by another user\)\n$/);
+    }
+    const theirs = JSON.parse((await cli(d.socketPath, users.tuxsec, 'operation', 'list')).stdout) as OperationInfo[];
+    assert.ok(!theirs.some((o) => o.id === id), 'not listed to another uid');
+    assert.equal((await statusOf(root, id)).state, 'running', 'still running after the refused cancel');
+    const r = await cli(d.socketPath, null, 'operation', 'cancel', id);
+    assert.equal(r.status, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as OperationInfo;
+    assert.equal(s.state, 'cancelled');
+    assert.match(s.error!, /cancelled by uid 0/);
+    const res = await cli(d.socketPath, users.member, 'operation', 'result', id);
+    assert.equal(res.status, 1);
+    assert.match(res.stderr, /^Error: operation op-[0-9a-f]+ \(longmod loop\) was cancelled by uid 0\n$/);
+  });
+
+  it('cancel ends the action and its whole process group (the grandchild is gone)', async () => {
+    const secs = uniqueSleepSeconds();
+    const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'sleeper', `seconds="${secs}"`);
+    await waitFor(() => pidsWithCmdline(`sleep ${secs}`).length === 1, 'the grandchild to start');
+    const r = await cli(d.socketPath, users.tuxsec, 'operation', 'cancel', id);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as OperationInfo).state, 'cancelled');
+    await waitFor(() => pidsWithCmdline(`sleep ${secs}`).length === 0, 'the grandchild to be gone');
+  });
+
+  it('an operation past its timeout (rootd.yaml operation_timeout) ends timed_out, its children gone', async () => {
+    const secs = uniqueSleepSeconds();
+    const r = await cli(d.socketPath, users.tuxsec, 'execute', 'shortmod', 'sleeper', '--param', `seconds="${secs}"`);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^Error: operation op-[0-9a-f]+ \(shortmod sleeper\) did not finish within 1 s\n$/);
+    await waitFor(() => pidsWithCmdline(`sleep ${secs}`).length === 0, 'the grandchild to be gone');
+    const list = await root.operations();
+    const op = list.find((o) => o.module === 'shortmod' && o.action === 'sleeper');
+    assert.equal(op?.state, 'timed_out');
+    assert.equal(op?.timeout_seconds, 1);
+  });
+
+  it('a long operation blocks no other request: get_hostname on other connections answers promptly', async () => {
+    const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'loop');
+    try {
+      const c = new RootdClient({ socketPath: d.socketPath, timeoutMs: 10_000 });
+      try {
+        // max_concurrent_actions is 1: had the operation taken that slot, these would all time out.
+        const answers = await Promise.all(Array.from({ length: 20 }, () => c.execute('systeminfo', 'get_hostname')));
+        for (const a of answers) assert.equal(typeof (a as { hostname: unknown }).hostname, 'string');
+      } finally {
+        c.close();
+      }
+      const r = await cli(d.socketPath, users.member, 'execute', 'systeminfo', 'get_hostname');
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal((await statusOf(root, id)).state, 'running');
+    } finally {
+      await root.operationCancel(id);
+    }
+  });
+
+  it('operations are bounded per uid and overall, refused as rate-limited with the limit named', async () => {
+    const mine = [await startNoWait(d.socketPath, users.member, 'longmod', 'loop'), await startNoWait(d.socketPath, users.member, 'longmod', 'loop')];
+    const ids = [...mine];
+    try {
+      const third = await cli(d.socketPath, users.member, 'execute', 'longmod', 'loop', '--no-wait');
+      assert.equal(third.status, 1);
+      assert.match(third.stderr, /^Error: cannot start longmod loop: uid \d+ has 2 operations running \(max_operations_per_uid 2\); wait for one to finish or cancel it\n$/);
+      ids.push(await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'loop'));
+      ids.push(await startNoWait(d.socketPath, null, 'longmod', 'loop'));
+      await assert.rejects(root.start('longmod', 'loop'), (e: Error & { code?: string }) => e.code === 'rate-limited' && /max_operations 4/.test(e.message));
+    } finally {
+      for (const id of ids) await root.operationCancel(id);
+    }
+    // Freed: the member may start one again.
+    const again = await startNoWait(d.socketPath, users.member, 'longmod', 'loop');
+    await root.operationCancel(again);
+  });
+
+  it('a client that knows nothing of operations gets a clear answer: the id and what to do with it', async () => {
+    const res = await oneShot(d.socketPath, JSON.stringify({ type: 'execute_command', request_id: 'py-1', data: { module: 'longmod', action: 'count', parameters: { steps: 1, ms: 0 } } }));
+    assert.equal(res.type, 'success');
+    assert.equal(res.request_id, 'py-1');
+    const data = res.data as { success: boolean; data: { operation_id: string; state: string; message: string }; operation: OperationInfo };
+    assert.equal(data.success, true);
+    assert.match(data.data.operation_id, /^op-[0-9a-f]{32}$/);
+    assert.equal(data.data.state, 'running');
+    assert.match(data.data.message, /^longmod count is long-running: it was started as operation op-[0-9a-f]+ and runs in the background; follow it with operation_status/);
+    assert.equal(data.operation.id, data.data.operation_id);
+    await waitFor(async () => (await statusOf(root, data.data.operation_id)).state === 'succeeded', 'the operation to finish');
+    // operation_result answers in execute_command's shape.
+    const r = await oneShot(d.socketPath, JSON.stringify({ type: 'operation_result', request_id: 'py-2', data: { operation_id: data.data.operation_id } }));
+    assert.deepEqual((r.data as { success: boolean; data: unknown }).data, { counted: 1, uid: 0 });
+  });
+
+  it('operation requests refuse a malformed id, naming it', async () => {
+    const r = await cli(d.socketPath, users.tuxsec, 'operation', 'status', '../../etc/passwd');
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'Error: cannot find operation: invalid operation_id "../../etc/passwd": "op-" and 32 hexadecimal digits\n');
+    const u = await cli(d.socketPath, users.tuxsec, 'operation', 'frobnicate');
+    assert.equal(u.status, 2);
+  });
+
+  it('module_info marks long-running actions with their timeout', async () => {
+    const info = await root.moduleInfo('longmod');
+    const loop = info.capabilities.find((c) => c.name === 'loop');
+    assert.deepEqual(loop?.long_running, { timeout_seconds: 600 });
+    assert.equal(info.capabilities.find((c) => c.name === 'count')?.access, 'read');
+  });
+});
+
+describe('rootd operations: result expiry and restart', () => {
+  let users: Awaited<ReturnType<typeof ensureTestUsers>>;
+  let plugins: string;
+  let state: string;
+  before(async () => {
+    users = await ensureTestUsers();
+    plugins = pluginDir();
+    writeLongRunningPlugin(plugins, 'longmod');
+    state = mkdtempSync(path.join(tmpdir(), 'tso-'));
+  });
+  after(() => rmSync(state, { recursive: true, force: true }));
+
+  const config = (ttl: number) => ({
+    plugins_dir: plugins,
+    allowed_users: [users.tuxsec.name],
+    operation_result_ttl: ttl,
+    operations_file: path.join(state, 'lib', 'operations.json'),
+    modules: { firewalld: { enabled: false } },
+  });
+
+  it('a finished operation is forgotten after operation_result_ttl', async () => {
+    const d = await startRootd({ config: config(2) });
+    try {
+      const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'count', 'steps=1', 'ms=0');
+      const c = new RootdClient({ socketPath: d.socketPath });
+      try {
+        await waitFor(async () => (await c.operationStatus(id)).state === 'succeeded', 'the operation to finish');
+        await waitFor(
+          () => c.operationStatus(id).then(() => false, (e: Error & { code?: string }) => e.code === 'not-found'),
+          'the result to expire',
+        );
+        await assert.rejects(c.operationResult(id), /not found/);
+      } finally {
+        c.close();
+      }
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a restarted rootd reports operations that were running as interrupted (crash and clean stop)', async () => {
+    const file = path.join(state, 'lib', 'operations.json');
+    let d = await startRootd({ config: config(3600) });
+    const crashed = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'loop');
+    const finished = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'count', 'steps=1', 'ms=0');
+    await waitFor(async () => (await d.client.operationStatus(finished)).state === 'succeeded', 'the short one to finish');
+    // The record is root's alone and holds no parameters or results.
+    const st = statSync(file);
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.equal(statSync(path.dirname(file)).mode & 0o777, 0o700);
+    assert.doesNotMatch(readFileSync(file, 'utf8'), /counted/);
+    // A crash: nothing gets to record what became of the loop.
+    d.signal('SIGKILL');
+    await d.stop();
+    assert.ok(existsSync(file));
+    d = await startRootd({ config: config(3600) });
+    try {
+      const r = await cli(d.socketPath, users.tuxsec, 'operation', 'status', crashed);
+      assert.equal(r.status, 0, r.stderr);
+      const s = JSON.parse(r.stdout) as OperationInfo;
+      assert.equal(s.state, 'interrupted');
+      assert.match(s.error!, /tuxsec-rootd stopped while it ran/);
+      const res = await cli(d.socketPath, users.tuxsec, 'operation', 'result', crashed);
+      assert.equal(res.status, 1);
+      assert.match(res.stderr, /was interrupted: tuxsec-rootd stopped while it ran/);
+      // The finished one keeps its state; its result was not kept, and that is said.
+      const fin = await cli(d.socketPath, users.tuxsec, 'operation', 'result', finished);
+      assert.equal(fin.status, 1);
+      assert.match(fin.stderr, /succeeded, but its result was lost when tuxsec-rootd restarted/);
+      // A clean stop records a running operation as interrupted itself.
+      const running = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'loop');
+      await d.stop();
+      const recorded = (JSON.parse(readFileSync(file, 'utf8')) as { operations: OperationInfo[] }).operations.find((o) => o.id === running);
+      assert.equal(recorded?.state, 'interrupted');
+      assert.match(recorded!.error!, /tuxsec-rootd is stopping/);
+      d = await startRootd({ config: config(3600) });
+      assert.equal((await d.client.operationStatus(running)).state, 'interrupted');
+    } finally {
+      await d.stop();
+    }
+  });
+});
