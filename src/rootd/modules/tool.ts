@@ -4,11 +4,12 @@
  * action is cancelled.
  */
 import { accessSync, constants } from 'node:fs';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 import { validateConfig } from '../../common/config-file.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../../protocol/errors.ts';
 import { run, type RunOptions, type RunResult } from '../../os/exec.ts';
 import type { ActionContext } from '../../sdk/action.ts';
+import { ActionModule, type InitResult, type ModuleContext } from '../../sdk/base-module.ts';
 
 /** An absolute path a caller names: no NUL (the kernel would cut it there), bounded. */
 export function AbsolutePath(description: string) {
@@ -62,4 +63,43 @@ export async function runTool(ctx: ActionContext, what: string, file: string, ar
   if (ctx.signal.aborted) throw stopped(ctx, what);
   if (r.timedOut) throw new TuxsecError(ErrorCodes.timeout, `cannot ${what}: ${file} did not finish within ${Math.round((opts.timeoutMs ?? 30_000) / 1000)} s`);
   return r;
+}
+
+/**
+ * A module that drives one program: its settings come from rootd.yaml (checked against
+ * `schema`), and it is unavailable, saying why, when the program is not installed.
+ */
+export abstract class ToolModule<T extends TObject> extends ActionModule {
+  protected settings: Static<T>;
+
+  /** `module` is the module's name, for the messages about its settings. */
+  constructor(
+    private readonly module: string,
+    private readonly schema: T,
+  ) {
+    super();
+    this.settings = moduleSettings(module, schema, {});
+  }
+
+  get version(): string {
+    return '1.0.0';
+  }
+
+  /** The program the module cannot work without, and the package that installs it. */
+  protected abstract program(): { file: string; what: string; install: string };
+
+  /** Called when initialize has taken new settings. */
+  protected settingsChanged(): void {}
+
+  override async initialize(ctx?: ModuleContext): Promise<InitResult> {
+    try {
+      this.settings = moduleSettings(this.module, this.schema, ctx?.settings ?? {});
+    } catch (e) {
+      return [false, (e as Error).message];
+    }
+    this.settingsChanged();
+    const p = this.program();
+    if (!executable(p.file)) return [false, `${p.what} is not installed (${p.file} not found; apt install ${p.install})`];
+    return [true, null];
+  }
 }

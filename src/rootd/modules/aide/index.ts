@@ -6,13 +6,12 @@
 import { mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Type, type Static } from '@sinclair/typebox';
-import { ActionModule, type InitResult, type ModuleContext } from '../../../sdk/base-module.ts';
+import { Type } from '@sinclair/typebox';
 import { defineAction, type ActionContext, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import { readFileSafe, writeFileAtomicSafe } from '../../../os/secure-files.ts';
-import { executable, lastWords, moduleSettings, runTool } from '../tool.ts';
+import { ToolModule, executable, lastWords, runTool } from '../tool.ts';
 import { AideConfigCache } from './config.ts';
 import { parseAideReport, type AideReport } from './report.ts';
 
@@ -32,8 +31,6 @@ export const AideSettingsSchema = Type.Object(
   { additionalProperties: false },
 );
 
-type AideSettings = Static<typeof AideSettingsSchema>;
-const defaults = (): AideSettings => moduleSettings('aide', AideSettingsSchema, {});
 
 /** How long an init, check or update may run: long enough for a whole system's files. */
 export const AIDE_TIMEOUT_SECONDS = 6 * 3600;
@@ -49,31 +46,29 @@ export interface AideRun extends AideReport {
 
 const None = Params({});
 
-export class AideModule extends ActionModule {
-  private settings: AideSettings = defaults();
-  private configCache = new AideConfigCache(this.settings.binary, this.settings.config);
+export class AideModule extends ToolModule<typeof AideSettingsSchema> {
+  private configCache: AideConfigCache;
   /** The aide run in progress ("check", "init", "update"), if any. */
   private running: string | null = null;
 
+  constructor() {
+    super('aide', AideSettingsSchema);
+    this.configCache = new AideConfigCache(this.settings.binary, this.settings.config);
+  }
+
   get name() {
     return 'aide';
-  }
-  get version() {
-    return '1.0.0';
   }
   get description() {
     return 'AIDE file integrity: build the database, check files against it, accept changes';
   }
 
-  override async initialize(ctx?: ModuleContext): Promise<InitResult> {
-    try {
-      this.settings = moduleSettings('aide', AideSettingsSchema, ctx?.settings ?? {});
-    } catch (e) {
-      return [false, (e as Error).message];
-    }
+  protected program() {
+    return { file: this.settings.binary, what: 'aide', install: 'aide' };
+  }
+
+  protected override settingsChanged(): void {
     this.configCache = new AideConfigCache(this.settings.binary, this.settings.config);
-    if (!executable(this.settings.binary)) return [false, `aide is not installed (${this.settings.binary} not found; apt install aide)`];
-    return [true, null];
   }
 
   protected defineActions(): AnyAction[] {
