@@ -152,7 +152,7 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
       throw new TuxsecError(ErrorCodes.actionFailed, `cannot scan: clamscan exited with ${r.code ?? r.signal}: ${lastWords(r.stderr || r.stdout)}`);
     }
     const errors = [
-      ...r.stderr.split('\n').filter((l) => /^(WARNING|ERROR|LibClamAV Error):? /.test(l)).map((l) => l.slice(0, 1000)),
+      ...r.stderr.split('\n').filter((l) => /^(WARNING|ERROR|LibClamAV (Error|Warning)):? /.test(l)).map((l) => l.slice(0, 1000)),
       ...out.unverified.map((l) => `cannot tell which file this is: ${l}`),
     ];
     if (out.infected_count !== null && out.infected_count !== out.infected.length) errors.push(`clamscan counted ${out.infected_count} infected files, ${out.infected.length} were read from its output`);
