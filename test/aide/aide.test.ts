@@ -2,7 +2,7 @@
 // configuration the test writes: in-process through ModuleRegistry, and through the real rootd.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AideModule } from '../../src/rootd/modules/aide/index.ts';
@@ -11,6 +11,7 @@ import type { ActionContext } from '../../src/sdk/action.ts';
 import { quiet } from '../unit/helpers.ts';
 import { startRootd } from '../helpers/rootd.ts';
 import { failure } from '../helpers/failure.ts';
+import { childWith, waitFor } from '../helpers/children.ts';
 
 let dir: string;
 let tree: string;
@@ -181,13 +182,13 @@ describe('aide module', () => {
     truncateSync(path.join(big, 'huge'), 8 * 1024 ** 3);
     const ac = new AbortController();
     const run = failure(r.execute('aide', 'check', {}, ctx(ac.signal)));
-    const pid = await waitFor(() => childRunning(conf), 60_000);
+    const pid = await waitFor(() => childWith(conf), 60_000);
     ac.abort();
     const e = await run;
     assert.equal(e.code, 'interrupted');
     assert.match(e.message, /cannot check files with aide: cancelled/);
     await waitFor(() => !existsSync(`/proc/${pid}`) || undefined, 10_000);
-    assert.equal(childRunning(conf), undefined);
+    assert.equal(childWith(conf), undefined);
     // The next check may run: the module is not left thinking one is in progress.
     const s = await r.execute('aide', 'get_status', {}, ctx());
     assert.equal((s as { running: unknown }).running, null);
@@ -215,33 +216,3 @@ describe('aide module', () => {
     }
   });
 });
-
-/** The pid of our aide child running with `conf`, found in /proc. */
-function childRunning(conf: string): number | undefined {
-  for (const task of readdirSync(`/proc/${process.pid}/task`)) {
-    let kids: string;
-    try {
-      kids = readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const pid of kids.split(/\s+/).filter(Boolean)) {
-      try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(conf)) return Number(pid);
-      } catch {
-        // Gone already.
-      }
-    }
-  }
-  return undefined;
-}
-
-async function waitFor<T>(fn: () => T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) assert.fail('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import type { ActionContext } from '../../src/sdk/action.ts';
 import { quiet } from '../unit/helpers.ts';
 import { failure } from '../helpers/failure.ts';
 import { startRootd } from '../helpers/rootd.ts';
+import { childWith, waitFor } from '../helpers/children.ts';
 
 let dir: string;
 let tree: string;
@@ -109,6 +110,26 @@ describe('clamav module', () => {
     } finally {
       clamd.kill('SIGKILL');
     }
+  });
+
+  test('a scan cancelled mid-run leaves no clamscan process', async () => {
+    // Large (sparse) files clamscan reads in full: a minute of work.
+    const big = path.join(dir, 'bigtree');
+    mkdirSync(big);
+    for (let i = 0; i < 40; i++) {
+      writeFileSync(path.join(big, `f${i}`), '');
+      truncateSync(path.join(big, `f${i}`), 99 * 1024 * 1024);
+    }
+    const reg = await registryWith({});
+    const ac = new AbortController();
+    const run = failure(reg.execute('clamav', 'scan', { paths: [big] }, ctx(ac.signal)));
+    const pid = await waitFor(() => childWith(big), 60_000);
+    ac.abort();
+    const e = await run;
+    assert.equal(e.code, 'interrupted');
+    assert.equal(e.message, 'cannot scan: cancelled');
+    await waitFor(() => !existsSync(`/proc/${pid}`) || undefined, 10_000);
+    rmSync(big, { recursive: true });
   });
 
   test('get_status: versions and signature age from the database directory', async () => {
