@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (idempotent). Run as root on Debian 12.
 set -euo pipefail
-pkgs=(firewalld iptables dbus nftables iproute2 openssl openssh-server openssh-client systemd util-linux procps systemd-container curl)
+pkgs=(firewalld iptables dbus nftables iproute2 openssl openssh-server openssh-client systemd util-linux procps systemd-container curl aide aide-common clamav clamav-daemon clamav-freshclam)
 # SELinux userland and Debian's policy: the selinux module's policy store tests (no kernel SELinux needed).
 pkgs+=(selinux-utils policycoreutils semodule-utils policycoreutils-python-utils selinux-policy-default)
 missing=()
@@ -21,4 +21,11 @@ fi
 # firewalld must never run on the machine's own network: tests start it inside their own namespace.
 if [ -x /usr/sbin/firewalld ] && [ -e /run/firewalld/firewalld.pid ]; then
   echo "warning: a firewalld is already running on this machine; tests start their own in a namespace" >&2
+fi
+# The clamav tests run clamscan (and their own clamd) on signatures they write: the packaged services
+# would reach for the network (freshclam) or hold the official databases in memory (clamd).
+if [ -d /run/systemd/system ]; then
+  for unit in clamav-freshclam.service clamav-daemon.service clamav-daemon.socket; do
+    systemctl is-enabled --quiet "$unit" 2>/dev/null && systemctl disable --now --quiet "$unit" || true
+  done
 fi

@@ -162,7 +162,7 @@ describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.split('\n').length, 2, 'one line');
     const v = JSON.parse(r.stdout) as { modules: string[]; details: Array<Record<string, unknown>> };
-    assert.deepEqual(v.modules, ['badmod', 'firewalld', 'goodmod', 'oldmod', 'selinux', 'systeminfo']);
+    assert.deepEqual(v.modules, ['aide', 'badmod', 'clamav', 'firewalld', 'goodmod', 'oldmod', 'selinux', 'systeminfo']);
     const byName = Object.fromEntries(v.details.map((m) => [m.name, m]));
     assert.deepEqual(byName.goodmod, { name: 'goodmod', source: 'plugin', loaded: true, reason: null, version: '1.0.0', file: path.join(plugins, 'goodmod.mjs') });
     assert.deepEqual(byName.badmod, { name: 'badmod', source: 'plugin', loaded: false, reason: 'plugin file is writable by group or others', file: path.join(plugins, 'badmod.mjs') });
@@ -173,7 +173,7 @@ describe('tuxsec-cli installed-modules with plugins (real rootd)', () => {
     assert.equal(byName.systeminfo!.loaded, true);
     // list-modules still lists what is available, one line each.
     const l = cli(['list-modules'], { TUXSEC_SOCKET: d.socketPath });
-    assert.equal(l.stdout, 'Available modules:\n  - goodmod\n  - systeminfo\n');
+    assert.equal(l.stdout, 'Available modules:\n  - aide\n  - clamav\n  - goodmod\n  - systeminfo\n');
   });
 });
 

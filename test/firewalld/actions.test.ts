@@ -10,7 +10,7 @@ import { ModuleRegistry } from '../../src/rootd/registry.ts';
 import type { ActionContext, Logger } from '../../src/sdk/action.ts';
 import { TuxsecError } from '../../src/protocol/errors.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
-import { failure } from '../unit/helpers.ts';
+import { failure } from '../helpers/failure.ts';
 
 const logs: Array<{ level: string; obj: unknown; msg?: string }> = [];
 const log: Logger = {
@@ -43,6 +43,7 @@ async function code(p: Promise<unknown>): Promise<string> {
   }
   assert.fail('expected an error');
 }
+
 
 /** firewall-cmd inside the namespace; stdout trimmed. */
 async function cmd(...args: string[]): Promise<string> {

@@ -86,7 +86,7 @@ describe('rootd with plugins, limits and policy', () => {
   it('loads safe plugins, refuses a world-writable one, and lists a failed module with its reason', async () => {
     const r = await oneShot(d.socketPath, JSON.stringify({ type: 'list_modules', request_id: 'l', data: {} }));
     const data = r.data as { modules: string[]; unavailable: Array<{ name: string; reason: string }> };
-    assert.deepEqual(data.modules, ['seedmod', 'systeminfo', 'testmod']);
+    assert.deepEqual(data.modules, ['aide', 'clamav', 'seedmod', 'systeminfo', 'testmod']);
     assert.deepEqual(data.unavailable, [
       { name: 'failmod', state: 'unavailable', reason: 'the widget is not installed' },
       { name: 'firewalld', state: 'disabled', reason: 'disabled in rootd.yaml' },

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startRootd, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
 import { ensureTestUsers, asUser } from '../helpers/users.ts';
-import { failure } from '../unit/helpers.ts';
+import { failure } from '../helpers/failure.ts';
 
 const STORE = `tuxsec-test-${process.pid}`;
 // libsemanage builds a commit under final/STORE before it moves it into /etc/selinux/STORE.

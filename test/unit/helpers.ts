@@ -13,8 +13,6 @@ import { ModuleRegistry } from '../../src/rootd/registry.ts';
 import { defineAction, type ActionContext, type PeerIdentity } from '../../src/sdk/action.ts';
 import { ActionModule, type InitResult } from '../../src/sdk/base-module.ts';
 import { Params } from '../../src/sdk/schema.ts';
-import { TuxsecError } from '../../src/protocol/errors.ts';
-import assert from 'node:assert/strict';
 
 export const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -27,17 +25,6 @@ export function peerOf(uid: number): PeerIdentity {
 
 export function ctxFor(uid: number, signal = new AbortController().signal): ActionContext {
   return { peer: peerOf(uid), signal, log: quiet, requestId: 't', progress: () => {} };
-}
-
-/** The TuxsecError a call fails with (an assertion failure when it succeeds or throws anything else). */
-export async function failure(p: Promise<unknown>): Promise<TuxsecError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof TuxsecError, `expected TuxsecError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected an error');
 }
 
 /**

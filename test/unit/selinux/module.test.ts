@@ -13,7 +13,8 @@ import { ModuleRegistry, DEFAULT_MODULE_CONFIG } from '../../../src/rootd/regist
 import { makeAccessPolicy } from '../../../src/rootd/access.ts';
 import type { RunOptions, RunResult } from '../../../src/os/exec.ts';
 import { TuxsecError } from '../../../src/protocol/errors.ts';
-import { ctxFor, failure, quiet } from '../helpers.ts';
+import { ctxFor, quiet } from '../helpers.ts';
+import { failure } from '../../helpers/failure.ts';
 
 interface Call {
   file: string;
