@@ -216,7 +216,8 @@ export default class extends ActionModule {
 `,
     );
     writePluginSource(plugins, 'writable.mjs', `throw new Error('must never load');\n`, 0o666);
-    const m = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
+    // aide without its program: how a host is, not a fault (a skip, not a failure).
+    const m = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false }, aide: { settings: { binary: '/nonexistent/aide' } } } } });
     try {
       const r = doctor(['--socket', m.socketPath, '--rootd-config', m.configPath, '--agent-config', agentYaml]);
       assert.equal(r.status, 1);
@@ -228,6 +229,9 @@ export default class extends ActionModule {
       assert.equal(w.ok, false);
       assert.match(w.detail, /^not loaded \(.*writable\.mjs\): /);
       assert.equal(check(r, 'module systeminfo').ok, true);
+      const a = check(r, 'module aide');
+      assert.equal(a.ok, null);
+      assert.match(a.detail, /^skipped: not available on this host: .*\/nonexistent\/aide/);
     } finally {
       await m.stop();
       rmSync(plugins, { recursive: true, force: true });
