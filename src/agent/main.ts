@@ -148,7 +148,7 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
 
 /**
  * Push mode: serves INTEROP section 3 on listen_host:listen_port until SIGTERM. SIGHUP re-reads
- * the certificate, key, CA and api_key (a bad new file keeps the old ones and says why).
+ * the certificate, key and CA, and apart from them the api_key (a bad one is kept old and logged).
  */
 async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | null): Promise<void> {
   if (cfg.ssl_cert === null || cfg.ssl_key === null) fail('cannot run in push mode: set ssl_cert and ssl_key (push mode always serves TLS)');
@@ -165,7 +165,7 @@ async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | 
   try {
     push = new PushServer(
       { host: cfg.listen_host, port: cfg.listen_port, tls: { cert: cfg.ssl_cert, key: cfg.ssl_key, ca: cfg.ca_cert }, version: VERSION },
-      { executor, journal, results, rootd, apiKey: () => apiKey, log },
+      { executor, journal, results, rootd, apiKey, log },
     );
     await push.listen();
   } catch (e) {
@@ -174,14 +174,22 @@ async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | 
   if (cfg.ca_cert === null) {
     log.warn({}, 'ca_cert is not set: any client with the api_key is served, no client certificate is asked for');
   }
+  // The TLS files and the api_key are re-read independently: a bad one must not keep the other
+  // old (a key rotated because it leaked stays valid while a certificate is being fixed).
   process.on('SIGHUP', () => {
     try {
-      const key = rereadKey();
-      if (!key) throw new Error('no api_key');
-      push.reload(key);
-      log.info({}, 'SIGHUP: certificate, key, CA and api_key re-read');
+      push.reloadTls();
+      log.info({}, 'SIGHUP: certificate, key and CA re-read; open connections are closed after their current answer');
     } catch (e) {
-      log.error({}, `cannot reload on SIGHUP: ${(e as Error).message}; the old certificate and key are still used`);
+      log.error({}, `cannot reload the certificate, key or CA on SIGHUP: ${(e as Error).message}; the old ones are still used`);
+    }
+    try {
+      const key = rereadKey();
+      if (!key) throw new Error('no api_key (set api_key_file)');
+      push.setApiKey(key);
+      log.info({}, 'SIGHUP: api_key re-read');
+    } catch (e) {
+      log.error({}, `cannot reload the api_key on SIGHUP: ${(e as Error).message}; the old one is still used`);
     }
   });
   const stopped = new Promise<string>((resolve) => {

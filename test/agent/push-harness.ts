@@ -19,6 +19,8 @@ export interface PushAgent {
   certs: CertPaths;
   dir: string;
   port: number;
+  /** The agent's api_key_file (0600 tuxsec). */
+  apiKeyFile: string;
   rootd: RootdHandle;
   agent: Proc;
   /** A request with the client certificate (unless `noCert`) and the right key (unless `headers` say otherwise). */
@@ -36,6 +38,10 @@ export interface RequestOptions {
   noCert?: boolean;
   agent?: https.Agent;
   ca?: Buffer[];
+  /** The client's source address (any 127.x.y.z): another client as the agent counts them. */
+  localAddress?: string;
+  /** Client certificate and key files other than the test CA's. */
+  clientCert?: { cert: string; key: string };
 }
 
 export interface Reply {
@@ -91,6 +97,7 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
     certs,
     dir,
     port,
+    apiKeyFile: path.join(credDir, 'api_key'),
     rootd,
     agent,
     request(method, p, o = {}) {
@@ -102,7 +109,8 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
             method,
             path: p,
             ca: o.ca ?? fs.readFileSync(certs.ca),
-            ...(o.noCert ? {} : { cert: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) }),
+            ...(o.noCert ? {} : { cert: fs.readFileSync(o.clientCert?.cert ?? certs.clientCert), key: fs.readFileSync(o.clientCert?.key ?? certs.clientKey) }),
+            ...(o.localAddress ? { localAddress: o.localAddress } : {}),
             headers: { 'x-api-key': API_KEY, ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}), ...o.headers },
             agent: o.agent ?? false,
             timeout: 30_000,
