@@ -11,7 +11,8 @@
  * never read: the answer closes the connection. A client is an IPv4 address or an IPv6 /64 (one
  * host is usually given a whole /64).
  * Jobs run through the one Executor and journal: a job id seen before is answered from the
- * stored result, never run again.
+ * result kept in the journal, never run again; the same id with another module, action or
+ * params gets 409 (`job-id-reused`), not the other job's result.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -21,9 +22,8 @@ import type net from 'node:net';
 import { ErrorCodes } from '../protocol/errors.ts';
 import { executeReplyOf, parseExecuteBody, type ExecuteReply, type JobEnvelope } from '../protocol/jobs.ts';
 import { assertPrivateFile } from './config.ts';
-import type { Executor } from './executor.ts';
+import { envelopeHash, type Executor } from './executor.ts';
 import type { Journal } from './journal.ts';
-import type { Outbox } from './outbox.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Longer X-API-Key values are refused unread (as wrong); the header block as a whole is capped by MAX_HEADER_BYTES. */
@@ -82,10 +82,9 @@ export interface PushOptions {
 }
 
 export interface PushDeps {
+  /** With `sink: 'journal'`: the journal keeps the results answered, for a repeated id. */
   executor: Executor;
   journal: Journal;
-  /** The executor's sink in push mode: results kept for a repeated id (Outbox with dirName push-results). */
-  results: Outbox;
   rootd: { listModules(): Promise<string[]> };
   /** The api_key at start (SIGHUP sets a new one with setApiKey). */
   apiKey: string;
@@ -205,14 +204,25 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
   });
 }
 
+function reused(id: string): ExecuteReply {
+  return {
+    success: false,
+    result: {},
+    error: `cannot run job "${id.slice(0, 200)}": this id was already used for another module, action or params; give each job its own id`,
+    id,
+    status: 'failed',
+    code: ErrorCodes.jobIdReused,
+  };
+}
+
 export class PushServer {
   readonly server: https.Server;
   private readonly o: PushOptions;
   private readonly d: PushDeps;
   private readonly limits: PushLimits;
   private readonly clients = new Map<string, Client>();
-  /** Jobs running now, by id: a repeat arriving meanwhile waits for the same result. */
-  private readonly running = new Map<string, Promise<ExecuteReply>>();
+  /** Jobs running now, by id, with their envelopeHash: a repeat arriving meanwhile waits for the same result. */
+  private readonly running = new Map<string, { hash: string; reply: Promise<ExecuteReply> }>();
   private keyHash: Buffer;
   private readonly sweep: NodeJS.Timeout;
   /** Bumped by each TLS reload; a connection accepted before it was verified against the old context. */
@@ -410,17 +420,27 @@ export class PushServer {
       return;
     }
     const reply = await this.runOnce(job);
-    this.sendJson(res, reply.code === ErrorCodes.invalidRequest && reply.id === undefined ? 400 : 200, reply);
+    const status = reply.code === ErrorCodes.jobIdReused ? 409 : reply.code === ErrorCodes.invalidRequest && reply.id === undefined ? 400 : 200;
+    this.sendJson(res, status, reply);
   }
 
-  /** Runs a job at most once: a repeated id gets the stored result (or waits for the running one). */
+  /**
+   * Runs a job at most once: a repeated id gets the kept result (or waits for the running one),
+   * unless it asks for something else than the first time.
+   */
   private async runOnce(job: JobEnvelope): Promise<ExecuteReply> {
     const rawId = job.id;
     const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : null;
+    const hash = envelopeHash(job);
     if (id !== null) {
       const pending = this.running.get(id);
-      if (pending) return pending;
-      if (this.d.journal.has(id)) return this.stored(id);
+      if (pending) return pending.hash === hash ? pending.reply : reused(id);
+      const seen = this.d.journal.get(id);
+      if (seen) {
+        // A journal from before the hash was kept: module and action are all it can compare.
+        const same = seen.hash !== undefined ? seen.hash === hash : seen.module === job.module && seen.action === job.action;
+        return same ? this.stored(id) : reused(id);
+      }
     }
     const p = this.d.executor.run(job).then((out): ExecuteReply => {
       if (out.ran) return executeReplyOf(out.result);
@@ -428,17 +448,16 @@ export class PushServer {
       return { success: false, result: {}, error: 'cannot run job: missing or invalid "id"', code: ErrorCodes.invalidRequest };
     });
     if (id === null) return p;
-    this.running.set(id, p);
+    this.running.set(id, { hash, reply: p });
     try {
       return await p;
     } finally {
       this.running.delete(id);
-      this.d.results.trim();
     }
   }
 
   private stored(id: string): ExecuteReply {
-    const r = this.d.results.get(id);
+    const r = this.d.journal.get(id)?.result;
     if (r) return executeReplyOf(r);
     return {
       success: false,

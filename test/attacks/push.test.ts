@@ -16,7 +16,6 @@ import { RootdClient } from '../../src/client/rootd-client.ts';
 import { loadConfig } from '../../src/agent/config.ts';
 import { Executor } from '../../src/agent/executor.ts';
 import { Journal } from '../../src/agent/journal.ts';
-import { Outbox } from '../../src/agent/outbox.ts';
 import { clientKey, PushServer } from '../../src/agent/push.ts';
 
 let h: PushAgent;
@@ -294,14 +293,13 @@ test('push forgets idle clients past maxClients: the map of clients stays bounde
   const dir = tempDir('tsa-pushmap-');
   const certs = await makeCerts(path.join(dir, 'certs'));
   fs.chmodSync(certs.serverKey, 0o600);
-  const journal = Journal.open(dir);
-  const results = Outbox.open(dir, { maxEntries: 10, maxBytes: 65536, dirName: 'push-results' });
+  const journal = Journal.open(dir, { keepResults: { maxEntries: 10, maxBytes: 65536 } });
   // No job runs here: rootd's socket is never dialled.
   const rootd = new RootdClient({ socketPath: path.join(dir, 'no-rootd.sock') });
   const log = { info() {}, warn() {}, error() {} };
   const server = new PushServer(
     { host: '127.0.0.1', port: 0, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }, version: 'test', limits: { maxClients: 100 } },
-    { executor: new Executor({ rootd, journal, sink: (r) => results.add(r) }), journal, results, rootd, apiKey: API_KEY, log },
+    { executor: new Executor({ rootd, journal, sink: 'journal' }), journal, rootd, apiKey: API_KEY, log },
   );
   try {
     await server.listen();
@@ -339,6 +337,36 @@ test('push one client cannot hold every connection', async () => {
   } finally {
     for (const s of socks) s.destroy();
   }
+});
+
+test('push a job id sent again with another module, action or params gets 409 and runs nothing', async () => {
+  const first = await h.request('POST', '/execute', { body: JSON.stringify({ id: 'reuse-1', module: 'systeminfo', action: 'get_info', params: { a: 1, b: 2 } }) });
+  assert.equal(first.status, 200, first.body);
+  for (const other of [
+    { id: 'reuse-1', module: 'systeminfo', action: 'get_uptime', params: { a: 1, b: 2 } },
+    { id: 'reuse-1', module: 'systeminfo', action: 'get_info', params: { a: 1, b: 3 } },
+    { job: { id: 'reuse-1', module: 'systeminfo', action: 'get_uptime' } },
+  ]) {
+    const r = await h.request('POST', '/execute', { body: JSON.stringify(other) });
+    assert.equal(r.status, 409, r.body);
+    assert.equal(r.json.code, 'job-id-reused');
+    assert.equal(r.json.success, false);
+    assert.match(String(r.json.error), /cannot run job "reuse-1": this id was already used for another module, action or params/);
+  }
+  // The same request, its params' keys in another order: the first result.
+  const again = await h.request('POST', '/execute', { body: JSON.stringify({ params: { b: 2, a: 1 }, action: 'get_info', module: 'systeminfo', id: 'reuse-1' }) });
+  assert.equal(again.status, 200, again.body);
+  assert.deepEqual(again.json, first.json);
+  // Two at once with the same id and different requests: one runs, the other is refused.
+  const ran = () => h.executions('get_hostname').length + h.executions('get_kernel_version').length;
+  const before = ran();
+  const [x, y] = await Promise.all([
+    h.request('POST', '/execute', { body: JSON.stringify({ id: 'reuse-2', module: 'systeminfo', action: 'get_hostname' }) }),
+    h.request('POST', '/execute', { body: JSON.stringify({ id: 'reuse-2', module: 'systeminfo', action: 'get_kernel_version' }) }),
+  ]);
+  assert.deepEqual([x.status, y.status].sort(), [200, 409], `${x.body} ${y.body}`);
+  await assertNothingRan();
+  assert.equal(ran() - before, 1);
 });
 
 /** Sends SIGHUP and waits until the agent has logged both halves of the reload (read or refused). */
