@@ -27,6 +27,8 @@ export interface PushAgent {
   request(method: string, p: string, o?: RequestOptions): Promise<Reply>;
   /** curl with the CA and client certificate; returns the exit code, body and status. */
   curl(args: string[]): Promise<{ code: number | null; body: string; status: number; stderr: string }>;
+  /** Stops the agent with `sig` (SIGKILL: a crash) and starts it again on the same state_dir. */
+  restart(sig: NodeJS.Signals): Promise<void>;
   /** rootd's audit records of the agent's executions of `action`. */
   executions(action: string): Array<Record<string, unknown>>;
   stop(): Promise<void>;
@@ -81,17 +83,19 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
   fs.chownSync(path.join(credDir, 'api_key'), env.uid, env.gid);
   const text = fs.readFileSync(env.configPath, 'utf8') + `api_key_file: ${path.join(credDir, 'api_key')}\n`;
   fs.writeFileSync(env.configPath, text);
-  const agent = startAgent(env, [], opts.extraEnv);
-  await until('agent listening', async () => {
-    if (agent.proc.exitCode !== null) throw new Error(`agent exited: ${agent.out()}`);
-    return new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
+  const listening = async (p: Proc) =>
+    until('agent listening', async () => {
+      if (p.proc.exitCode !== null) throw new Error(`agent exited: ${p.out()}`);
+      return new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
       });
-      s.on('error', () => resolve(false));
-    });
-  }, 20_000, 50);
+    }, 20_000, 50);
+  const agent = startAgent(env, [], opts.extraEnv);
+  await listening(agent);
   const h: PushAgent = {
     env,
     certs,
@@ -147,6 +151,11 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
       const i = r.stdout.lastIndexOf('\n');
       return { code: r.code, body: r.stdout.slice(0, Math.max(0, i)), status: Number(r.stdout.slice(i + 1)) || 0, stderr: r.stderr };
     },
+    async restart(sig) {
+      await h.agent.kill(sig);
+      h.agent = startAgent(env, [], opts.extraEnv);
+      await listening(h.agent);
+    },
     executions(action) {
       if (!fs.existsSync(rootd.auditPath)) return [];
       return fs
@@ -157,7 +166,7 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
         .filter((r) => r.uid === env.uid && r.action === action);
     },
     async stop() {
-      await agent.kill();
+      await h.agent.kill();
       await rootd.stop();
       fs.rmSync(dir, { recursive: true, force: true });
       fs.rmSync(env.dir, { recursive: true, force: true });

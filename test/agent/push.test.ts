@@ -72,6 +72,22 @@ test('push the same job id sent twice (also at once) runs once and answers the s
   assert.equal(h.executions('get_uptime').length, 1);
 });
 
+test('push a job id sent again after the agent was killed gets the result kept in the journal, not a second run', async () => {
+  const body = JSON.stringify({ id: 'push-crash-1', module: 'systeminfo', action: 'get_kernel_version', params: {} });
+  const ranBefore = h.executions('get_kernel_version').length;
+  const first = await h.request('POST', '/execute', { body });
+  assert.equal(first.status, 200, first.body);
+  assert.equal(first.json.success, true);
+  await h.restart('SIGKILL');
+  const again = await h.request('POST', '/execute', { body });
+  assert.equal(again.status, 200, again.body);
+  assert.deepEqual(again.json, first.json);
+  const barrier = h.executions('get_os_info').length;
+  await h.request('POST', '/execute', { body: JSON.stringify({ module: 'systeminfo', action: 'get_os_info' }) });
+  await until('the later audit record', () => h.executions('get_os_info').length > barrier);
+  assert.equal(h.executions('get_kernel_version').length, ranBefore + 1);
+});
+
 test('push jobs without an id each run (a fresh id each)', async () => {
   const body = JSON.stringify({ module: 'systeminfo', action: 'get_info' });
   const a = await h.request('POST', '/execute', { body });
