@@ -153,15 +153,15 @@ export class Journal {
    */
   private append(ev: Line, lazy = false): void {
     const line = Buffer.from(JSON.stringify(ev) + '\n');
-    const size = this.bytes;
-    let wrote = false;
+    let size = -1;
     try {
       if (this.tornAt !== null) {
         // A torn line could not be cut before: nothing may follow it until it is.
         fs.ftruncateSync(this.fd, this.tornAt);
         this.tornAt = null;
       }
-      wrote = true;
+      // Asked of the file, not remembered: where a failed append must be cut back to is its real end.
+      size = fs.fstatSync(this.fd).size;
       const n = fs.writeSync(this.fd, line);
       if (n !== line.length) throw Object.assign(new Error(`only ${n} of ${line.length} bytes written`), { code: 'ENOSPC' });
       this.dirty = true;
@@ -173,7 +173,7 @@ export class Journal {
         this.flushSoon();
       }
     } catch (e) {
-      if (wrote) {
+      if (size >= 0) {
         try {
           fs.ftruncateSync(this.fd, size);
         } catch {
@@ -186,7 +186,7 @@ export class Journal {
       });
     }
     this.lines++;
-    this.bytes += line.length;
+    this.bytes = size + line.length;
   }
 
   /** fdatasync in the background, off the event loop; a failure leaves the lines dirty for the next try. */
