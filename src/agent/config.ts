@@ -236,9 +236,20 @@ export interface LoadOptions {
   warn?: (message: string) => void;
 }
 
+/** Push mode's X-API-Key is what a network client must guess: 32 characters of `openssl rand -hex 32` or similar. */
+export const MIN_PUSH_KEY_CHARS = 32;
+
+/** Refuses, in push mode, an api_key short enough to guess (the message never shows the key). */
+export function assertPushKey(cfg: AgentConfig): void {
+  if (cfg.mode !== 'push' || cfg.api_key === null || cfg.api_key.length >= MIN_PUSH_KEY_CHARS) return;
+  throw new ConfigError(
+    `cannot use key "api_key" in push mode: it is shorter than ${MIN_PUSH_KEY_CHARS} characters, which a client on the network could guess; make one with "openssl rand -hex 32" and give the same to the server`,
+  );
+}
+
 /**
  * Loads agent.yaml for running: validated, settings of other modes dropped (one warning), the
- * ca_cert checked, the api_key taken from its sources.
+ * ca_cert checked, the api_key taken from its sources (in push mode at least MIN_PUSH_KEY_CHARS long).
  */
 export function loadConfig(file: string, opts: LoadOptions = {}, src: SecretSources = {}): AgentConfig {
   let raw = parseConfigYaml(readConfigText(file)!, file);
@@ -247,5 +258,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}, src: SecretSour
   const { cfg, warning } = settingsForMode(validateConfig(raw, file), isMap ? Object.keys(raw as object) : []);
   if (warning !== null) opts.warn?.(warning);
   assertCaCert(cfg, file);
-  return applySecretSources(cfg, src);
+  const out = applySecretSources(cfg, src);
+  assertPushKey(out);
+  return out;
 }

@@ -1,12 +1,14 @@
 /**
- * THE executor: every job, whatever transport brought it (pull now; push and SSH next), goes
- * through `Executor.run`: shape check, journal (at most once), policy, rootd call, result
- * envelope, durable hand-off to a sink (the outbox in pull mode), journal finish.
+ * THE executor: every job, whatever transport brought it (pull, push), goes through
+ * `Executor.run`: shape check, journal (at most once), policy, rootd call, result envelope,
+ * durable hand-off to a sink (the outbox in pull mode) or the journal's finish record (push).
  */
+import crypto from 'node:crypto';
 import { abortableSleep, backoffDelay } from '../common/backoff.ts';
 import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
 import { parseJob, type JobEnvelope, type ResultEnvelope } from '../protocol/jobs.ts';
 import { findPoisonKey, nestingDepth } from '../protocol/json.ts';
+import type { ModuleInfo } from '../protocol/messages.ts';
 import type { Journal } from './journal.ts';
 import { policyAllows, policyRefusal, type Policy } from './policy.ts';
 
@@ -24,8 +26,17 @@ export interface RootdExecutor {
 export interface ExecutorDeps {
   rootd: RootdExecutor;
   journal: Journal;
-  /** Makes the result durable (outbox). Must not return before it is. */
-  sink: (r: ResultEnvelope) => void | Promise<void>;
+  /**
+   * Where results go: a function making each durable (pull mode's outbox; must not return
+   * before it is), or `'journal'` (push mode: the finish record carries it, see Journal).
+   */
+  sink: ((r: ResultEnvelope) => void | Promise<void>) | 'journal';
+  /**
+   * The access class of an action (rootd's module_info), when known. A `read` job's start
+   * record is not fdatasync'd before it runs (see Journal): only a power cut can lose it, and
+   * running a read twice changes nothing. Anything else, or unknown, is made durable first.
+   */
+  accessOf?: (module: string, action: string) => Promise<string | undefined>;
   policy?: Policy;
   now?: () => Date;
   log?: { info(o: object, m: string): void; warn(o: object, m: string): void };
@@ -41,8 +52,52 @@ export interface ExecutorDeps {
 
 export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; reason: 'duplicate' | 'invalid' };
 
+/**
+ * ExecutorDeps.accessOf from rootd's module_info, asked once per module and forgotten after
+ * `ttlMs` (a rootd upgrade may change a class). A module rootd cannot describe is unknown.
+ */
+export function accessClasses(rootd: { moduleInfo(module: string): Promise<ModuleInfo> }, ttlMs = 60_000): (module: string, action: string) => Promise<string | undefined> {
+  const cache = new Map<string, { at: number; classes: Promise<Map<string, string>> }>();
+  return async (module, action) => {
+    let c = cache.get(module);
+    if (!c || Date.now() - c.at > ttlMs) {
+      const classes = rootd.moduleInfo(module).then((info) => new Map(info.capabilities.map((cap) => [cap.name, cap.access ?? 'unknown'])));
+      c = { at: Date.now(), classes };
+      cache.set(module, c);
+      // A failure is not remembered: the next job asks again.
+      classes.catch(() => cache.delete(module));
+      // Module names come from the network: keep the cache to modules rootd knows.
+      if (cache.size > 256) cache.delete(cache.keys().next().value!);
+    }
+    return (await c.classes).get(action);
+  };
+}
+
 /** A result rides two levels deep in a check-in (body, command_results); servers refuse JSON deeper than 64. */
 const MAX_RESULT_DEPTH = 62;
+
+/** JSON with object keys sorted, so the same value hashes the same whichever order its keys came in. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * What a job asks for (module, action, params) as a short hash, kept with its journal entry: a
+ * job id sent again with a different request is refused, not answered with the old result.
+ */
+export function envelopeHash(job: { module?: unknown; action?: unknown; params?: unknown }): string {
+  const text = canonicalJson([job.module ?? null, job.action ?? null, job.params ?? {}]);
+  return crypto.createHash('sha256').update(text).digest('hex').slice(0, 32);
+}
 
 export class Executor {
   private readonly d: ExecutorDeps;
@@ -62,7 +117,7 @@ export class Executor {
     for (const e of this.d.journal.unfinished()) {
       if (!hasResult(e.id)) {
         const t = this.now();
-        await this.d.sink({
+        await this.complete(e.id, {
           command_id: e.id,
           success: false,
           error: `job "${e.id}" (${e.module} ${e.action}) was interrupted: the agent stopped while it ran; it was not run again`,
@@ -73,10 +128,21 @@ export class Executor {
           duration_ms: Math.max(0, t.getTime() - Date.parse(e.started_at)),
         });
         n++;
+      } else {
+        this.d.journal.finish(e.id);
       }
-      this.d.journal.finish(e.id);
     }
     return n;
+  }
+
+  /** Hands the result to the sink and records the job finished. */
+  private async complete(id: string, r: ResultEnvelope): Promise<void> {
+    if (this.d.sink === 'journal') {
+      this.d.journal.finish(id, r);
+      return;
+    }
+    await this.d.sink(r);
+    this.d.journal.finish(id);
   }
 
   /** Runs a job at most once. A repeated id returns `{ran: false, reason: 'duplicate'}`. */
@@ -90,17 +156,24 @@ export class Executor {
       if (this.d.journal.has(checked.id)) return { ran: false, reason: 'duplicate' };
       const t = this.now();
       const r = this.envelope(checked.id, t, t, { success: false, error: checked.error, code: ErrorCodes.invalidRequest });
-      this.d.journal.start(checked.id, '?', '?', t.toISOString());
-      await this.d.sink(r);
-      this.d.journal.finish(checked.id);
+      // Nothing runs: the record need not reach the disk first.
+      this.d.journal.start(checked.id, '?', '?', t.toISOString(), { hash: envelopeHash(raw as Record<string, unknown>), durable: false });
+      await this.complete(checked.id, r);
       return { ran: true, result: r };
     }
     const job = checked.job;
+    const allowed = policyAllows(this.d.policy, job.module, job.action);
+    // Asked before the duplicate check: nothing may come between that check and the start record.
+    const access = allowed && this.d.accessOf ? await this.d.accessOf(job.module, job.action).catch(() => undefined) : undefined;
     if (this.d.journal.has(job.id)) return { ran: false, reason: 'duplicate' };
     const started = this.now();
-    this.d.journal.start(job.id, job.module, job.action, started.toISOString());
+    this.d.journal.start(job.id, job.module, job.action, started.toISOString(), {
+      hash: envelopeHash(job),
+      // A refused job runs nothing; a read changes nothing if a power cut makes it run again.
+      durable: allowed && access !== 'read',
+    });
     let outcome: { success: true; output: unknown } | { success: false; error: string; code: string };
-    if (!policyAllows(this.d.policy, job.module, job.action)) {
+    if (!allowed) {
       outcome = {
         success: false,
         error: policyRefusal(job.module, job.action),
@@ -137,8 +210,7 @@ export class Executor {
         code: refused.code,
       });
     }
-    await this.d.sink(r);
-    this.d.journal.finish(job.id);
+    await this.complete(job.id, r);
     this.d.log?.info({ command_id: job.id, module: job.module, action: job.action, status: r.status, duration_ms: r.duration_ms }, 'job finished');
     return { ran: true, result: r };
   }

@@ -11,7 +11,7 @@ import { ConfigError, readConfigText } from '../common/config-file.ts';
 import { pinoLevel } from '../common/log-level.ts';
 import { assertPrivateFile, DEFAULT_CONFIG_PATH, loadConfig, parseConfigText, type AgentConfig } from './config.ts';
 import { ensureDir } from '../os/durable-files.ts';
-import { Executor } from './executor.ts';
+import { accessClasses, Executor } from './executor.ts';
 import { HttpClient } from './http.ts';
 import { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -52,8 +52,13 @@ function takePidLock(stateDir: string): void {
   fs.writeFileSync(p, `${process.pid}\n`, { mode: 0o600 });
 }
 
-/** Opens state_dir (pid lock, journal, a result store) or exits with a message naming it. */
-function openState(cfg: AgentConfig, log: Logger, dirName?: string): { journal: Journal; outbox: Outbox } {
+/**
+ * Opens state_dir (pid lock, journal, and in pull mode the outbox) or exits with a message
+ * naming it. Push mode keeps its answered results in the journal itself (fewer fsyncs per job).
+ */
+function openState(cfg: AgentConfig, log: Logger, mode: 'pull'): { journal: Journal; outbox: Outbox };
+function openState(cfg: AgentConfig, log: Logger, mode: 'push'): { journal: Journal; outbox: null };
+function openState(cfg: AgentConfig, log: Logger, mode: 'pull' | 'push'): { journal: Journal; outbox: Outbox | null } {
   try {
     ensureDir(cfg.state_dir, 0o700);
   } catch (e) {
@@ -61,13 +66,10 @@ function openState(cfg: AgentConfig, log: Logger, dirName?: string): { journal: 
   }
   try {
     takePidLock(cfg.state_dir);
+    const bounds = { maxEntries: cfg.outbox_max_entries, maxBytes: cfg.outbox_max_bytes };
+    if (mode === 'push') return { journal: Journal.open(cfg.state_dir, { keepResults: bounds }), outbox: null };
     const journal = Journal.open(cfg.state_dir);
-    const outbox = Outbox.open(cfg.state_dir, {
-      maxEntries: cfg.outbox_max_entries,
-      maxBytes: cfg.outbox_max_bytes,
-      warn: (m) => log.warn({}, m),
-      dirName,
-    });
+    const outbox = Outbox.open(cfg.state_dir, { ...bounds, warn: (m) => log.warn({}, m) });
     return { journal, outbox };
   } catch (e) {
     const msg = (e as Error).message;
@@ -78,7 +80,7 @@ function openState(cfg: AgentConfig, log: Logger, dirName?: string): { journal: 
 async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
   if (!cfg.server_url) fail('cannot run in pull mode: key "server_url" is not set');
   if (!cfg.agent_id || !cfg.api_key) fail('cannot run in pull mode: the agent is not registered (run "tuxsec-agent register --server URL --token-file FILE" as root)');
-  const { journal, outbox } = openState(cfg, log);
+  const { journal, outbox } = openState(cfg, log, 'pull');
   const ac = new AbortController();
   const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
   const executor = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: cfg.policy, log, signal: ac.signal });
@@ -149,24 +151,23 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
 
 /**
  * Push mode: serves INTEROP section 3 on listen_host:listen_port until SIGTERM. SIGHUP re-reads
- * the certificate, key, CA and api_key (a bad new file keeps the old ones and says why).
+ * the certificate, key and CA, and apart from them the api_key (a bad one is kept old and logged).
  */
 async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | null): Promise<void> {
   if (cfg.ssl_cert === null || cfg.ssl_key === null) fail('cannot run in push mode: set ssl_cert and ssl_key (push mode always serves TLS)');
   if (!cfg.api_key) fail('cannot run in push mode: no api_key (set api_key_file, or run "tuxsec-agent register" as root)');
   const apiKey = cfg.api_key;
-  const { journal, outbox: results } = openState(cfg, log, 'push-results');
+  const { journal } = openState(cfg, log, 'push');
   const ac = new AbortController();
   const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
-  const executor = new Executor({ rootd, journal, sink: (r) => results.add(r), policy: cfg.policy, log, signal: ac.signal });
-  const interrupted = await executor.recover((id) => results.has(id));
+  const executor = new Executor({ rootd, journal, sink: 'journal', accessOf: accessClasses(rootd), policy: cfg.policy, log, signal: ac.signal });
+  const interrupted = await executor.recover(() => false);
   if (interrupted > 0) log.warn({ count: interrupted }, 'jobs interrupted by the last stop are answered as interrupted');
-  results.trim();
   let push: PushServer;
   try {
     push = new PushServer(
       { host: cfg.listen_host, port: cfg.listen_port, tls: { cert: cfg.ssl_cert, key: cfg.ssl_key, ca: cfg.ca_cert }, version: VERSION },
-      { executor, journal, results, rootd, apiKey: () => apiKey, log },
+      { executor, journal, rootd, apiKey, log },
     );
     await push.listen();
   } catch (e) {
@@ -175,14 +176,22 @@ async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | 
   if (cfg.ca_cert === null) {
     log.warn({}, 'ca_cert is not set: any client with the api_key is served, no client certificate is asked for');
   }
+  // The TLS files and the api_key are re-read independently: a bad one must not keep the other
+  // old (a key rotated because it leaked stays valid while a certificate is being fixed).
   process.on('SIGHUP', () => {
     try {
-      const key = rereadKey();
-      if (!key) throw new Error('no api_key');
-      push.reload(key);
-      log.info({}, 'SIGHUP: certificate, key, CA and api_key re-read');
+      push.reloadTls();
+      log.info({}, 'SIGHUP: certificate, key and CA re-read; open connections are closed after their current answer');
     } catch (e) {
-      log.error({}, `cannot reload on SIGHUP: ${(e as Error).message}; the old certificate and key are still used`);
+      log.error({}, `cannot reload the certificate, key or CA on SIGHUP: ${(e as Error).message}; the old ones are still used`);
+    }
+    try {
+      const key = rereadKey();
+      if (!key) throw new Error('no api_key (set api_key_file)');
+      push.setApiKey(key);
+      log.info({}, 'SIGHUP: api_key re-read');
+    } catch (e) {
+      log.error({}, `cannot reload the api_key on SIGHUP: ${(e as Error).message}; the old one is still used`);
     }
   });
   const stopped = new Promise<string>((resolve) => {

@@ -28,8 +28,6 @@ export interface OutboxOptions {
   maxBytes: number;
   /** Called with a message when an entry cannot be read (it is moved to outbox/corrupt/). */
   warn?: (msg: string) => void;
-  /** The directory under state_dir. Default `outbox`; push mode keeps its answered results in `push-results`. */
-  dirName?: string;
 }
 
 function fileName(commandId: string): string {
@@ -48,9 +46,9 @@ export class Outbox {
     this.opts = opts;
   }
 
-  /** Opens `stateDir/outbox` (or `dirName`), loading what a previous run left. */
+  /** Opens `stateDir/outbox`, loading what a previous run left. */
   static open(stateDir: string, opts: OutboxOptions): Outbox {
-    const dir = path.join(stateDir, opts.dirName ?? 'outbox');
+    const dir = path.join(stateDir, 'outbox');
     ensureDir(dir, 0o700);
     fsyncDir(stateDir);
     const ob = new Outbox(dir, opts);
@@ -95,23 +93,6 @@ export class Outbox {
 
   get(commandId: string): ResultEnvelope | undefined {
     return this.items.get(commandId)?.result;
-  }
-
-  /**
-   * Push mode only: its results were already answered to the caller and are kept for a repeated
-   * id, so the oldest are let go to stay within the bounds. Returns how many.
-   */
-  trim(): number {
-    const over: string[] = [];
-    let entries = this.items.size;
-    let bytes = this.bytes;
-    for (const s of this.items.values()) {
-      if (entries < this.opts.maxEntries && bytes < this.opts.maxBytes) break;
-      over.push(s.result.command_id);
-      entries--;
-      bytes -= s.bytes;
-    }
-    return this.remove(over);
   }
 
   /**

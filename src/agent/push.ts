@@ -3,12 +3,16 @@
  * (INTEROP section 3): `POST /execute` and `GET /health`, header `X-API-Key`.
  *
  * node:https rather than fastify: two routes, and the agent bundle does not carry fastify.
- * Every request passes, in order and before its body is read: the per-client rate limit (429),
- * no `Origin`/`Referer` (403: a browser was made to send it), the api_key compared in constant
- * time (401, one body whatever was wrong). Only then is the body read, at most MAX_BODY_BYTES.
- * A refused request's body is never read: the answer closes the connection.
+ * Every request passes, in order and before its body is read (and before `100 Continue` is sent
+ * to a client that asked for it): the per-client rate limit (429), no `Origin`/`Referer` (403: a
+ * browser was made to send it), the per-client budget of wrong keys (429 without comparing, so a
+ * guesser over it learns nothing), the api_key compared in constant time (401, one body whatever
+ * was wrong). Only then is the body read, at most MAX_BODY_BYTES. A refused request's body is
+ * never read: the answer closes the connection. A client is an IPv4 address or an IPv6 /64 (one
+ * host is usually given a whole /64).
  * Jobs run through the one Executor and journal: a job id seen before is answered from the
- * stored result, never run again.
+ * result kept in the journal, never run again; the same id with another module, action or
+ * params gets 409 (`job-id-reused`), not the other job's result.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,9 +22,8 @@ import type net from 'node:net';
 import { ErrorCodes } from '../protocol/errors.ts';
 import { executeReplyOf, parseExecuteBody, type ExecuteReply, type JobEnvelope } from '../protocol/jobs.ts';
 import { assertPrivateFile } from './config.ts';
-import type { Executor } from './executor.ts';
+import { envelopeHash, type Executor } from './executor.ts';
 import type { Journal } from './journal.ts';
-import type { Outbox } from './outbox.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Longer X-API-Key values are refused unread (as wrong); the header block as a whole is capped by MAX_HEADER_BYTES. */
@@ -35,7 +38,7 @@ export interface PushLimits {
   ratePerSec: number;
   /** Refused keys per second per client address (burst 10x): guessing is slow. */
   authFailuresPerSec: number;
-  /** Open connections per client address, and in all. */
+  /** Open connections per client (address or /64), and in all: well below, so 16 clients cannot take them all. */
   connectionsPerClient: number;
   maxConnections: number;
   /** Slow clients: TLS handshake, header block, whole request (ms). */
@@ -44,18 +47,24 @@ export interface PushLimits {
   requestTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long (ms). */
   keepAliveTimeoutMs: number;
+  /** Clients remembered for their budgets; past this the least recently seen idle ones are forgotten. */
+  maxClients: number;
 }
 
 export const DEFAULT_LIMITS: PushLimits = {
   ratePerSec: 5000,
   authFailuresPerSec: 5,
-  connectionsPerClient: 16,
+  connectionsPerClient: 8,
   maxConnections: 256,
   handshakeTimeoutMs: 10_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
+  maxClients: 4096,
 };
+
+/** How often Node looks for connections past headersTimeout/requestTimeout (its default, 30 s, lets them overstay). */
+const TIMEOUT_CHECK_MS = 1000;
 
 export interface TlsFiles {
   cert: string;
@@ -73,13 +82,12 @@ export interface PushOptions {
 }
 
 export interface PushDeps {
+  /** With `sink: 'journal'`: the journal keeps the results answered, for a repeated id. */
   executor: Executor;
   journal: Journal;
-  /** The executor's sink in push mode: results kept for a repeated id (Outbox with dirName push-results). */
-  results: Outbox;
   rootd: { listModules(): Promise<string[]> };
-  /** The current api_key (re-read on SIGHUP). */
-  apiKey: () => string;
+  /** The api_key at start (SIGHUP sets a new one with setApiKey). */
+  apiKey: string;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
@@ -105,10 +113,18 @@ class Bucket {
   ) {
     this.tokens = burst;
   }
-  take(): boolean {
+  private refill(): void {
     const now = Date.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
     this.at = now;
+  }
+  /** True while a token is left, without taking it. */
+  has(): boolean {
+    this.refill();
+    return this.tokens >= 1;
+  }
+  take(): boolean {
+    this.refill();
     if (this.tokens < 1) return false;
     this.tokens--;
     return true;
@@ -122,6 +138,39 @@ interface Client {
   seen: number;
 }
 
+/** Expands an IPv6 address's text to its 8 groups (null when it is not one). */
+function ipv6Groups(addr: string): string[] | null {
+  const halves = addr.split('::');
+  if (halves.length > 2) return null;
+  const part = (t: string | undefined) => (t ? t.split(':') : []);
+  const head = part(halves[0]);
+  const tail = part(halves[1]);
+  const last = tail.length > 0 ? tail : head;
+  // A trailing dotted quad (::ffff:1.2.3.4) is two groups.
+  if (last.length > 0 && last[last.length - 1]!.includes('.')) last.splice(last.length - 1, 1, '0', '0');
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  const groups = [...head, ...Array<string>(Math.max(0, fill)).fill('0'), ...tail];
+  return groups.length === 8 ? groups.map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')) : null;
+}
+
+/**
+ * The client a connection counts against: an IPv4 address (also IPv4-mapped IPv6), or an IPv6
+ * address's /64, which one host usually holds whole: per address it could take every slot.
+ */
+export function clientKey(remote: string | undefined): string {
+  if (remote === undefined) return '?';
+  const addr = remote.split('%')[0]!;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);
+  if (mapped) return mapped[1]!;
+  if (!addr.includes(':')) return addr;
+  const g = ipv6Groups(addr);
+  return g ? `${g.slice(0, 4).join(':')}::/64` : addr;
+}
+
+function remoteId(s: net.Socket): string {
+  return `${s.remoteAddress ?? '?'}|${s.remotePort ?? 0}`;
+}
+
 function send(res: ServerResponse, status: number, body: string, close = false, extra: Record<string, string> = {}): void {
   res.writeHead(status, {
     'content-type': 'application/json',
@@ -131,15 +180,6 @@ function send(res: ServerResponse, status: number, body: string, close = false, 
     ...extra,
   });
   res.end(body);
-}
-
-function sendJson(res: ServerResponse, status: number, v: unknown): void {
-  send(res, status, JSON.stringify(v));
-}
-
-/** A refusal before the body is read: answered, then the connection closes (its body is never read). */
-function refuse(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
-  send(res, status, body, true, extra);
 }
 
 /** Reads a body up to `max` bytes; null when larger (the connection is then closed). */
@@ -164,22 +204,37 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
   });
 }
 
+function reused(id: string): ExecuteReply {
+  return {
+    success: false,
+    result: {},
+    error: `cannot run job "${id.slice(0, 200)}": this id was already used for another module, action or params; give each job its own id`,
+    id,
+    status: 'failed',
+    code: ErrorCodes.jobIdReused,
+  };
+}
+
 export class PushServer {
   readonly server: https.Server;
   private readonly o: PushOptions;
   private readonly d: PushDeps;
   private readonly limits: PushLimits;
   private readonly clients = new Map<string, Client>();
-  /** Jobs running now, by id: a repeat arriving meanwhile waits for the same result. */
-  private readonly running = new Map<string, Promise<ExecuteReply>>();
+  /** Jobs running now, by id, with their envelopeHash: a repeat arriving meanwhile waits for the same result. */
+  private readonly running = new Map<string, { hash: string; reply: Promise<ExecuteReply> }>();
   private keyHash: Buffer;
   private readonly sweep: NodeJS.Timeout;
+  /** Bumped by each TLS reload; a connection accepted before it was verified against the old context. */
+  private generation = 0;
+  /** The generation each open connection was accepted in (by remote address and port). */
+  private readonly acceptedIn = new Map<string, number>();
 
   constructor(opts: PushOptions, deps: PushDeps) {
     this.o = opts;
     this.d = deps;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.keyHash = crypto.createHash('sha256').update(deps.apiKey()).digest();
+    this.keyHash = crypto.createHash('sha256').update(deps.apiKey).digest();
     const files = readTlsFiles(opts.tls);
     this.server = https.createServer(
       {
@@ -191,16 +246,13 @@ export class PushServer {
         headersTimeout: this.limits.headersTimeoutMs,
         requestTimeout: this.limits.requestTimeoutMs,
         keepAliveTimeout: this.limits.keepAliveTimeoutMs,
+        connectionsCheckingInterval: TIMEOUT_CHECK_MS,
         maxHeaderSize: MAX_HEADER_BYTES,
       },
-      (req, res) => {
-        this.handle(req, res).catch((e: Error) => {
-          this.d.log.error({}, `cannot answer ${req.method} ${req.url?.slice(0, 100)}: ${e.message}`);
-          if (!res.headersSent) refuse(res, 500, JSON.stringify({ success: false, result: {}, error: 'internal error', code: ErrorCodes.internal }));
-          else res.destroy();
-        });
-      },
+      (req, res) => this.serve(req, res, false),
     );
+    // Without this listener Node answers `100 Continue` itself, before the key is looked at.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.serve(req, res, true));
     this.server.maxConnections = this.limits.maxConnections;
     this.server.maxRequestsPerSocket = 0;
     this.server.on('connection', (s: net.Socket) => this.onConnection(s));
@@ -215,30 +267,78 @@ export class PushServer {
     this.sweep.unref();
   }
 
-  private client(ip: string): Client {
-    let c = this.clients.get(ip);
-    if (!c) {
+  private serve(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    this.handle(req, res, expectsContinue).catch((e: Error) => {
+      this.d.log.error({}, `cannot answer ${req.method} ${req.url?.slice(0, 100)}: ${e.message}`);
+      if (!res.headersSent) this.refuse(res, 500, JSON.stringify({ success: false, result: {}, error: 'internal error', code: ErrorCodes.internal }));
+      else res.destroy();
+    });
+  }
+
+  /**
+   * The client's record, most recently seen last. The map is bounded: clients with open
+   * connections are at most maxConnections, and past maxClients the least recently seen idle
+   * ones are forgotten (with their budgets: an attacker able to cycle through that many clients
+   * has fresh budgets anyway).
+   */
+  private client(key: string): Client {
+    let c = this.clients.get(key);
+    if (c) {
+      this.clients.delete(key);
+    } else {
       const l = this.limits;
       c = { conns: 0, requests: new Bucket(l.ratePerSec, l.ratePerSec), failures: new Bucket(l.authFailuresPerSec, 10 * l.authFailuresPerSec), seen: Date.now() };
-      this.clients.set(ip, c);
+      for (const [k, old] of this.clients) {
+        if (this.clients.size < l.maxClients) break;
+        if (old.conns === 0) this.clients.delete(k);
+      }
     }
+    this.clients.set(key, c);
+    c.seen = Date.now();
     return c;
   }
 
-  /** At TCP accept, before TLS: one client address cannot take every connection. */
+  /** Clients remembered now (bounded, see `client`). */
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** At TCP accept, before TLS: one client cannot take every connection. */
   private onConnection(s: net.Socket): void {
-    const ip = s.remoteAddress ?? '?';
-    const c = this.client(ip);
+    const key = clientKey(s.remoteAddress);
+    const c = this.client(key);
     if (c.conns >= this.limits.connectionsPerClient) {
-      this.d.log.warn({ client: ip, open: c.conns }, 'refused a connection: too many open connections from this client');
+      this.d.log.warn({ client: key, open: c.conns }, 'refused a connection: too many open connections from this client');
       s.destroy();
       return;
     }
     c.conns++;
+    const id = remoteId(s);
+    this.acceptedIn.set(id, this.generation);
     s.once('close', () => {
       c.conns--;
       c.seen = Date.now();
+      this.acceptedIn.delete(id);
     });
+  }
+
+  /** True for a connection accepted before the last TLS reload: it trusts the old CA and certificate. */
+  private stale(s: net.Socket): boolean {
+    return this.acceptedIn.get(remoteId(s)) !== this.generation;
+  }
+
+  /** Answers; a connection from before a TLS reload is closed after its answer. */
+  private send(res: ServerResponse, status: number, body: string, close = false, extra: Record<string, string> = {}): void {
+    send(res, status, body, close || this.stale(res.req.socket), extra);
+  }
+
+  private sendJson(res: ServerResponse, status: number, v: unknown): void {
+    this.send(res, status, JSON.stringify(v));
+  }
+
+  /** A refusal before the body is read: answered, then the connection closes (its body is never read). */
+  private refuse(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+    this.send(res, status, body, true, extra);
   }
 
   /** Constant time whatever the value: both sides hashed to 32 bytes first. */
@@ -247,33 +347,39 @@ export class PushServer {
     return crypto.timingSafeEqual(crypto.createHash('sha256').update(header).digest(), this.keyHash);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const ip = req.socket.remoteAddress ?? '?';
-    const c = this.client(ip);
-    c.seen = Date.now();
-    if (!c.requests.take()) {
-      refuse(res, 429, JSON.stringify({ success: false, result: {}, error: 'cannot accept request: too many requests from this client', code: ErrorCodes.rateLimited }), { 'retry-after': '1' });
+  private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
+    if (this.stale(req.socket)) {
+      // Accepted before a TLS reload (its handshake raced the reload) and idle until now: closed
+      // unanswered, as the reload's closeIdleConnections would have; the client connects again.
+      req.socket.destroy();
       return;
     }
+    const key = clientKey(req.socket.remoteAddress);
+    const c = this.client(key);
+    const tooMany = () =>
+      this.refuse(res, 429, JSON.stringify({ success: false, result: {}, error: 'cannot accept request: too many requests from this client', code: ErrorCodes.rateLimited }), { 'retry-after': '1' });
+    if (!c.requests.take()) return tooMany();
     if (req.headers.origin !== undefined || req.headers.referer !== undefined) {
-      refuse(res, 403, JSON.stringify({ success: false, result: {}, error: 'cannot accept request: a request from a web page (Origin or Referer header) is never served', code: ErrorCodes.permissionDenied }));
+      this.refuse(res, 403, JSON.stringify({ success: false, result: {}, error: 'cannot accept request: a request from a web page (Origin or Referer header) is never served', code: ErrorCodes.permissionDenied }));
       return;
     }
+    // Over its budget of wrong keys a client is told to wait BEFORE the comparison: were it
+    // compared, a 429 for wrong and a 200 for right would still tell a guesser each answer.
+    if (!c.failures.has()) return tooMany();
     if (!this.keyMatches(req.headers['x-api-key'])) {
-      // Guessing is throttled; a client over its budget is told to wait, not told the key is wrong.
-      if (!c.failures.take()) {
-        refuse(res, 429, JSON.stringify({ success: false, result: {}, error: 'cannot accept request: too many requests from this client', code: ErrorCodes.rateLimited }), { 'retry-after': '1' });
-        return;
-      }
-      this.d.log.warn({ client: ip, method: req.method, path: req.url?.slice(0, 100) }, 'refused a request: missing or invalid X-API-Key');
-      refuse(res, 401, UNAUTHORIZED_BODY);
+      c.failures.take();
+      this.d.log.warn({ client: key, method: req.method, path: req.url?.slice(0, 100) }, 'refused a request: missing or invalid X-API-Key');
+      this.refuse(res, 401, UNAUTHORIZED_BODY);
       return;
     }
     const url = (req.url ?? '').split('?')[0] ?? '';
     if (url === '/health' && req.method === 'GET') return this.health(res);
-    if (url === '/execute' && req.method === 'POST') return this.execute(req, res);
+    if (url === '/execute' && req.method === 'POST') {
+      if (expectsContinue) res.writeContinue();
+      return this.execute(req, res);
+    }
     const known = url === '/health' || url === '/execute';
-    refuse(
+    this.refuse(
       res,
       known ? 405 : 404,
       JSON.stringify({ success: false, result: {}, error: known ? `cannot ${req.method} ${url}: method not allowed` : `cannot find ${JSON.stringify(url.slice(0, 100))}`, code: ErrorCodes.notFound }),
@@ -290,41 +396,51 @@ export class PushServer {
     } catch {
       connected = false;
     }
-    sendJson(res, 200, { status: connected ? 'healthy' : 'unhealthy', rootd_connected: connected, version: this.o.version, modules });
+    this.sendJson(res, 200, { status: connected ? 'healthy' : 'unhealthy', rootd_connected: connected, version: this.o.version, modules });
   }
 
   private async execute(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const buf = await readBody(req, MAX_BODY_BYTES);
     if (buf === null) {
-      refuse(res, 413, JSON.stringify({ success: false, result: {}, error: `cannot run job: the body is larger than ${MAX_BODY_BYTES} bytes`, code: ErrorCodes.messageTooLarge }));
+      this.refuse(res, 413, JSON.stringify({ success: false, result: {}, error: `cannot run job: the body is larger than ${MAX_BODY_BYTES} bytes`, code: ErrorCodes.messageTooLarge }));
       return;
     }
     let raw: unknown;
     try {
       raw = JSON.parse(buf.toString('utf8'));
     } catch {
-      sendJson(res, 400, { success: false, result: {}, error: 'cannot run job: the body is not JSON', code: ErrorCodes.invalidJson });
+      this.sendJson(res, 400, { success: false, result: {}, error: 'cannot run job: the body is not JSON', code: ErrorCodes.invalidJson });
       return;
     }
     let job: JobEnvelope;
     try {
       job = parseExecuteBody(raw, () => `push-${crypto.randomUUID()}`);
     } catch (e) {
-      sendJson(res, 400, { success: false, result: {}, error: (e as Error).message, code: ErrorCodes.invalidRequest });
+      this.sendJson(res, 400, { success: false, result: {}, error: (e as Error).message, code: ErrorCodes.invalidRequest });
       return;
     }
     const reply = await this.runOnce(job);
-    sendJson(res, reply.code === ErrorCodes.invalidRequest && reply.id === undefined ? 400 : 200, reply);
+    const status = reply.code === ErrorCodes.jobIdReused ? 409 : reply.code === ErrorCodes.invalidRequest && reply.id === undefined ? 400 : 200;
+    this.sendJson(res, status, reply);
   }
 
-  /** Runs a job at most once: a repeated id gets the stored result (or waits for the running one). */
+  /**
+   * Runs a job at most once: a repeated id gets the kept result (or waits for the running one),
+   * unless it asks for something else than the first time.
+   */
   private async runOnce(job: JobEnvelope): Promise<ExecuteReply> {
     const rawId = job.id;
     const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : null;
+    const hash = envelopeHash(job);
     if (id !== null) {
       const pending = this.running.get(id);
-      if (pending) return pending;
-      if (this.d.journal.has(id)) return this.stored(id);
+      if (pending) return pending.hash === hash ? pending.reply : reused(id);
+      const seen = this.d.journal.get(id);
+      if (seen) {
+        // A journal from before the hash was kept: module and action are all it can compare.
+        const same = seen.hash !== undefined ? seen.hash === hash : seen.module === job.module && seen.action === job.action;
+        return same ? this.stored(id) : reused(id);
+      }
     }
     const p = this.d.executor.run(job).then((out): ExecuteReply => {
       if (out.ran) return executeReplyOf(out.result);
@@ -332,17 +448,16 @@ export class PushServer {
       return { success: false, result: {}, error: 'cannot run job: missing or invalid "id"', code: ErrorCodes.invalidRequest };
     });
     if (id === null) return p;
-    this.running.set(id, p);
+    this.running.set(id, { hash, reply: p });
     try {
       return await p;
     } finally {
       this.running.delete(id);
-      this.d.results.trim();
     }
   }
 
   private stored(id: string): ExecuteReply {
-    const r = this.d.results.get(id);
+    const r = this.d.journal.get(id)?.result;
     if (r) return executeReplyOf(r);
     return {
       success: false,
@@ -354,10 +469,21 @@ export class PushServer {
     };
   }
 
-  /** Re-reads the certificate, key and CA (SIGHUP) and the api_key; on any error keeps the old ones. */
-  reload(apiKey: string): void {
+  /**
+   * Re-reads the certificate, key and CA (SIGHUP); throws, keeping the old ones, when a file
+   * cannot be used. A kept-alive connection would otherwise go on trusting the old CA and
+   * serving the old certificate for as long as its client keeps it busy: idle ones are closed
+   * now, busy ones after their answer, so the next request handshakes against the new context.
+   */
+  reloadTls(): void {
     const files = readTlsFiles(this.o.tls);
     this.server.setSecureContext({ ...files, minVersion: 'TLSv1.2' });
+    this.generation++;
+    this.server.closeIdleConnections();
+  }
+
+  /** The api_key from now on (SIGHUP), whether or not the TLS files could be re-read. */
+  setApiKey(apiKey: string): void {
     this.keyHash = crypto.createHash('sha256').update(apiKey).digest();
   }
 

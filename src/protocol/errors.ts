@@ -52,6 +52,8 @@ export const ERROR_REGISTRY = {
   agentRejected: { code: 'agent-rejected', http: 403 },
   /** The action was started but its outcome is unknown: its runner died or its connection closed. */
   interrupted: { code: 'interrupted', http: 500 },
+  /** Push mode: a job id seen before came with another module, action or params; neither is run. */
+  jobIdReused: { code: 'job-id-reused', http: 409 },
   /** Pull mode: an agent took the job but reported no result within result_timeout. */
   noResult: { code: 'no-result', http: 504 },
   /** tuxsec-server could not hand a job to a push- or ssh-mode agent, or could not read its answer. */

@@ -19,12 +19,16 @@ export interface PushAgent {
   certs: CertPaths;
   dir: string;
   port: number;
+  /** The agent's api_key_file (0600 tuxsec). */
+  apiKeyFile: string;
   rootd: RootdHandle;
   agent: Proc;
   /** A request with the client certificate (unless `noCert`) and the right key (unless `headers` say otherwise). */
   request(method: string, p: string, o?: RequestOptions): Promise<Reply>;
   /** curl with the CA and client certificate; returns the exit code, body and status. */
   curl(args: string[]): Promise<{ code: number | null; body: string; status: number; stderr: string }>;
+  /** Stops the agent with `sig` (SIGKILL: a crash) and starts it again on the same state_dir. */
+  restart(sig: NodeJS.Signals): Promise<void>;
   /** rootd's audit records of the agent's executions of `action`. */
   executions(action: string): Array<Record<string, unknown>>;
   stop(): Promise<void>;
@@ -36,6 +40,10 @@ export interface RequestOptions {
   noCert?: boolean;
   agent?: https.Agent;
   ca?: Buffer[];
+  /** The client's source address (any 127.x.y.z): another client as the agent counts them. */
+  localAddress?: string;
+  /** Client certificate and key files other than the test CA's. */
+  clientCert?: { cert: string; key: string };
 }
 
 export interface Reply {
@@ -75,22 +83,25 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
   fs.chownSync(path.join(credDir, 'api_key'), env.uid, env.gid);
   const text = fs.readFileSync(env.configPath, 'utf8') + `api_key_file: ${path.join(credDir, 'api_key')}\n`;
   fs.writeFileSync(env.configPath, text);
-  const agent = startAgent(env, [], opts.extraEnv);
-  await until('agent listening', async () => {
-    if (agent.proc.exitCode !== null) throw new Error(`agent exited: ${agent.out()}`);
-    return new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
+  const listening = async (p: Proc) =>
+    until('agent listening', async () => {
+      if (p.proc.exitCode !== null) throw new Error(`agent exited: ${p.out()}`);
+      return new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
       });
-      s.on('error', () => resolve(false));
-    });
-  }, 20_000, 50);
+    }, 20_000, 50);
+  const agent = startAgent(env, [], opts.extraEnv);
+  await listening(agent);
   const h: PushAgent = {
     env,
     certs,
     dir,
     port,
+    apiKeyFile: path.join(credDir, 'api_key'),
     rootd,
     agent,
     request(method, p, o = {}) {
@@ -102,7 +113,8 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
             method,
             path: p,
             ca: o.ca ?? fs.readFileSync(certs.ca),
-            ...(o.noCert ? {} : { cert: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) }),
+            ...(o.noCert ? {} : { cert: fs.readFileSync(o.clientCert?.cert ?? certs.clientCert), key: fs.readFileSync(o.clientCert?.key ?? certs.clientKey) }),
+            ...(o.localAddress ? { localAddress: o.localAddress } : {}),
             headers: { 'x-api-key': API_KEY, ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}), ...o.headers },
             agent: o.agent ?? false,
             timeout: 30_000,
@@ -139,6 +151,11 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
       const i = r.stdout.lastIndexOf('\n');
       return { code: r.code, body: r.stdout.slice(0, Math.max(0, i)), status: Number(r.stdout.slice(i + 1)) || 0, stderr: r.stderr };
     },
+    async restart(sig) {
+      await h.agent.kill(sig);
+      h.agent = startAgent(env, [], opts.extraEnv);
+      await listening(h.agent);
+    },
     executions(action) {
       if (!fs.existsSync(rootd.auditPath)) return [];
       return fs
@@ -149,7 +166,7 @@ export async function startPushAgent(opts: { ca?: boolean; config?: Record<strin
         .filter((r) => r.uid === env.uid && r.action === action);
     },
     async stop() {
-      await agent.kill();
+      await h.agent.kill();
       await rootd.stop();
       fs.rmSync(dir, { recursive: true, force: true });
       fs.rmSync(env.dir, { recursive: true, force: true });

@@ -72,6 +72,22 @@ test('push the same job id sent twice (also at once) runs once and answers the s
   assert.equal(h.executions('get_uptime').length, 1);
 });
 
+test('push a job id sent again after the agent was killed gets the result kept in the journal, not a second run', async () => {
+  const body = JSON.stringify({ id: 'push-crash-1', module: 'systeminfo', action: 'get_kernel_version', params: {} });
+  const ranBefore = h.executions('get_kernel_version').length;
+  const first = await h.request('POST', '/execute', { body });
+  assert.equal(first.status, 200, first.body);
+  assert.equal(first.json.success, true);
+  await h.restart('SIGKILL');
+  const again = await h.request('POST', '/execute', { body });
+  assert.equal(again.status, 200, again.body);
+  assert.deepEqual(again.json, first.json);
+  const barrier = h.executions('get_os_info').length;
+  await h.request('POST', '/execute', { body: JSON.stringify({ module: 'systeminfo', action: 'get_os_info' }) });
+  await until('the later audit record', () => h.executions('get_os_info').length > barrier);
+  assert.equal(h.executions('get_kernel_version').length, ranBefore + 1);
+});
+
 test('push jobs without an id each run (a fresh id each)', async () => {
   const body = JSON.stringify({ module: 'systeminfo', action: 'get_info' });
   const a = await h.request('POST', '/execute', { body });
@@ -81,7 +97,7 @@ test('push jobs without an id each run (a fresh id each)', async () => {
   await until('two get_info executions', () => h.executions('get_info').length === 2);
 });
 
-test('push SIGHUP serves a swapped certificate; an open keep-alive connection survives', async () => {
+test('push SIGHUP serves a swapped certificate, also to a kept-alive client (which reconnects)', async () => {
   const other = await makeCerts(path.join(h.dir, 'other'), { caName: 'tuxsec-test-ca-2' });
   const cas = [fs.readFileSync(h.certs.ca), fs.readFileSync(other.ca)];
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
@@ -93,10 +109,13 @@ test('push SIGHUP serves a swapped certificate; an open keep-alive connection su
     const before = h.agent.out().length;
     h.agent.proc.kill('SIGHUP');
     await until('the reload', () => /re-read/.test(h.agent.out().slice(before)));
+    // The idle kept-alive connection was closed by the reload (it would go on with the old
+    // certificate and CA): the agent's next request handshakes again.
+    await until('the idle connection closed', () => Object.values(agent.freeSockets).flat().length === 0);
     const again = await h.request('GET', '/health', { agent, ca: cas });
     assert.equal(again.status, 200);
-    assert.equal(again.localPort, first.localPort, 'the keep-alive connection was kept');
-    assert.equal(again.fingerprint, first.fingerprint, 'an open connection keeps its session');
+    assert.notEqual(again.localPort, first.localPort, 'a new connection');
+    assert.notEqual(again.fingerprint, first.fingerprint, 'with the new certificate');
     const fresh = await h.request('GET', '/health', { ca: cas });
     assert.equal(fresh.status, 200);
     assert.notEqual(fresh.fingerprint, first.fingerprint, 'a new connection gets the new certificate');
@@ -111,7 +130,7 @@ test('push SIGHUP with a key group can read keeps the old certificate and says w
   try {
     const before = h.agent.out().length;
     h.agent.proc.kill('SIGHUP');
-    await until('the refusal', () => /cannot reload on SIGHUP: .*ssl_key/.test(h.agent.out().slice(before)));
+    await until('the refusal', () => /cannot reload the certificate, key or CA on SIGHUP: .*ssl_key/.test(h.agent.out().slice(before)));
     // Still the certificate of the swap above, signed by the second CA.
     const r = await h.request('GET', '/health', { ca: [fs.readFileSync(path.join(h.dir, 'other', 'ca.pem'))] });
     assert.equal(r.status, 200);

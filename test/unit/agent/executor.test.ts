@@ -218,3 +218,65 @@ test('Executor stops retrying an unreachable rootd at once when the agent stops'
   journal.close();
   fs.rmSync(dir, { recursive: true });
 });
+
+test('Journal keeps push results with their finish records: newest within the bounds, across a reopen and a compaction', () => {
+  const dir = tmp();
+  const keepResults = { maxEntries: 3, maxBytes: 1024 * 1024 };
+  const mk = (id: string): ResultEnvelope => ({ command_id: id, success: true, output: { n: id }, status: 'completed', started_at: 'a', finished_at: 'b', duration_ms: 0 });
+  const j = Journal.open(dir, { keepResults });
+  for (let i = 0; i < 5; i++) {
+    j.start(`r${i}`, 'm', 'a', 't', { hash: `h${i}` });
+    j.finish(`r${i}`, mk(`r${i}`));
+  }
+  assert.equal(j.get('r1')?.result, undefined, 'past maxEntries the oldest result is let go');
+  assert.deepEqual(j.get('r4')?.result, mk('r4'));
+  j.close();
+  let k = Journal.open(dir, { keepResults });
+  assert.deepEqual([0, 1, 2, 3, 4].map((i) => k.get(`r${i}`)?.result?.command_id ?? null), [null, null, 'r2', 'r3', 'r4']);
+  assert.equal(k.get('r0')?.hash, 'h0');
+  assert.equal(k.has('r0'), true, 'the id is remembered after its result is let go');
+  k.compact();
+  k.close();
+  k = Journal.open(dir, { keepResults });
+  assert.deepEqual(k.get('r3')?.result, mk('r3'));
+  assert.equal(k.get('r3')?.hash, 'h3');
+  assert.equal(k.unfinished().length, 0);
+  k.close();
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('Executor fdatasyncs a job\'s start before it runs unless rootd says the action only reads; push results are group-committed', async () => {
+  const dir = tmp();
+  const journal = Journal.open(dir, { keepResults: { maxEntries: 10, maxBytes: 1024 * 1024 } });
+  const classes: Record<string, string> = { get_hostname: 'read', add_service: 'write' };
+  const synced: string[] = [];
+  const rootd = {
+    async execute() {
+      // What the journal made durable before the action ran (a power cut cannot be run here;
+      // the fdatasync calls are counted instead).
+      synced.push(String(syncs));
+      return {};
+    },
+  };
+  const ex = new Executor({ rootd, journal, sink: 'journal', accessOf: async (_m, a) => classes[a] });
+  let syncs = 0;
+  const real = fs.fdatasyncSync;
+  fs.fdatasyncSync = (fd: number) => {
+    syncs++;
+    real(fd);
+  };
+  try {
+    await ex.run({ id: 'read', module: 'systeminfo', action: 'get_hostname', params: {} });
+    assert.equal(syncs, 0, 'a read job: no fdatasync before or after it runs');
+    await ex.run({ id: 'write', module: 'firewalld', action: 'add_service', params: {} });
+    assert.deepEqual(synced, ['0', '1'], 'a write job: one fdatasync, before it runs');
+    await ex.run({ id: 'unknown', module: 'x', action: 'y', params: {} });
+    assert.equal(syncs, 2, 'an action of unknown class is treated as a write');
+    assert.equal(journal.get('read')?.result?.command_id, 'read');
+    journal.close();
+    assert.equal(syncs, 3, 'close makes the lazy finish records durable');
+  } finally {
+    fs.fdatasyncSync = real;
+  }
+  fs.rmSync(dir, { recursive: true });
+});
