@@ -37,7 +37,7 @@ export const ServerConfigSchema = Type.Object(
     agent_client_cert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'client certificate the server presents to push-mode agents' })),
     agent_client_key: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'its private key' })),
     delivery_concurrency: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: 'most jobs being delivered at once, all push and ssh agents together' }),
-    delivery_concurrency_per_agent: Type.Integer({ minimum: 1, maximum: 1000, default: 4, description: 'most jobs being delivered to one agent at once' }),
+    delivery_concurrency_per_agent: Type.Integer({ minimum: 1, maximum: 8, default: 4, description: 'most jobs being delivered to one agent at once (a push agent accepts 8 connections from one client)' }),
     delivery_timeout: Seconds(1, 86400, 300, 'seconds a delivered job may take until its result comes back'),
     delivery_retry_max: Seconds(1, 3600, 60, 'longest wait between attempts to reach an unreachable agent'),
     // Operator CLI side: how to reach and trust the server.
