@@ -20,7 +20,7 @@ import { run } from '../os/exec.ts';
 import { writeFileAtomic } from '../os/durable-files.ts';
 import { lookupUser } from '../os/users.ts';
 import { certificateChecks } from '../cli/doctor-tls.ts';
-import { AGENT_USER, AgentConfigSchema, assertCaCert, checkSecretValue, DEFAULTS, parseConfigText, readApiKeyFile, type AgentConfig } from './config.ts';
+import { AGENT_USER, AgentConfigSchema, assertCaCert, assertPushKey, checkSecretValue, DEFAULTS, parseConfigText, readApiKeyFile, type AgentConfig } from './config.ts';
 import { register, writeConfigAtomic } from './register.ts';
 import { defaultApiKeyFile, ENROLL_TOKEN_ENV, readEnrollToken, storeApiKey, updateConfigText } from './secrets.ts';
 import { planSshSetup, sshSetup, type SshSetupOptions } from './ssh-setup.ts';
@@ -429,6 +429,7 @@ async function plan(o: SetupOptions, io: SetupIo): Promise<{ plan: Plan; old: st
   // The whole file as the agent will load it: nothing is written that the agent would refuse.
   const cfg = parseConfigText(text, o.config);
   assertCaCert(cfg, o.config);
+  if (apiKey !== null) assertPushKey({ ...cfg, api_key: apiKey.value });
   for (const c of certificateChecks(cfg, new Date())) {
     if (c.ok === false) throw new ConfigError(`cannot set up the agent: ${c.name} ${c.detail} (fix: ${c.fix})`);
   }

@@ -149,7 +149,7 @@ describe('tuxsec-agent setup with flags', () => {
   test('push mode: an existing config keeps its comments, and a seed-style api_key in it moves to the credentials file', async () => {
     const { dir, config } = configDir('push-seed');
     fs.mkdirSync(dir, { mode: 0o755 });
-    fs.writeFileSync(config, '# my own note\nmode: pull\napi_key: seed-key-0123456789\nlog_level: DEBUG\n', { mode: 0o644 });
+    fs.writeFileSync(config, '# my own note\nmode: pull\napi_key: seed-key-0123456789abcdef0123456789\nlog_level: DEBUG\n', { mode: 0o644 });
     const r = await setup(pushArgs(config));
     assert.equal(r.code, 0, r.stderr);
     const text = fs.readFileSync(config, 'utf8');
@@ -157,8 +157,20 @@ describe('tuxsec-agent setup with flags', () => {
     assert.match(text, /^log_level: DEBUG$/m);
     assert.doesNotMatch(text, /seed-key/);
     assert.deepEqual(stat(config), { mode: '640', uid: 0, gid: tuxsec.gid });
-    assert.equal(fs.readFileSync(path.join(dir, 'credentials', 'api_key'), 'utf8').trim(), 'seed-key-0123456789');
+    assert.equal(fs.readFileSync(path.join(dir, 'credentials', 'api_key'), 'utf8').trim(), 'seed-key-0123456789abcdef0123456789');
     assert.equal((await checkAsAgent(config)).code, 0);
+  });
+
+  test('push mode: a current api_key too short for push mode is refused, naming api_key, and nothing is written', async () => {
+    const { dir, config } = configDir('push-short');
+    fs.mkdirSync(dir, { mode: 0o755 });
+    fs.writeFileSync(config, 'mode: pull\napi_key: short-key-0123456789\n', { mode: 0o644 });
+    const before = tree(dir);
+    const r = await setup(pushArgs(config));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cannot use key "api_key" in push mode: it is shorter than 32 characters/);
+    assert.doesNotMatch(r.stderr + r.stdout, /short-key/);
+    assert.deepEqual(tree(dir), before);
   });
 
   test('pull mode: enrolls with the token from a file; the token is in no process list and no file', async () => {
@@ -243,7 +255,7 @@ describe('tuxsec-agent setup writes nothing', () => {
     const { dir, config } = configDir('dry');
     fs.mkdirSync(dir, { mode: 0o750 });
     fs.chownSync(dir, 0, tuxsec.gid);
-    fs.writeFileSync(config, 'mode: pull\napi_key: dry-secret-key-42\n', { mode: 0o640 });
+    fs.writeFileSync(config, 'mode: pull\napi_key: dry-secret-key-42-0123456789abcdef0123\n', { mode: 0o640 });
     const before = tree(path.dirname(dir));
     const r = await setup([...pushArgs(config), '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
