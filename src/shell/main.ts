@@ -3,8 +3,9 @@
  * user's login shell (`tuxsec-shell -c "<command>"`) or sshd's forced command (the client's
  * command in SSH_ORIGINAL_COMMAND). It parses the command line itself (./words.ts), never
  * through a shell, and runs only tuxsec-cli, in this process, plus the four probes the original
- * server sends before it trusts an agent (INTEROP section 4). Anything else is refused on stderr
- * with exit status 126.
+ * server sends before it trusts an agent (INTEROP section 4), and tuxsec-server's job form
+ * (`tuxsec-cli execute ... --job-id`, ./job.ts), which runs through the agent's executor and
+ * journal. Anything else is refused on stderr with exit status 126.
  *
  * Own options (in the forced command, e.g. `command="/usr/bin/tuxsec-shell --read-only"`):
  *   --read-only      run only actions of access class `read` (also `read_only: true` in the config)
@@ -14,8 +15,9 @@ import { existsSync, accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { refuseCliOptions, RefusedCommand, splitWords } from './words.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
+import { isJobForm, SHELL_EXIT } from '../protocol/ssh-command.ts';
 
-const REFUSED_EXIT = 126;
+const REFUSED_EXIT = SHELL_EXIT.refused;
 const DEV_NULL_STDERR = ' 2>/dev/null';
 /** The CLI bundle lies beside this one, in dist/ or in the install prefix. */
 const CLI_BUNDLE = path.join(__dirname, 'tuxsec-cli.cjs');
@@ -76,13 +78,16 @@ function which(): string | null {
   return existsSync(f) ? f : null;
 }
 
-/** shell.yaml's socket or the default: never TUXSEC_SOCKET, which a login environment could set. */
-async function socketPath(opts: Options): Promise<string> {
-  if (opts.config === undefined && !existsSync('/etc/tuxsec/shell.yaml')) return DEFAULT_SOCKET;
+/**
+ * shell.yaml's socket and agent config, or the defaults: never TUXSEC_SOCKET, which a login
+ * environment could set.
+ */
+async function settings(opts: Options): Promise<{ socket: string; agentConfig?: string }> {
+  if (opts.config === undefined && !existsSync('/etc/tuxsec/shell.yaml')) return { socket: DEFAULT_SOCKET };
   const { loadShellConfig } = await import('./config.ts');
   const cfg = loadShellConfig(opts.config);
   if (cfg.read_only) opts.readOnly = true;
-  return cfg.socket ?? DEFAULT_SOCKET;
+  return { socket: cfg.socket ?? DEFAULT_SOCKET, agentConfig: cfg.agent_config };
 }
 
 async function main(): Promise<number> {
@@ -91,7 +96,7 @@ async function main(): Promise<number> {
   const quiet = full.endsWith(DEV_NULL_STDERR);
   const words = splitWords(quiet ? full.slice(0, -DEV_NULL_STDERR.length) : full);
   const [cmd, ...args] = words;
-  const socket = await socketPath(opts);
+  const { socket, agentConfig } = await settings(opts);
   const key = words.join(' ');
   if (key === 'echo test') {
     process.stdout.write('test\n');
@@ -122,6 +127,11 @@ async function main(): Promise<number> {
   if (cmd !== 'tuxsec-cli' && cmd !== '/usr/bin/tuxsec-cli') {
     const shown = cmd === undefined ? 'an empty command' : `command ${JSON.stringify(cmd.slice(0, 80))}`;
     throw new RefusedCommand(`cannot run ${shown}: tuxsec-shell runs only tuxsec-cli and the server's probes`);
+  }
+  if (isJobForm(args)) {
+    // Loaded only for a job: the probes and the other commands start without the executor.
+    const { runJobForm } = await import('./job.ts');
+    return runJobForm(args, { socket, readOnly: opts.readOnly, agentConfig });
   }
   refuseCliOptions(args);
   const cliArgs = ['--socket', socket, ...(opts.readOnly ? ['--read-only'] : []), ...args];

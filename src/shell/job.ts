@@ -1,0 +1,156 @@
+/**
+ * The job form of SSH mode on the agent (src/protocol/ssh-job.ts): the envelope goes through THE
+ * executor and the journal in agent.yaml's state_dir, the ones pull and push mode use, so a job id
+ * runs once whichever way it came; the result is kept with push mode's (state_dir/push-results),
+ * so a repeated id, sent over SSH or pushed, gets the stored result back.
+ *
+ * Journal and results are files a running tuxsec-agent keeps open in memory: while one uses the
+ * state_dir (agent.pid), the job is refused. SSH-mode jobs on one agent run one at a time, under
+ * an flock on state_dir/ssh-jobs.lock; a job that cannot take it in time is not started
+ * (SHELL_EXIT.tryLater). Under the lock no other job can be running, so a job the journal shows
+ * started and unfinished was cut short (the shell killed): it is reported interrupted, as the
+ * agent does at start, and never run again.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { agentHolding } from '../agent/pid-lock.ts';
+import { DEFAULT_CONFIG_PATH, DEFAULTS, parseConfigText, type AgentConfig } from '../agent/config.ts';
+import { Executor, type RootdExecutor } from '../agent/executor.ts';
+import { Journal } from '../agent/journal.ts';
+import { Outbox } from '../agent/outbox.ts';
+import { assertReadAction } from '../client/read-only.ts';
+import { RootdClient } from '../client/rootd-client.ts';
+import { readConfigText } from '../common/config-file.ts';
+import { ensureDir } from '../os/durable-files.ts';
+import { lockFile } from '../os/file-lock.ts';
+import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
+import { quote, type JobEnvelope, type ResultEnvelope } from '../protocol/jobs.ts';
+import { SHELL_EXIT } from '../protocol/ssh-command.ts';
+import { parseJobWords } from '../protocol/ssh-job.ts';
+import { RefusedCommand } from './words.ts';
+
+/** How long a job waits for the one running before it (then SHELL_EXIT.tryLater). */
+const LOCK_WAIT_MS = 30_000;
+const LOCK_FILE = 'ssh-jobs.lock';
+
+export interface JobFormOptions {
+  socket: string;
+  readOnly: boolean;
+  /** agent.yaml (default /etc/tuxsec/agent.yaml). */
+  agentConfig?: string;
+  lockWaitMs?: number;
+}
+
+/** A failure of the job form before the job could start: the message and the exit status. */
+class NotStarted extends Error {
+  constructor(
+    message: string,
+    readonly exit: number,
+  ) {
+    super(message);
+  }
+}
+
+function agentConfig(file: string): AgentConfig {
+  const text = readConfigText(file, { optional: true });
+  return text === null ? DEFAULTS : parseConfigText(text, file);
+}
+
+/** The answer for an id the journal has but whose result is no longer kept (as push mode answers). */
+function forgotten(id: string, startedAt: string): ResultEnvelope {
+  const now = new Date().toISOString();
+  return {
+    command_id: id,
+    success: false,
+    error: `cannot run job ${quote(id)}: it already ran and its result is no longer kept; it was not run again`,
+    status: 'failed',
+    code: ErrorCodes.conflict,
+    started_at: startedAt,
+    finished_at: now,
+    duration_ms: 0,
+  };
+}
+
+async function runLocked(job: JobEnvelope, cfg: AgentConfig, o: JobFormOptions): Promise<ResultEnvelope> {
+  const holder = agentHolding(cfg.state_dir);
+  if (holder !== null) {
+    throw new NotStarted(
+      `cannot run job ${quote(job.id)}: tuxsec-agent (pid ${holder}) uses state_dir ${cfg.state_dir} in pull or push mode; stop it for SSH mode (one mode at a time, so a job id runs once)`,
+      SHELL_EXIT.refused,
+    );
+  }
+  const journal = Journal.open(cfg.state_dir);
+  const rootd = new RootdClient({ socketPath: o.socket });
+  try {
+    const results = Outbox.open(cfg.state_dir, {
+      maxEntries: cfg.outbox_max_entries,
+      maxBytes: cfg.outbox_max_bytes,
+      warn: (m) => process.stderr.write(`tuxsec-shell: ${m}\n`),
+      dirName: 'push-results',
+    });
+    // Read-only: the refusal is the job's result, journaled like any other.
+    const guarded: RootdExecutor = o.readOnly
+      ? {
+          execute: async (module, action, params, opts) => {
+            await assertReadAction(rootd, module, action);
+            return rootd.execute(module, action, params, opts);
+          },
+        }
+      : rootd;
+    const executor = new Executor({ rootd: guarded, journal, sink: (r) => results.add(r), policy: cfg.policy });
+    await executor.recover((id) => results.has(id));
+    const out = await executor.run(job);
+    const result = out.ran ? out.result : (results.get(job.id) ?? forgotten(job.id, journal.get(job.id)?.started_at ?? new Date().toISOString()));
+    results.trim();
+    return result;
+  } finally {
+    rootd.close();
+    journal.close();
+  }
+}
+
+/**
+ * Runs the job form's words (after `tuxsec-cli`): the result envelope as one JSON line on stdout
+ * and 0, or a message on stderr and a SHELL_EXIT status when the job did not start.
+ */
+export async function runJobForm(args: string[], o: JobFormOptions): Promise<number> {
+  let job: JobEnvelope;
+  try {
+    job = parseJobWords(args);
+  } catch (e) {
+    throw new RefusedCommand(isTuxsecError(e) ? e.message : String(e));
+  }
+  // The client hanging up does not stop a job half way: it finishes and its result is kept.
+  process.on('SIGHUP', () => {});
+  process.stdout.on('error', () => {});
+  try {
+    let cfg: AgentConfig;
+    try {
+      cfg = agentConfig(o.agentConfig ?? DEFAULT_CONFIG_PATH);
+      ensureDir(cfg.state_dir, 0o700);
+    } catch (e) {
+      throw new NotStarted(`cannot run job ${quote(job.id)}: ${(e as Error).message}`, SHELL_EXIT.refused);
+    }
+    const fd = await lockFile(path.join(cfg.state_dir, LOCK_FILE), o.lockWaitMs ?? LOCK_WAIT_MS);
+    if (fd === null) {
+      throw new NotStarted(`cannot run job ${quote(job.id)}: another SSH-mode job is still running on this agent; send it again later`, SHELL_EXIT.tryLater);
+    }
+    let result: ResultEnvelope;
+    try {
+      result = await runLocked(job, cfg, o);
+    } finally {
+      fs.closeSync(fd);
+    }
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return 0;
+  } catch (e) {
+    if (e instanceof NotStarted) {
+      process.stderr.write(`tuxsec-shell: ${e.message}\n`);
+      return e.exit;
+    }
+    // The journal or the results cannot be written (disk full): sending the job again is safe,
+    // since the journal keeps it from running twice.
+    process.stderr.write(`tuxsec-shell: cannot run job ${quote(job.id)}: ${(e as Error).message}\n`);
+    return SHELL_EXIT.tryLater;
+  }
+}
