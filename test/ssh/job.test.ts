@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { readJournal } from '../agent/harness.ts';
+import { readJournal, until } from '../agent/harness.ts';
 import { API_KEY, startPushAgent } from '../agent/push-harness.ts';
 import { ssh, startSshMode, type SshdHandle, type SshMode } from '../helpers/sshd.ts';
 import { DeliveryError } from '../../src/server/delivery/transport.ts';
@@ -87,6 +87,26 @@ describe('SshTransport over a real sshd and tuxsec-shell (SSH-mode jobs)', () =>
       const [a, b] = await Promise.all([t.execute(k, signal), t.execute(k, signal)]);
       assert.deepEqual(a, b);
       assert.equal(runs(), before + 2);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a call stopped after the job started is retryable; the job finishes and the retry gets its result without running it again', async () => {
+    const t = transport(m.keyed);
+    try {
+      const before = runs();
+      const j = job('marker', 'count', { sleep_ms: 2000 });
+      const ac = new AbortController();
+      const call = t.execute(j, ac.signal);
+      await until('the job started', () => readJournal(m.agent).some((e) => e.s === j.id), 60_000, 50);
+      ac.abort();
+      await assert.rejects(call, (e: DeliveryError) => e.retryable === true && /stopped before the answer came; the job may have run/.test(e.message));
+      await until('the job finished', () => readJournal(m.agent).some((e) => e.f === j.id), 60_000, 50);
+      const r = await t.execute(j, signal);
+      assert.equal(r.status, 'completed', r.error);
+      assert.deepEqual(r.output, { runs: before + 1 });
+      assert.equal(runs(), before + 1);
     } finally {
       await t.close();
     }
