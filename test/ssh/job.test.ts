@@ -5,7 +5,9 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { readJournal, until } from '../agent/harness.ts';
 import { API_KEY, startPushAgent } from '../agent/push-harness.ts';
-import { ssh, startSshMode, type SshdHandle, type SshMode } from '../helpers/sshd.ts';
+import { SHELL_UNDER_TEST, ssh, startSshMode, type SshdHandle, type SshMode } from '../helpers/sshd.ts';
+import { run } from '../../src/os/exec.ts';
+import { jobCommandLine } from '../../src/protocol/ssh-job.ts';
 import { DeliveryError } from '../../src/server/delivery/transport.ts';
 import { SshTransport } from '../../src/server/delivery/ssh.ts';
 import type { JobEnvelope } from '../../src/protocol/jobs.ts';
@@ -90,6 +92,21 @@ describe('SshTransport over a real sshd and tuxsec-shell (SSH-mode jobs)', () =>
     } finally {
       await t.close();
     }
+  });
+
+  it('tuxsec-shell -c with the same job at once, as tuxsec: one runs it, the other waits for the lock and answers its result', async () => {
+    // Without sshd: the login shell is shared by every test process on this machine.
+    const before = runs();
+    const j = job('marker', 'count', { sleep_ms: 500 });
+    const line = jobCommandLine(j);
+    const call = () =>
+      run(SHELL_UNDER_TEST, ['--config', path.join(m.work, 'shell.yaml'), '-c', line], { uid: m.agent.uid, gid: m.agent.gid, timeoutMs: 120_000 });
+    const [a, b] = await Promise.all([call(), call()]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(a.stdout, b.stdout);
+    assert.equal(JSON.parse(a.stdout).status, 'completed');
+    assert.equal(runs(), before + 1);
   });
 
   it('a call stopped after the job started is retryable; the job finishes and the retry gets its result without running it again', async () => {

@@ -6,6 +6,10 @@ import { jobCommandLine, parseJobWords } from '../../../src/protocol/ssh-job.ts'
 import { findPoisonKey } from '../../../src/protocol/json.ts';
 import { splitWords } from '../../../src/shell/words.ts';
 
+// TUXSEC_PROPERTY_RUNS scales the generated cases (`npm run test:unit` alone runs 0.2).
+const SCALE = Number(process.env.TUXSEC_PROPERTY_RUNS ?? 1);
+const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * SCALE)) });
+
 /** Any string tuxsec-shell can be given: every code point but control characters (tab allowed). */
 const word = fc.string({ unit: 'binary', maxLength: 200 }).map((s) => s.replace(new RegExp(CONTROL_CHARACTER, 'g'), ''));
 
@@ -15,7 +19,7 @@ describe('quoteWord', () => {
       fc.property(fc.array(word, { minLength: 1, maxLength: 8 }), (words) => {
         assert.deepEqual(splitWords(words.map(quoteWord).join(' ')), words);
       }),
-      { numRuns: 2000 },
+      runs(2000),
     );
   });
 
@@ -46,7 +50,7 @@ describe('jobCommandLine', () => {
         if (findPoisonKey(params) !== null) assert.throws(() => parseJobWords(args), /forbidden key/);
         else assert.deepEqual(parseJobWords(args), job);
       }),
-      { numRuns: 1000 },
+      runs(1000),
     );
   });
 
