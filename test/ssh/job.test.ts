@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { readJournal, until } from '../agent/harness.ts';
@@ -127,6 +127,32 @@ describe('SshTransport over a real sshd and tuxsec-shell (SSH-mode jobs)', () =>
     } finally {
       await t.close();
     }
+  });
+
+  it('keepAliveSeconds reuses one connection (ControlMaster) and close() ends it', async () => {
+    const t = transport(m.keyed, { keepAliveSeconds: 60 });
+    const dir = (t as unknown as { dir: string }).dir;
+    const masters = () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            // The master renames itself "ssh: <ControlPath> [mux]".
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`${dir}/cm`);
+          } catch {
+            return false;
+          }
+        });
+    try {
+      assert.equal((await t.execute(job('systeminfo', 'get_hostname'), signal)).status, 'completed');
+      assert.equal(statSync(path.join(dir, 'cm')).isSocket(), true);
+      assert.equal(masters().length, 1);
+      assert.equal((await t.execute(job('systeminfo', 'get_hostname'), signal)).status, 'completed');
+    } finally {
+      await t.close();
+    }
+    await until('the master exited', () => masters().length === 0, 30_000, 50);
+    assert.equal(existsSync(dir), false);
   });
 
   it('a wrong pinned host key: refused, not retryable, says so, and nothing ran', async () => {
