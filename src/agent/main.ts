@@ -16,7 +16,7 @@ import { HttpClient } from './http.ts';
 import { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Outbox } from './outbox.ts';
-import { agentHolding, PID_FILE } from './pid-lock.ts';
+import { agentHolding, holdJournalLock, PID_FILE } from './pid-lock.ts';
 import { AgentRejectedError, PullLoop, type CheckinInventory } from './pull.ts';
 import { PushServer } from './push.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
@@ -47,6 +47,7 @@ function openState(cfg: AgentConfig, log: Logger, dirName?: string): { journal: 
   }
   try {
     takePidLock(cfg.state_dir);
+    if (!holdJournalLock(cfg.state_dir)) fail(`cannot start: an SSH-mode job (tuxsec-shell) is running with state_dir ${cfg.state_dir}; start the agent when it is done`);
     const journal = Journal.open(cfg.state_dir);
     const outbox = Outbox.open(cfg.state_dir, {
       maxEntries: cfg.outbox_max_entries,

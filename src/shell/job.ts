@@ -4,16 +4,16 @@
  * runs once whichever way it came; the result is kept with push mode's (state_dir/push-results),
  * so a repeated id, sent over SSH or pushed, gets the stored result back.
  *
- * Journal and results are files a running tuxsec-agent keeps open in memory: while one uses the
- * state_dir (agent.pid), the job is refused. SSH-mode jobs on one agent run one at a time, under
- * an flock on state_dir/ssh-jobs.lock; a job that cannot take it in time is not started
- * (SHELL_EXIT.tryLater). Under the lock no other job can be running, so a job the journal shows
+ * Journal and results are files a running tuxsec-agent keeps in memory: it holds the flock on
+ * state_dir/ssh-jobs.lock for its whole run, and while it does (agent.pid names it) the job is
+ * refused. SSH-mode jobs on one agent run one at a time under the same lock; a job that cannot
+ * take it in time is not started (SHELL_EXIT.tryLater). Under the lock no other job can be running, so a job the journal shows
  * started and unfinished was cut short (the shell killed): it is reported interrupted, as the
  * agent does at start, and never run again.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { agentHolding } from '../agent/pid-lock.ts';
+import { agentHolding, JOURNAL_LOCK } from '../agent/pid-lock.ts';
 import { DEFAULT_CONFIG_PATH, DEFAULTS, parseConfigText, type AgentConfig } from '../agent/config.ts';
 import { Executor, type RootdExecutor } from '../agent/executor.ts';
 import { Journal } from '../agent/journal.ts';
@@ -31,7 +31,6 @@ import { RefusedCommand } from './words.ts';
 
 /** How long a job waits for the one running before it (then SHELL_EXIT.tryLater). */
 const LOCK_WAIT_MS = 30_000;
-const LOCK_FILE = 'ssh-jobs.lock';
 
 export interface JobFormOptions {
   socket: string;
@@ -71,14 +70,18 @@ function forgotten(id: string, startedAt: string): ResultEnvelope {
   };
 }
 
-async function runLocked(job: JobEnvelope, cfg: AgentConfig, o: JobFormOptions): Promise<ResultEnvelope> {
-  const holder = agentHolding(cfg.state_dir);
+/** A tuxsec-agent in pull or push mode holds the journal: refused, it will not let go by itself. */
+function refuseIfAgentRuns(job: JobEnvelope, stateDir: string): void {
+  const holder = agentHolding(stateDir);
   if (holder !== null) {
     throw new NotStarted(
-      `cannot run job ${quote(job.id)}: tuxsec-agent (pid ${holder}) uses state_dir ${cfg.state_dir} in pull or push mode; stop it for SSH mode (one mode at a time, so a job id runs once)`,
+      `cannot run job ${quote(job.id)}: tuxsec-agent (pid ${holder}) uses state_dir ${stateDir} in pull or push mode; stop it for SSH mode (one mode at a time, so a job id runs once)`,
       SHELL_EXIT.refused,
     );
   }
+}
+
+async function runLocked(job: JobEnvelope, cfg: AgentConfig, o: JobFormOptions): Promise<ResultEnvelope> {
   const journal = Journal.open(cfg.state_dir);
   const rootd = new RootdClient({ socketPath: o.socket });
   try {
@@ -131,8 +134,11 @@ export async function runJobForm(args: string[], o: JobFormOptions): Promise<num
     } catch (e) {
       throw new NotStarted(`cannot run job ${quote(job.id)}: ${(e as Error).message}`, SHELL_EXIT.refused);
     }
-    const fd = await lockFile(path.join(cfg.state_dir, LOCK_FILE), o.lockWaitMs ?? LOCK_WAIT_MS);
+    // A running agent holds the lock and never lets go: said at once, not after the wait.
+    refuseIfAgentRuns(job, cfg.state_dir);
+    const fd = await lockFile(path.join(cfg.state_dir, JOURNAL_LOCK), o.lockWaitMs ?? LOCK_WAIT_MS);
     if (fd === null) {
+      refuseIfAgentRuns(job, cfg.state_dir);
       throw new NotStarted(`cannot run job ${quote(job.id)}: another SSH-mode job is still running on this agent; send it again later`, SHELL_EXIT.tryLater);
     }
     let result: ResultEnvelope;

@@ -1,9 +1,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { readJournal, until } from '../agent/harness.ts';
+import { AGENT_JS, readJournal, until } from '../agent/harness.ts';
 import { API_KEY, startPushAgent } from '../agent/push-harness.ts';
 import { SHELL_UNDER_TEST, ssh, startSshMode, type SshdHandle, type SshMode } from '../helpers/sshd.ts';
 import { run } from '../../src/os/exec.ts';
@@ -125,6 +125,25 @@ describe('SshTransport over a real sshd and tuxsec-shell (SSH-mode jobs)', () =>
       assert.deepEqual(r.output, { runs: before + 1 });
       assert.equal(runs(), before + 1);
     } finally {
+      await t.close();
+    }
+  });
+
+  it('tuxsec-agent does not start on the state_dir while an SSH-mode job runs there', async () => {
+    const t = transport(m.keyed);
+    const j = job('marker', 'count', { sleep_ms: 3000 });
+    const call = t.execute(j, signal);
+    try {
+      await until('the job started', () => readJournal(m.agent).some((e) => e.s === j.id), 60_000, 50);
+      const conf = path.join(m.agent.dir, 'pull.yaml');
+      writeFileSync(conf, readFileSync(m.agent.configPath, 'utf8') + 'server_url: https://127.0.0.1:1/\nagent_id: a1\napi_key: k1\n', { mode: 0o640 });
+      chownSync(conf, 0, m.agent.gid);
+      const r = await run(process.execPath, [AGENT_JS, '--config', conf], { uid: m.agent.uid, gid: m.agent.gid, timeoutMs: 30_000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /cannot start: an SSH-mode job \(tuxsec-shell\) is running with state_dir /);
+      assert.equal((await call).status, 'completed');
+    } finally {
+      await call.catch(() => undefined);
       await t.close();
     }
   });
