@@ -79,6 +79,8 @@ await build({
   legalComments: 'none',
   define: { __TUXSEC_VERSION__: JSON.stringify(pkg.version) },
   logLevel: 'warning',
+  // koffi: tuxsec-shell's job form locks the agent's journal (src/os/file-lock.ts).
+  external: ['koffi'],
   plugins: [doctorApart],
 });
 for (const f of readdirSync(tmp)) renameSync(`${tmp}/${f}`, `dist/${f}`);

@@ -99,6 +99,32 @@ export function envelopeHash(job: { module?: unknown; action?: unknown; params?:
   return crypto.createHash('sha256').update(text).digest('hex').slice(0, 32);
 }
 
+/** A refusal of a repeated job id, in the shape of a result (nothing ran). */
+function repeatRefused(id: string, code: string, why: string): ResultEnvelope {
+  const now = new Date().toISOString();
+  return { command_id: id, success: false, error: `cannot run job "${id.slice(0, 200)}": ${why}`, status: 'failed', code, started_at: now, finished_at: now, duration_ms: 0 };
+}
+
+/** The answer to a job id sent again for another module, action or params (409 in push mode). */
+export function idReused(id: string): ResultEnvelope {
+  return repeatRefused(id, ErrorCodes.jobIdReused, 'this id was already used for another module, action or params; give each job its own id');
+}
+
+/**
+ * The answer to a job id the journal has seen and that is not running now: its kept result, or a
+ * refusal when the id asked for another module, action or params the first time (job-id-reused) or
+ * its result is no longer kept (conflict); null for an id never seen. Push mode and SSH mode's job
+ * form answer a repeated id with it, so a job id runs once whichever way it comes.
+ */
+export function answerForRepeat(journal: Journal, id: string, job: { module?: unknown; action?: unknown; params?: unknown }): ResultEnvelope | null {
+  const seen = journal.get(id);
+  if (!seen) return null;
+  // A journal from before the hash was kept: module and action are all it can compare.
+  const same = seen.hash !== undefined ? seen.hash === envelopeHash(job) : seen.module === job.module && seen.action === job.action;
+  if (!same) return idReused(id);
+  return seen.result ?? repeatRefused(id, ErrorCodes.conflict, 'it already ran and its result is no longer kept; it was not run again');
+}
+
 export class Executor {
   private readonly d: ExecutorDeps;
   private readonly now: () => Date;

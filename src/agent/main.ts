@@ -16,6 +16,7 @@ import { HttpClient } from './http.ts';
 import { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Outbox } from './outbox.ts';
+import { agentHolding, holdJournalLock, PID_FILE } from './pid-lock.ts';
 import { AgentRejectedError, PullLoop, type CheckinInventory } from './pull.ts';
 import { PushServer } from './push.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
@@ -33,23 +34,9 @@ function fail(msg: string, code = 1): never {
 
 /** Refuses a second agent on the same state_dir (its journal would be shared). */
 function takePidLock(stateDir: string): void {
-  const p = path.join(stateDir, 'agent.pid');
-  try {
-    const old = Number(fs.readFileSync(p, 'utf8').trim());
-    if (Number.isInteger(old) && old > 0 && old !== process.pid) {
-      let alive = false;
-      try {
-        process.kill(old, 0);
-        alive = fs.readFileSync(`/proc/${old}/cmdline`, 'utf8').includes('tuxsec-agent');
-      } catch {
-        alive = false;
-      }
-      if (alive) fail(`cannot start: another tuxsec-agent (pid ${old}) uses state_dir ${stateDir}`);
-    }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  fs.writeFileSync(p, `${process.pid}\n`, { mode: 0o600 });
+  const old = agentHolding(stateDir);
+  if (old !== null) fail(`cannot start: another tuxsec-agent (pid ${old}) uses state_dir ${stateDir}`);
+  fs.writeFileSync(path.join(stateDir, PID_FILE), `${process.pid}\n`, { mode: 0o600 });
 }
 
 /**
@@ -66,6 +53,7 @@ function openState(cfg: AgentConfig, log: Logger, mode: 'pull' | 'push'): { jour
   }
   try {
     takePidLock(cfg.state_dir);
+    if (!holdJournalLock(cfg.state_dir)) fail(`cannot start: an SSH-mode job (tuxsec-shell) is running with state_dir ${cfg.state_dir}; start the agent when it is done`);
     const bounds = { maxEntries: cfg.outbox_max_entries, maxBytes: cfg.outbox_max_bytes };
     if (mode === 'push') return { journal: Journal.open(cfg.state_dir, { keepResults: bounds }), outbox: null };
     const journal = Journal.open(cfg.state_dir);

@@ -22,7 +22,7 @@ import type net from 'node:net';
 import { ErrorCodes } from '../protocol/errors.ts';
 import { executeReplyOf, parseExecuteBody, type ExecuteReply, type JobEnvelope } from '../protocol/jobs.ts';
 import { assertPrivateFile } from './config.ts';
-import { envelopeHash, type Executor } from './executor.ts';
+import { answerForRepeat, envelopeHash, idReused, type Executor } from './executor.ts';
 import type { Journal } from './journal.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -202,17 +202,6 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
-}
-
-function reused(id: string): ExecuteReply {
-  return {
-    success: false,
-    result: {},
-    error: `cannot run job "${id.slice(0, 200)}": this id was already used for another module, action or params; give each job its own id`,
-    id,
-    status: 'failed',
-    code: ErrorCodes.jobIdReused,
-  };
 }
 
 export class PushServer {
@@ -434,17 +423,13 @@ export class PushServer {
     const hash = envelopeHash(job);
     if (id !== null) {
       const pending = this.running.get(id);
-      if (pending) return pending.hash === hash ? pending.reply : reused(id);
-      const seen = this.d.journal.get(id);
-      if (seen) {
-        // A journal from before the hash was kept: module and action are all it can compare.
-        const same = seen.hash !== undefined ? seen.hash === hash : seen.module === job.module && seen.action === job.action;
-        return same ? this.stored(id) : reused(id);
-      }
+      if (pending) return pending.hash === hash ? pending.reply : executeReplyOf(idReused(id));
+      const earlier = answerForRepeat(this.d.journal, id, job);
+      if (earlier) return executeReplyOf(earlier);
     }
     const p = this.d.executor.run(job).then((out): ExecuteReply => {
       if (out.ran) return executeReplyOf(out.result);
-      if (out.reason === 'duplicate' && id !== null) return this.stored(id);
+      if (out.reason === 'duplicate' && id !== null) return executeReplyOf(answerForRepeat(this.d.journal, id, job)!);
       return { success: false, result: {}, error: 'cannot run job: missing or invalid "id"', code: ErrorCodes.invalidRequest };
     });
     if (id === null) return p;
@@ -456,18 +441,6 @@ export class PushServer {
     }
   }
 
-  private stored(id: string): ExecuteReply {
-    const r = this.d.journal.get(id)?.result;
-    if (r) return executeReplyOf(r);
-    return {
-      success: false,
-      result: {},
-      error: `cannot run job "${id.slice(0, 200)}": it already ran and its result is no longer kept; it was not run again`,
-      id,
-      status: 'failed',
-      code: ErrorCodes.conflict,
-    };
-  }
 
   /**
    * Re-reads the certificate, key and CA (SIGHUP); throws, keeping the old ones, when a file

@@ -6,8 +6,9 @@
  * SSH-mode call, and a parser that pulls in child_process costs more than the request.
  */
 import { parseArgs } from 'node:util';
+import { assertReadAction } from '../client/read-only.ts';
 import { RootdClient } from '../client/rootd-client.ts';
-import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
+import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 import { VERSION } from '../version.ts';
 import { execute, operationCommand } from './operation.ts';
@@ -115,14 +116,6 @@ function executeParams(param: string[] | undefined, json: string | undefined): R
   return v as Record<string, unknown>;
 }
 
-/** tuxsec-shell's read-only SSH mode: the action's access class, from module-info, must be read. */
-async function refuseUnlessRead(client: RootdClient, module: string, action: string): Promise<void> {
-  const cap = (await client.moduleInfo(module)).capabilities.find((c) => c.name === action);
-  if (cap && cap.access === 'read') return;
-  const why = cap ? `its access class is ${JSON.stringify(cap.access ?? 'unknown')}` : 'no such action';
-  throw new TuxsecError(ErrorCodes.permissionDenied, `cannot run ${module} ${JSON.stringify(action.slice(0, 80))}: read-only mode allows only read actions (${why})`);
-}
-
 /** Resolves with the exit status when a command sets one (doctor), else with nothing (0). */
 async function run(argv: string[]): Promise<number | void> {
   let parsed;
@@ -167,7 +160,7 @@ async function run(argv: string[]): Promise<number | void> {
       case 'execute': {
         arity(cmd, args, '<module> <action>');
         const params = executeParams(o.param, o['json-params']);
-        if (o['read-only']) await refuseUnlessRead(client, args[0]!, args[1]!);
+        if (o['read-only']) await assertReadAction(client, args[0]!, args[1]!);
         // coerce: the daemon converts these string-born values to the declared types.
         const r = await execute(client, { module: args[0]!, action: args[1]!, params, noWait: o['no-wait'] === true });
         return 'id' in r ? void process.stdout.write(`${r.id}\n`) : print(r.data);

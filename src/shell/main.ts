@@ -3,9 +3,11 @@
  * user's login shell (`tuxsec-shell -c "<command>"`) or sshd's forced command (the client's
  * command in SSH_ORIGINAL_COMMAND). It parses the command line itself (./words.ts), never
  * through a shell, and runs only tuxsec-cli, in this process, plus the four probes the original
- * server sends before it trusts an agent (INTEROP section 4). Anything else is refused on stderr
- * with exit status 126; so is a session beyond max_sessions (./sessions.ts) and a tuxsec-cli
- * command the server does not send (./cli-guard.ts), and agent.yaml's policy applies to execute.
+ * server sends before it trusts an agent (INTEROP section 4), and tuxsec-server's job form
+ * (`tuxsec-cli execute ... --job-id`, ./job.ts), which runs through the agent's executor and
+ * journal. Anything else is refused on stderr with exit status 126; so is a session beyond
+ * max_sessions (./sessions.ts) and a tuxsec-cli command the server does not send (./cli-guard.ts),
+ * and agent.yaml's policy applies to execute.
  *
  * Own options (in the forced command, e.g. `command="/usr/bin/tuxsec-shell --read-only"`):
  *   --read-only      run only actions of access class `read` (also `read_only: true` in the config)
@@ -16,8 +18,9 @@ import path from 'node:path';
 import { refuseCliOptions, RefusedCommand, splitWords } from './words.ts';
 import { DEFAULT_SOCKET } from '../protocol/messages.ts';
 import { claimSession, DEFAULT_MAX_SESSIONS, DEFAULT_SESSIONS_DIR } from './sessions.ts';
+import { isJobForm, SHELL_EXIT } from '../protocol/ssh-command.ts';
 
-const REFUSED_EXIT = 126;
+const REFUSED_EXIT = SHELL_EXIT.refused;
 const DEV_NULL_STDERR = ' 2>/dev/null';
 /** The CLI bundle lies beside this one, in dist/ or in the install prefix. */
 const CLI_BUNDLE = path.join(__dirname, 'tuxsec-cli.cjs');
@@ -134,6 +137,11 @@ async function main(): Promise<number> {
   if (cmd !== 'tuxsec-cli' && cmd !== '/usr/bin/tuxsec-cli') {
     const shown = cmd === undefined ? 'an empty command' : `command ${JSON.stringify(cmd.slice(0, 80))}`;
     throw new RefusedCommand(`cannot run ${shown}: tuxsec-shell runs only tuxsec-cli and the server's probes`);
+  }
+  if (isJobForm(args)) {
+    // Loaded only for a job: the probes and the other commands start without the executor.
+    const { runJobForm } = await import('./job.ts');
+    return runJobForm(args, { socket, readOnly: opts.readOnly, agentConfig: set.agentConfig });
   }
   refuseCliOptions(args);
   const { checkCliCommand } = await import('./cli-guard.ts');

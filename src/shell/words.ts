@@ -14,8 +14,9 @@
  * a backslash outside single quotes, globs, `~`, `#`, any control character (a newline too).
  */
 
-/** Longest command line accepted, in bytes: a job's parameters fit easily. */
-export const MAX_COMMAND_BYTES = 64 * 1024;
+import { CONTROL_CHARACTER as CONTROL, MAX_COMMAND_BYTES } from '../protocol/ssh-command.ts';
+
+export { MAX_COMMAND_BYTES };
 
 /** A command line the shell will not run; the message says why. */
 export class RefusedCommand extends Error {
@@ -26,8 +27,6 @@ export class RefusedCommand extends Error {
 }
 
 const UNQUOTED = /[A-Za-z0-9_@%+=:,./-]/;
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 function named(ch: string): string {
   const code = ch.codePointAt(0)!;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, startRootd, type RootdHandle } from './rootd.ts';
 import { ensureTestUsers } from './users.ts';
-import { freePort } from '../agent/harness.ts';
+import { freePort, makeAgentEnv, type AgentEnv } from '../agent/harness.ts';
 import { pluginDir, writePlugin } from './plugin.ts';
 
 export const SSHD = '/usr/sbin/sshd';
@@ -149,6 +149,10 @@ export interface SshMode {
   rootd: RootdHandle;
   /** Written by the plugin action marker/touch (access class write). */
   writeMarker: string;
+  /** One line per run of the plugin action marker/count (access class write). */
+  countFile: string;
+  /** agent.yaml (shell.yaml's agent_config) and the state_dir of the job form, owned by tuxsec. */
+  agent: AgentEnv;
   keys: SshKeys;
   /** A key installed with --read-only. */
   readOnlyKey: string;
@@ -176,12 +180,18 @@ export async function startSshMode(): Promise<SshMode> {
   // A plugin whose write action leaves a marker: the read-only test proves it never ran.
   const plugins = pluginDir();
   const marker = path.join(plugins, 'write-ran');
+  const countFile = path.join(plugins, 'count-runs');
   writePlugin(plugins, {
     name: 'marker',
-    prelude: `import { writeFileSync } from 'node:fs';`,
+    prelude: `import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';`,
     actions: `[defineAction({ name: 'touch', description: 'leaves a marker', access: 'write', params: Params({}), handler: () => { writeFileSync(${JSON.stringify(marker)}, 'ran'); return { ok: true }; } }),
       defineAction({ name: 'look', description: 'reads', access: 'read', params: Params({}), handler: () => ({ ok: true }) }),
-      defineAction({ name: 'echo', description: 'gives its parameter back', access: 'read', params: Params({ rule: Type.String() }), handler: (p) => ({ rule: p.rule }) })]`,
+      defineAction({ name: 'echo', description: 'gives its parameter back', access: 'read', params: Params({ rule: Type.String() }), handler: (p) => ({ rule: p.rule }) }),
+      defineAction({ name: 'count', description: 'counts its runs', access: 'write', params: Params({ sleep_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000 })) }), handler: async (p) => {
+        appendFileSync(${JSON.stringify(countFile)}, 'x');
+        if (p.sleep_ms) await new Promise((r) => setTimeout(r, p.sleep_ms));
+        return { runs: readFileSync(${JSON.stringify(countFile)}, 'utf8').length };
+      } })]`,
   });
   const rootd = await startRootd({ config: { plugins_dir: plugins, modules: { firewalld: { enabled: false } } } });
   const keys = makeKeys('tuxsec');
@@ -193,7 +203,8 @@ export async function startSshMode(): Promise<SshMode> {
   const sessions = path.join(work, 'sessions');
   mkdirSync(sessions, { mode: 0o700 });
   chownSync(sessions, tuxsecUser.uid, tuxsecUser.gid);
-  writeFileSync(path.join(work, 'shell.yaml'), `socket: ${rootd.socketPath}\nsessions_dir: ${sessions}\nagent_config: ${work}/agent.yaml\n`, { mode: 0o644 });
+  const agent = await makeAgentEnv({ rootd_socket: rootd.socketPath });
+  writeFileSync(path.join(work, 'shell.yaml'), `socket: ${rootd.socketPath}\nsessions_dir: ${sessions}\nagent_config: ${agent.configPath}\n`, { mode: 0o644 });
   const common = ['--shell-config', path.join(work, 'shell.yaml')];
   const akf = path.join(work, 'authorized_keys');
   // sshd's own default for the user's keys (~/.ssh/authorized_keys) applies unless ssh-setup's drop-in says otherwise.
@@ -214,6 +225,7 @@ export async function startSshMode(): Promise<SshMode> {
     for (const c of [keyedConf, caConf]) rmSync(c.dir, { recursive: true, force: true });
     await rootd.stop();
     rmSync(work, { recursive: true, force: true });
+    rmSync(agent.dir, { recursive: true, force: true });
     rmSync(plugins, { recursive: true, force: true });
     rmSync(keys.dir, { recursive: true, force: true });
     rmSync(path.join(USERS_DIR, String(process.pid)), { force: true });
@@ -231,6 +243,8 @@ export async function startSshMode(): Promise<SshMode> {
   return {
     rootd,
     writeMarker: marker,
+    countFile,
+    agent,
     keys,
     readOnlyKey: path.join(keys.dir, 'ro-key'),
     keyed,

@@ -78,9 +78,10 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
   });
 
   it('agent.yaml\'s policy holds over SSH: a denied execute is refused before it runs', () => {
-    const agentYaml = path.join(m.work, 'agent.yaml');
+    const agentYaml = m.agent.configPath;
+    const saved = readFileSync(agentYaml, 'utf8');
     rmSync(m.writeMarker, { force: true });
-    writeFileSync(agentYaml, 'mode: ssh\npolicy:\n  deny: ["firewalld/*", "marker/touch"]\n', { mode: 0o644 });
+    writeFileSync(agentYaml, `${saved}\npolicy:\n  deny: ["firewalld/*", "marker/touch"]\n`);
     try {
       for (const [line, shown] of [['tuxsec-cli execute firewalld add_service --param zone=public --param service=http', 'firewalld add_service'], ['tuxsec-cli --read-only execute marker touch', 'marker touch']]) {
         const r = ssh(m.keyed, m.keys.key, line!);
@@ -99,7 +100,7 @@ describe('tuxsec-shell over a real sshd (SSH mode, INTEROP section 4)', () => {
       assert.equal(bad.status, 126);
       assert.match(bad.stderr, /^tuxsec-shell: cannot run command: cannot load config .*agent\.yaml: invalid YAML/m);
     } finally {
-      rmSync(agentYaml, { force: true });
+      writeFileSync(agentYaml, saved);
     }
   });
 
