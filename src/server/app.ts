@@ -3,6 +3,7 @@
  * API under /api/v1/ (routes/operator.ts). Built from its dependencies; `listen()` is the caller's
  * business (main.ts), tests may use inject().
  */
+import path from 'node:path';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Socket } from 'node:net';
 import { normalizeIP } from '@fastify/rate-limit';
@@ -10,6 +11,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { limit, type ServerConfigForApp, type ServerContext } from './context.ts';
 import { PushTransport } from './delivery/push.ts';
+import { SshTransport } from './delivery/ssh.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { GroupCommit } from './group-commit.ts';
 import { JobDispatch } from './job-dispatch.ts';
@@ -19,7 +21,7 @@ import { clientError, frameworkError, installErrorMapping } from './plugins/erro
 import { agentRoutes } from './routes/agent.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import type { JobRecord, Storage } from './storage/storage.ts';
-import type { PushEndpoint } from './delivery/transport.ts';
+import type { PushEndpoint, SshEndpoint } from './delivery/transport.ts';
 
 export { BODY_LIMIT, UNAUTHENTICATED_BODY_LIMIT } from './plugins/body.ts';
 export type { ServerConfigForApp } from './context.ts';
@@ -187,6 +189,14 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
 }
 
 /** Builds the application; close it with `app.close()` (answers held long-polls, closes storage). */
+/**
+ * Where the SSH transport keeps its pinned known_hosts files and connection sockets: beside the
+ * database, in a directory only the server enters (the system's temp directory for :memory:).
+ */
+function sshStateDir(database: string | undefined): string | undefined {
+  return database === undefined || database === ':memory:' ? undefined : path.join(path.dirname(database), 'ssh');
+}
+
 export function buildApp(deps: AppDeps): TuxsecServerApp {
   const { config, storage } = deps;
   const now = deps.clock ?? Date.now;
@@ -212,6 +222,18 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
           timeoutMs: limit(config, 'delivery_timeout') * 1000,
           connections: perAgent,
         }),
+      // Without an identity the server cannot log in anywhere: SSH agents' jobs stay queued (logged).
+      ...(config.ssh_identity === undefined
+        ? {}
+        : {
+            ssh: (a) =>
+              new SshTransport(a.endpoint as SshEndpoint, {
+                identityFile: config.ssh_identity!,
+                stateDir: sshStateDir(config.database),
+                timeoutMs: limit(config, 'delivery_timeout') * 1000,
+                keepAliveSeconds: limit(config, 'ssh_keepalive'),
+              }),
+          }),
     },
   });
   dispatch.onJobQueued((id) => delivery.wake(id));

@@ -40,6 +40,9 @@ export const ServerConfigSchema = Type.Object(
     delivery_concurrency_per_agent: Type.Integer({ minimum: 1, maximum: 8, default: 4, description: 'most jobs being delivered to one agent at once (a push agent accepts 8 connections from one client)' }),
     delivery_timeout: Seconds(1, 86400, 300, 'seconds a delivered job may take until its result comes back'),
     delivery_retry_max: Seconds(1, 3600, 60, 'longest wait between attempts to reach an unreachable agent'),
+    // SSH-mode delivery (the server logs in to agents with the OpenSSH client).
+    ssh_identity: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'the private key the server logs in to SSH-mode agents with (0600, the server user\'s)' })),
+    ssh_keepalive: Seconds(0, 3600, 60, 'seconds an SSH connection to an agent stays open after a job (ControlPersist); 0: one connection per job'),
     // Operator CLI side: how to reach and trust the server.
     server_url: Type.Optional(Type.String({ pattern: '^https://', maxLength: 300 })),
     ca_cert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
@@ -58,7 +61,7 @@ export interface ServerConfig extends ServerConfigFile {
   adminToken: string;
 }
 
-const PATH_KEYS = ['database', 'tls_cert', 'tls_key', 'client_ca', 'admin_token_file', 'ca_cert', 'client_cert', 'client_key', 'agent_client_cert', 'agent_client_key'] as const;
+const PATH_KEYS = ['database', 'tls_cert', 'tls_key', 'client_ca', 'admin_token_file', 'ca_cert', 'client_cert', 'client_key', 'agent_client_cert', 'agent_client_key', 'ssh_identity'] as const;
 
 /** Splits "host:port" / "[v6]:port"; throws ConfigError naming `listen`. */
 export function parseListen(s: string): { host: string; port: number } {

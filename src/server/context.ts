@@ -20,12 +20,13 @@ export type LimitKeys =
   | 'delivery_concurrency'
   | 'delivery_concurrency_per_agent'
   | 'delivery_timeout'
-  | 'delivery_retry_max';
+  | 'delivery_retry_max'
+  | 'ssh_keepalive';
 
 export type ServerConfigForApp = Pick<
   ServerConfig,
   'adminToken' | 'require_enrollment_token' | 'long_poll_max' | 'sync_interval' | 'job_default_ttl' | 'redeliver_after'
-> & { log_level?: ServerConfig['log_level'] } & Partial<Pick<ServerConfig, LimitKeys>>;
+> & { log_level?: ServerConfig['log_level'] } & Partial<Pick<ServerConfig, LimitKeys | 'ssh_identity' | 'database'>>;
 
 export function limit(config: ServerConfigForApp, key: LimitKeys): number {
   return config[key] ?? (ServerConfigSchema.properties[key].default as number);

@@ -178,7 +178,7 @@ export class DeliveryWorker {
     if (lane.transport) return true;
     const make = this.d.transports[agent.mode];
     if (!make) {
-      this.sayOnce(lane, 'warn', `agent "${agent.id}" is in ${agent.mode} mode, which this server does not deliver to yet: its jobs stay queued`);
+      this.sayOnce(lane, 'warn', `agent "${agent.id}" is in ${agent.mode} mode, which this server cannot deliver to: its jobs stay queued${agent.mode === 'ssh' ? ' (set ssh_identity in server.yaml, the key the server logs in with)' : ''}`);
       return false;
     }
     if (agent.endpoint === null) {
