@@ -63,13 +63,23 @@ describe('examples/diskusage through the real rootd and tuxsec-cli', () => {
       mkdirSync(path.join(big, `d${i}`), { recursive: true });
       for (let j = 0; j < 10; j++) writeFileSync(path.join(big, `d${i}`, `f${j}`), 'x');
     }
+    mkdirSync(path.join(tree, 'b', 'mnt'));
+    // In a private mount namespace, so the tmpfs below is rootd's alone.
     d = await startRootd({
+      wrap: ['/usr/bin/unshare', '-m', '--propagation', 'private', '--'],
       config: {
         plugins_dir: plugins,
         allowed_users: [users.tuxsec.name],
         modules: { diskusage: { settings: { files_per_second: 20 } }, firewalld: { enabled: false } },
       },
     });
+    // Another filesystem inside the tree, holding what would be its second largest file: a scan
+    // must not enter it (du -x).
+    const inNs = (...argv: string[]) => spawnSync('/usr/bin/nsenter', ['-t', String(d.proc.pid), '-m', '--', ...argv], { encoding: 'utf8', timeout: 10_000 });
+    const m = inNs('/usr/bin/mount', '-t', 'tmpfs', '-o', 'size=1m', 'tuxsec-du-test', path.join(tree, 'b', 'mnt'));
+    assert.equal(m.status, 0, m.stderr);
+    const w = inNs('/usr/bin/dd', 'if=/dev/zero', `of=${path.join(tree, 'b', 'mnt', 'other-fs')}`, 'bs=50000', 'count=1', 'status=none');
+    assert.equal(w.status, 0, w.stderr);
   });
   after(() => d?.stop());
 
@@ -95,9 +105,13 @@ describe('examples/diskusage through the real rootd and tuxsec-cli', () => {
     assert.equal(u.total_bytes, s.blocks * s.bsize);
     assert.equal(u.inodes_total, s.files);
     assert.ok((u.used_percent as number) > 0 && (u.used_percent as number) <= 100, r.stdout);
+    // The 1 MiB tmpfs mounted in rootd's namespace, with its 50,000-byte file.
+    const t = json((await cli(d.socketPath, users.tuxsec, 'execute', 'diskusage', 'get_usage', '--param', `path=${path.join(tree, 'b', 'mnt')}`)).stdout);
+    assert.equal(t.total_bytes, 1024 * 1024);
+    assert.ok((t.used_bytes as number) >= 50_000 && (t.used_bytes as number) < 1024 * 1024, JSON.stringify(t));
   });
 
-  it('scan waits like any action and prints the counts and largest files of exactly the tree', async () => {
+  it('scan waits like any action and prints the counts and largest files of exactly the tree, on its filesystem only', async () => {
     const r = await cli(d.socketPath, users.tuxsec, 'execute', 'diskusage', 'scan', '--param', `path=${tree}`, '--param', 'top=2');
     assert.equal(r.status, 0, r.stderr);
     const s = json(r.stdout);
@@ -112,7 +126,7 @@ describe('examples/diskusage through the real rootd and tuxsec-cli', () => {
         { path: path.join(tree, 'big'), bytes: 100_000 },
         { path: path.join(tree, 'a', 'mid'), bytes: 5_000 },
       ],
-      other_filesystems: 0,
+      other_filesystems: 1,
       errors: 0,
       error_messages: [],
     });
