@@ -7,6 +7,7 @@ import path from 'node:path';
 const BENCHES = [
   ['rootd.mjs', 'rootd: ping and get_hostname vs a bare echo server; tuxsec-cli process time'],
   ['rootd-operations.ts', 'rootd: get_hostname on another connection while a long-running operation runs, vs idle'],
+  ['aide.ts', 'aide check through rootd vs aide run directly; get_hostname on another connection while a check runs'],
   ['rootd-load.ts', 'rootd under one hostile caller: lost answers, memory, fairness to another caller'],
   ['firewalld.ts', 'firewalld queries through rootd vs firewall-cmd processes'],
   ['pull-dispatch.ts', 'pull mode: submit -> result stored latency'],

@@ -7,45 +7,11 @@ import path from 'node:path';
 import { RootdClient } from '../../src/client/rootd-client.ts';
 import type { OperationInfo } from '../../src/protocol/messages.ts';
 import { startRootd, CLI_JS, type RootdHandle } from '../helpers/rootd.ts';
+import { cli, startNoWait, type CliResult } from '../helpers/cli.ts';
 import { pluginDir, writeLongRunningPlugin } from '../helpers/plugin.ts';
 import { oneShot } from '../helpers/raw.ts';
 import { ensureTestUsers, asUser } from '../helpers/users.ts';
 import { pidsWithCmdline, uniqueSleepSeconds, waitFor } from '../helpers/procs.ts';
-import type { UserEntry } from '../../src/os/users.ts';
-
-interface CliResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The real tuxsec-cli, as `user` (root when null), without blocking this process while it runs. */
-function cli(socketPath: string, user: UserEntry | null, ...args: string[]): Promise<CliResult> {
-  const full = [CLI_JS, '--socket', socketPath, ...args];
-  const [file, argv] = user ? asUser(user, process.execPath, full) : [process.execPath, full];
-  return new Promise((resolve, reject) => {
-    const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.on('error', reject);
-    p.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-/** Starts an operation through tuxsec-cli --no-wait; gives its id. */
-async function startNoWait(socketPath: string, user: UserEntry | null, module: string, action: string, ...params: string[]): Promise<string> {
-  const r = await cli(socketPath, user, 'execute', module, action, '--no-wait', ...params.flatMap((p) => ['--param', p]));
-  assert.equal(r.status, 0, r.stderr);
-  const id = r.stdout.trim();
-  assert.match(id, /^op-[0-9a-f]{32}$/);
-  return id;
-}
 
 async function statusOf(c: RootdClient, id: string): Promise<OperationInfo> {
   return c.operationStatus(id);
