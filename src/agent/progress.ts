@@ -59,7 +59,8 @@ export class ProgressReporter implements JobWatcher {
     const w = this.jobs.get(jobId);
     if (w) w.report = report;
     else if (this.jobs.size < MAX_PROGRESS) this.jobs.set(jobId, { report, sent: null, sentAt: 0, cancelling: false });
-    this.timer ??= setInterval(() => void this.tick(), Math.min(1000, this.o.minIntervalMs));
+    // Never what keeps the agent alive at shutdown: finished() or stop() clears it.
+    this.timer ??= setInterval(() => void this.tick(), Math.min(1000, this.o.minIntervalMs)).unref();
     // The first report at once: the server shows the job running from its start.
     if (!w) void this.tick();
   }

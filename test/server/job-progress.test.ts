@@ -68,6 +68,7 @@ describe('tuxsec-server job progress and cancel', () => {
       last = await job(id);
     }
     assert.equal(last.status, 'delivered-without-result', JSON.stringify(last));
+    assert.match(String((last.result as { error: string }).error), /no progress report .* of its last report \(operation "op-0123456789abcdef0123456789abcdef"\)/);
   });
 
   test('progress for another agent\'s job or a finished one changes nothing; bad reports are refused naming the field', async () => {
