@@ -26,6 +26,8 @@ export const AgentConfigSchema = Type.Object(
     api_key: Nullable(Type.String({ minLength: 1, maxLength: 1024 })),
     api_key_file: Nullable(PathStr),
     poll_interval: Type.Integer({ minimum: 1, maximum: 86400, default: 30 }),
+    /** Seconds between progress reports of a running job that changed; unchanged ones every 3 times this. */
+    progress_interval: Type.Integer({ minimum: 1, maximum: 3600, default: 5 }),
     listen_host: Type.String({ minLength: 1, maxLength: 255, default: '0.0.0.0' }),
     listen_port: Type.Integer({ minimum: 1, maximum: 65535, default: 8443 }),
     ssl_cert: Nullable(PathStr),

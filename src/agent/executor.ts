@@ -8,7 +8,7 @@ import { abortableSleep, backoffDelay } from '../common/backoff.ts';
 import { ErrorCodes, isTuxsecError } from '../protocol/errors.ts';
 import { parseJob, type JobEnvelope, type ResultEnvelope } from '../protocol/jobs.ts';
 import { findPoisonKey, nestingDepth } from '../protocol/json.ts';
-import type { ModuleInfo } from '../protocol/messages.ts';
+import type { ModuleInfo, OperationInfo } from '../protocol/messages.ts';
 import type { Journal } from './journal.ts';
 import { policyAllows, policyRefusal, type Policy } from './policy.ts';
 
@@ -18,9 +18,19 @@ export { policyAllows, type Policy };
 // The outbox and its tests take the result type from the executor that makes it.
 export type { ResultEnvelope };
 
-/** What the executor needs of rootd (RootdClient satisfies it). */
+/** What the executor needs of rootd (RootdClient satisfies it); `start` and `waitForOperation` let a watcher follow operations. */
 export interface RootdExecutor {
   execute(module: string, action: string, parameters?: Record<string, unknown>, opts?: { timeoutMs?: number }): Promise<unknown>;
+  start?(module: string, action: string, parameters?: Record<string, unknown>, opts?: { timeoutMs?: number }): Promise<{ data: unknown } | { operation: OperationInfo }>;
+  waitForOperation?(op: OperationInfo, onProgress?: (info: OperationInfo) => void): Promise<unknown>;
+}
+
+/** Follows jobs whose action runs as a rootd operation (progress.ts reports them to the server). */
+export interface JobWatcher {
+  /** The operation's latest status, seen about twice a second while it runs. */
+  progress(jobId: string, op: OperationInfo): void;
+  /** The job's operation ended (its result follows through the sink). */
+  finished(jobId: string): void;
 }
 
 export interface ExecutorDeps {
@@ -48,6 +58,8 @@ export interface ExecutorDeps {
   connectRetryMs?: number;
   /** Aborted at stop: a retry waiting for rootd gives up at once. */
   signal?: AbortSignal;
+  /** Told of long-running actions' progress (pull mode). */
+  watch?: JobWatcher;
 }
 
 export type RunOutcome = { ran: true; result: ResultEnvelope } | { ran: false; reason: 'duplicate' | 'invalid' };
@@ -249,7 +261,7 @@ export class Executor {
     const deadline = Date.now() + (this.d.connectRetryMs ?? 15_000);
     for (let failures = 1; ; failures++) {
       try {
-        return await this.d.rootd.execute(job.module, job.action, job.params, { timeoutMs: this.d.timeoutMs });
+        return await this.rootdCall(job);
       } catch (e) {
         const errno = isTuxsecError(e) ? e.details?.errno : undefined;
         const notConnected = isTuxsecError(e) && e.code === ErrorCodes.rootdUnavailable && (errno === 'ENOENT' || errno === 'ECONNREFUSED');
@@ -258,6 +270,20 @@ export class Executor {
         this.d.log?.warn({ command_id: job.id, retry_in_ms: delay }, `cannot reach tuxsec-rootd yet: ${(e as Error).message}`);
         await abortableSleep(delay, this.d.signal);
       }
+    }
+  }
+
+  /** One rootd call: through start and waitForOperation when a watcher follows operations. */
+  private async rootdCall(job: JobEnvelope): Promise<unknown> {
+    const { rootd, watch } = this.d;
+    const opts = { timeoutMs: this.d.timeoutMs };
+    if (!watch || !rootd.start || !rootd.waitForOperation) return rootd.execute(job.module, job.action, job.params, opts);
+    const r = await rootd.start(job.module, job.action, job.params, opts);
+    if ('data' in r) return r.data;
+    try {
+      return await rootd.waitForOperation(r.operation, (info) => watch.progress(job.id, info));
+    } finally {
+      watch.finished(job.id);
     }
   }
 

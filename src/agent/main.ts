@@ -13,6 +13,7 @@ import { assertPrivateFile, DEFAULT_CONFIG_PATH, loadConfig, parseConfigText, ty
 import { ensureDir } from '../os/durable-files.ts';
 import { accessClasses, Executor } from './executor.ts';
 import { HttpClient } from './http.ts';
+import { ProgressReporter } from './progress.ts';
 import { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Outbox } from './outbox.ts';
@@ -71,9 +72,6 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
   const { journal, outbox } = openState(cfg, log, 'pull');
   const ac = new AbortController();
   const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
-  const executor = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: cfg.policy, log, signal: ac.signal });
-  const interrupted = await executor.recover((id) => outbox.has(id));
-  if (interrupted > 0) log.warn({ count: interrupted }, 'jobs interrupted by the last stop reported as interrupted');
   const http = new HttpClient({
     serverUrl: cfg.server_url,
     caCert: cfg.ca_cert,
@@ -81,6 +79,13 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
     sslKey: cfg.ssl_key,
     apiKey: cfg.api_key,
   });
+  const watch = new ProgressReporter(
+    { agentId: cfg.agent_id, apiKey: cfg.api_key, minIntervalMs: cfg.progress_interval * 1000, maxIntervalMs: cfg.progress_interval * 3000 },
+    { http, rootd, log },
+  );
+  const executor = new Executor({ rootd, journal, sink: (r) => outbox.add(r), policy: cfg.policy, log, signal: ac.signal, watch });
+  const interrupted = await executor.recover((id) => outbox.has(id));
+  if (interrupted > 0) log.warn({ count: interrupted }, 'jobs interrupted by the last stop reported as interrupted');
   const inv: CheckinInventory = { hostname: os.hostname(), version: VERSION };
   const mid = machineId();
   if (mid) inv.machine_id = mid;
@@ -130,6 +135,7 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
     }
     throw e;
   }
+  watch.stop();
   await loop.flush();
   rootd.close();
   journal.close();

@@ -19,6 +19,8 @@ export const PULL_PATH = {
   checkin: 'agents/api/checkin/',
   /** Extension: results without a check-in (at shutdown). */
   results: 'agents/api/results/',
+  /** Extension: progress of jobs running as rootd operations; the reply names jobs an operator cancelled. */
+  progress: 'agents/api/progress/',
 } as const;
 
 /** Push mode paths on the agent's listener. */
@@ -189,6 +191,29 @@ export type ResultsRequest = Static<typeof ResultsRequest>;
 
 export const ResultsReply = Type.Object({ success: Type.Literal(true), acknowledged: Acknowledged });
 export type ResultsReply = Static<typeof ResultsReply>;
+
+/** Most progress reports one request may carry (a pull agent runs one job at a time). */
+export const MAX_PROGRESS = 100;
+
+/** Where a running job is: its rootd operation, as the operation last reported itself. */
+export const JobProgress = Type.Object({
+  command_id: Id,
+  operation_id: Type.String({ minLength: 1, maxLength: 64 }),
+  phase: Type.Optional(StringOrNull(200)),
+  fraction: Type.Optional(Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()])),
+});
+export type JobProgress = Static<typeof JobProgress>;
+
+/** Extension (`PULL_PATH.progress`): an agent's jobs still running, sent while they run. */
+export const ProgressRequest = Type.Object({
+  ...Credentials,
+  progress: Type.Array(JobProgress, { minItems: 1, maxItems: MAX_PROGRESS }),
+});
+export type ProgressRequest = Static<typeof ProgressRequest>;
+
+/** `cancel`: the reported jobs an operator asked to cancel. */
+export const ProgressReply = Type.Object({ success: Type.Literal(true), cancel: Type.Array(Id, { maxItems: MAX_PROGRESS }) });
+export type ProgressReply = Static<typeof ProgressReply>;
 
 // ---- push mode messages (INTEROP section 3) ----------------------------------------------------
 

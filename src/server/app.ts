@@ -139,6 +139,9 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
   const pendingMaxAgeMs = limit(ctx.config, 'pending_max_age') * 1000;
   const resultTimeoutMs = limit(ctx.config, 'result_timeout') * 1000;
   const noResultReason = (j: JobRecord): string => {
+    if (j.progress) {
+      return `no result and no progress report from agent "${j.agentId}" within ${resultTimeoutMs / 1000} s of its last report (operation "${j.progress.operationId}"): the agent stopped or lost the job`;
+    }
     const head = `no result from agent "${j.agentId}" within ${resultTimeoutMs / 1000} s of delivery (delivered ${j.deliveries} time(s)): `;
     const mode = storage.getAgent(j.agentId)?.mode ?? 'pull';
     return mode === 'pull'

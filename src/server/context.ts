@@ -90,5 +90,7 @@ export function jobView(j: JobRecord) {
     expires_at: iso(j.expiresAt),
     deliveries: j.deliveries,
     result: j.result,
+    progress: j.progress ? { operation_id: j.progress.operationId, phase: j.progress.phase, fraction: j.progress.fraction, updated_at: iso(j.progress.at) } : null,
+    cancel_requested_at: iso(j.cancelRequestedAt ?? null),
   };
 }

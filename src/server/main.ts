@@ -96,6 +96,12 @@ function jobText(j: JobView): string {
     `  agent ${t(j.agent_id)}, ${t(j.module)} ${t(j.action)} ${terminalSafeJson(JSON.stringify(j.params))}`,
     `  created ${t(j.created_at)}, sent ${t(j.sent_at ?? '-')}, finished ${t(j.finished_at ?? '-')}, expires ${t(j.expires_at)}`,
   ];
+  const p = j.progress;
+  if (p && !FINAL_JOB_STATUSES.has(j.status)) {
+    const pct = p.fraction === null ? '' : ` ${Math.round(p.fraction * 100)}%`;
+    lines.push(`  progress: ${t(p.phase ?? 'running')}${pct} (operation ${t(p.operation_id)}, reported ${t(p.updated_at)})`);
+  }
+  if (j.cancel_requested_at && !FINAL_JOB_STATUSES.has(j.status)) lines.push(`  cancel requested ${t(j.cancel_requested_at)}: waiting for the agent`);
   if (j.result) {
     if (j.result.error) lines.push(`  error: ${t(j.result.error)}${j.result.code ? ` (${t(j.result.code)})` : ''}`);
     if (j.result.output !== undefined) lines.push(terminalSafeJson(JSON.stringify(j.result.output, null, 2)));
@@ -307,9 +313,16 @@ function program(): Command {
         out(o, { job }, () => jobText(job));
       }),
     );
+  common(jobs.command('cancel <id>').description('cancel a job: a queued one at once, a running one through its agent'))
+    .action((id: string, o: CommonOpts) =>
+      withClient(o, async (c) => {
+        const job = await c.cancelJob(id);
+        out(o, { job }, () => jobText(job));
+      }),
+    );
   common(jobs.command('list').description('list jobs, newest first'))
     .option('--agent <id>', 'only this agent')
-    .option('--status <status>', 'only this status (queued, sent, completed, failed, interrupted, expired, delivered-without-result)')
+    .option('--status <status>', 'only this status (queued, sent, running, completed, failed, interrupted, expired, cancelled, delivered-without-result)')
     .option('--limit <n>', 'at most this many (default 100)', positiveInt('--limit'))
     .action((o: CommonOpts & { agent?: string; status?: string; limit?: number }) =>
       withClient(o, async (c) => {

@@ -45,6 +45,9 @@ export interface JobView {
   expires_at: string;
   deliveries: number;
   result: Record<string, unknown> | null;
+  /** While it runs as a rootd operation (servers before issue 10 send none). */
+  progress?: { operation_id: string; phase: string | null; fraction: number | null; updated_at: string } | null;
+  cancel_requested_at?: string | null;
 }
 
 export interface AgentView {
@@ -72,7 +75,7 @@ export interface AgentModeInput {
   known_host?: string;
 }
 
-export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'delivered-without-result']);
+export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
 
 export class OperatorClient {
   private readonly agent: https.Agent;
@@ -175,6 +178,11 @@ export class OperatorClient {
       job = await this.getJob(id, Math.min(Math.ceil(left * 1000) / 1000, 300));
     }
     return job;
+  }
+
+  /** Cancels a queued job at once; asks the agent of a sent or running one to cancel its operation. */
+  async cancelJob(id: string): Promise<JobView> {
+    return (await this.call<{ job: JobView }>('POST', `/jobs/${encodeURIComponent(id)}/cancel`, {})).job;
   }
 
   async listJobs(filter: { agent_id?: string; status?: string; limit?: number } = {}): Promise<JobView[]> {

@@ -4,7 +4,17 @@
  * agent and the server alike. Operator-facing objects allow no unknown fields.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { CheckinResponse, HealthReply as HealthReplySchema, Id, Params, RegisterPending, RegisterResponse, ResultsReply as ResultsResponse, StringOrNull } from '../protocol/jobs.ts';
+import {
+  CheckinResponse,
+  HealthReply as HealthReplySchema,
+  Id,
+  Params,
+  ProgressReply as ProgressResponse,
+  RegisterPending,
+  RegisterResponse,
+  ResultsReply as ResultsResponse,
+  StringOrNull,
+} from '../protocol/jobs.ts';
 import { MODULE_NAME_PATTERN } from '../protocol/messages.ts';
 import { JOB_STATUSES } from './storage/storage.ts';
 
@@ -88,6 +98,7 @@ const Time = NullableString;
 export const RegisterReply = { 200: RegisterResponse, 202: RegisterPending };
 export const CheckinReply = { 200: CheckinResponse };
 export const ResultsReply = { 200: ResultsResponse };
+export const ProgressReply = { 200: ProgressResponse };
 
 export const TokenReply = {
   201: Type.Object({ success: Type.Literal(true), id: Type.String(), token: Type.String(), uses: Type.Number(), expires_at: Time }),
@@ -130,6 +141,9 @@ export const JobView = Type.Object({
   expires_at: Time,
   deliveries: Type.Number(),
   result: Type.Unknown(),
+  /** While it runs as a rootd operation: `{operation_id, phase, fraction, updated_at}`. */
+  progress: Type.Unknown(),
+  cancel_requested_at: Time,
 });
 
 export const JobReply = { 200: Type.Object({ success: Type.Literal(true), job: JobView }) };

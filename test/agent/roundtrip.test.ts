@@ -165,8 +165,8 @@ test('tuxsec-agent runs submitted jobs through rootd and the server stores their
   agent = null;
 });
 
-// Issue 10, long-running actions item 3 in part: the agent waits for the operation; progress through
-// the server and an operator's cancel are not built yet.
+// Issue 10, long-running actions item 3 in part: the agent waits for the operation (progress and
+// cancel through the server: job-progress.test.ts).
 test('a long-running action submitted as a job stays open until its final result is stored', async () => {
   agent = startAgent(env);
   const { agent_id } = readCredentials(env);

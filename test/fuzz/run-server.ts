@@ -38,6 +38,7 @@ const ROUTES = [
   ['POST', '/agents/api/register/'],
   ['POST', '/agents/api/checkin/'],
   ['POST', '/agents/api/results/'],
+  ['POST', '/agents/api/progress/'],
   ['POST', '/api/v1/tokens'],
   ['GET', '/api/v1/agents'],
   ['POST', '/api/v1/agents/AGENT/approve'],
@@ -48,6 +49,7 @@ const ROUTES = [
   ['POST', '/api/v1/jobs'],
   ['GET', '/api/v1/jobs'],
   ['GET', '/api/v1/jobs/JOB'],
+  ['POST', '/api/v1/jobs/JOB/cancel'],
 ] as const;
 
 const PATH_NOISE = ['%E0%A4%A', '%', '%00', '%ZZ', '..%2F..%2F', '/../../etc/passwd', '?wait=1e999', '?limit=-1', '?status=__proto__', '//', ';', '\u00e9', '%C0%AF', '?x=' + 'a'.repeat(3000), '#frag', '/' + 'b'.repeat(9000)];
@@ -63,6 +65,14 @@ function bodyArb(creds: Creds): fc.Arbitrary<unknown> {
     fc.record({ hostname: fc.oneof(fc.domain(), fc.string({ maxLength: 300 })), ip_address: fc.constant('127.0.0.1'), os_info: fc.jsonValue({ maxDepth: 2 }), enrollment_token: fc.option(fc.string({ maxLength: 40 })) }),
     fc.record({ agent_id: fc.constantFrom(creds.agentId, 'nope', ''), api_key: fc.constantFrom(creds.apiKey, 'wrong'), status: fc.constant('online'), wait: fc.constantFrom(0, 0, 0.05, -1, 1e9), command_results: fc.array(result, { maxLength: 3 }) }),
     fc.record({ agent_id: fc.constantFrom(creds.agentId, 'nope'), module: fc.constantFrom('systeminfo', 'firewalld', 'BAD NAME', '__proto__'), action: fc.constantFrom('get_info', 'x'), params: fc.jsonValue({ maxDepth: 2 }), expires_in: fc.integer() }),
+    fc.record({
+      agent_id: fc.constantFrom(creds.agentId, 'nope'),
+      api_key: fc.constantFrom(creds.apiKey, 'wrong'),
+      progress: fc.array(
+        fc.record({ command_id: fc.oneof(fc.uuid(), fc.string({ maxLength: 10 })), operation_id: fc.string({ maxLength: 70 }), phase: fc.option(fc.string({ maxLength: 210 })), fraction: fc.option(fc.double()) }),
+        { maxLength: 3 },
+      ),
+    }),
     fc.record({ uses: fc.integer({ min: -5, max: 5 }), ttl: fc.integer({ min: -5, max: 100000 }) }),
     // Adding an agent or changing its mode: files the server would read, hosts ssh would be given.
     fc.record(

@@ -86,6 +86,7 @@ describe('buildApp', () => {
       'POST /api/v1/agents/:id/mode',
       'POST /api/v1/agents/:id/reject',
       'POST /api/v1/jobs',
+      'POST /api/v1/jobs/:id/cancel',
       'POST /api/v1/tokens',
     ]);
     for (const r of operator) {
@@ -98,8 +99,13 @@ describe('buildApp', () => {
         assert.equal(res.body.code, 'unauthorized');
       }
     }
-    // Agent routes: all three exist and none is reachable without credentials.
-    assert.deepEqual(t.routes.filter((r) => r.includes('/agents/api/')).sort(), ['POST /agents/api/checkin/', 'POST /agents/api/register/', 'POST /agents/api/results/']);
+    // Agent routes: all four exist; the authenticated ones refuse a request without credentials.
+    assert.deepEqual(t.routes.filter((r) => r.includes('/agents/api/')).sort(), [
+      'POST /agents/api/checkin/',
+      'POST /agents/api/progress/',
+      'POST /agents/api/register/',
+      'POST /agents/api/results/',
+    ]);
   });
 
   test('POST /api/v1/jobs validates names, params and keys', async () => {

@@ -10,8 +10,8 @@ import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
 import { iso, limit, type ServerContext } from '../context.ts';
 import type { AgentAuth } from '../plugins/agent-auth.ts';
 import { UNAUTHENTICATED_BODY_LIMIT } from '../plugins/body.ts';
-import { CheckinRequest, PULL_PATH, RegisterRequest, ResultsRequest, type CommandResult } from '../../protocol/jobs.ts';
-import { CheckinReply, RegisterReply, ResultsReply } from '../schemas.ts';
+import { CheckinRequest, ProgressRequest, PULL_PATH, RegisterRequest, ResultsRequest, type CommandResult } from '../../protocol/jobs.ts';
+import { CheckinReply, ProgressReply, RegisterReply, ResultsReply } from '../schemas.ts';
 import { hashSecret, newSecret } from '../secrets.ts';
 import { incomingResult, type AgentRecord, type Inventory } from '../storage/storage.ts';
 
@@ -186,5 +186,12 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
     const agent = auth.authenticate(req, req.body);
     ctx.seen.set(agent.id, ctx.now());
     return { success: true as const, acknowledged: await storeResults(ctx, req, agent, req.body.command_results) };
+  });
+
+  app.post(`/${PULL_PATH.progress}`, { schema: { body: ProgressRequest, response: ProgressReply }, onRequest: auth.keyFirst }, async (req) => {
+    const agent = auth.authenticate(req, req.body);
+    ctx.seen.set(agent.id, ctx.now());
+    const cancel = await ctx.group.run(() => ctx.storage.storeProgress(agent.id, req.body.progress, ctx.now()));
+    return { success: true as const, cancel };
   });
 };

@@ -1,6 +1,6 @@
 /**
  * The operator API under /api/v1/: enrollment tokens, agents (list, approve, reject) and jobs
- * (queue, show with an optional wait for the result, list). Every route demands the admin token.
+ * (queue, show with an optional wait for the result, list, cancel). Every route demands the admin token.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -196,6 +196,16 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       if (why !== 'shutdown') job = storage.getJob(req.params.id) ?? job;
     }
     return { success: true as const, job: jobView(job) };
+  });
+
+  api.post('/jobs/:id/cancel', { schema: { params: IdParams, body: EmptyBody, response: JobReply } }, async (req) => {
+    const out = await group.run(() => storage.cancelJob(req.params.id, ctx.now()));
+    if (out.state === 'unknown') throw HttpError.of(ErrorCodes.notFound, `cannot cancel job "${req.params.id}": no such job`);
+    if (out.state === 'final') throw HttpError.of(ErrorCodes.conflict, `cannot cancel job "${out.job.id}": it already ended ${out.job.status}`);
+    // A queued job ends here; a running one ends with the result its agent reports.
+    if (out.state === 'cancelled') dispatch.jobFinished(out.job.id);
+    req.log.info({ job: out.job.id, agent: out.job.agentId, status: out.job.status }, out.state === 'cancelled' ? 'job cancelled' : 'job cancel requested');
+    return { success: true as const, job: jobView(out.job) };
   });
 
   api.get('/jobs', { schema: { querystring: JobsQuery, response: JobsReply } }, async (req) => {

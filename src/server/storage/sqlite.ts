@@ -8,8 +8,10 @@ import Database from 'better-sqlite3';
 import { ErrorCodes } from '../../protocol/errors.ts';
 import { storedEndpoint } from '../delivery/endpoint.ts';
 import type { AgentMode } from '../delivery/transport.ts';
+import type { JobProgress } from '../../protocol/jobs.ts';
 import type {
   AgentModeChange,
+  CancelOutcome,
   AgentRecord,
   AgentStatus,
   IncomingResult,
@@ -19,12 +21,13 @@ import type {
   JobResult,
   JobStatus,
   Storage,
+  StoredProgress,
   StoreResultsOutcome,
   TokenCheck,
   TokenRecord,
 } from './storage.ts';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +62,10 @@ const MIGRATIONS: Record<number, string> = {
       ALTER TABLE agents ADD COLUMN endpoint TEXT;
       ALTER TABLE agents ADD COLUMN push_key TEXT;
       CREATE INDEX IF NOT EXISTS agents_mode ON agents (mode, status);`,
+  // Issue 10: progress of jobs running as rootd operations (JSON), and operators' cancels.
+  3: `ALTER TABLE jobs ADD COLUMN progress TEXT;
+      ALTER TABLE jobs ADD COLUMN progress_at INTEGER;
+      ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;`,
 };
 
 interface AgentRow {
@@ -69,7 +76,8 @@ interface AgentRow {
 interface JobRow {
   id: string; agent_id: string; module: string; action: string; params: string; status: string; created_at: number;
   sent_at: number | null; last_sent_at: number | null; deliveries: number; finished_at: number | null;
-  expires_at: number; result: string | null;
+  expires_at: number; result: string | null; progress: string | null; progress_at: number | null;
+  cancel_requested_at: number | null;
 }
 interface TokenRow { id: string; hash: string; created_at: number; expires_at: number; max_uses: number; uses_left: number }
 
@@ -109,6 +117,8 @@ function jobFromRow(r: JobRow): JobRecord {
     finishedAt: r.finished_at,
     expiresAt: r.expires_at,
     result: r.result === null ? null : (JSON.parse(r.result) as JobResult),
+    progress: r.progress === null || r.progress_at === null ? null : { ...(JSON.parse(r.progress) as Omit<StoredProgress, 'at'>), at: r.progress_at },
+    cancelRequestedAt: r.cancel_requested_at,
   };
 }
 
@@ -150,7 +160,14 @@ function prepare(db: Database.Database) {
     setResult: db.prepare('UPDATE jobs SET status = ?, finished_at = ?, result = ? WHERE id = ?'),
     expiring: db.prepare(`SELECT * FROM jobs WHERE status IN ('queued', 'sent') AND expires_at <= ? LIMIT 1000`),
     expire: db.prepare(`UPDATE jobs SET status = 'expired', finished_at = ? WHERE id = ?`),
-    resultOverdue: db.prepare(`SELECT * FROM jobs WHERE status = 'sent' AND sent_at < ? LIMIT 1000`),
+    // A running job is overdue only once its agent stops reporting progress: an aide check may run for hours.
+    resultOverdue: db.prepare(`SELECT * FROM jobs WHERE (status = 'sent' AND sent_at < @before)
+      OR (status = 'running' AND progress_at < @before) LIMIT 1000`),
+    setProgress: db.prepare(`UPDATE jobs SET status = 'running', progress = @progress, progress_at = @now
+      WHERE id = @id AND agent_id = @agent_id AND status IN ('sent', 'running') AND result IS NULL`),
+    cancelQueued: db.prepare(`UPDATE jobs SET status = 'cancelled', finished_at = @now, result = @result WHERE id = @id AND status = 'queued'`),
+    requestCancel: db.prepare(`UPDATE jobs SET cancel_requested_at = coalesce(cancel_requested_at, @now)
+      WHERE id = @id AND status IN ('sent', 'running')`),
   };
 }
 
@@ -367,6 +384,32 @@ class SqliteStorage implements Storage {
     })();
   }
 
+  storeProgress(agentId: string, reports: JobProgress[], now: number): string[] {
+    return this.db.transaction(() => {
+      const cancel: string[] = [];
+      for (const p of reports) {
+        const progress = JSON.stringify({ operationId: p.operation_id, phase: p.phase ?? null, fraction: p.fraction ?? null });
+        if (this.st.setProgress.run({ id: p.command_id, agent_id: agentId, progress, now }).changes !== 1) continue;
+        const row = this.st.job.get(p.command_id) as JobRow;
+        if (row.cancel_requested_at !== null && !cancel.includes(row.id)) cancel.push(row.id);
+      }
+      return cancel;
+    })();
+  }
+
+  cancelJob(jobId: string, now: number): CancelOutcome {
+    return this.db.transaction((): CancelOutcome => {
+      const result: JobResult = { success: false, status: 'cancelled', error: 'cancelled by an operator before it was handed out', code: ErrorCodes.cancelled };
+      if (this.st.cancelQueued.run({ id: jobId, now, result: JSON.stringify(result) }).changes === 1) {
+        return { state: 'cancelled', job: jobFromRow(this.st.job.get(jobId) as JobRow) };
+      }
+      const requested = this.st.requestCancel.run({ id: jobId, now }).changes === 1;
+      const row = this.st.job.get(jobId) as JobRow | undefined;
+      if (!row) return { state: 'unknown' };
+      return { state: requested ? 'requested' : 'final', job: jobFromRow(row) };
+    })();
+  }
+
   expireJobs(now: number): JobRecord[] {
     return this.db.transaction(() => {
       const rows = (this.st.expiring.all(now) as JobRow[]).map(jobFromRow);
@@ -381,7 +424,7 @@ class SqliteStorage implements Storage {
 
   markResultOverdue(sentBefore: number, now: number, reason: (j: JobRecord) => string): JobRecord[] {
     return this.db.transaction(() => {
-      const jobs = (this.st.resultOverdue.all(sentBefore) as JobRow[]).map(jobFromRow);
+      const jobs = (this.st.resultOverdue.all({ before: sentBefore }) as JobRow[]).map(jobFromRow);
       for (const j of jobs) {
         j.status = 'delivered-without-result';
         j.finishedAt = now;

@@ -3,18 +3,20 @@
  * leaves either all or nothing of it. Times are milliseconds since the epoch. SQLite implements it
  * (sqlite.ts); a PostgreSQL backend can implement the same interface later.
  */
-import type { CommandResult, ResultStatus } from '../../protocol/jobs.ts';
+import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jobs.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
 /**
- * `delivered-without-result`: handed out, but no result came within result_timeout (the original
+ * `running`: the agent reports the job's rootd operation running (progress). `cancelled`: an
+ * operator cancelled it before it was handed out. `delivered-without-result`: handed out, but no
+ * result came within result_timeout of the delivery or of the last progress report (the original
  * Python agent never reports one). A result arriving later still replaces it.
  */
-export type JobStatus = 'queued' | 'sent' | 'completed' | 'failed' | 'interrupted' | 'expired' | 'delivered-without-result';
-export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'sent', 'completed', 'failed', 'interrupted', 'expired', 'delivered-without-result'];
+export type JobStatus = 'queued' | 'sent' | 'running' | 'completed' | 'failed' | 'interrupted' | 'expired' | 'cancelled' | 'delivered-without-result';
+export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'sent', 'running', 'completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result'];
 /** Statuses a job ends in: nothing changes them, except a late result for `delivered-without-result`. */
-export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'interrupted', 'expired', 'delivered-without-result']);
+export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
 
 export interface TokenRecord {
   id: string;
@@ -71,7 +73,7 @@ export interface Inventory {
 
 export interface JobResult {
   success: boolean;
-  status: ResultStatus | 'delivered-without-result';
+  status: ResultStatus | 'cancelled' | 'delivered-without-result';
   output?: unknown;
   error?: string;
   code?: string;
@@ -96,7 +98,26 @@ export interface JobRecord {
   finishedAt: number | null;
   expiresAt: number;
   result: JobResult | null;
+  /** The last progress report of its rootd operation, and when it came. */
+  progress?: StoredProgress | null;
+  /** When an operator asked to cancel it (sent or running). */
+  cancelRequestedAt?: number | null;
 }
+
+/** A progress report as stored. */
+export interface StoredProgress {
+  operationId: string;
+  phase: string | null;
+  fraction: number | null;
+  at: number;
+}
+
+/** What became of an operator's cancel. */
+export type CancelOutcome =
+  | { state: 'cancelled'; job: JobRecord }
+  | { state: 'requested'; job: JobRecord }
+  | { state: 'final'; job: JobRecord }
+  | { state: 'unknown' };
 
 /** A result as an agent reports it. */
 export interface IncomingResult extends JobResult {
@@ -154,11 +175,22 @@ export interface Storage {
   redeliver(jobId: string, now: number): JobRecord | undefined;
   /** Stores results durably (one transaction) and says which ids to acknowledge. */
   storeResults(agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome;
+  /**
+   * Records progress of the agent's jobs still waiting for a result (`sent` or `running`), marking
+   * them `running`; gives the ids among them an operator asked to cancel. Others are ignored.
+   */
+  storeProgress(agentId: string, reports: JobProgress[], now: number): string[];
+  /**
+   * An operator's cancel: a queued job ends `cancelled` at once (never handed out); a sent or
+   * running one is marked, and the agent learns of it at its next progress report.
+   */
+  cancelJob(jobId: string, now: number): CancelOutcome;
   /** Marks jobs past their expiry (queued, or sent without a result) as `expired`. */
   expireJobs(now: number): JobRecord[];
   /**
-   * Marks `sent` jobs first handed out before `sentBefore` and still without a result as
-   * `delivered-without-result`, with `reason(job)` as their result's error.
+   * Marks `sent` jobs first handed out before `sentBefore`, and `running` jobs whose last progress
+   * report came before it, still without a result, as `delivered-without-result`, with
+   * `reason(job)` as their result's error.
    */
   markResultOverdue(sentBefore: number, now: number, reason: (job: JobRecord) => string): JobRecord[];
   /**
