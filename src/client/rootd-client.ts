@@ -25,7 +25,12 @@ import {
 const MAX_CONNECTIONS = 16;
 /** Sends of a request the daemon never received, before giving up. */
 const MAX_SENDS = 3;
-/** How often a wait for an operation asks for its status: often enough for progress, rarely enough to cost nothing. */
+/**
+ * How often a wait for an operation asks for its status: soon at first (a short operation ends
+ * without waiting half a second for nothing), then twice a second: often enough for progress,
+ * rarely enough to cost nothing.
+ */
+const OPERATION_POLL_FIRST_MS = 25;
 const OPERATION_POLL_MS = 500;
 
 export interface RootdClientOptions {
@@ -232,17 +237,19 @@ export class RootdClient {
   }
 
   /**
-   * Waits for an operation to finish, asking for its status twice a second (`onProgress` sees
-   * each); gives its data, or rejects with its error, as execute does for an ordinary action.
+   * Waits for an operation to finish, asking for its status after 25 ms, then ever less often
+   * down to twice a second (`onProgress` sees each); gives its data, or rejects with its error, as execute does for an ordinary action.
    */
   async waitForOperation(op: OperationInfo, onProgress?: (info: OperationInfo) => void): Promise<unknown> {
     let info = op;
+    let pause = OPERATION_POLL_FIRST_MS;
     while (info.state === 'running') {
       onProgress?.(info);
       // close() ends the wait as it ends a request.
       const ac = new AbortController();
       this.inflight.add(ac);
-      await abortableSleep(OPERATION_POLL_MS, ac.signal);
+      await abortableSleep(pause, ac.signal);
+      pause = Math.min(OPERATION_POLL_MS, pause * 2);
       this.inflight.delete(ac);
       if (ac.signal.aborted) throw ac.signal.reason as Error;
       info = await this.operationStatus(info.id);
