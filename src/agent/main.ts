@@ -121,6 +121,9 @@ async function runPull(cfg: AgentConfig, log: Logger): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // Node's default for SIGHUP is to exit: a `kill -HUP` meant for a push-mode agent, or a closed
+  // terminal, must not stop a pull agent. Pull mode reads its config at start only.
+  process.on('SIGHUP', () => log.warn({}, 'SIGHUP: pull mode re-reads nothing; restart the agent to apply a changed config'));
   log.info(
     { server_url: cfg.server_url, agent_id: cfg.agent_id, state_dir: cfg.state_dir, outbox: outbox.size, journal: journal.size, version: VERSION },
     'tuxsec-agent started in pull mode',

@@ -133,6 +133,9 @@ test('tuxsec-agent runs submitted jobs through rootd and the server stores their
   agent = startAgent(env);
   const cfg = readCredentials(env);
   await until('the agent to check in', () => /tuxsec-agent started in pull mode/.test(agent!.out()), 10_000);
+  // A SIGHUP (a reload meant for push mode, a closed terminal) does not stop a pull agent.
+  agent.proc.kill('SIGHUP');
+  await until('the SIGHUP to be logged', () => /SIGHUP: pull mode re-reads nothing/.test(agent!.out()), 10_000);
   for (const [action, check] of [
     ['get_hostname', (o: Record<string, unknown>) => assert.equal(o.hostname, os.hostname())],
     ['get_uptime', (o: Record<string, unknown>) => assert.equal(typeof o.uptime_seconds, 'number')],
