@@ -225,7 +225,9 @@ export function assertCaCert(cfg: AgentConfig, file: string): void {
     const err = e as NodeJS.ErrnoException;
     if (err.code !== 'ENOENT') throw new ConfigError(`cannot read ca_cert ${shownPath}: ${err.code ?? err.message}`);
     throw new ConfigError(
-      `cannot read ca_cert ${shownPath}: no such file; put there the CA certificate that signed the server's certificate, or set "ca_cert: null" in ${file} to trust the system's CAs`,
+      cfg.mode === 'push'
+        ? `cannot read ca_cert ${shownPath}: no such file; put there the CA certificate that signed the server's client certificates, or set "ca_cert: null" in ${file} to ask for none`
+        : `cannot read ca_cert ${shownPath}: no such file; put there the CA certificate that signed the server's certificate, or set "ca_cert: null" in ${file} to trust the system's CAs`,
     );
   }
   if (!st.isFile()) throw new ConfigError(`cannot read ca_cert ${shownPath}: not a regular file`);

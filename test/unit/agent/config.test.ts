@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../../src/common/config-file.ts';
 import { pinoLevel } from '../../../src/common/log-level.ts';
-import { applySecretSources, DEFAULTS, parseConfigText } from '../../../src/agent/config.ts';
+import { applySecretSources, assertCaCert, DEFAULTS, parseConfigText } from '../../../src/agent/config.ts';
 import { readEnrollToken } from '../../../src/agent/secrets.ts';
 import { createLogger } from '../../../src/agent/log.ts';
 
@@ -131,4 +131,10 @@ test('createLogger redacts api_key and the X-API-Key header wherever they appear
   log.info({ api_key: 'k-1', config: { api_key: 'k-2' }, req: { headers: { 'x-api-key': 'k-3' } }, enrollment_token: 'k-4' }, 'hello');
   assert.match(out, /hello/);
   for (const k of ['k-1', 'k-2', 'k-3', 'k-4']) assert.ok(!out.includes(k), `${k} leaked: ${out}`);
+});
+
+test('assertCaCert names what a missing ca_cert is for in each mode', () => {
+  const missing = '/nonexistent/tuxsec-ca.crt';
+  assert.throws(() => assertCaCert({ ...DEFAULTS, mode: 'pull', ca_cert: missing }, 'agent.yaml'), /signed the server's certificate, or set "ca_cert: null" in agent\.yaml to trust the system's CAs/);
+  assert.throws(() => assertCaCert({ ...DEFAULTS, mode: 'push', ca_cert: missing }, 'agent.yaml'), /signed the server's client certificates, or set "ca_cert: null" in agent\.yaml to ask for none/);
 });
