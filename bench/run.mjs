@@ -12,7 +12,7 @@ const BENCHES = [
   ['firewalld.ts', 'firewalld queries through rootd vs firewall-cmd processes'],
   ['pull-dispatch.ts', 'pull mode: submit -> result stored latency'],
   ['push.ts', 'push mode: jobs/s over one keep-alive mutual-TLS connection'],
-  ['delivery.ts', 'push mode: tuxsec-server submit -> result latency and a burst'],
+  ['delivery.ts', 'tuxsec-server submit -> result for a pull, a push and an SSH-mode agent; a push burst'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
   ['server-operator.ts', 'tuxsec-server operator command start-up (jobs list) vs node -e 0'],
   ['ssh.ts', 'SSH mode: one call through sshd and tuxsec-shell vs tuxsec-shell and tuxsec-cli alone'],
