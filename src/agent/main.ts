@@ -20,6 +20,7 @@ import { Outbox } from './outbox.ts';
 import { agentHolding, holdJournalLock, PID_FILE } from './pid-lock.ts';
 import { AgentRejectedError, PullLoop, type CheckinInventory } from './pull.ts';
 import { PushServer } from './push.ts';
+import { PushJobs } from './push-jobs.ts';
 import { machineId, migrateSecrets, register } from './register.ts';
 import { ENROLL_TOKEN_ENV, readEnrollToken } from './secrets.ts';
 import { DEFAULT_SHELL_PATH, DEFAULT_SSHD_CONFIG, sshSetup, type SshSetupOptions } from './ssh-setup.ts';
@@ -157,14 +158,15 @@ async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | 
   const { journal } = openState(cfg, log, 'push');
   const ac = new AbortController();
   const rootd = new RootdClient({ socketPath: cfg.rootd_socket });
-  const executor = new Executor({ rootd, journal, sink: 'journal', accessOf: accessClasses(rootd), policy: cfg.policy, log, signal: ac.signal });
+  const jobs = new PushJobs(rootd, log);
+  const executor = new Executor({ rootd, journal, sink: 'journal', accessOf: accessClasses(rootd), policy: cfg.policy, log, signal: ac.signal, watch: jobs });
   const interrupted = await executor.recover(() => false);
   if (interrupted > 0) log.warn({ count: interrupted }, 'jobs interrupted by the last stop are answered as interrupted');
   let push: PushServer;
   try {
     push = new PushServer(
       { host: cfg.listen_host, port: cfg.listen_port, tls: { cert: cfg.ssl_cert, key: cfg.ssl_key, ca: cfg.ca_cert }, version: VERSION },
-      { executor, journal, rootd, apiKey, log },
+      { executor, journal, rootd, apiKey, log, jobs },
     );
     await push.listen();
   } catch (e) {

@@ -24,6 +24,7 @@ import { executeReplyOf, parseExecuteBody, type ExecuteReply, type JobEnvelope }
 import { assertPrivateFile } from './config.ts';
 import { answerForRepeat, envelopeHash, idReused, type Executor } from './executor.ts';
 import type { Journal } from './journal.ts';
+import type { PushJobs } from './push-jobs.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Longer X-API-Key values are refused unread (as wrong); the header block as a whole is capped by MAX_HEADER_BYTES. */
@@ -86,6 +87,8 @@ export interface PushDeps {
   executor: Executor;
   journal: Journal;
   rootd: { listModules(): Promise<string[]> };
+  /** Long-running jobs' progress and cancel (`/jobs/<id>`, extensions); the executor's watcher. */
+  jobs?: PushJobs;
   /** The api_key at start (SIGHUP sets a new one with setApiKey). */
   apiKey: string;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
@@ -367,6 +370,8 @@ export class PushServer {
       if (expectsContinue) res.writeContinue();
       return this.execute(req, res);
     }
+    const jobPath = /^\/jobs\/([^/]{1,400})(\/cancel)?$/.exec(url);
+    if (jobPath && this.d.jobs) return this.job(req, res, jobPath[1]!, jobPath[2] !== undefined, this.d.jobs);
     const known = url === '/health' || url === '/execute';
     this.refuse(
       res,
@@ -386,6 +391,27 @@ export class PushServer {
       connected = false;
     }
     this.sendJson(res, 200, { status: connected ? 'healthy' : 'unhealthy', rootd_connected: connected, version: this.o.version, modules });
+  }
+
+  /** `GET /jobs/<id>` and `POST /jobs/<id>/cancel`: authenticated like /execute, no body read. */
+  private async job(req: IncomingMessage, res: ServerResponse, rawId: string, cancel: boolean, jobs: PushJobs): Promise<void> {
+    const method = cancel ? 'POST' : 'GET';
+    if (req.method !== method) {
+      this.refuse(res, 405, JSON.stringify({ success: false, result: {}, error: `cannot ${req.method} ${cancel ? 'a job\'s cancel' : 'a job'}: method not allowed`, code: ErrorCodes.notFound }), { allow: method });
+      return;
+    }
+    let id: string;
+    try {
+      id = decodeURIComponent(rawId);
+    } catch {
+      id = '';
+    }
+    if (id === '' || id.length > 128) {
+      this.refuse(res, 400, JSON.stringify({ success: false, result: {}, error: `cannot look up job ${JSON.stringify(rawId.slice(0, 100))}: not a job id`, code: ErrorCodes.invalidRequest }));
+      return;
+    }
+    if (cancel) return this.sendJson(res, 200, { cancelled: await jobs.cancel(id) });
+    this.sendJson(res, 200, jobs.state(id, this.running.has(id), this.d.journal.has(id)));
   }
 
   private async execute(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -24,7 +24,14 @@ export const PULL_PATH = {
 } as const;
 
 /** Push mode paths on the agent's listener. */
-export const PUSH_PATH = { execute: '/execute', health: '/health' } as const;
+export const PUSH_PATH = {
+  execute: '/execute',
+  health: '/health',
+  /** Extension: `GET` a job's state while the server holds its `/execute` open (PushJobState). */
+  job: (id: string) => `/jobs/${encodeURIComponent(id)}`,
+  /** Extension: `POST` asks rootd to cancel the job's operation (PushCancelReply). */
+  cancel: (id: string) => `/jobs/${encodeURIComponent(id)}/cancel`,
+} as const;
 
 // ---- building blocks ---------------------------------------------------------------------------
 
@@ -247,6 +254,24 @@ export const HealthReply = Type.Object({
   modules: Modules,
 });
 export type HealthReply = Static<typeof HealthReply>;
+
+/**
+ * Extension (`PUSH_PATH.job`): `running` while the agent runs it (`operation_id` null until its
+ * rootd operation started, or when the action is not long-running), `done` once its result is
+ * kept in the journal, `unknown` for an id the agent never saw.
+ */
+export const PushJobState = Type.Object({
+  id: Id,
+  state: Type.Union([Type.Literal('running'), Type.Literal('done'), Type.Literal('unknown')]),
+  operation_id: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
+  phase: StringOrNull(200),
+  fraction: Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()]),
+});
+export type PushJobState = Static<typeof PushJobState>;
+
+/** Extension (`PUSH_PATH.cancel`): whether the job's operation was (or had already been) asked to stop. */
+export const PushCancelReply = Type.Object({ cancelled: Type.Boolean() });
+export type PushCancelReply = Static<typeof PushCancelReply>;
 
 // ---- checkers ----------------------------------------------------------------------------------
 
