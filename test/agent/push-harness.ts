@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { run } from '../../src/os/exec.ts';
 import type { CertPaths } from '../helpers/certs.ts';
-import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
+import { startRootd, type RootdHandle, type StartOptions } from '../helpers/rootd.ts';
 import { certsIn, freePort, makeAgentEnv, startAgent, tempDir, until, type AgentEnv, type Proc } from './harness.ts';
 
 export const CURL = '/usr/bin/curl';
@@ -57,11 +57,13 @@ export interface Reply {
   fingerprint: string;
 }
 
-/** Starts rootd and the agent in push mode; `ca: false` leaves client certificates off. */
-export async function startPushAgent(opts: { ca?: boolean; config?: Record<string, unknown>; extraEnv?: Record<string, string> } = {}): Promise<PushAgent> {
+/** Starts rootd (with `rootd` options) and the agent in push mode; `ca: false` leaves client certificates off. */
+export async function startPushAgent(
+  opts: { ca?: boolean; config?: Record<string, unknown>; extraEnv?: Record<string, string>; rootd?: StartOptions } = {},
+): Promise<PushAgent> {
   const dir = tempDir('tsa-push-');
   const certs = await certsIn(path.join(dir, 'certs'));
-  const rootd = await startRootd();
+  const rootd = await startRootd(opts.rootd);
   const port = await freePort();
   const env = await makeAgentEnv({
     mode: 'push',

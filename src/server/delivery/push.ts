@@ -7,7 +7,7 @@
  */
 import { buildConnector, Pool } from 'undici';
 import { ErrorCodes } from '../../protocol/errors.ts';
-import { ExecuteReply, HealthReply, PUSH_PATH, quote, schemaError, type JobEnvelope } from '../../protocol/jobs.ts';
+import { ExecuteReply, HealthReply, PUSH_PATH, PushCancelReply, PushJobState, quote, schemaError, type JobEnvelope } from '../../protocol/jobs.ts';
 import { BODY_LIMIT } from '../plugins/body.ts';
 import { incomingResult, type IncomingResult } from '../storage/storage.ts';
 import { readCaFile } from './endpoint.ts';
@@ -26,6 +26,10 @@ export interface PushTransportOptions {
 /** An answer larger than a pull-mode result body would be refused there too. */
 const MAX_RESPONSE_BYTES = BODY_LIMIT;
 const CONNECT_TIMEOUT_MS = 10_000;
+/** A look at a running job (`/jobs/<id>`) is quick, whatever the job's own timeout. */
+const JOB_LOOK_TIMEOUT_MS = 10_000;
+/** What a push agent accepts from one client (src/agent/push.ts DEFAULT_LIMITS.connectionsPerClient). */
+const AGENT_CONNECTIONS_PER_CLIENT = 8;
 
 /** A failure that delivering again cannot cure: it becomes the job's failed result. */
 const refused = (message: string, code: string): DeliveryError => new DeliveryError(message, false, code);
@@ -121,7 +125,9 @@ export class PushTransport implements Transport {
         else cb(null, sock!);
       });
     this.pool = new Pool(endpoint.url, {
-      connections: opts.connections,
+      // One more than the deliveries, so a look at a running job is not queued behind the held
+      // `/execute` requests (unless they already take all the agent accepts).
+      connections: Math.min(opts.connections + 1, AGENT_CONNECTIONS_PER_CLIENT),
       pipelining: 1,
       keepAliveTimeout: 60_000,
       connect,
@@ -130,8 +136,8 @@ export class PushTransport implements Transport {
     });
   }
 
-  /** Sends one request and reads at most MAX_RESPONSE_BYTES of its answer. */
-  private async call(method: 'GET' | 'POST', path: string, body: string | undefined, signal: AbortSignal): Promise<unknown> {
+  /** Sends one request and reads at most MAX_RESPONSE_BYTES of its answer; with `absent`, a 404 is null. */
+  private async call(method: 'GET' | 'POST', path: string, body: string | undefined, signal: AbortSignal, absent = false): Promise<unknown> {
     let res;
     try {
       res = await this.pool.request({
@@ -176,6 +182,7 @@ export class PushTransport implements Transport {
     } catch {
       json = undefined;
     }
+    if (absent && res.statusCode === 404) return null;
     if (res.statusCode !== 200) {
       const err = (json as { error?: unknown } | undefined)?.error;
       throw refusalOf(res.statusCode, typeof err === 'string' ? err : '');
@@ -201,6 +208,24 @@ export class PushTransport implements Transport {
     const why = schemaError(HealthReply, json);
     if (why !== null) throw refused(`cannot read the health of agent at ${this.endpoint.url}: ${why}`, ErrorCodes.deliveryFailed);
     return json as HealthReply;
+  }
+
+  /** The agent's `GET /jobs/<id>`, checked; null from an agent without it (404). */
+  async jobState(jobId: string, signal: AbortSignal): Promise<PushJobState | null> {
+    const json = await this.call('GET', PUSH_PATH.job(jobId), undefined, AbortSignal.any([signal, AbortSignal.timeout(JOB_LOOK_TIMEOUT_MS)]), true);
+    if (json === null) return null;
+    const why = schemaError(PushJobState, json);
+    if (why !== null) throw refused(`cannot read the state of job ${quote(jobId)} on agent at ${this.endpoint.url}: ${why}`, ErrorCodes.deliveryFailed);
+    return json as PushJobState;
+  }
+
+  /** The agent's `POST /jobs/<id>/cancel`: true when it asked rootd to stop the job's operation. */
+  async cancelJob(jobId: string, signal: AbortSignal): Promise<boolean> {
+    const json = await this.call('POST', PUSH_PATH.cancel(jobId), undefined, AbortSignal.any([signal, AbortSignal.timeout(JOB_LOOK_TIMEOUT_MS)]), true);
+    if (json === null) return false;
+    const why = schemaError(PushCancelReply, json);
+    if (why !== null) throw refused(`cannot read the answer to cancelling job ${quote(jobId)} on agent at ${this.endpoint.url}: ${why}`, ErrorCodes.deliveryFailed);
+    return (json as PushCancelReply).cancelled;
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@
  * Every transport carries the same job envelope and yields the same result shape, so a job's states
  * and its stored result do not depend on the mode.
  */
-import type { JobEnvelope } from '../../protocol/jobs.ts';
+import type { JobEnvelope, PushJobState } from '../../protocol/jobs.ts';
 import type { IncomingResult } from '../storage/storage.ts';
 
 export type AgentMode = 'pull' | 'push' | 'ssh';
@@ -50,6 +50,13 @@ export interface Transport {
    * DeliveryError when the job could not be delivered or the answer could not be read.
    */
   execute(job: JobEnvelope, signal: AbortSignal): Promise<IncomingResult>;
+  /**
+   * A running job's state while `execute` waits (push mode's `GET /jobs/<id>`); null when the agent
+   * cannot tell (an agent without the extension).
+   */
+  jobState?(jobId: string, signal: AbortSignal): Promise<PushJobState | null>;
+  /** Asks the agent to cancel a running job's operation; true when it did. */
+  cancelJob?(jobId: string, signal: AbortSignal): Promise<boolean>;
   /** Closes kept-alive connections. */
   close(): Promise<void>;
 }

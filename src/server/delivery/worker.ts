@@ -48,6 +48,8 @@ export interface DeliveryDeps {
   /** When this process started: jobs handed out before it, still without a result, are sent again. */
   startedAt: number;
   limits: DeliveryLimits;
+  /** How often a job in delivery is looked at on an agent that can tell (push mode), ms. Default 3000. */
+  progressPollMs?: number;
   /** Transports by mode; a mode without one leaves its agents' jobs queued (said once in the log). */
   transports: Partial<Record<Exclude<AgentMode, 'pull'>, TransportFactory>>;
 }
@@ -243,6 +245,7 @@ export class DeliveryWorker {
 
   private async deliver(lane: Lane, transport: Transport, job: JobRecord): Promise<void> {
     let result: IncomingResult | null = null;
+    const stopWatching = this.watchJob(lane.agentId, transport, job.id);
     try {
       result = await transport.execute(envelopeOf(job), this.stop.signal);
       lane.failures = 0;
@@ -253,6 +256,7 @@ export class DeliveryWorker {
         else result = this.failed(lane.agentId, job, e);
       }
     } finally {
+      stopWatching();
       lane.inFlight--;
       this.inFlight--;
     }
@@ -261,6 +265,40 @@ export class DeliveryWorker {
     } finally {
       this.freed(lane);
     }
+  }
+
+  /**
+   * While a job's delivery waits for its result, asks the agent (when its transport can tell) how
+   * the job is getting on: stored as pull mode's progress reports are, so the job shows `running`
+   * with its phase; an operator's cancel is passed on once. An agent that cannot tell (404) is not
+   * asked again for this job. Returns the function that stops it.
+   */
+  private watchJob(agentId: string, transport: Transport, jobId: string): () => void {
+    const look = transport.jobState?.bind(transport);
+    const cancel = transport.cancelJob?.bind(transport);
+    if (!look || !cancel) return () => undefined;
+    let busy = false;
+    let cancelSent = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void (async () => {
+        const st = await look(jobId, this.stop.signal);
+        if (st === null) return clearInterval(timer);
+        if (st.state !== 'running' || st.operation_id === null) return;
+        const report = { command_id: jobId, operation_id: st.operation_id, phase: st.phase, fraction: st.fraction };
+        const cancels = await this.d.group.run(() => this.d.storage.storeProgress(agentId, [report], this.d.now()));
+        if (cancels.includes(jobId) && !cancelSent) {
+          cancelSent = await cancel(jobId, this.stop.signal);
+          if (cancelSent) this.d.log.info({ agent: agentId, job: jobId }, 'an operator cancelled the job: the agent cancels its operation');
+        }
+      })()
+        // The job's result does not depend on it: the next look tries again.
+        .catch((e: unknown) => this.d.log.warn({ agent: agentId, job: jobId }, `cannot look at a job in delivery: ${(e as Error).message}`))
+        .finally(() => (busy = false));
+    }, this.d.progressPollMs ?? 3000);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   private retryLater(lane: Lane, job: JobRecord, why: string): void {
