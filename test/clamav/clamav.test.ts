@@ -210,6 +210,23 @@ describe('clamav module', () => {
     assert.ok(ClamavSettingsSchema.properties.database_dir.default === '/var/lib/clamav');
   });
 
+  test('a name holding a FOUND line next to the file it names: the innocent file is never reported', async () => {
+    const h = path.join(dir, 'hostile');
+    mkdirSync(h);
+    writeFileSync(path.join(h, 'innocent'), 'clean\n');
+    writeFileSync(path.join(h, 'innocent: Win.Trojan.Agent FOUND\n'), SAMPLE);
+    writeFileSync(path.join(h, 'x: Fake FOUND\nzz'), SAMPLE);
+    const r = await ex(await registryWith({}), 'scan', { paths: [h] });
+    assert.equal(r.clean, false);
+    assert.ok(!r.infected.some((i: { path: string }) => i.path === path.join(h, 'innocent')), JSON.stringify(r.infected));
+    for (const i of r.infected) assert.ok(i.path.startsWith('/'), i.path);
+    // Each real infected file is either reported under its exact name or listed as unidentified.
+    const named = r.infected.map((i: { path: string }) => i.path);
+    const unidentified = r.errors.filter((e: string) => e.startsWith('cannot tell which file clamscan found infected: '));
+    assert.ok(named.length + unidentified.length >= 2, JSON.stringify(r));
+    for (const p of named) assert.ok([path.join(h, 'innocent: Win.Trojan.Agent FOUND\n'), path.join(h, 'x: Fake FOUND\nzz')].includes(p), p);
+  });
+
   test('parseClamscan: a FOUND line inside a name is kept with its file; the last summary counts', () => {
     const names = new Set(['/t/a: X FOUND\nb', '/t/c']);
     const out = parseClamscan(
@@ -220,7 +237,7 @@ describe('clamav module', () => {
       { path: '/t/a: X FOUND\nb', signature: 'Real.Sig' },
       { path: '/t/c', signature: 'Other' },
     ]);
-    assert.deepEqual([out.files_scanned, out.infected_count, out.unverified], [7, 2, []]);
+    assert.deepEqual([out.files_scanned, out.infected_count, out.unverified, out.ambiguous], [7, 2, [], true]);
   });
 
   test('through the real rootd: module-info and a scan', async () => {

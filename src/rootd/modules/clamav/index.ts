@@ -2,6 +2,7 @@
  * The clamav module: ClamAV virus scanning. scan goes through clamd when its socket answers
  * (signatures already in memory), else through clamscan; update_signatures runs freshclam.
  */
+import { lstatSync } from 'node:fs';
 import { Type } from '@sinclair/typebox';
 import { defineAction, type ActionContext, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
@@ -50,6 +51,9 @@ const ScanParams = Params({
   recursive: Type.Optional(Type.Boolean({ description: 'scan directories recursively (default true)' })),
 });
 const None = Params({});
+
+/** Most candidates of an ambiguous clamscan output confirmed one by one (each reloads the signatures). */
+const MAX_CONFIRM = 32;
 
 /** freshclam's words for "no mirror reachable" (curl's and its own). */
 const UNREACHABLE = /Couldn't resolve host|Couldn't connect to server|Could not connect|Connection refused|Timeout was reached|Network is unreachable|Failed to get .* database version information|Can't download|Download failed/i;
@@ -153,17 +157,46 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
     }
     const errors = [
       ...r.stderr.split('\n').filter((l) => /^(WARNING|ERROR|LibClamAV (Error|Warning)):? /.test(l)).map((l) => l.slice(0, 1000)),
-      ...out.unverified.map((l) => `cannot tell which file this is: ${l}`),
+      ...out.unverified.map((l) => `cannot tell which file clamscan found infected: ${JSON.stringify(l)}`),
     ];
-    if (out.infected_count !== null && out.infected_count !== out.infected.length) errors.push(`clamscan counted ${out.infected_count} infected files, ${out.infected.length} were read from its output`);
+    let infected = out.infected;
+    if (out.ambiguous) {
+      // A crafted name can make clamscan's text name another file: each candidate is reported
+      // only once clamscan, run on that one path alone, says it is infected.
+      infected = [];
+      for (const [i, c] of out.infected.entries()) {
+        const ok = i < MAX_CONFIRM && c.path.startsWith('/') ? await this.confirm(c.path, ctx) : null;
+        if (ok) infected.push(ok);
+        else errors.push(`cannot tell which file clamscan found infected: ${JSON.stringify(`${c.path}: ${c.signature}`.slice(0, 500))}`);
+      }
+    }
+    if (out.infected_count !== null && out.infected_count !== infected.length) errors.push(`clamscan counted ${out.infected_count} infected files, ${infected.length} were identified in its output`);
     return {
       scanner: 'clamscan',
-      clean: out.infected.length === 0 && (out.infected_count ?? 0) === 0,
-      infected: out.infected.slice(0, max),
+      clean: infected.length === 0 && (out.infected_count ?? 0) === 0 && out.unverified.length === 0,
+      infected: infected.slice(0, max),
       files_scanned: out.files_scanned,
       errors: errors.slice(0, max),
-      truncated: r.truncated || out.infected.length > max || errors.length > max,
+      truncated: r.truncated || infected.length > max || errors.length > max,
     };
+  }
+
+  /** Scans one file again, alone: its output can then name only that file. */
+  private async confirm(file: string, ctx: ActionContext): Promise<Infected | null> {
+    const s = this.settings;
+    try {
+      if (!lstatSync(file).isFile()) return null;
+    } catch {
+      return null;
+    }
+    const r = await runTool(ctx, 'scan', s.clamscan, [`--database=${s.database_dir}`, '--no-summary', '--infected', '--recursive=no', '--', file], {
+      timeoutMs: s.scan_timeout * 1000,
+      maxOutputBytes: 64 * 1024,
+    });
+    const head = `${file}: `;
+    if (r.code !== 1 || !r.stdout.startsWith(head) || !r.stdout.endsWith(' FOUND\n')) return null;
+    const signature = r.stdout.slice(head.length, -' FOUND\n'.length);
+    return signature === '' || signature.includes('\n') ? null : { path: file, signature };
   }
 
   private async update(ctx: ActionContext) {
