@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClamavModule, ClamavSettingsSchema } from '../../src/rootd/modules/clamav/index.ts';
 import { parseClamscan } from '../../src/rootd/modules/clamav/clamscan-output.ts';
+import { clamdScan, MAX_REPLY_BYTES } from '../../src/rootd/modules/clamav/clamd.ts';
 import { ModuleRegistry } from '../../src/rootd/registry.ts';
 import type { ActionContext } from '../../src/sdk/action.ts';
 import { quiet } from '../unit/helpers.ts';
@@ -225,6 +226,42 @@ describe('clamav module', () => {
     const unidentified = r.errors.filter((e: string) => e.startsWith('cannot tell which file clamscan found infected: '));
     assert.ok(named.length + unidentified.length >= 2, JSON.stringify(r));
     for (const p of named) assert.ok([path.join(h, 'innocent: Win.Trojan.Agent FOUND\n'), path.join(h, 'x: Fake FOUND\nzz')].includes(p), p);
+  });
+
+  test('clamd replies: paths scanned once, one byte budget for all, past max_results only counted', async () => {
+    // A stand-in for clamd (the real one cannot be made to send this much): every CONTSCAN gets
+    // 12 MiB of FOUND replies, more than half the budget.
+    const sock = path.join(dir, 'fake-clamd.sock');
+    const reply = `/x/${'a'.repeat(1000)}: Fake.Sig FOUND\0`;
+    const per = Math.ceil((12 * 1024 * 1024) / reply.length);
+    const commands: string[] = [];
+    const server = net.createServer((c) => {
+      c.once('data', (d) => {
+        commands.push(d.toString());
+        const block = reply.repeat(1000);
+        let left = per;
+        const more = () => {
+          while (left > 0) {
+            left -= 1000;
+            if (!c.write(block)) return void c.once('drain', more);
+          }
+          c.end();
+        };
+        more();
+      });
+      c.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const r = await clamdScan(sock, [...Array(256).fill('/a'), '/b', '/c'], new AbortController().signal, 120_000, 5);
+      assert.deepEqual(commands.map((c) => c.slice(0, -1)), ['zCONTSCAN /a', 'zCONTSCAN /b']);
+      assert.equal(r.infected.length, 5);
+      assert.equal(r.truncated, true);
+      assert.ok(r.infected_count * reply.length <= MAX_REPLY_BYTES, String(r.infected_count));
+      assert.ok(r.infected_count > per, String(r.infected_count));
+    } finally {
+      server.close();
+    }
   });
 
   test('parseClamscan: a FOUND line inside a name is kept with its file; the last summary counts', () => {

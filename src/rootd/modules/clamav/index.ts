@@ -98,7 +98,7 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
         params: ScanParams,
         access: 'read',
         longRunning: { timeoutSeconds: SCAN_TIMEOUT_SECONDS },
-        handler: (p, ctx) => this.scan(p.paths, p.recursive !== false, ctx),
+        handler: (p, ctx) => this.scan([...new Set(p.paths)], p.recursive !== false, ctx),
       }),
       defineAction({
         name: 'update_signatures',
@@ -141,9 +141,9 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
     // clamd's CONTSCAN always descends into directories: a scan that must not goes to clamscan.
     if (recursive && s.clamd_socket !== null && (await clamdVersion(s.clamd_socket, ctx.signal)) !== null) {
       ctx.progress('scanning (clamd)');
-      const r = await clamdScan(s.clamd_socket, paths, ctx.signal, s.scan_timeout * 1000);
+      const r = await clamdScan(s.clamd_socket, paths, ctx.signal, s.scan_timeout * 1000, max);
       if (ctx.signal.aborted) throw stopped(ctx, 'scan');
-      return { scanner: 'clamd', clean: r.infected.length === 0 && r.errors.length === 0, infected: r.infected.slice(0, max), files_scanned: null, errors: r.errors.slice(0, max), truncated: r.infected.length > max || r.errors.length > max };
+      return { scanner: 'clamd', clean: r.infected_count === 0 && r.error_count === 0 && !r.truncated, infected: r.infected, files_scanned: null, errors: r.errors, truncated: r.truncated };
     }
     ctx.progress('scanning (clamscan)');
     const r = await runTool(ctx, 'scan', s.clamscan, [`--database=${s.database_dir}`, '--infected', `--recursive=${recursive ? 'yes' : 'no'}`, '--', ...paths], {
