@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -261,6 +261,24 @@ describe('clamav module', () => {
       assert.ok(r.infected_count > per, String(r.infected_count));
     } finally {
       server.close();
+    }
+  });
+
+  test('scan_roots: a path outside, directly or through a symlink, is refused and nothing is scanned', async () => {
+    const reg = await registryWith({ scan_roots: [tree], clamscan: '/bin/false' });
+    symlinkSync(dir, path.join(tree, 'sub', 'escape'));
+    try {
+      for (const p of [db, path.join(tree, 'sub', 'escape', 'db'), path.join(tree, '..', 'db'), path.join(dir, 'missing')]) {
+        await assert.rejects(ex(reg, 'scan', { paths: [path.join(tree, 'clean.txt'), p] }), (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'invalid-params');
+          assert.match(e.message, /^cannot scan ".*": it is outside scan_roots$/);
+          return true;
+        });
+      }
+      // Inside: reaches clamscan (here /bin/false, which fails the scan).
+      await assert.rejects(ex(reg, 'scan', { paths: [path.join(tree, 'clean.txt')] }), /clamscan exited/);
+    } finally {
+      rmSync(path.join(tree, 'sub', 'escape'));
     }
   });
 

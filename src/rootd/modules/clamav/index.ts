@@ -2,7 +2,8 @@
  * The clamav module: ClamAV virus scanning. scan goes through clamd when its socket answers
  * (signatures already in memory), else through clamscan; update_signatures runs freshclam.
  */
-import { lstatSync } from 'node:fs';
+import { lstatSync, realpathSync } from 'node:fs';
+import nodePath from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineAction, type ActionContext, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
@@ -26,6 +27,12 @@ export const ClamavSettingsSchema = Type.Object(
     }),
     scan_timeout: Type.Integer({ default: 6 * 3600, minimum: 1, maximum: 7 * 86400, description: 'seconds one scan may take' }),
     update_timeout: Type.Integer({ default: 300, minimum: 1, maximum: 3600, description: 'seconds freshclam may take' }),
+    scan_roots: Type.Array(Type.String({ pattern: '^/', maxLength: 4096 }), {
+      default: ['/'],
+      minItems: 1,
+      maxItems: 64,
+      description: 'directories scan may look in (symlinks resolved); read-only callers learn which files exist under them',
+    }),
     max_results: Type.Integer({ default: 10_000, minimum: 1, maximum: 1_000_000, description: 'infected files and errors listed in a scan result' }),
   },
   { additionalProperties: false },
@@ -98,7 +105,7 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
         params: ScanParams,
         access: 'read',
         longRunning: { timeoutSeconds: SCAN_TIMEOUT_SECONDS },
-        handler: (p, ctx) => this.scan([...new Set(p.paths)], p.recursive !== false, ctx),
+        handler: (p, ctx) => this.scan(this.within([...new Set(p.paths)]), p.recursive !== false, ctx),
       }),
       defineAction({
         name: 'update_signatures',
@@ -179,6 +186,32 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
       errors: errors.slice(0, max),
       truncated: r.truncated || infected.length > max || errors.length > max,
     };
+  }
+
+  /**
+   * The paths with symlinks resolved, all under scan_roots, or invalid-params naming the first that
+   * is not (nothing is scanned). A missing path is resolved through its parent.
+   */
+  private within(paths: string[]): string[] {
+    const real = (p: string): string => {
+      try {
+        return realpathSync(p);
+      } catch {
+        try {
+          return nodePath.join(realpathSync(nodePath.dirname(p)), nodePath.basename(p));
+        } catch {
+          return nodePath.resolve(p);
+        }
+      }
+    };
+    const roots = this.settings.scan_roots.map(real);
+    return paths.map((p) => {
+      const r = real(p);
+      if (!roots.some((root) => r === root || r.startsWith(root.endsWith('/') ? root : `${root}/`))) {
+        throw new TuxsecError(ErrorCodes.invalidParams, `cannot scan ${JSON.stringify(p.slice(0, 200))}: it is outside scan_roots`);
+      }
+      return r;
+    });
   }
 
   /** Scans one file again, alone: its output can then name only that file. */
