@@ -4,12 +4,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClamavModule, ClamavSettingsSchema } from '../../src/rootd/modules/clamav/index.ts';
 import { parseClamscan } from '../../src/rootd/modules/clamav/clamscan-output.ts';
+import { clamdScan, MAX_REPLY_BYTES } from '../../src/rootd/modules/clamav/clamd.ts';
 import { ModuleRegistry } from '../../src/rootd/registry.ts';
 import type { ActionContext } from '../../src/sdk/action.ts';
 import { quiet } from '../unit/helpers.ts';
@@ -210,6 +211,77 @@ describe('clamav module', () => {
     assert.ok(ClamavSettingsSchema.properties.database_dir.default === '/var/lib/clamav');
   });
 
+  test('a name holding a FOUND line next to the file it names: the innocent file is never reported', async () => {
+    const h = path.join(dir, 'hostile');
+    mkdirSync(h);
+    writeFileSync(path.join(h, 'innocent'), 'clean\n');
+    writeFileSync(path.join(h, 'innocent: Win.Trojan.Agent FOUND\n'), SAMPLE);
+    writeFileSync(path.join(h, 'x: Fake FOUND\nzz'), SAMPLE);
+    const r = await ex(await registryWith({}), 'scan', { paths: [h] });
+    assert.equal(r.clean, false);
+    assert.ok(!r.infected.some((i: { path: string }) => i.path === path.join(h, 'innocent')), JSON.stringify(r.infected));
+    for (const i of r.infected) assert.ok(i.path.startsWith('/'), i.path);
+    // Each real infected file is either reported under its exact name or listed as unidentified.
+    const named = r.infected.map((i: { path: string }) => i.path);
+    const unidentified = r.errors.filter((e: string) => e.startsWith('cannot tell which file clamscan found infected: '));
+    assert.ok(named.length + unidentified.length >= 2, JSON.stringify(r));
+    for (const p of named) assert.ok([path.join(h, 'innocent: Win.Trojan.Agent FOUND\n'), path.join(h, 'x: Fake FOUND\nzz')].includes(p), p);
+  });
+
+  test('clamd replies: paths scanned once, one byte budget for all, past max_results only counted', async () => {
+    // A stand-in for clamd (the real one cannot be made to send this much): every CONTSCAN gets
+    // 12 MiB of FOUND replies, more than half the budget.
+    const sock = path.join(dir, 'fake-clamd.sock');
+    const reply = `/x/${'a'.repeat(1000)}: Fake.Sig FOUND\0`;
+    const per = Math.ceil((12 * 1024 * 1024) / reply.length);
+    const commands: string[] = [];
+    const server = net.createServer((c) => {
+      c.once('data', (d) => {
+        commands.push(d.toString());
+        const block = reply.repeat(1000);
+        let left = per;
+        const more = () => {
+          while (left > 0) {
+            left -= 1000;
+            if (!c.write(block)) return void c.once('drain', more);
+          }
+          c.end();
+        };
+        more();
+      });
+      c.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const r = await clamdScan(sock, [...Array(256).fill('/a'), '/b', '/c'], new AbortController().signal, 120_000, 5);
+      assert.deepEqual(commands.map((c) => c.slice(0, -1)), ['zCONTSCAN /a', 'zCONTSCAN /b']);
+      assert.equal(r.infected.length, 5);
+      assert.equal(r.truncated, true);
+      assert.ok(r.infected_count * reply.length <= MAX_REPLY_BYTES, String(r.infected_count));
+      assert.ok(r.infected_count > per, String(r.infected_count));
+    } finally {
+      server.close();
+    }
+  });
+
+  test('scan_roots: a path outside, directly or through a symlink, is refused and nothing is scanned', async () => {
+    const reg = await registryWith({ scan_roots: [tree], clamscan: '/bin/false' });
+    symlinkSync(dir, path.join(tree, 'sub', 'escape'));
+    try {
+      for (const p of [db, path.join(tree, 'sub', 'escape', 'db'), path.join(tree, '..', 'db'), path.join(dir, 'missing')]) {
+        await assert.rejects(ex(reg, 'scan', { paths: [path.join(tree, 'clean.txt'), p] }), (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'invalid-params');
+          assert.match(e.message, /^cannot scan ".*": it is outside scan_roots$/);
+          return true;
+        });
+      }
+      // Inside: reaches clamscan (here /bin/false, which fails the scan).
+      await assert.rejects(ex(reg, 'scan', { paths: [path.join(tree, 'clean.txt')] }), /clamscan exited/);
+    } finally {
+      rmSync(path.join(tree, 'sub', 'escape'));
+    }
+  });
+
   test('parseClamscan: a FOUND line inside a name is kept with its file; the last summary counts', () => {
     const names = new Set(['/t/a: X FOUND\nb', '/t/c']);
     const out = parseClamscan(
@@ -220,7 +292,7 @@ describe('clamav module', () => {
       { path: '/t/a: X FOUND\nb', signature: 'Real.Sig' },
       { path: '/t/c', signature: 'Other' },
     ]);
-    assert.deepEqual([out.files_scanned, out.infected_count, out.unverified], [7, 2, []]);
+    assert.deepEqual([out.files_scanned, out.infected_count, out.unverified, out.ambiguous], [7, 2, [], true]);
   });
 
   test('through the real rootd: module-info and a scan', async () => {

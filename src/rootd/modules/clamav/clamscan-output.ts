@@ -1,8 +1,10 @@
 /**
  * clamscan's output, read as little as possible: run with `--infected`, its stdout holds only
  * `<path>: <signature> FOUND` lines and the summary, so a clean file's name (which could hold a
- * newline or ": ") is never printed. An infected file's name still could: a record is taken to
- * end at a ` FOUND` line whose path exists, so a name holding a newline stays one record.
+ * newline or ": ") is never printed. An infected file's name still could, and so name another
+ * file: output is trusted only when it is plain (one line per infected file, each with a single
+ * ": " and an absolute path that exists); otherwise every record is only a candidate, confirmed by
+ * scanning that one path again (see index.ts).
  */
 import { lstatSync } from 'node:fs';
 
@@ -12,7 +14,10 @@ export interface Infected {
 }
 
 export interface ClamscanOutput {
+  /** Records read; when `ambiguous`, candidates still to be confirmed, never absolute truth. */
   infected: Infected[];
+  /** True when a name could have been split differently (a newline or ": " in a name, a count that differs). */
+  ambiguous: boolean;
   /** The summary's figures (null when clamscan printed none, e.g. it stopped early). */
   files_scanned: number | null;
   directories_scanned: number | null;
@@ -62,12 +67,8 @@ export function parseClamscan(stdout: string, fileExists: (p: string) => boolean
       pending = [];
     }
   }
-  // What never matched an existing file: reported line by line rather than dropped.
-  for (const line of pending) {
-    const rec = line.endsWith(FOUND) ? split(line) : null;
-    if (rec) infected.push(rec);
-    if (line !== '') unverified.push(line.slice(0, 500));
-  }
+  // What never matched an existing file: reported as unidentified, never as a path.
+  for (const line of pending) if (line !== '') unverified.push(line.slice(0, 500));
   const fig = (key: string): string | null => {
     const m = new RegExp(`^${key}: (.*)$`, 'm').exec(summary);
     return m ? m[1]!.trim() : null;
@@ -76,11 +77,15 @@ export function parseClamscan(stdout: string, fileExists: (p: string) => boolean
     const v = fig(key);
     return v !== null && /^\d+$/.test(v) ? Number(v) : null;
   };
+  const lines = body.split('\n').filter((l) => l !== '');
+  const count = int('Infected files');
+  const plain = count === lines.length && unverified.length === 0 && infected.every((r) => !r.path.includes('\n') && r.path.split(': ').length === 1 && !r.signature.includes(': '));
   return {
     infected,
+    ambiguous: !plain,
     files_scanned: int('Scanned files'),
     directories_scanned: int('Scanned directories'),
-    infected_count: int('Infected files'),
+    infected_count: count,
     engine_version: fig('Engine version'),
     known_signatures: int('Known viruses'),
     unverified,

@@ -2,6 +2,8 @@
  * The clamav module: ClamAV virus scanning. scan goes through clamd when its socket answers
  * (signatures already in memory), else through clamscan; update_signatures runs freshclam.
  */
+import { lstatSync, realpathSync } from 'node:fs';
+import nodePath from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineAction, type ActionContext, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
@@ -25,6 +27,12 @@ export const ClamavSettingsSchema = Type.Object(
     }),
     scan_timeout: Type.Integer({ default: 6 * 3600, minimum: 1, maximum: 7 * 86400, description: 'seconds one scan may take' }),
     update_timeout: Type.Integer({ default: 300, minimum: 1, maximum: 3600, description: 'seconds freshclam may take' }),
+    scan_roots: Type.Array(Type.String({ pattern: '^/', maxLength: 4096 }), {
+      default: ['/'],
+      minItems: 1,
+      maxItems: 64,
+      description: 'directories scan may look in (symlinks resolved); read-only callers learn which files exist under them',
+    }),
     max_results: Type.Integer({ default: 10_000, minimum: 1, maximum: 1_000_000, description: 'infected files and errors listed in a scan result' }),
   },
   { additionalProperties: false },
@@ -50,6 +58,9 @@ const ScanParams = Params({
   recursive: Type.Optional(Type.Boolean({ description: 'scan directories recursively (default true)' })),
 });
 const None = Params({});
+
+/** Most candidates of an ambiguous clamscan output confirmed one by one (each reloads the signatures). */
+const MAX_CONFIRM = 32;
 
 /** freshclam's words for "no mirror reachable" (curl's and its own). */
 const UNREACHABLE = /Couldn't resolve host|Couldn't connect to server|Could not connect|Connection refused|Timeout was reached|Network is unreachable|Failed to get .* database version information|Can't download|Download failed/i;
@@ -94,7 +105,7 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
         params: ScanParams,
         access: 'read',
         longRunning: { timeoutSeconds: SCAN_TIMEOUT_SECONDS },
-        handler: (p, ctx) => this.scan(p.paths, p.recursive !== false, ctx),
+        handler: (p, ctx) => this.scan(this.within([...new Set(p.paths)]), p.recursive !== false, ctx),
       }),
       defineAction({
         name: 'update_signatures',
@@ -137,9 +148,9 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
     // clamd's CONTSCAN always descends into directories: a scan that must not goes to clamscan.
     if (recursive && s.clamd_socket !== null && (await clamdVersion(s.clamd_socket, ctx.signal)) !== null) {
       ctx.progress('scanning (clamd)');
-      const r = await clamdScan(s.clamd_socket, paths, ctx.signal, s.scan_timeout * 1000);
+      const r = await clamdScan(s.clamd_socket, paths, ctx.signal, s.scan_timeout * 1000, max);
       if (ctx.signal.aborted) throw stopped(ctx, 'scan');
-      return { scanner: 'clamd', clean: r.infected.length === 0 && r.errors.length === 0, infected: r.infected.slice(0, max), files_scanned: null, errors: r.errors.slice(0, max), truncated: r.infected.length > max || r.errors.length > max };
+      return { scanner: 'clamd', clean: r.infected_count === 0 && r.error_count === 0 && !r.truncated, infected: r.infected, files_scanned: null, errors: r.errors, truncated: r.truncated };
     }
     ctx.progress('scanning (clamscan)');
     const r = await runTool(ctx, 'scan', s.clamscan, [`--database=${s.database_dir}`, '--infected', `--recursive=${recursive ? 'yes' : 'no'}`, '--', ...paths], {
@@ -153,17 +164,72 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
     }
     const errors = [
       ...r.stderr.split('\n').filter((l) => /^(WARNING|ERROR|LibClamAV (Error|Warning)):? /.test(l)).map((l) => l.slice(0, 1000)),
-      ...out.unverified.map((l) => `cannot tell which file this is: ${l}`),
+      ...out.unverified.map((l) => `cannot tell which file clamscan found infected: ${JSON.stringify(l)}`),
     ];
-    if (out.infected_count !== null && out.infected_count !== out.infected.length) errors.push(`clamscan counted ${out.infected_count} infected files, ${out.infected.length} were read from its output`);
+    let infected = out.infected;
+    if (out.ambiguous) {
+      // A crafted name can make clamscan's text name another file: each candidate is reported
+      // only once clamscan, run on that one path alone, says it is infected.
+      infected = [];
+      for (const [i, c] of out.infected.entries()) {
+        const ok = i < MAX_CONFIRM && c.path.startsWith('/') ? await this.confirm(c.path, ctx) : null;
+        if (ok) infected.push(ok);
+        else errors.push(`cannot tell which file clamscan found infected: ${JSON.stringify(`${c.path}: ${c.signature}`.slice(0, 500))}`);
+      }
+    }
+    if (out.infected_count !== null && out.infected_count !== infected.length) errors.push(`clamscan counted ${out.infected_count} infected files, ${infected.length} were identified in its output`);
     return {
       scanner: 'clamscan',
-      clean: out.infected.length === 0 && (out.infected_count ?? 0) === 0,
-      infected: out.infected.slice(0, max),
+      clean: infected.length === 0 && (out.infected_count ?? 0) === 0 && out.unverified.length === 0,
+      infected: infected.slice(0, max),
       files_scanned: out.files_scanned,
       errors: errors.slice(0, max),
-      truncated: r.truncated || out.infected.length > max || errors.length > max,
+      truncated: r.truncated || infected.length > max || errors.length > max,
     };
+  }
+
+  /**
+   * The paths with symlinks resolved, all under scan_roots, or invalid-params naming the first that
+   * is not (nothing is scanned). A missing path is resolved through its parent.
+   */
+  private within(paths: string[]): string[] {
+    const real = (p: string): string => {
+      try {
+        return realpathSync(p);
+      } catch {
+        try {
+          return nodePath.join(realpathSync(nodePath.dirname(p)), nodePath.basename(p));
+        } catch {
+          return nodePath.resolve(p);
+        }
+      }
+    };
+    const roots = this.settings.scan_roots.map(real);
+    return paths.map((p) => {
+      const r = real(p);
+      if (!roots.some((root) => r === root || r.startsWith(root.endsWith('/') ? root : `${root}/`))) {
+        throw new TuxsecError(ErrorCodes.invalidParams, `cannot scan ${JSON.stringify(p.slice(0, 200))}: it is outside scan_roots`);
+      }
+      return r;
+    });
+  }
+
+  /** Scans one file again, alone: its output can then name only that file. */
+  private async confirm(file: string, ctx: ActionContext): Promise<Infected | null> {
+    const s = this.settings;
+    try {
+      if (!lstatSync(file).isFile()) return null;
+    } catch {
+      return null;
+    }
+    const r = await runTool(ctx, 'scan', s.clamscan, [`--database=${s.database_dir}`, '--no-summary', '--infected', '--recursive=no', '--', file], {
+      timeoutMs: s.scan_timeout * 1000,
+      maxOutputBytes: 64 * 1024,
+    });
+    const head = `${file}: `;
+    if (r.code !== 1 || !r.stdout.startsWith(head) || !r.stdout.endsWith(' FOUND\n')) return null;
+    const signature = r.stdout.slice(head.length, -' FOUND\n'.length);
+    return signature === '' || signature.includes('\n') ? null : { path: file, signature };
   }
 
   private async update(ctx: ActionContext) {
