@@ -45,6 +45,9 @@ function takePidLock(stateDir: string): void {
  * Opens state_dir (pid lock, journal, and in pull mode the outbox) or exits with a message
  * naming it. Push mode keeps its answered results in the journal itself (fewer fsyncs per job).
  */
+/** How long a stopping push agent lets running jobs finish (systemd's TimeoutStopSec is 90 s). */
+const PUSH_STOP_GRACE_MS = 20_000;
+
 function openState(cfg: AgentConfig, log: Logger, mode: 'pull'): { journal: Journal; outbox: Outbox };
 function openState(cfg: AgentConfig, log: Logger, mode: 'push'): { journal: Journal; outbox: null };
 function openState(cfg: AgentConfig, log: Logger, mode: 'pull' | 'push'): { journal: Journal; outbox: Outbox | null } {
@@ -202,8 +205,9 @@ async function runPush(cfg: AgentConfig, log: Logger, rereadKey: () => string | 
     'tuxsec-agent started in push mode',
   );
   log.info({ signal: await stopped }, 'stopping');
-  ac.abort();
-  await push.close();
+  // Running jobs finish (their answers go out) before the agent stops; past the grace they are
+  // aborted and answered interrupted, well within systemd's stop timeout.
+  await push.close(PUSH_STOP_GRACE_MS, () => ac.abort());
   rootd.close();
   journal.close();
   log.info({}, 'stopped');

@@ -496,12 +496,21 @@ export class PushServer {
     });
   }
 
-  /** Stops taking connections, lets running jobs finish, then closes what is left. */
-  async close(): Promise<void> {
+  /**
+   * Stops taking connections and lets running jobs finish, for `graceMs` at most; then calls
+   * `graceOver` (the caller aborts what still runs: those end interrupted, journaled) and waits
+   * for their answers before it closes what is left.
+   */
+  async close(graceMs = 0, graceOver: () => void = () => {}): Promise<void> {
     clearInterval(this.sweep);
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    await Promise.allSettled([...this.running.values()]);
+    const answered = Promise.allSettled([...this.running.values()].map((r) => r.reply));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    graceOver();
+    await answered;
     this.server.closeAllConnections();
     await done;
   }
