@@ -77,12 +77,15 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
       err.push(take);
       errLen += take.length;
     });
-    const killGroup = (sig: NodeJS.Signals) => {
+    let killTimer: NodeJS.Timeout | undefined;
+    const killGroup = (sig: NodeJS.Signals | 0) => {
       try {
         // The group id is the child's pid: it leads the group it was started in.
         if (child.pid !== undefined) process.kill(-child.pid, sig);
+        return true;
       } catch {
         // ESRCH: the group is gone already.
+        return false;
       }
     };
     /** Ends the group: SIGTERM lets a program clean up, SIGKILL follows for one that does not stop. */
@@ -91,7 +94,7 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
       ending = true;
       killGroup('SIGTERM');
       // Left running past 'close': a member that closed its pipes and ignores SIGTERM still goes.
-      setTimeout(() => killGroup('SIGKILL'), opts.killGraceMs ?? 2000).unref();
+      killTimer = setTimeout(() => killGroup('SIGKILL'), opts.killGraceMs ?? 2000).unref();
     };
     const timer = setTimeout(() => {
       timedOut = true;
@@ -108,6 +111,8 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
     });
     child.on('close', (code, sig) => {
       settled();
+      // A group that is gone may have its id reused by an unrelated process: no SIGKILL for that one.
+      if (killTimer && !killGroup(0)) clearTimeout(killTimer);
       if (signal?.aborted) return reject(abortReason(file, signal));
       resolve({
         code,

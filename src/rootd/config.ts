@@ -76,7 +76,7 @@ export const RootdConfigSchema = Type.Object(
       default: OPERATION_DEFAULTS.maxRunning,
       minimum: 1,
       maximum: 1024,
-      description: 'long-running operations running at once, all callers together; past it new ones are refused as rate-limited',
+      description: 'long-running operations running at once, all callers but root together; past it new ones are refused as rate-limited',
     }),
     max_operations_per_uid: Type.Integer({
       default: OPERATION_DEFAULTS.maxRunningPerUid,

@@ -18,7 +18,7 @@ import type { AuditLog } from './audit.ts';
 import { UidCounts } from './uid-counts.ts';
 
 export interface OperationLimits {
-  /** Operations running at once, all callers together. */
+  /** Operations running at once, all callers but root together. */
   maxRunning: number;
   /** Operations one uid may have running at once; root is not limited. */
   maxRunningPerUid: number;
@@ -142,8 +142,11 @@ export class Operations {
   start(peer: PeerIdentity, spec: OperationSpec, log: Logger): OperationInfo {
     this.sweep();
     const limits = this.deps.limits();
-    if (this.running.total >= limits.maxRunning) {
-      throw new TuxsecError(ErrorCodes.rateLimited, `cannot start ${spec.module} ${spec.action}: ${this.running.total} operations are running (max_operations ${limits.maxRunning}); retry later`);
+    // Root neither counts against max_operations nor is refused by it: users filling the slots must
+    // not lock the administrator out of an integrity check or a scan.
+    const others = this.running.total - this.running.get(0);
+    if (peer.uid !== 0 && others >= limits.maxRunning) {
+      throw new TuxsecError(ErrorCodes.rateLimited, `cannot start ${spec.module} ${spec.action}: ${others} operations are running (max_operations ${limits.maxRunning}); retry later`);
     }
     const mine = this.running.get(peer.uid);
     if (peer.uid !== 0 && mine >= limits.maxRunningPerUid) {

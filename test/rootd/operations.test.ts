@@ -34,7 +34,7 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
         // One slot for ordinary actions: an operation that took it would stall every other request.
         max_concurrent_actions: 1,
         request_timeout: 5,
-        max_operations: 4,
+        max_operations: 3,
         max_operations_per_uid: 2,
         modules: { longmod: {}, shortmod: { operation_timeout: 1 }, firewalld: { enabled: false } },
       },
@@ -181,7 +181,7 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
     }
   });
 
-  it('operations are bounded per uid and overall, refused as rate-limited with the limit named', async () => {
+  it('operations are bounded per uid and overall (root neither counted nor refused), refused as rate-limited with the limit named', async () => {
     const mine = [await startNoWait(d.socketPath, users.member, 'longmod', 'loop'), await startNoWait(d.socketPath, users.member, 'longmod', 'loop')];
     const ids = [...mine];
     try {
@@ -189,8 +189,16 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
       assert.equal(third.status, 1);
       assert.match(third.stderr, /^Error: cannot start longmod loop: uid \d+ has 2 operations running \(max_operations_per_uid 2\); wait for one to finish or cancel it\n$/);
       ids.push(await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'loop'));
+      const full = await cli(d.socketPath, users.tuxsec, 'execute', 'longmod', 'loop', '--no-wait');
+      assert.equal(full.status, 1);
+      assert.match(full.stderr, /^Error: cannot start longmod loop: 3 operations are running \(max_operations 3\); retry later\n$/);
+      // Root is not locked out by users filling max_operations, and its operations take no user's slot.
       ids.push(await startNoWait(d.socketPath, null, 'longmod', 'loop'));
-      await assert.rejects(root.start('longmod', 'loop'), (e: Error & { code?: string }) => e.code === 'rate-limited' && /max_operations 4/.test(e.message));
+      const second = await root.start('longmod', 'loop');
+      assert.ok('operation' in second, JSON.stringify(second));
+      ids.push(second.operation.id);
+      const still = await cli(d.socketPath, users.tuxsec, 'execute', 'longmod', 'loop', '--no-wait');
+      assert.match(still.stderr, /^Error: cannot start longmod loop: 3 operations are running \(max_operations 3\); retry later\n$/);
     } finally {
       for (const id of ids) await root.operationCancel(id);
     }

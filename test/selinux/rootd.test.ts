@@ -66,7 +66,7 @@ describe('selinux module in rootd on a host without SELinux in the kernel', { sk
         allowed_users: ['tuxsec'],
         read_only_users: ['tuxsec-test-member'],
         request_timeout: 600,
-        modules: { selinux: { enabled: true, settings: { config, store: STORE } } },
+        modules: { selinux: { enabled: true, allow_dangerous: true, settings: { config, store: STORE } } },
       },
     });
   });
@@ -160,7 +160,7 @@ describe('selinux module in rootd on a host without SELinux in the kernel', { sk
     assert.equal(listed.status, 0, listed.stderr);
     const refused = cli(users.member, 'execute', 'selinux', 'set_enforce', '-p', 'mode=enforcing', '-p', 'runtime=false', '-p', 'persistent=true');
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /may not run write actions/);
+    assert.match(refused.stderr, /may not run dangerous actions/);
     assert.match(readFileSync(config, 'utf8'), /^SELINUX=permissive$/m);
     const done = cli(users.tuxsec, 'execute', 'selinux', 'set_enforce', '-p', 'mode=enforcing', '-p', 'runtime=false', '-p', 'persistent=true');
     assert.equal(done.status, 0, done.stderr);

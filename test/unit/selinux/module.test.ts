@@ -47,7 +47,7 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A module over a fake host: `enabled` makes a selinuxfs stand-in with enforce = 0. */
-async function setup(o: { enabled?: boolean; answer?: (c: Call) => RunResult; settings?: Record<string, unknown>; programs?: boolean } = {}) {
+async function setup(o: { enabled?: boolean; answer?: (c: Call) => RunResult; settings?: Record<string, unknown>; programs?: boolean; allowDangerous?: boolean } = {}) {
   const host = mkdtempSync(path.join(dir, 'host-'));
   const selinuxfs = path.join(host, 'selinuxfs');
   if (o.enabled) {
@@ -69,7 +69,7 @@ async function setup(o: { enabled?: boolean; answer?: (c: Call) => RunResult; se
     paths: { selinuxfs, proc: path.join(root, 'proc') },
   });
   const reg = new ModuleRegistry(quiet, makeAccessPolicy(() => ({ allowedUids: new Set([1000]), readOnlyUids: new Set([1001]) })));
-  reg.register(mod, DEFAULT_MODULE_CONFIG);
+  reg.register(mod, { ...DEFAULT_MODULE_CONFIG, allow_dangerous: o.allowDangerous ?? true });
   await reg.initializeAll(() => ({ settings: { config, ...o.settings }, log: quiet }), (m, ctx) => m.initialize(ctx));
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const ex = (action: string, params: Record<string, unknown> = {}, uid = 0): Promise<any> => reg.execute('selinux', action, params, ctxFor(uid));
@@ -206,12 +206,26 @@ describe('selinux validation', () => {
     });
   }
 
-  it('access classes: reads are read, changes are write, and a read-only user cannot change', async () => {
+  it('access classes: reads are read, changes are write, set_enforce dangerous, and a read-only user cannot change', async () => {
     const { mod, ex } = await setup({ answer: listings });
-    const writes = new Set(['set_enforce', 'set_boolean', 'add_file_context', 'delete_file_context', 'add_port', 'delete_port', 'restorecon']);
-    for (const [name, a] of mod.actions) assert.equal(a.access, writes.has(name) ? 'write' : 'read', name);
+    assert.equal(mod.actions.get('set_enforce')!.access, 'dangerous');
+    const writes = new Set(['set_boolean', 'add_file_context', 'delete_file_context', 'add_port', 'delete_port', 'restorecon']);
+    for (const [name, a] of mod.actions) if (name !== 'set_enforce') assert.equal(a.access, writes.has(name) ? 'write' : 'read', name);
     assert.equal((await failure(ex('add_port', { type: 'http_port_t', port: '81', protocol: 'tcp' }, 1001))).code, 'permission-denied');
     assert.equal((await ex('list_ports', {}, 1001)).total, 3);
+  });
+});
+
+describe('selinux set_enforce without allow_dangerous', () => {
+  it('is refused for the allowed user and root alike: permissive switches mandatory access control off', async () => {
+    const { ex, config } = await setup({ enabled: true, answer: listings, allowDangerous: false });
+    const before = readFileSync(config, 'utf8');
+    for (const uid of [1000, 0]) {
+      const e = await failure(ex('set_enforce', { mode: 'permissive', runtime: false, persistent: true }, uid));
+      assert.equal(e.code, 'permission-denied', e.message);
+      assert.match(e.message, /^cannot run selinux set_enforce: it is in the dangerous class; set modules\.selinux\.allow_dangerous: true/);
+    }
+    assert.equal(readFileSync(config, 'utf8'), before);
   });
 });
 

@@ -106,7 +106,9 @@ export class AideModule extends ToolModule<typeof AideSettingsSchema> {
         name: 'check',
         description: 'Compare the files with the aide database: added, removed and changed files with the attributes that changed',
         params: None,
-        access: 'read',
+        // write, not read: it holds the one aide slot for hours (a read_only user would block init and
+        // update) and its result has every changed file's old and new hashes and attributes.
+        access: 'write',
         longRunning,
         handler: (_p, ctx) => this.exclusive('check', ctx, () => this.compare('check', ctx)),
       }),
@@ -122,7 +124,8 @@ export class AideModule extends ToolModule<typeof AideSettingsSchema> {
         name: 'last_report',
         description: 'The result of the last check or update (null when there was none)',
         params: None,
-        access: 'read',
+        // The same attribute details as check; get_status gives read callers the summary.
+        access: 'write',
         shared: true,
         handler: () => ({ report: this.lastReport() }),
       }),

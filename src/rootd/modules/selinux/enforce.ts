@@ -82,7 +82,9 @@ export function enforceActions(d: Deps): AnyAction[] {
         runtime: Type.Optional(Type.Boolean({ description: 'change the running kernel\'s mode (default true)' })),
         persistent: Type.Optional(Type.Boolean({ description: 'also write SELINUX= in the config file (default false)' })),
       }),
-      access: 'write',
+      // dangerous, like firewalld's panic mode and lockdown: permissive or disabled switches mandatory
+      // access control off for the whole machine, which the tuxsec user (or the server) must not do alone.
+      access: 'dangerous',
       handler: (p) => {
         const runtime = p.runtime ?? true;
         const persistent = p.persistent ?? false;
