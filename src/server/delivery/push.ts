@@ -8,6 +8,7 @@
 import { buildConnector, Pool } from 'undici';
 import { ErrorCodes } from '../../protocol/errors.ts';
 import { ExecuteReply, HealthReply, PUSH_PATH, PushCancelReply, PushJobState, quote, schemaError, type JobEnvelope } from '../../protocol/jobs.ts';
+import { findPoisonKey, nestingDepth } from '../../protocol/json.ts';
 import { BODY_LIMIT } from '../plugins/body.ts';
 import { incomingResult, type IncomingResult } from '../storage/storage.ts';
 import { readCaFile } from './endpoint.ts';
@@ -30,6 +31,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const JOB_LOOK_TIMEOUT_MS = 10_000;
 /** What a push agent accepts from one client (src/agent/push.ts DEFAULT_LIMITS.connectionsPerClient). */
 const AGENT_CONNECTIONS_PER_CLIENT = 8;
+/** Deepest answer read, as for a pull-mode request body: JSON.parse of deeper text can overflow the stack. */
+const MAX_ANSWER_DEPTH = 64;
 
 /** A failure that delivering again cannot cure: it becomes the job's failed result. */
 const refused = (message: string, code: string): DeliveryError => new DeliveryError(message, false, code);
@@ -138,18 +141,25 @@ export class PushTransport implements Transport {
 
   /** Sends one request and reads at most MAX_RESPONSE_BYTES of its answer; with `absent`, a 404 is null. */
   private async call(method: 'GET' | 'POST', path: string, body: string | undefined, signal: AbortSignal, absent = false): Promise<unknown> {
+    // headersTimeout/bodyTimeout measure idle time only: an agent sending a byte now and then would
+    // hold a delivery slot for ever. This deadline covers the whole request, answer included.
+    const deadline = AbortSignal.timeout(this.timeoutMs);
+    const both = AbortSignal.any([signal, deadline]);
+    const timedOut = (): DeliveryError =>
+      new DeliveryError(`cannot deliver job to ${this.endpoint.url}: no complete answer within ${this.timeoutMs} ms (delivery_timeout)`, true, ErrorCodes.timeout);
     let res;
     try {
       res = await this.pool.request({
         method,
         path,
-        signal,
+        signal: both,
         headers: { 'x-api-key': this.apiKey, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
       });
     } catch (e) {
+      if (deadline.aborted) throw timedOut();
       const code = errorCode(e);
       if (isTlsRefusal(code)) {
         throw refused(`cannot deliver job to ${this.endpoint.url}: TLS refused (${code}): ${errorText(e)}`, ErrorCodes.deliveryFailed);
@@ -173,16 +183,24 @@ export class PushTransport implements Transport {
       }
     } catch (e) {
       if (e instanceof DeliveryError) throw e;
+      if (deadline.aborted) throw timedOut();
       throw new DeliveryError(`cannot read the answer of agent at ${this.endpoint.url}: ${errorText(e)}`, true);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const raw = Buffer.concat(chunks);
+    if (nestingDepth(raw, MAX_ANSWER_DEPTH) > MAX_ANSWER_DEPTH) {
+      throw refused(`cannot read the answer of agent at ${this.endpoint.url}: JSON nested deeper than ${MAX_ANSWER_DEPTH}`, ErrorCodes.deliveryFailed);
+    }
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(raw.toString('utf8'));
     } catch {
       json = undefined;
     }
     if (absent && res.statusCode === 404) return null;
+    const poison = findPoisonKey(json);
+    if (poison !== null) {
+      throw refused(`cannot read the answer of agent at ${this.endpoint.url}: forbidden key ${quote(poison)}`, ErrorCodes.deliveryFailed);
+    }
     if (res.statusCode !== 200) {
       const err = (json as { error?: unknown } | undefined)?.error;
       throw refusalOf(res.statusCode, typeof err === 'string' ? err : '');
