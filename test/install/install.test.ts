@@ -35,6 +35,7 @@ const SYSTEM_ENTRIES = [
   'sys-dir 0750 root tuxsec-server /etc/tuxsec-server',
   'sys-dir 0700 tuxsec-server tuxsec-server /var/lib/tuxsec-server',
   'run-dir 0750 root tuxsec /run/tuxsec',
+  'run-dir 0700 tuxsec tuxsec /run/tuxsec-shell',
   `config 0640 root root /etc/tuxsec/rootd.yaml ${PREFIX}/examples/rootd.yaml.example`,
   `config 0640 root tuxsec /etc/tuxsec/agent.yaml ${PREFIX}/examples/agent.yaml.example`,
 ];
