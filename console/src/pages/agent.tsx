@@ -1,4 +1,275 @@
-import type { JSX } from 'preact';
-export function AgentPage(_props: { id: string }): JSX.Element {
-  return <h1>Agent</h1>;
+/**
+ * One agent: what the server knows, its inventory and modules (from systeminfo jobs), its firewall
+ * (firewall.tsx), and a form for every action of every module, generated from the action's
+ * parameter schema that the agent's own rootd reports (systeminfo get_module_info).
+ */
+import { Fragment, type JSX } from 'preact';
+import { useState } from 'preact/hooks';
+import { api, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
+import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Time, useAction, useLoad } from '../components.tsx';
+import { useLiveEvents } from '../events.ts';
+import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
+import { useCan } from '../session.ts';
+import { osName } from './agents.tsx';
+import { FirewallSection, latestJob } from './firewall.tsx';
+
+async function loadAgent(id: string): Promise<Agent> {
+  try {
+    return (await api<{ agent: Agent }>('GET', `/agents/${encodeURIComponent(id)}`)).agent;
+  } catch {
+    // Before a single-agent route: the list, searched for the id.
+    const { agents } = await api<{ agents: Agent[] }>('GET', `/agents${query({ q: id, limit: 1000 })}`);
+    const a = agents.find((x) => x.id === id);
+    if (!a) throw new Error(`cannot find agent "${id}"`);
+    return a;
+  }
+}
+
+/** Module names an agent reports (`modules` is a list of names or of {name} objects). */
+function moduleNames(a: Agent): string[] {
+  const m = a.modules;
+  if (!Array.isArray(m)) return [];
+  return m.map((x) => (typeof x === 'string' ? x : typeof x === 'object' && x !== null && typeof (x as { name?: unknown }).name === 'string' ? (x as { name: string }).name : '')).filter((x) => x !== '');
+}
+
+/** A systeminfo read shown from its last completed job; operators may run it again. */
+function JobView(props: { agentId: string; module: string; action: string; params?: Record<string, unknown>; title: string; render: (out: Record<string, unknown>) => JSX.Element }): JSX.Element {
+  const last = useLoad(() => latestJob(props.agentId, props.module, props.action), [props.agentId]);
+  const operator = useCan('operator');
+  const act = useAction();
+  const refresh = (): void => {
+    void act.run(async () => {
+      jobOutput(await runJob(props.agentId, props.module, props.action, props.params ?? {}));
+      last.reload();
+    });
+  };
+  const out = last.data?.result?.output as Record<string, unknown> | undefined;
+  return (
+    <Section
+      title={props.title}
+      actions={
+        operator ? (
+          <button type="button" onClick={refresh} disabled={act.busy} data-testid={`refresh-${props.action}`}>
+            {act.busy ? 'Reading…' : 'Read from host'}
+          </button>
+        ) : null
+      }
+    >
+      <ErrorBox error={act.error ?? last.error} />
+      {last.data ? (
+        <>
+          <p class="muted small">
+            As read <Time at={last.data.finished_at} />.
+          </p>
+          {out ? props.render(out) : null}
+        </>
+      ) : last.loading ? (
+        <Loading />
+      ) : (
+        <p class="muted">Not read yet.</p>
+      )}
+    </Section>
+  );
+}
+
+function Inventory(out: Record<string, unknown>): JSX.Element {
+  const facts: Array<[string, unknown]> = Object.entries(out).filter(([, v]) => typeof v !== 'object' || v === null);
+  const nested = Object.entries(out).filter(([, v]) => typeof v === 'object' && v !== null);
+  return (
+    <>
+      <dl class="facts" data-testid="inventory">
+        {facts.map(([k, v]) => (
+          <Fragment key={k}>
+            <dt>{k}</dt>
+            <dd>{String(v)}</dd>
+          </Fragment>
+        ))}
+      </dl>
+      {nested.map(([k, v]) => (
+        <details key={k}>
+          <summary>{k}</summary>
+          <Json value={v} />
+        </details>
+      ))}
+    </>
+  );
+}
+
+function Modules(out: Record<string, unknown>): JSX.Element {
+  const details = Array.isArray(out.details) ? (out.details as Array<{ name: string; source?: string; loaded?: boolean; reason?: string | null }>) : [];
+  if (details.length === 0) return <Json value={out} />;
+  return (
+    <table data-testid="modules-table">
+      <thead>
+        <tr>
+          <th scope="col">Module</th>
+          <th scope="col">Source</th>
+          <th scope="col">Available</th>
+          <th scope="col">Why not</th>
+        </tr>
+      </thead>
+      <tbody>
+        {details.map((m) => (
+          <tr key={m.name}>
+            <td>{m.name}</td>
+            <td>{m.source ?? ''}</td>
+            <td>
+              <Badge state={m.loaded ? 'ok' : 'unavailable'} />
+            </td>
+            <td>{m.reason ?? ''}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+interface Capability {
+  name: string;
+  description: string;
+  access?: string;
+  schema?: Record<string, unknown>;
+  parameters?: Array<{ name: string; type: string; description?: string; required?: string }>;
+}
+
+/** Every action of every module: pick one, fill the form its schema makes, run it. */
+function ModuleActions(props: { agentId: string; modules: string[] }): JSX.Element {
+  const [module, setModule] = useState(props.modules[0] ?? '');
+  const [caps, setCaps] = useState<Capability[] | null>(null);
+  const [action, setAction] = useState('');
+  const [result, setResult] = useState<Job | null>(null);
+  const act = useAction();
+  const load = (e: SubmitEvent): void => {
+    e.preventDefault();
+    setCaps(null);
+    setResult(null);
+    void act.run(async () => {
+      const out = jobOutput<{ module_info?: { capabilities?: Capability[] } }>(await runJob(props.agentId, 'systeminfo', 'get_module_info', { module }));
+      const list = out.module_info?.capabilities ?? [];
+      setCaps(list);
+      setAction(list[0]?.name ?? '');
+    });
+  };
+  const cap = caps?.find((c) => c.name === action);
+  const fields: Field[] = cap ? (cap.schema ? fieldsOf(cap.schema) : fieldsOfParameters(cap.parameters ?? [])) : [];
+  const run = (params: Record<string, unknown>): void => {
+    if (cap?.access === 'dangerous' && !window.confirm(`${module}.${action} is a dangerous action. Run it?`)) return;
+    setResult(null);
+    void act.run(async () => setResult(await runJob(props.agentId, module, action, params)));
+  };
+  return (
+    <Section title="Module actions">
+      <form onSubmit={load} class="filters" data-testid="module-pick">
+        <div class="field">
+          <label for="ma-module">Module</label>
+          {props.modules.length > 0 ? (
+            <select id="ma-module" value={module} onChange={(e) => setModule(e.currentTarget.value)}>
+              {props.modules.map((m) => (
+                <option key={m}>{m}</option>
+              ))}
+            </select>
+          ) : (
+            <input id="ma-module" value={module} onInput={(e) => setModule(e.currentTarget.value)} />
+          )}
+        </div>
+        <button type="submit" disabled={act.busy || module === ''} data-testid="load-actions">
+          Load actions
+        </button>
+      </form>
+      <ErrorBox error={act.error} />
+      {caps ? (
+        <>
+          <div class="field">
+            <label for="ma-action">Action</label>
+            <select id="ma-action" value={action} onChange={(e) => setAction(e.currentTarget.value)} data-testid="action-select">
+              {caps.map((c) => (
+                <option key={c.name} value={c.name}>
+                  {c.name} ({c.access ?? 'read'})
+                </option>
+              ))}
+            </select>
+          </div>
+          {cap ? (
+            <>
+              <p class="hint">{cap.description}</p>
+              <SchemaForm fields={fields} idPrefix="ma" onSubmit={run} testid="action-form">
+                <button type="submit" class={cap.access === 'dangerous' ? 'danger' : 'primary'} disabled={act.busy} data-testid="run-action">
+                  {act.busy ? 'Running…' : `Run ${cap.name}`}
+                </button>
+              </SchemaForm>
+            </>
+          ) : null}
+        </>
+      ) : null}
+      {result ? (
+        <div data-testid="action-result">
+          <h3>
+            Result <Badge state={result.status} />
+          </h3>
+          {result.result?.error ? <p class="error-text">{result.result.error}</p> : null}
+          <Json value={result.result?.output ?? result.result} />
+        </div>
+      ) : null}
+    </Section>
+  );
+}
+
+export function AgentPage(props: { id: string }): JSX.Element {
+  const a = useLoad(() => loadAgent(props.id), [props.id]);
+  const operator = useCan('operator');
+  useLiveEvents((e) => {
+    if (e.type === 'agent' && e.data.id === props.id) a.reload();
+  }, [props.id]);
+  if (a.data === null) {
+    return (
+      <>
+        <h1>Agent</h1>
+        <ErrorBox error={a.error} />
+        {a.loading ? <Loading what="agent" /> : null}
+      </>
+    );
+  }
+  const agent = a.data;
+  const modules = moduleNames(agent);
+  return (
+    <>
+      <h1>Agent {agent.hostname}</h1>
+      <Section title="Overview">
+        <dl class="facts" data-testid="agent-facts">
+          <dt>State</dt>
+          <dd>
+            <Badge state={agent.state ?? agent.status} />
+          </dd>
+          <dt>Id</dt>
+          <dd>
+            <code>{agent.id}</code>
+          </dd>
+          <dt>Mode</dt>
+          <dd>{agent.mode}</dd>
+          <dt>Address</dt>
+          <dd>{agent.ip ?? ''}</dd>
+          <dt>OS</dt>
+          <dd>{osName(agent)}</dd>
+          <dt>Agent version</dt>
+          <dd>{agent.version ?? ''}</dd>
+          <dt>Labels</dt>
+          <dd>
+            <Labels labels={agent.labels} />
+          </dd>
+          <dt>Enrolled</dt>
+          <dd>
+            <Time at={agent.created_at} />
+          </dd>
+          <dt>Last seen</dt>
+          <dd>
+            <Time at={agent.last_seen} />
+          </dd>
+        </dl>
+      </Section>
+      <JobView agentId={agent.id} module="systeminfo" action="get_inventory" title="Inventory" render={Inventory} />
+      <JobView agentId={agent.id} module="systeminfo" action="list_modules" title="Modules" render={Modules} />
+      <FirewallSection agentId={agent.id} hasFirewalld={modules.length === 0 || modules.includes('firewalld')} />
+      {operator ? <ModuleActions agentId={agent.id} modules={modules} /> : null}
+    </>
+  );
 }

@@ -1,7 +1,292 @@
+/**
+ * Jobs across hosts: batches (one job per host for a label or a selection), each host's state with
+ * progress, "retry failed only" and cancel; live through the event stream. Recent single jobs too.
+ */
 import type { JSX } from 'preact';
-export function JobsPage(): JSX.Element {
-  return <h1>Jobs</h1>;
+import { useState } from 'preact/hooks';
+import { api, query, type Batch, type Job } from '../api.ts';
+import { Badge, ErrorBox, formatLabels, Json, Loading, parseLabels, Section, Time, useAction, useLoad } from '../components.tsx';
+import { useLiveEvents } from '../events.ts';
+import { Link, navigate } from '../router.tsx';
+import { useCan } from '../session.ts';
+import { JobTable } from './dashboard.tsx';
+
+/** A batch target as words: "label env=prod" or "3 agents". */
+export function targetText(t: Batch['target']): string {
+  if (t.label && Object.keys(t.label).length > 0) return `label ${formatLabels(t.label)}`;
+  return `${t.agents?.length ?? 0} agent(s)`;
 }
-export function BatchPage(_props: { id: string }): JSX.Element {
-  return <h1>Batch</h1>;
+
+/** A target form's values to the API's target: labels win over a list of ids. */
+export function targetOf(labels: string, agents: string): { target: Batch['target'] | null; error: string | null } {
+  const l = parseLabels(labels);
+  if (l.error) return { target: null, error: l.error };
+  const ids = agents.split(/[\s,]+/).filter((x) => x !== '');
+  if (Object.keys(l.labels).length > 0) return { target: { label: l.labels, ...(ids.length ? { agents: ids } : {}) }, error: null };
+  if (ids.length > 0) return { target: { agents: ids }, error: null };
+  return { target: null, error: 'Give a label (KEY=VALUE) or one or more agent ids' };
+}
+
+export function TargetFields(props: { labels: string; agents: string; onLabels: (v: string) => void; onAgents: (v: string) => void; prefix: string }): JSX.Element {
+  return (
+    <>
+      <div class="field">
+        <label for={`${props.prefix}-labels`}>Hosts with labels (KEY=VALUE, comma separated)</label>
+        <input id={`${props.prefix}-labels`} value={props.labels} onInput={(e) => props.onLabels(e.currentTarget.value)} />
+      </div>
+      <div class="field">
+        <label for={`${props.prefix}-agents`}>Or agent ids (space or comma separated)</label>
+        <input id={`${props.prefix}-agents`} value={props.agents} onInput={(e) => props.onAgents(e.currentTarget.value)} />
+      </div>
+    </>
+  );
+}
+
+function NewBatch(): JSX.Element {
+  const [labels, setLabels] = useState('');
+  const [agents, setAgents] = useState('');
+  const [module, setModule] = useState('systeminfo');
+  const [action, setAction] = useState('get_uptime');
+  const [params, setParams] = useState('{}');
+  const [expires, setExpires] = useState('');
+  const act = useAction();
+  const submit = (e: SubmitEvent): void => {
+    e.preventDefault();
+    const t = targetOf(labels, agents);
+    let p: unknown;
+    try {
+      p = JSON.parse(params || '{}');
+    } catch (err) {
+      void act.run(() => Promise.reject(new Error(`Parameters are not valid JSON: ${(err as Error).message}`)));
+      return;
+    }
+    if (t.error !== null) {
+      void act.run(() => Promise.reject(new Error(t.error!)));
+      return;
+    }
+    const hours = Number(expires);
+    void act.run(async () => {
+      const { batch } = await api<{ batch: Batch }>('POST', '/batches', { target: t.target, module, action, params: p, ...(expires && hours > 0 ? { expires_in: Math.round(hours * 3600) } : {}) });
+      navigate(`/batches/${encodeURIComponent(batch.id)}`);
+    });
+  };
+  return (
+    <Section title="New job for many hosts">
+      <ErrorBox error={act.error} />
+      <form onSubmit={submit} data-testid="batch-form" noValidate>
+        <div class="filters">
+          <TargetFields prefix="nb" labels={labels} agents={agents} onLabels={setLabels} onAgents={setAgents} />
+          <div class="field">
+            <label for="nb-module">Module</label>
+            <input id="nb-module" value={module} onInput={(e) => setModule(e.currentTarget.value)} />
+          </div>
+          <div class="field">
+            <label for="nb-action">Action</label>
+            <input id="nb-action" value={action} onInput={(e) => setAction(e.currentTarget.value)} />
+          </div>
+          <div class="field">
+            <label for="nb-expires">Expires after (hours, optional)</label>
+            <input id="nb-expires" type="number" min={0} value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />
+          </div>
+        </div>
+        <div class="field">
+          <label for="nb-params">Parameters (JSON)</label>
+          <textarea id="nb-params" rows={3} value={params} onInput={(e) => setParams(e.currentTarget.value)} />
+          <p class="hint">An offline host keeps its job until it expires; the agent's form for one host builds parameters from the action's schema.</p>
+        </div>
+        <button type="submit" class="primary" disabled={act.busy} data-testid="batch-submit">
+          Queue jobs
+        </button>
+      </form>
+    </Section>
+  );
+}
+
+function Counts(props: { counts: Record<string, number> }): JSX.Element {
+  const entries = Object.entries(props.counts).filter(([, n]) => n > 0);
+  if (entries.length === 0) return <span class="muted">no jobs</span>;
+  return (
+    <ul class="chips" data-testid="batch-counts">
+      {entries.map(([k, n]) => (
+        <li key={k}>
+          <Badge state={k} /> {n}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function JobsPage(): JSX.Element {
+  const operator = useCan('operator');
+  const batches = useLoad(() => api<{ batches: Batch[] }>('GET', '/batches'), []);
+  const jobs = useLoad(() => api<{ jobs: Job[] }>('GET', `/jobs${query({ limit: 50 })}`), []);
+  useLiveEvents((e) => {
+    if (e.type === 'job') {
+      batches.reload();
+      jobs.reload();
+    }
+  }, []);
+  return (
+    <>
+      <h1>Jobs</h1>
+      {operator ? <NewBatch /> : null}
+      <Section title="Batches">
+        <ErrorBox error={batches.error} />
+        {batches.data === null ? (
+          batches.loading ? <Loading /> : null
+        ) : batches.data.batches.length === 0 ? (
+          <p class="muted">No batches yet.</p>
+        ) : (
+          <table data-testid="batches-table">
+            <thead>
+              <tr>
+                <th scope="col">Action</th>
+                <th scope="col">Target</th>
+                <th scope="col">Hosts</th>
+                <th scope="col">By</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {batches.data.batches.map((b) => (
+                <tr key={b.id}>
+                  <td>
+                    <Link href={`/batches/${encodeURIComponent(b.id)}`}>{`${b.module}.${b.action}`}</Link>
+                  </td>
+                  <td>{targetText(b.target)}</td>
+                  <td>
+                    <Counts counts={b.counts} />
+                  </td>
+                  <td>{b.created_by}</td>
+                  <td>
+                    <Time at={b.created_at} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Section>
+      <Section title="Recent jobs">
+        <ErrorBox error={jobs.error} />
+        {jobs.data ? <JobTable jobs={jobs.data.jobs} testid="jobs-table" empty="No jobs yet." /> : null}
+      </Section>
+    </>
+  );
+}
+
+const RETRYABLE = new Set(['failed', 'expired', 'interrupted', 'delivered-without-result']);
+
+export function BatchPage(props: { id: string }): JSX.Element {
+  const b = useLoad(() => api<{ batch: Batch }>('GET', `/batches/${encodeURIComponent(props.id)}`), [props.id]);
+  const operator = useCan('operator');
+  const act = useAction();
+  const [open, setOpen] = useState<string | null>(null);
+  useLiveEvents((e) => {
+    if (e.type === 'job' && (e.data.batch_id === props.id || b.data?.batch.hosts.some((h) => h.job.id === e.data.id))) b.reload();
+    if (e.type === 'agent' && b.data?.batch.hosts.some((h) => h.agent_id === e.data.id)) b.reload();
+  }, [props.id, b.data]);
+  if (b.data === null) {
+    return (
+      <>
+        <h1>Batch</h1>
+        <ErrorBox error={b.error} />
+        {b.loading ? <Loading /> : null}
+      </>
+    );
+  }
+  const batch = b.data.batch;
+  const failed = batch.hosts.filter((h) => RETRYABLE.has(h.job.status)).length;
+  const live = batch.hosts.filter((h) => !['completed', 'failed', 'expired', 'interrupted', 'cancelled', 'delivered-without-result'].includes(h.job.status)).length;
+  const retry = (): void => void act.run(() => api('POST', `/batches/${encodeURIComponent(batch.id)}/retry-failed`)).then(b.reload);
+  const cancel = (): void => {
+    if (!window.confirm('Cancel the jobs of this batch that have not ended?')) return;
+    void act.run(() => api('POST', `/batches/${encodeURIComponent(batch.id)}/cancel`)).then(b.reload);
+  };
+  return (
+    <>
+      <h1>
+        Batch {batch.module}.{batch.action}
+      </h1>
+      <Section
+        title="Summary"
+        actions={
+          operator ? (
+            <div class="buttons">
+              <button type="button" class="primary" disabled={act.busy || failed === 0} onClick={retry} data-testid="retry-failed">
+                Retry failed only ({failed})
+              </button>
+              <button type="button" class="danger" disabled={act.busy || live === 0} onClick={cancel} data-testid="cancel-batch">
+                Cancel
+              </button>
+            </div>
+          ) : null
+        }
+      >
+        <ErrorBox error={act.error ?? b.error} />
+        <dl class="facts">
+          <dt>Target</dt>
+          <dd>{targetText(batch.target)}</dd>
+          <dt>By</dt>
+          <dd>{batch.created_by}</dd>
+          <dt>Created</dt>
+          <dd>
+            <Time at={batch.created_at} />
+          </dd>
+          <dt>Hosts</dt>
+          <dd>
+            <Counts counts={batch.counts} />
+          </dd>
+          <dt>Parameters</dt>
+          <dd>
+            <code>{JSON.stringify(batch.params)}</code>
+          </dd>
+        </dl>
+      </Section>
+      <Section title="Hosts">
+        <table data-testid="batch-hosts">
+          <thead>
+            <tr>
+              <th scope="col">Host</th>
+              <th scope="col">State</th>
+              <th scope="col">Progress</th>
+              <th scope="col">Finished</th>
+              <th scope="col">Result</th>
+            </tr>
+          </thead>
+          <tbody>
+            {batch.hosts.map((h) => (
+              <tr key={h.agent_id} data-testid={`batch-host-${h.hostname}`}>
+                <td>
+                  <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
+                </td>
+                <td>
+                  <Badge state={h.job.status} />
+                </td>
+                <td>
+                  {h.job.progress ? (
+                    <>
+                      {h.job.progress.fraction !== null ? <progress max={1} value={h.job.progress.fraction} aria-label={`Progress on ${h.hostname}`} /> : null} <span class="small">{h.job.progress.phase ?? ''}</span>
+                    </>
+                  ) : null}
+                </td>
+                <td>
+                  <Time at={h.job.finished_at} />
+                </td>
+                <td>
+                  {h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : null}
+                  {h.job.result ? (
+                    <button type="button" class="link" aria-expanded={open === h.agent_id} onClick={() => setOpen(open === h.agent_id ? null : h.agent_id)}>
+                      {open === h.agent_id ? 'Hide' : 'Show'} result
+                    </button>
+                  ) : null}
+                  {open === h.agent_id ? <Json value={h.job.result} /> : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </Section>
+    </>
+  );
 }
