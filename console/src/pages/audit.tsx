@@ -33,7 +33,11 @@ export function AuditPage(): JSX.Element {
   const field = (k: keyof Filter, label: string, type: 'text' | 'datetime-local' = 'text'): JSX.Element => (
     <div class="field">
       <label for={`au-${k}`}>{label}</label>
-      <input id={`au-${k}`} type={type} value={form[k]} onInput={(e) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value })} />
+      {type === 'text' ? (
+        <input id={`au-${k}`} type="text" value={form[k]} onInput={(e) => setForm({ ...form, [k]: e.currentTarget.value })} />
+      ) : (
+        <input id={`au-${k}`} type="datetime-local" value={form[k]} onInput={(e) => setForm({ ...form, [k]: e.currentTarget.value })} />
+      )}
     </div>
   );
   return (
