@@ -214,6 +214,42 @@ function ModuleActions(props: { agentId: string; modules: string[] }): JSX.Eleme
   );
 }
 
+/** Tabs as WAI-ARIA describes them: arrow keys move between tabs, one panel shown. */
+function Tabs(props: { tabs: Array<{ id: string; label: string; body: () => JSX.Element }> }): JSX.Element {
+  const initial = new URLSearchParams(location.search).get('tab');
+  const [current, setCurrent] = useState(props.tabs.some((t) => t.id === initial) ? initial! : props.tabs[0]!.id);
+  const select = (id: string, focus: boolean): void => {
+    setCurrent(id);
+    const u = new URL(location.href);
+    u.searchParams.set('tab', id);
+    history.replaceState(null, '', u.pathname + u.search);
+    if (focus) document.getElementById(`tab-${id}`)?.focus();
+  };
+  const onKey = (e: KeyboardEvent): void => {
+    const i = props.tabs.findIndex((t) => t.id === current);
+    const n = props.tabs.length;
+    const to = e.key === 'ArrowRight' ? (i + 1) % n : e.key === 'ArrowLeft' ? (i - 1 + n) % n : e.key === 'Home' ? 0 : e.key === 'End' ? n - 1 : -1;
+    if (to < 0) return;
+    e.preventDefault();
+    select(props.tabs[to]!.id, true);
+  };
+  const tab = props.tabs.find((t) => t.id === current) ?? props.tabs[0]!;
+  return (
+    <>
+      <div role="tablist" aria-label="Agent" onKeyDown={onKey}>
+        {props.tabs.map((t) => (
+          <button key={t.id} type="button" role="tab" id={`tab-${t.id}`} aria-selected={t.id === current} aria-controls={`panel-${t.id}`} tabIndex={t.id === current ? 0 : -1} onClick={() => select(t.id, false)} data-testid={`tab-${t.id}`}>
+            {t.label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id={`panel-${tab.id}`} aria-labelledby={`tab-${tab.id}`} tabIndex={0}>
+        {tab.body()}
+      </div>
+    </>
+  );
+}
+
 export function AgentPage(props: { id: string }): JSX.Element {
   const a = useLoad(() => loadAgent(props.id), [props.id]);
   const operator = useCan('operator');
@@ -266,10 +302,18 @@ export function AgentPage(props: { id: string }): JSX.Element {
           </dd>
         </dl>
       </Section>
-      <JobView agentId={agent.id} module="systeminfo" action="get_inventory" title="Inventory" render={Inventory} />
-      <JobView agentId={agent.id} module="systeminfo" action="list_modules" title="Modules" render={Modules} />
-      <FirewallSection agentId={agent.id} hasFirewalld={modules.length === 0 || modules.includes('firewalld')} />
-      {operator ? <ModuleActions agentId={agent.id} modules={modules} /> : null}
+      <Tabs
+        tabs={[
+          { id: 'overview', label: 'Inventory and modules', body: () => (
+            <>
+              <JobView agentId={agent.id} module="systeminfo" action="get_inventory" title="Inventory" render={Inventory} />
+              <JobView agentId={agent.id} module="systeminfo" action="list_modules" title="Modules" render={Modules} />
+            </>
+          ) },
+          { id: 'firewall', label: 'Firewall', body: () => <FirewallSection agentId={agent.id} hasFirewalld={modules.length === 0 || modules.includes('firewalld')} /> },
+          ...(operator ? [{ id: 'actions', label: 'Module actions', body: () => <ModuleActions agentId={agent.id} modules={modules} /> }] : []),
+        ]}
+      />
     </>
   );
 }

@@ -63,7 +63,7 @@ function Chips(props: { items: string[]; kind: string; zone: string; remove?: (i
         <li key={it}>
           <span>{it}</span>
           {operator && props.remove ? (
-            <button type="button" aria-label={`Remove ${props.kind} ${it} from zone ${props.zone}`} data-testid="remove-item" onClick={() => pick.current?.(props.remove!(it))}>
+            <button type="button" aria-label={`Remove ${props.kind} ${it} from zone ${props.zone}`} data-testid="remove-item" onClick={() => pick.current?.({ kind: 'fixed', change: props.remove!(it) })}>
               ×
             </button>
           ) : null}
@@ -74,10 +74,11 @@ function Chips(props: { items: string[]; kind: string; zone: string; remove?: (i
 }
 
 // The change a remove button starts goes to the page's change panel (one per page).
-const pick: { current: ((c: Change) => void) | null } = { current: null };
+const pick: { current: ((d: Draft) => void) | null } = { current: null };
 
-function ZoneCard(props: { name: string; zone: Zone; isDefault: boolean }): JSX.Element {
+function ZoneCard(props: { name: string; zone: Zone; isDefault: boolean; onDraft: (d: Draft) => void }): JSX.Element {
   const { name, zone } = props;
+  const operator = useCan('operator');
   const z = name;
   const ports = (zone.ports ?? []).map((p) => `${p.port}/${p.protocol}`);
   const sports = (zone.source_ports ?? []).map((p) => `${p.port}/${p.protocol}`);
@@ -96,19 +97,19 @@ function ZoneCard(props: { name: string; zone: Zone; isDefault: boolean }): JSX.
       </h3>
       <dl class="facts">
         {row('Target', <span>{zone.target ?? 'default'}</span>)}
-        {row('Services', <Chips testid="zone-services" zone={z} kind="service" items={zone.services ?? []} remove={(s) => ({ action: 'remove_service', params: { zone: z, service: s }, label: `remove service ${s} from zone ${z}` })} />)}
-        {row('Ports', <Chips testid="zone-ports" zone={z} kind="port" items={ports} remove={(p) => ({ action: 'remove_port', params: { zone: z, port: p }, label: `remove port ${p} from zone ${z}` })} />)}
-        {row('Protocols', <Chips testid="zone-protocols" zone={z} kind="protocol" items={zone.protocols ?? []} remove={(p) => ({ action: 'remove_protocol', params: { zone: z, protocol: p }, label: `remove protocol ${p} from zone ${z}` })} />)}
-        {row('Source ports', <Chips testid="zone-source-ports" zone={z} kind="source port" items={sports} remove={(p) => ({ action: 'remove_source_port', params: { zone: z, port: p }, label: `remove source port ${p} from zone ${z}` })} />)}
-        {row('Interfaces', <Chips testid="zone-interfaces" zone={z} kind="interface" items={zone.interfaces ?? []} remove={(i) => ({ action: 'remove_interface', params: { zone: z, interface: i }, label: `remove interface ${i} from zone ${z}` })} />)}
-        {row('Sources', <Chips testid="zone-sources" zone={z} kind="source" items={zone.sources ?? []} remove={(s) => ({ action: 'remove_source', params: { zone: z, source: s }, label: `remove source ${s} from zone ${z}` })} />)}
-        {row('ICMP blocks', <Chips testid="zone-icmp-blocks" zone={z} kind="ICMP block" items={zone.icmp_blocks ?? []} remove={(t) => ({ action: 'remove_icmp_block', params: { zone: z, icmp_type: t }, label: `remove ICMP block ${t} from zone ${z}` })} />)}
+        {row('Services', <Chips testid="services" zone={z} kind="service" items={zone.services ?? []} remove={(s) => ({ action: 'remove_service', params: { zone: z, service: s }, label: `remove service ${s} from zone ${z}` })} />)}
+        {row('Ports', <Chips testid="ports" zone={z} kind="port" items={ports} remove={(p) => ({ action: 'remove_port', params: { zone: z, port: p }, label: `remove port ${p} from zone ${z}` })} />)}
+        {row('Protocols', <Chips testid="protocols" zone={z} kind="protocol" items={zone.protocols ?? []} remove={(p) => ({ action: 'remove_protocol', params: { zone: z, protocol: p }, label: `remove protocol ${p} from zone ${z}` })} />)}
+        {row('Source ports', <Chips testid="source-ports" zone={z} kind="source port" items={sports} remove={(p) => ({ action: 'remove_source_port', params: { zone: z, port: p }, label: `remove source port ${p} from zone ${z}` })} />)}
+        {row('Interfaces', <Chips testid="interfaces" zone={z} kind="interface" items={zone.interfaces ?? []} remove={(i) => ({ action: 'remove_interface', params: { zone: z, interface: i }, label: `remove interface ${i} from zone ${z}` })} />)}
+        {row('Sources', <Chips testid="sources" zone={z} kind="source" items={zone.sources ?? []} remove={(s) => ({ action: 'remove_source', params: { zone: z, source: s }, label: `remove source ${s} from zone ${z}` })} />)}
+        {row('ICMP blocks', <Chips testid="icmp-blocks" zone={z} kind="ICMP block" items={zone.icmp_blocks ?? []} remove={(t) => ({ action: 'remove_icmp_block', params: { zone: z, icmp_type: t }, label: `remove ICMP block ${t} from zone ${z}` })} />)}
         {row('ICMP block inversion', <span>{zone.icmp_block_inversion ? 'on' : 'off'}</span>)}
-        {row('Masquerade', <span data-testid="zone-masquerade">{zone.masquerade ? 'on' : 'off'}</span>)}
+        {row('Masquerade', <span data-testid="masquerade">{zone.masquerade ? 'on' : 'off'}</span>)}
         {row(
           'Forward ports',
           <Chips
-            testid="zone-forward-ports"
+            testid="forward-ports"
             zone={z}
             kind="forward port"
             items={fwd.map((x) => x.text)}
@@ -118,171 +119,126 @@ function ZoneCard(props: { name: string; zone: Zone; isDefault: boolean }): JSX.
             }}
           />,
         )}
-        {row('Rich rules', <Chips testid="zone-rich-rules" zone={z} kind="rich rule" items={zone.rich_rules ?? []} remove={(r) => ({ action: 'remove_rich_rule', params: { zone: z, rule: r }, label: `remove rich rule ${r} from zone ${z}` })} />)}
+        {row('Rich rules', <Chips testid="rich-rules" zone={z} kind="rich rule" items={zone.rich_rules ?? []} remove={(r) => ({ action: 'remove_rich_rule', params: { zone: z, rule: r }, label: `remove rich rule ${r} from zone ${z}` })} />)}
       </dl>
+      {operator ? (
+        <div class="buttons" data-testid="zone-actions">
+          {(Object.keys(ADDS) as AddKind[]).map((k) => (
+            <button key={k} type="button" class="small-button" onClick={() => props.onDraft({ kind: 'add', what: k, zone: z })} aria-label={`${ADDS[k].button} to zone ${z}`}>
+              {ADDS[k].button}
+            </button>
+          ))}
+          <button type="button" class="small-button" onClick={() => props.onDraft({ kind: 'fixed', change: zone.masquerade ? { action: 'remove_masquerade', params: { zone: z }, label: `disable masquerade in zone ${z}` } : { action: 'add_masquerade', params: { zone: z }, label: `enable masquerade in zone ${z}` } })}>
+            {zone.masquerade ? 'Disable masquerade' : 'Enable masquerade'}
+          </button>
+        </div>
+      ) : null}
     </section>
   );
 }
 
-const ADDS: Record<string, { action: string; param: string; label: string; placeholder: string }> = {
-  service: { action: 'add_service', param: 'service', label: 'Service', placeholder: 'https' },
-  port: { action: 'add_port', param: 'port', label: 'Port', placeholder: '8443/tcp' },
-  protocol: { action: 'add_protocol', param: 'protocol', label: 'Protocol', placeholder: 'gre' },
-  source_port: { action: 'add_source_port', param: 'port', label: 'Source port', placeholder: '53/udp' },
-  interface: { action: 'add_interface', param: 'interface', label: 'Interface', placeholder: 'eth1' },
-  source: { action: 'add_source', param: 'source', label: 'Source', placeholder: '10.0.0.0/8' },
-  icmp_block: { action: 'add_icmp_block', param: 'icmp_type', label: 'ICMP type', placeholder: 'echo-request' },
-  rich_rule: { action: 'add_rich_rule', param: 'rule', label: 'Rich rule', placeholder: 'rule family="ipv4" source address="10.0.0.1" accept' },
-  forward_port: { action: 'add_forward_port', param: 'port', label: 'Port (N/proto)', placeholder: '80/tcp' },
-  masquerade_on: { action: 'add_masquerade', param: '', label: '', placeholder: '' },
-  masquerade_off: { action: 'remove_masquerade', param: '', label: '', placeholder: '' },
-};
+/** What a zone's "Add …" buttons add: the action, its parameter, the field's label. */
+export const ADDS = {
+  service: { action: 'add_service', param: 'service', label: 'Service', placeholder: 'https', button: 'Add service' },
+  port: { action: 'add_port', param: 'port', label: 'Port (N/proto)', placeholder: '8443/tcp', button: 'Add port' },
+  rich_rule: { action: 'add_rich_rule', param: 'rule', label: 'Rich rule', placeholder: 'rule family="ipv4" source address="10.0.0.1" accept', button: 'Add rich rule' },
+  source: { action: 'add_source', param: 'source', label: 'Source (address, CIDR, MAC or ipset:NAME)', placeholder: '10.0.0.0/8', button: 'Add source' },
+  interface: { action: 'add_interface', param: 'interface', label: 'Interface', placeholder: 'eth1', button: 'Add interface' },
+  icmp_block: { action: 'add_icmp_block', param: 'icmp_type', label: 'ICMP type', placeholder: 'echo-request', button: 'Add ICMP block' },
+  protocol: { action: 'add_protocol', param: 'protocol', label: 'Protocol', placeholder: 'gre', button: 'Add protocol' },
+  source_port: { action: 'add_source_port', param: 'port', label: 'Source port (N/proto)', placeholder: '53/udp', button: 'Add source port' },
+  forward_port: { action: 'add_forward_port', param: 'port', label: 'Port (N/proto)', placeholder: '80/tcp', button: 'Add forward port' },
+} as const;
+export type AddKind = keyof typeof ADDS;
 
-function AddForm(props: { zones: string[]; defaultZone: string | undefined; services: string[]; onChange: (c: Change) => void }): JSX.Element {
-  const [zone, setZone] = useState(props.defaultZone ?? props.zones[0] ?? '');
-  const [what, setWhat] = useState('service');
+/** A change being prepared: a fixed one (a remove button, panic mode) or an addition to a zone with its value still to type. */
+export type Draft = { kind: 'fixed'; change: Change } | { kind: 'add'; what: AddKind; zone: string };
+
+type FlowState =
+  | { step: 'edit' }
+  | { step: 'previewed'; change: Change; output: Record<string, unknown> }
+  | { step: 'pending'; change: Change; changeId: string; deadline: number; output: Record<string, unknown> }
+  | { step: 'done'; change: Change; text: string; kind: 'ok' | 'rolled-back' | 'nothing' };
+
+/**
+ * Preview (dry run), apply with confirm_timeout, the countdown with Confirm, and the host's own
+ * rollback when the countdown ends unconfirmed (read back with get_pending_changes).
+ */
+export function ChangeFlow(props: { agentId: string; draft: Draft; services: string[]; onFinished: () => void; onClose: () => void }): JSX.Element {
+  const { agentId, draft } = props;
+  const [state, setState] = useState<FlowState>({ step: 'edit' });
   const [value, setValue] = useState('');
   const [toPort, setToPort] = useState('');
   const [toAddr, setToAddr] = useState('');
   const [permanent, setPermanent] = useState(false);
-  const [err, setErr] = useState<string | null>(null);
-  const spec = ADDS[what]!;
-  const submit = (e: SubmitEvent): void => {
-    e.preventDefault();
-    if (spec.param !== '' && value.trim() === '') {
-      setErr(`${spec.label} is required`);
-      return;
-    }
-    setErr(null);
-    const params: Record<string, unknown> = { zone };
-    if (spec.param !== '') params[spec.param] = value.trim();
-    if (what === 'forward_port') {
+  const [timeout, setTimeoutText] = useState('60');
+  const [left, setLeft] = useState(0);
+  const act = useAction();
+  const headline = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    setState({ step: 'edit' });
+    setValue('');
+    act.clear();
+    headline.current?.focus();
+  }, [draft]);
+
+  const spec = draft.kind === 'add' ? ADDS[draft.what] : null;
+  const title = draft.kind === 'fixed' ? draft.change.label : `${spec!.button.toLowerCase()} to zone ${draft.zone}`;
+  /** The change the form stands for; an error message when a field is wrong. */
+  const build = (): Change | string => {
+    const n = Number(timeout);
+    if (!Number.isInteger(n) || n < 5 || n > 3600) return 'Confirm within must be a whole number of seconds from 5 to 3600';
+    if (draft.kind === 'fixed') return draft.change;
+    const v = value.trim();
+    if (v === '') return `${spec!.label} is required`;
+    const params: Record<string, unknown> = { zone: draft.zone, [spec!.param]: v };
+    if (draft.what === 'forward_port') {
+      if (toPort.trim() === '' && toAddr.trim() === '') return 'A forward port needs a to port, a to address or both';
       if (toPort.trim()) params.to_port = toPort.trim();
       if (toAddr.trim()) params.to_addr = toAddr.trim();
     }
     if (permanent) params.permanent = true;
-    const verb = what === 'masquerade_on' ? 'enable masquerade in' : what === 'masquerade_off' ? 'disable masquerade in' : `add ${what.replace('_', ' ')} ${value.trim()} to`;
-    props.onChange({ action: spec.action, params, label: `${verb} zone ${zone}${permanent ? ' (permanent)' : ''}` });
+    return { action: spec!.action, params, label: `${spec!.button.toLowerCase()} ${v} to zone ${draft.zone}${permanent ? ' (permanent)' : ''}` };
   };
-  return (
-    <form onSubmit={submit} class="filters" data-testid="firewall-add-form" noValidate>
-      <div class="field">
-        <label for="fw-zone">Zone</label>
-        <select id="fw-zone" value={zone} onChange={(e) => setZone(e.currentTarget.value)}>
-          {props.zones.map((z) => (
-            <option key={z}>{z}</option>
-          ))}
-        </select>
-      </div>
-      <div class="field">
-        <label for="fw-what">Change</label>
-        <select id="fw-what" value={what} onChange={(e) => setWhat(e.currentTarget.value)}>
-          <option value="service">add service</option>
-          <option value="port">add port</option>
-          <option value="protocol">add protocol</option>
-          <option value="source_port">add source port</option>
-          <option value="interface">add interface</option>
-          <option value="source">add source</option>
-          <option value="icmp_block">add ICMP block</option>
-          <option value="rich_rule">add rich rule</option>
-          <option value="forward_port">add forward port</option>
-          <option value="masquerade_on">enable masquerade</option>
-          <option value="masquerade_off">disable masquerade</option>
-        </select>
-      </div>
-      {spec.param !== '' ? (
-        <div class="field">
-          <label for="fw-value">{spec.label}</label>
-          <input id="fw-value" list={what === 'service' ? 'fw-services' : undefined} placeholder={spec.placeholder} value={value} onInput={(e) => setValue(e.currentTarget.value)} aria-invalid={err ? true : undefined} />
-          <datalist id="fw-services">
-            {props.services.map((s) => (
-              <option key={s} value={s} />
-            ))}
-          </datalist>
-        </div>
-      ) : null}
-      {what === 'forward_port' ? (
-        <>
-          <div class="field">
-            <label for="fw-to-port">To port</label>
-            <input id="fw-to-port" value={toPort} onInput={(e) => setToPort(e.currentTarget.value)} />
-          </div>
-          <div class="field">
-            <label for="fw-to-addr">To address</label>
-            <input id="fw-to-addr" value={toAddr} onInput={(e) => setToAddr(e.currentTarget.value)} />
-          </div>
-        </>
-      ) : null}
-      <div class="field field-check">
-        <label for="fw-permanent">Permanent configuration</label>
-        <input id="fw-permanent" type="checkbox" checked={permanent} onChange={(e) => setPermanent(e.currentTarget.checked)} />
-      </div>
-      <button type="submit" class="primary" data-testid="firewall-prepare">
-        Preview change
-      </button>
-      {err ? (
-        <p class="field-error" role="alert">
-          {err}
-        </p>
-      ) : null}
-    </form>
-  );
-}
-
-type FlowState =
-  | { step: 'preview' }
-  | { step: 'previewed'; output: Record<string, unknown> }
-  | { step: 'pending'; changeId: string; deadline: number; output: Record<string, unknown> }
-  | { step: 'done'; text: string; kind: 'ok' | 'rolled-back' | 'nothing' };
-
-/** Preview, apply with confirm_timeout, the countdown with Confirm, and the host's rollback. */
-export function ChangeFlow(props: { agentId: string; change: Change; onFinished: () => void; onClose: () => void }): JSX.Element {
-  const [state, setState] = useState<FlowState>({ step: 'preview' });
-  const [timeout, setTimeoutText] = useState('60');
-  const [left, setLeft] = useState(0);
-  const act = useAction();
-  const { agentId, change } = props;
-  const headline = useRef<HTMLHeadingElement>(null);
-  useEffect(() => headline.current?.focus(), [change]);
-  useEffect(() => setState({ step: 'preview' }), [change]);
-
-  const preview = (): void => {
-    void act.run(async () => {
-      const out = jobOutput(await runJob(agentId, 'firewalld', change.action, { ...change.params, dry_run: true }));
-      setState({ step: 'previewed', output: out });
-    });
-  };
-  const apply = (): void => {
-    const n = Number(timeout);
-    if (!Number.isInteger(n) || n < 5 || n > 3600) {
-      void act.run(() => Promise.reject(new Error('Confirm within must be a whole number of seconds from 5 to 3600')));
+  const preview = (e: SubmitEvent): void => {
+    e.preventDefault();
+    const c = build();
+    if (typeof c === 'string') {
+      void act.run(() => Promise.reject(new Error(c)));
       return;
     }
     void act.run(async () => {
-      const job = await runJob(agentId, 'firewalld', change.action, { ...change.params, confirm_timeout: n });
+      const out = jobOutput(await runJob(agentId, 'firewalld', c.action, { ...c.params, dry_run: true }));
+      setState({ step: 'previewed', change: c, output: out });
+    });
+  };
+  const apply = (c: Change): void => {
+    const n = Number(timeout);
+    void act.run(async () => {
+      const job = await runJob(agentId, 'firewalld', c.action, { ...c.params, confirm_timeout: n });
       const out = jobOutput<Record<string, unknown>>(job);
       const id = typeof out.change_id === 'string' ? out.change_id : null;
       if (out.changed === false || id === null) {
-        setState({ step: 'done', kind: 'nothing', text: 'Nothing changed: the firewall was already so.' });
+        setState({ step: 'done', change: c, kind: 'nothing', text: 'Nothing changed: the firewall was already so.' });
         props.onFinished();
         return;
       }
-      // The host's clock sets confirm_by; the time left is measured against the host's own
-      // finish time, so a browser whose clock differs still counts down correctly.
-      const hostLeft = typeof out.confirm_by === 'string' && job.result && typeof (job.result as Record<string, unknown>).finished_at === 'string' ? Date.parse(out.confirm_by) - Date.parse((job.result as Record<string, unknown>).finished_at as string) : n * 1000;
-      setState({ step: 'pending', changeId: id, deadline: Date.now() + (Number.isFinite(hostLeft) ? hostLeft : n * 1000), output: out });
+      // confirm_by is on the host's clock: the time left is measured against the host's own
+      // finish time, so a browser whose clock differs still counts down right.
+      const finished = (job.result as Record<string, unknown> | null)?.finished_at;
+      const hostLeft = typeof out.confirm_by === 'string' && typeof finished === 'string' ? Date.parse(out.confirm_by) - Date.parse(finished) : NaN;
+      setState({ step: 'pending', change: c, changeId: id, deadline: Date.now() + (Number.isFinite(hostLeft) ? hostLeft : n * 1000), output: out });
       props.onFinished();
     });
   };
-  const confirm = (changeId: string): void => {
+  const confirm = (c: Change, changeId: string): void => {
     void act.run(async () => {
       jobOutput(await runJob(agentId, 'firewalld', 'confirm', { change_id: changeId }, 60));
-      setState({ step: 'done', kind: 'ok', text: 'Confirmed: the change stays.' });
+      setState({ step: 'done', change: c, kind: 'ok', text: 'Confirmed: the change stays.' });
       props.onFinished();
     });
   };
 
-  // The countdown; when it ends, ask the host what became of the change.
   useEffect(() => {
     if (state.step !== 'pending') return;
     const tick = (): void => setLeft(Math.max(0, Math.ceil((state.deadline - Date.now()) / 1000)));
@@ -290,31 +246,37 @@ export function ChangeFlow(props: { agentId: string; change: Change; onFinished:
     const t = window.setInterval(tick, 250);
     return () => window.clearInterval(t);
   }, [state]);
+  // The countdown ran out: ask the host what became of the change.
   useEffect(() => {
     if (state.step !== 'pending' || left > 0 || Date.now() < state.deadline || act.busy) return;
-    const changeId = state.changeId;
+    const { changeId, change } = state;
     void act.run(async () => {
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < 15; i++) {
         const out = jobOutput<{ pending?: Array<{ change_id: string }>; history?: Array<{ change_id: string; outcome: string; reason: string }> }>(await runJob(agentId, 'firewalld', 'get_pending_changes', {}, 60));
         const h = (out.history ?? []).find((x) => x.change_id === changeId);
         if (h) {
-          setState(h.outcome === 'confirmed' ? { step: 'done', kind: 'ok', text: 'Confirmed: the change stays.' } : { step: 'done', kind: 'rolled-back', text: `Rolled back by the host: the change was not confirmed in time (${h.outcome}: ${h.reason}).` });
+          setState(
+            h.outcome === 'confirmed'
+              ? { step: 'done', change, kind: 'ok', text: 'Confirmed: the change stays.' }
+              : { step: 'done', change, kind: 'rolled-back', text: `Rolled back by the host: the change was not confirmed in time (${h.reason}).` },
+          );
           props.onFinished();
           return;
         }
         if (!(out.pending ?? []).some((p) => p.change_id === changeId)) break;
         await new Promise((r) => window.setTimeout(r, 2000));
       }
-      setState({ step: 'done', kind: 'rolled-back', text: 'The confirmation time ran out; the host no longer lists the change as pending.' });
+      setState({ step: 'done', change, kind: 'rolled-back', text: 'The confirmation time ran out and the host no longer lists the change as pending: it rolled back.' });
       props.onFinished();
     });
   }, [state, left]);
 
+  const editing = state.step === 'edit' || state.step === 'previewed';
   return (
     <section class="card change" aria-labelledby="change-title" data-testid="change-flow">
       <div class="card-head">
         <h3 id="change-title" tabIndex={-1} ref={headline}>
-          Change: {change.label}
+          Change: {title}
         </h3>
         {state.step !== 'pending' ? (
           <button type="button" onClick={props.onClose}>
@@ -323,27 +285,62 @@ export function ChangeFlow(props: { agentId: string; change: Change; onFinished:
         ) : null}
       </div>
       <ErrorBox error={act.error} testid="change-error" />
-      {state.step === 'preview' ? (
-        <div class="buttons">
-          <button type="button" class="primary" disabled={act.busy} onClick={preview} data-testid="change-preview">
-            {act.busy ? 'Asking the host…' : 'Preview (dry run)'}
-          </button>
-        </div>
+      {editing ? (
+        <form onSubmit={preview} data-testid="change-form" noValidate>
+          <div class="filters">
+            {spec ? (
+              <div class="field">
+                <label for="chg-value">{spec.label}</label>
+                <input id="chg-value" list={draft.kind === 'add' && draft.what === 'service' ? 'chg-services' : undefined} placeholder={spec.placeholder} value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+                <datalist id="chg-services">
+                  {props.services.map((s) => (
+                    <option key={s} value={s} />
+                  ))}
+                </datalist>
+              </div>
+            ) : null}
+            {draft.kind === 'add' && draft.what === 'forward_port' ? (
+              <>
+                <div class="field">
+                  <label for="chg-to-port">To port</label>
+                  <input id="chg-to-port" value={toPort} onInput={(e) => setToPort(e.currentTarget.value)} />
+                </div>
+                <div class="field">
+                  <label for="chg-to-addr">To address</label>
+                  <input id="chg-to-addr" value={toAddr} onInput={(e) => setToAddr(e.currentTarget.value)} />
+                </div>
+              </>
+            ) : null}
+            {draft.kind === 'add' ? (
+              <div class="field field-check">
+                <label for="chg-permanent">Permanent configuration</label>
+                <input id="chg-permanent" type="checkbox" checked={permanent} onChange={(e) => setPermanent(e.currentTarget.checked)} />
+              </div>
+            ) : null}
+            <div class="field">
+              <label for="chg-timeout">Confirm within (seconds)</label>
+              <input id="chg-timeout" type="number" min={5} max={3600} value={timeout} onInput={(e) => setTimeoutText(e.currentTarget.value)} aria-describedby="chg-timeout-hint" />
+              <p id="chg-timeout-hint" class="hint">
+                Unless you confirm in time, the host undoes the change by itself.
+              </p>
+            </div>
+          </div>
+          <div class="buttons">
+            <button type="submit" class={state.step === 'edit' ? 'primary' : ''} disabled={act.busy} data-testid="change-preview-button">
+              Preview (dry run)
+            </button>
+          </div>
+        </form>
       ) : null}
       {state.step === 'previewed' ? (
         <>
-          <p data-testid="change-preview-result">
+          <p data-testid="change-preview" role="status">
             {state.output.changed === false ? 'Nothing would change: ' : 'Would change: '}
-            {typeof state.output.message === 'string' ? state.output.message : change.label}
+            {typeof state.output.message === 'string' ? state.output.message : state.change.label}
           </p>
           {state.output.changed === false ? null : (
-            <div class="filters">
-              <div class="field">
-                <label for="change-timeout">Confirm within (seconds)</label>
-                <input id="change-timeout" type="number" min={5} max={3600} value={timeout} onInput={(e) => setTimeoutText(e.currentTarget.value)} />
-                <p class="hint">Unless you confirm in time, the host undoes the change by itself.</p>
-              </div>
-              <button type="button" class="primary" disabled={act.busy} onClick={apply} data-testid="change-apply">
+            <div class="buttons">
+              <button type="button" class="primary" disabled={act.busy} onClick={() => apply(state.change)} data-testid="change-apply">
                 {act.busy ? 'Applying…' : 'Apply'}
               </button>
             </div>
@@ -351,20 +348,24 @@ export function ChangeFlow(props: { agentId: string; change: Change; onFinished:
         </>
       ) : null}
       {state.step === 'pending' ? (
-        <div class="warning" role="status" data-testid="change-pending">
+        <div class="warning" data-testid="change-pending">
           <p>
-            Applied. Check that you can still reach the host, then confirm. The host rolls the change back in <span class="countdown" data-testid="countdown">{left}</span> s.
+            Applied: {state.change.label}. Check that you can still reach the host, then confirm. The host rolls the change back in{' '}
+            <span class="countdown" data-testid="confirm-countdown" data-confirm-by={new Date(state.deadline).toISOString()} role="timer" aria-live="off">
+              {left}
+            </span>{' '}
+            s.
           </p>
           <div class="buttons">
-            <button type="button" class="primary" disabled={act.busy || left <= 0} onClick={() => confirm(state.changeId)} data-testid="change-confirm">
+            <button type="button" class="primary" disabled={act.busy || left <= 0} onClick={() => confirm(state.change, state.changeId)} data-testid="change-confirm">
               Confirm
             </button>
           </div>
-          {left <= 0 ? <p>Time is up: asking the host whether it rolled back…</p> : null}
+          {left <= 0 ? <p role="status">Time is up: asking the host whether it rolled back…</p> : null}
         </div>
       ) : null}
       {state.step === 'done' ? (
-        <p class={state.kind === 'rolled-back' ? 'warning' : 'notice'} role="status" data-testid={state.kind === 'rolled-back' ? 'change-rolled-back' : 'change-done'}>
+        <p class={state.kind === 'rolled-back' ? 'warning' : 'notice'} role="status" data-testid={state.kind === 'rolled-back' ? 'change-rolled-back' : state.kind === 'ok' ? 'change-confirmed' : 'change-nothing'}>
           {state.text}
         </p>
       ) : null}
@@ -401,9 +402,9 @@ export function FirewallSection(props: { agentId: string; hasFirewalld: boolean 
     const j = await latestJob(agentId, 'firewalld', 'list_services');
     return j ? ((j.result?.output as { services?: string[] }).services ?? []) : [];
   }, [agentId]);
-  const [change, setChange] = useState<Change | null>(null);
+  const [draft, setDraft] = useState<Draft | null>(null);
   const act = useAction();
-  pick.current = setChange;
+  pick.current = setDraft;
   const refresh = (): void => {
     void act.run(async () => {
       jobOutput(await runJob(agentId, 'firewalld', 'get_state_hash', { include_state: true }));
@@ -423,7 +424,7 @@ export function FirewallSection(props: { agentId: string; hasFirewalld: boolean 
   const job = state.data;
   const fw = (job?.result?.output as { state?: FirewallState } | undefined)?.state;
   const zones = Object.keys(fw?.zones ?? {}).sort();
-  const setGlobal = (c: Change): void => setChange(c);
+  const setGlobal = (c: Change): void => setDraft({ kind: 'fixed', change: c });
   return (
     <Section
       title="Firewall"
@@ -471,16 +472,10 @@ export function FirewallSection(props: { agentId: string; hasFirewalld: boolean 
               ) : null}
             </dd>
           </dl>
-          {operator ? (
-            <>
-              <h3>Change the firewall</h3>
-              <AddForm zones={zones} defaultZone={fw.default_zone} services={services.data ?? []} onChange={setChange} />
-            </>
-          ) : null}
-          {change && operator ? <ChangeFlow agentId={agentId} change={change} onFinished={refresh} onClose={() => setChange(null)} /> : null}
+          {draft && operator ? <ChangeFlow agentId={agentId} draft={draft} services={services.data ?? []} onFinished={refresh} onClose={() => setDraft(null)} /> : null}
           <div class="zones">
             {zones.map((z) => (
-              <ZoneCard key={z} name={z} zone={fw.zones![z]!} isDefault={z === fw.default_zone} />
+              <ZoneCard key={z} name={z} zone={fw.zones![z]!} isDefault={z === fw.default_zone} onDraft={setDraft} />
             ))}
           </div>
           <ObjectList title="IP sets" testid="ipsets" items={fw.ipsets} describe={(v) => `${String(v.type ?? '')} ${list(v.entries)}`} />
