@@ -93,6 +93,7 @@ missing=()
 # tuxsec-server-serve.js: the server itself, loaded by "tuxsec-server serve" only (its operator
 # commands start faster without it); tuxsec-cli-doctor.cjs likewise for "tuxsec-cli doctor".
 for p in "${PROGRAMS[@]}" sdk tuxsec-server-serve tuxsec-cli-doctor; do [ -f "dist/$(bundle "$p")" ] || missing+=("dist/$(bundle "$p")"); done
+[ -f dist/console/index.html ] || missing+=(dist/console/index.html)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$BUILD" = 1 ] || die "cannot install: ${missing[*]} missing and --no-build given (run npm run build)"
   if [ ! -d node_modules ]; then
@@ -186,6 +187,13 @@ VERSION=$("$NODE" -p 'require("./package.json").version' 2>/dev/null || sed -n '
 shared_dir "$(dirname "$PREFIX")"
 mkdir_p "$PREFIX" 0755
 for p in "${PROGRAMS[@]}" sdk tuxsec-server-serve tuxsec-cli-doctor; do put "dist/$(bundle "$p")" "$PREFIX/$(bundle "$p")" 0644; done
+# The web console tuxsec-server serves at / (beside tuxsec-server-serve.js): index.html and its
+# content-hashed assets with their .br and .gz copies. An upgrade's old hashed names leave through
+# the MANIFEST below.
+mkdir_p "$PREFIX/console" 0755
+mkdir_p "$PREFIX/console/assets" 0755
+for f in dist/console/index.html*; do put "$f" "$PREFIX/console/${f##*/}" 0644; done
+for f in dist/console/assets/*; do put "$f" "$PREFIX/console/assets/${f##*/}" 0644; done
 # The bundles are ES modules; Node 20 needs "type": "module" to load them from a .js file.
 put_text "$PREFIX/package.json" 0644 "{
   \"name\": \"tuxsec-installed\",

@@ -4,14 +4,14 @@
  * parameter schema that the agent's own rootd reports (systeminfo get_module_info).
  */
 import { Fragment, type JSX } from 'preact';
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
 import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveEvents } from '../events.ts';
-import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
 import { useCan } from '../session.ts';
 import { osName } from './agents.tsx';
 import { FirewallSection, latestJob } from './firewall.tsx';
+import { capabilitiesOf, fieldsOfCapability, modulesOf, type Capability } from './jobs.tsx';
 
 async function loadAgent(id: string): Promise<Agent> {
   try {
@@ -25,12 +25,7 @@ async function loadAgent(id: string): Promise<Agent> {
   }
 }
 
-/** Module names an agent reports (`modules` is a list of names or of {name} objects). */
-function moduleNames(a: Agent): string[] {
-  const m = a.modules;
-  if (!Array.isArray(m)) return [];
-  return m.map((x) => (typeof x === 'string' ? x : typeof x === 'object' && x !== null && typeof (x as { name?: unknown }).name === 'string' ? (x as { name: string }).name : '')).filter((x) => x !== '');
-}
+const moduleNames = modulesOf;
 
 /** A systeminfo read shown from its last completed job; operators may run it again. */
 function JobView(props: { agentId: string; module: string; action: string; params?: Record<string, unknown>; title: string; render: (out: Record<string, unknown>) => JSX.Element }): JSX.Element {
@@ -124,18 +119,10 @@ function Modules(out: Record<string, unknown>): JSX.Element {
   );
 }
 
-interface Capability {
-  name: string;
-  description: string;
-  access?: string;
-  schema?: Record<string, unknown>;
-  parameters?: Array<{ name: string; type: string; description?: string; required?: string }>;
-}
-
 /** Every action of every module: pick one, fill the form its schema makes, run it. */
 function ModuleActions(props: { agentId: string; modules: string[] }): JSX.Element {
   const [module, setModule] = useState(props.modules[0] ?? '');
-  const [caps, setCaps] = useState<Capability[] | null>(null);
+  const [caps, setCaps] = useState<Awaited<ReturnType<typeof capabilitiesOf>> | null>(null);
   const [action, setAction] = useState('');
   const [result, setResult] = useState<Job | null>(null);
   const act = useAction();
@@ -151,7 +138,7 @@ function ModuleActions(props: { agentId: string; modules: string[] }): JSX.Eleme
     });
   };
   const cap = caps?.find((c) => c.name === action);
-  const fields: Field[] = cap ? (cap.schema ? fieldsOf(cap.schema) : fieldsOfParameters(cap.parameters ?? [])) : [];
+  const fields = useMemo(() => fieldsOfCapability(cap), [cap]);
   const run = (params: Record<string, unknown>): void => {
     if (cap?.access === 'dangerous' && !window.confirm(`${module}.${action} is a dangerous action. Run it?`)) return;
     setResult(null);

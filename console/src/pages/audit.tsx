@@ -62,10 +62,10 @@ export function AuditPage(): JSX.Element {
           </button>
         </form>
         <p class="buttons">
-          <a href={`/api/v1/audit${query({ ...q, format: 'csv' })}`} download="tuxsec-audit.csv" data-testid="audit-csv">
+          <a href={`/api/v1/audit${query({ ...q, format: 'csv' })}`} download="tuxsec-audit.csv" data-testid="audit-export-csv">
             Download CSV
           </a>
-          <a href={`/api/v1/audit${query({ ...q, format: 'jsonl' })}`} download="tuxsec-audit.jsonl" data-testid="audit-jsonl">
+          <a href={`/api/v1/audit${query({ ...q, format: 'jsonl' })}`} download="tuxsec-audit.jsonl" data-testid="audit-export-jsonl">
             Download JSON lines
           </a>
         </p>

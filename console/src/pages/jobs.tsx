@@ -3,9 +3,10 @@
  * progress, "retry failed only" and cancel; live through the event stream. Recent single jobs too.
  */
 import type { JSX } from 'preact';
-import { useState } from 'preact/hooks';
-import { api, query, type Batch, type Job } from '../api.ts';
-import { Badge, ErrorBox, formatLabels, Json, Loading, parseLabels, Section, Time, useAction, useLoad } from '../components.tsx';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { api, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
+import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
+import { Badge, ErrorBox, formatLabels, Json, Loading, parseLabels, SchemaForm, Section, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveEvents } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
@@ -42,62 +43,147 @@ export function TargetFields(props: { labels: string; agents: string; onLabels: 
   );
 }
 
+export interface Capability {
+  name: string;
+  description: string;
+  access?: string;
+  schema?: Record<string, unknown>;
+  parameters?: Array<{ name: string; type: string; description?: string; required?: string }>;
+}
+
+/** Module names agents report (a list of names or of {name} objects). */
+export function modulesOf(a: Agent): string[] {
+  const m = a.modules;
+  if (!Array.isArray(m)) return [];
+  return m.map((x) => (typeof x === 'string' ? x : typeof x === 'object' && x !== null && typeof (x as { name?: unknown }).name === 'string' ? (x as { name: string }).name : '')).filter((x) => x !== '');
+}
+
+const capsCache = new Map<string, Promise<Capability[]>>();
+
+/**
+ * A module's actions with their schemas, from the rootd of an agent that has the module (an online
+ * one first), through systeminfo get_module_info. Asked once per module per page load.
+ */
+export function capabilitiesOf(module: string, agents: Agent[]): Promise<Capability[]> {
+  let p = capsCache.get(module);
+  if (!p) {
+    const withIt = agents.filter((a) => modulesOf(a).includes(module) && a.status === 'active');
+    withIt.sort((a, b) => Number(b.state === 'online') - Number(a.state === 'online'));
+    const agent = withIt[0];
+    p = agent
+      ? runJob(agent.id, 'systeminfo', 'get_module_info', { module }, 30).then((j) => jobOutput<{ module_info?: { capabilities?: Capability[] } }>(j).module_info?.capabilities ?? [])
+      : Promise.reject(new Error(`no active agent reports module "${module}"`));
+    capsCache.set(module, p);
+    p.catch(() => capsCache.delete(module));
+  }
+  return p;
+}
+
+export function fieldsOfCapability(cap: Capability | undefined): Field[] {
+  if (!cap) return [];
+  return cap.schema ? fieldsOf(cap.schema) : fieldsOfParameters(cap.parameters ?? []);
+}
+
 function NewBatch(): JSX.Element {
+  const agents = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 1000 })}`), []);
   const [labels, setLabels] = useState('');
-  const [agents, setAgents] = useState('');
-  const [module, setModule] = useState('systeminfo');
-  const [action, setAction] = useState('get_uptime');
-  const [params, setParams] = useState('{}');
+  const [ids, setIds] = useState('');
+  const [module, setModule] = useState('');
+  const [action, setAction] = useState('');
   const [expires, setExpires] = useState('');
+  const [caps, setCaps] = useState<Capability[] | null>(null);
+  const [capsError, setCapsError] = useState<string | null>(null);
   const act = useAction();
-  const submit = (e: SubmitEvent): void => {
-    e.preventDefault();
-    const t = targetOf(labels, agents);
-    let p: unknown;
-    try {
-      p = JSON.parse(params || '{}');
-    } catch (err) {
-      void act.run(() => Promise.reject(new Error(`Parameters are not valid JSON: ${(err as Error).message}`)));
-      return;
-    }
+  const modules = [...new Set((agents.data?.agents ?? []).flatMap(modulesOf))].sort();
+  useEffect(() => {
+    setCaps(null);
+    setCapsError(null);
+    setAction('');
+    if (module === '' || agents.data === null) return;
+    let live = true;
+    capabilitiesOf(module, agents.data.agents).then(
+      (c) => live && (setCaps(c), setAction(c[0]?.name ?? '')),
+      (e: unknown) => live && setCapsError(`cannot list the actions of ${module}: ${(e as Error).message}`),
+    );
+    return () => void (live = false);
+  }, [module, agents.data]);
+  const cap = caps?.find((c) => c.name === action);
+  const fields = useMemo(() => fieldsOfCapability(cap), [cap]);
+  const submit = (params: Record<string, unknown>): void => {
+    const t = targetOf(labels, ids);
     if (t.error !== null) {
       void act.run(() => Promise.reject(new Error(t.error!)));
       return;
     }
+    if (module === '' || action === '') {
+      void act.run(() => Promise.reject(new Error('Choose a module and an action')));
+      return;
+    }
     const hours = Number(expires);
     void act.run(async () => {
-      const { batch } = await api<{ batch: Batch }>('POST', '/batches', { target: t.target, module, action, params: p, ...(expires && hours > 0 ? { expires_in: Math.round(hours * 3600) } : {}) });
+      const { batch } = await api<{ batch: Batch }>('POST', '/batches', { target: t.target, module, action, params, ...(expires && hours > 0 ? { expires_in: Math.round(hours * 3600) } : {}) });
       navigate(`/batches/${encodeURIComponent(batch.id)}`);
     });
   };
   return (
     <Section title="New job for many hosts">
-      <ErrorBox error={act.error} />
-      <form onSubmit={submit} data-testid="batch-form" noValidate>
+      <div data-testid="new-job">
+        <ErrorBox error={act.error ?? agents.error} />
         <div class="filters">
-          <TargetFields prefix="nb" labels={labels} agents={agents} onLabels={setLabels} onAgents={setAgents} />
+          <div class="field">
+            <label for="nb-labels">Label</label>
+            <input id="nb-labels" placeholder="env=prod" value={labels} onInput={(e) => setLabels(e.currentTarget.value)} aria-describedby="nb-labels-hint" />
+            <p id="nb-labels-hint" class="hint">
+              Hosts with these labels (KEY=VALUE, comma separated)
+            </p>
+          </div>
+          <div class="field">
+            <label for="nb-agents">Agent ids</label>
+            <input id="nb-agents" value={ids} onInput={(e) => setIds(e.currentTarget.value)} aria-describedby="nb-agents-hint" />
+            <p id="nb-agents-hint" class="hint">
+              Or a list of agents (space or comma separated)
+            </p>
+          </div>
           <div class="field">
             <label for="nb-module">Module</label>
-            <input id="nb-module" value={module} onInput={(e) => setModule(e.currentTarget.value)} />
+            <select id="nb-module" value={module} onChange={(e) => setModule(e.currentTarget.value)}>
+              <option value="">choose…</option>
+              {modules.map((m) => (
+                <option key={m}>{m}</option>
+              ))}
+            </select>
           </div>
           <div class="field">
             <label for="nb-action">Action</label>
-            <input id="nb-action" value={action} onInput={(e) => setAction(e.currentTarget.value)} />
+            {capsError !== null ? (
+              <input id="nb-action" value={action} onInput={(e) => setAction(e.currentTarget.value)} />
+            ) : (
+              <select id="nb-action" value={action} onChange={(e) => setAction(e.currentTarget.value)} disabled={caps === null}>
+                {caps === null ? <option value="">{module === '' ? 'choose a module first' : 'loading…'}</option> : null}
+                {(caps ?? []).map((c) => (
+                  <option key={c.name} value={c.name}>
+                    {c.name} ({c.access ?? 'read'})
+                  </option>
+                ))}
+              </select>
+            )}
           </div>
           <div class="field">
-            <label for="nb-expires">Expires after (hours, optional)</label>
-            <input id="nb-expires" type="number" min={0} value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />
+            <label for="nb-expires">Expires after (hours)</label>
+            <input id="nb-expires" type="number" min={0} value={expires} onInput={(e) => setExpires(e.currentTarget.value)} aria-describedby="nb-expires-hint" />
+            <p id="nb-expires-hint" class="hint">
+              An offline host keeps its job until then
+            </p>
           </div>
         </div>
-        <div class="field">
-          <label for="nb-params">Parameters (JSON)</label>
-          <textarea id="nb-params" rows={3} value={params} onInput={(e) => setParams(e.currentTarget.value)} />
-          <p class="hint">An offline host keeps its job until it expires; the agent's form for one host builds parameters from the action's schema.</p>
-        </div>
-        <button type="submit" class="primary" disabled={act.busy} data-testid="batch-submit">
-          Queue jobs
-        </button>
-      </form>
+        {capsError !== null ? <p class="warning">{capsError}: type the action; it runs without parameters.</p> : null}
+        {cap ? <p class="hint">{cap.description}</p> : null}
+        <SchemaForm fields={fields} idPrefix="nb-p" onSubmit={submit} testid="batch-form">
+          <button type="submit" class="primary" disabled={act.busy} data-testid="batch-submit">
+            Run on these hosts
+          </button>
+        </SchemaForm>
+      </div>
     </Section>
   );
 }

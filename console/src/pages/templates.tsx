@@ -5,7 +5,7 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, type Batch } from '../api.ts';
+import { api, query, type Agent, type Batch } from '../api.ts';
 import { Badge, ErrorBox, Loading, Section, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveEvents } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
@@ -32,7 +32,13 @@ export function TemplatesPage(): JSX.Element {
   return (
     <>
       <h1>Templates</h1>
-      <Section title="Firewall templates" actions={admin ? <Link href="/templates/new" data-testid="new-template">New template</Link> : null}>
+      <Section title="Firewall templates" actions={
+          admin ? (
+            <button type="button" class="primary" onClick={() => navigate('/templates/new')} data-testid="new-template">
+              New template
+            </button>
+          ) : null
+        }>
         <ErrorBox error={list.error} />
         {list.data === null ? (
           list.loading ? <Loading /> : null
@@ -76,6 +82,8 @@ interface ZoneRow {
 }
 
 const lines = (s: string): string[] => s.split('\n').map((x) => x.trim()).filter((x) => x !== '');
+/** Services and ports: one per line or comma separated. */
+const items = (s: string): string[] => s.split(/[,\n]/).map((x) => x.trim()).filter((x) => x !== '');
 
 function Editor(props: { template: Template | null; onSaved: (t: Template) => void }): JSX.Element {
   const t = props.template;
@@ -93,7 +101,7 @@ function Editor(props: { template: Template | null; onSaved: (t: Template) => vo
       void act.run(() => Promise.reject(new Error('Name is required')));
       return;
     }
-    const body = { name: name.trim(), description, zones: Object.fromEntries(zones.filter((z) => z.name.trim() !== '').map((z) => [z.name.trim(), { services: lines(z.services), ports: lines(z.ports), rich_rules: lines(z.rich_rules) }])) };
+    const body = { name: name.trim(), description, zones: Object.fromEntries(zones.filter((z) => z.name.trim() !== '').map((z) => [z.name.trim(), { services: items(z.services), ports: items(z.ports), rich_rules: lines(z.rich_rules) }])) };
     void act.run(async () => {
       const r = t ? await api<{ template: Template }>('PUT', `/templates/${encodeURIComponent(t.id)}`, body) : await api<{ template: Template }>('POST', '/templates', body);
       props.onSaved(r.template);
@@ -121,28 +129,29 @@ function Editor(props: { template: Template | null; onSaved: (t: Template) => vo
           </div>
           {zones.map((z, i) => (
             <fieldset key={i} class="card" data-testid={`template-zone-${i}`}>
-              <legend>Zone {z.name || i + 1}</legend>
+              <legend>{z.name || `Zone ${i + 1}`}</legend>
               <div class="grid">
                 <div class="field">
-                  <label for={`tz-${i}-name`}>Zone name</label>
+                  <label for={`tz-${i}-name`}>Zone</label>
                   <input id={`tz-${i}-name`} value={z.name} onInput={(e) => set(i, { name: e.currentTarget.value })} />
                 </div>
                 <div class="field">
-                  <label for={`tz-${i}-services`}>Services (one per line)</label>
+                  <label for={`tz-${i}-services`}>Services</label>
                   <textarea id={`tz-${i}-services`} rows={3} value={z.services} onInput={(e) => set(i, { services: e.currentTarget.value })} />
                 </div>
                 <div class="field">
-                  <label for={`tz-${i}-ports`}>Ports (N/proto, one per line)</label>
+                  <label for={`tz-${i}-ports`}>Ports</label>
                   <textarea id={`tz-${i}-ports`} rows={3} value={z.ports} onInput={(e) => set(i, { ports: e.currentTarget.value })} />
                 </div>
                 <div class="field">
-                  <label for={`tz-${i}-rules`}>Rich rules (one per line)</label>
+                  <label for={`tz-${i}-rules`}>Rich rules</label>
+                  <p class="hint">One per line.</p>
                   <textarea id={`tz-${i}-rules`} rows={3} value={z.rich_rules} onInput={(e) => set(i, { rich_rules: e.currentTarget.value })} />
                 </div>
               </div>
               {admin ? (
-                <button type="button" onClick={() => setZones(zones.filter((_, j) => j !== i))} aria-label={`Remove zone ${z.name || i + 1} from the template`}>
-                  Remove zone
+                <button type="button" onClick={() => setZones(zones.filter((_, j) => j !== i))}>
+                  Remove this zone
                 </button>
               ) : null}
             </fieldset>
@@ -181,6 +190,8 @@ function previewText(out: unknown): string {
 function Rollout(props: { template: Template }): JSX.Element {
   const [labels, setLabels] = useState('');
   const [agents, setAgents] = useState('');
+  const [picked, setPicked] = useState<string[]>([]);
+  const hosts = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 500 })}`), []);
   const [timeout, setTimeoutText] = useState('120');
   const [batchId, setBatchId] = useState<string | null>(null);
   const act = useAction();
@@ -195,7 +206,7 @@ function Rollout(props: { template: Template }): JSX.Element {
     return () => window.clearTimeout(t);
   }, [batch.data]);
   const go = (kind: 'preview' | 'apply'): void => {
-    const t = targetOf(labels, agents);
+    const t = targetOf(labels, [agents, ...picked].join(' '));
     if (t.error !== null) {
       void act.run(() => Promise.reject(new Error(t.error!)));
       return;
@@ -216,6 +227,24 @@ function Rollout(props: { template: Template }): JSX.Element {
     <Section title="Preview and apply">
       <ErrorBox error={act.error} />
       <form onSubmit={(e) => (e.preventDefault(), go('preview'))} data-testid="rollout-form" noValidate>
+        <fieldset class="plain">
+          <legend>Hosts</legend>
+          <ul class="chips" data-testid="rollout-hosts">
+            {(hosts.data?.agents ?? [])
+              .filter((a) => a.status === 'active')
+              .map((a) => (
+                <li key={a.id}>
+                  <input
+                    type="checkbox"
+                    id={`ro-host-${a.id}`}
+                    checked={picked.includes(a.id)}
+                    onChange={(e) => setPicked(e.currentTarget.checked ? [...picked, a.id] : picked.filter((x) => x !== a.id))}
+                  />
+                  <label for={`ro-host-${a.id}`}>{a.hostname}</label>
+                </li>
+              ))}
+          </ul>
+        </fieldset>
         <div class="filters">
           <TargetFields prefix="ro" labels={labels} agents={agents} onLabels={setLabels} onAgents={setAgents} />
           <div class="field">
