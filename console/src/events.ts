@@ -68,14 +68,6 @@ export function stopEvents(): void {
   setState('offline');
 }
 
-/** Calls `fn` for every live event while the component is shown. */
-export function useLiveEvents(fn: Listener, deps: unknown[] = []): void {
-  useEffect(() => {
-    listeners.add(fn);
-    return () => void listeners.delete(fn);
-  }, deps);
-}
-
 export function useLiveState(): LiveState {
   const [s, set] = useState(state);
   useEffect(() => {
@@ -83,4 +75,29 @@ export function useLiveState(): LiveState {
     return () => void stateListeners.delete(set);
   }, []);
   return s;
+}
+
+/**
+ * Calls `reload` after live events that `wanted` accepts, at most once a second: a fleet's burst of
+ * job events becomes one request, not one per event.
+ */
+export function useLiveReload(wanted: (e: LiveEvent) => boolean, reload: () => void, deps: unknown[] = []): void {
+  useEffect(() => {
+    let timer: number | null = null;
+    let last = 0;
+    const fn: Listener = (e) => {
+      if (!wanted(e) || timer !== null) return;
+      const wait = Math.max(0, last + 1000 - Date.now());
+      timer = window.setTimeout(() => {
+        timer = null;
+        last = Date.now();
+        reload();
+      }, wait);
+    };
+    listeners.add(fn);
+    return () => {
+      listeners.delete(fn);
+      if (timer !== null) window.clearTimeout(timer);
+    };
+  }, deps);
 }

@@ -7,7 +7,7 @@ import { Fragment, type JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
 import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Time, useAction, useLoad } from '../components.tsx';
-import { useLiveEvents } from '../events.ts';
+import { useLiveReload } from '../events.ts';
 import { useCan } from '../session.ts';
 import { osName } from './agents.tsx';
 import { FirewallSection, latestJob } from './firewall.tsx';
@@ -240,9 +240,7 @@ function Tabs(props: { tabs: Array<{ id: string; label: string; body: () => JSX.
 export function AgentPage(props: { id: string }): JSX.Element {
   const a = useLoad(() => loadAgent(props.id), [props.id]);
   const operator = useCan('operator');
-  useLiveEvents((e) => {
-    if (e.type === 'agent' && e.data.id === props.id) a.reload();
-  }, [props.id]);
+  useLiveReload((e) => e.type === 'agent' && e.data.id === props.id, a.reload, [props.id]);
   if (a.data === null) {
     return (
       <>

@@ -6,7 +6,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, query, type Agent } from '../api.ts';
 import { Badge, ErrorBox, formatLabels, Labels, Loading, parseLabels, Section, Time, useAction, useLoad } from '../components.tsx';
-import { useLiveEvents } from '../events.ts';
+import { useLiveReload } from '../events.ts';
 import { Link, navigate, type Route } from '../router.tsx';
 import { useCan } from '../session.ts';
 
@@ -255,9 +255,7 @@ export function AgentsPage(props: { route: Route }): JSX.Element {
   const offset = Number(s.get('offset') ?? 0) || 0;
   const key = s.toString();
   const list = useLoad(() => api<{ agents: Agent[]; total?: number }>('GET', `/agents${query({ ...filters, limit: PAGE_SIZE, offset })}`), [key]);
-  useLiveEvents((e) => {
-    if (e.type === 'agent') list.reload();
-  }, [key]);
+  useLiveReload((e) => e.type === 'agent', list.reload, [key]);
   const admin = useCan('admin');
   const [form, setForm] = useState({ ...filters, label: filters.label.join(', ') });
   const apply = (e: SubmitEvent): void => {

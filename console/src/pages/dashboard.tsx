@@ -2,7 +2,7 @@
 import type { JSX } from 'preact';
 import { api, type Job } from '../api.ts';
 import { Badge, ErrorBox, Loading, Section, Time, useLoad } from '../components.tsx';
-import { useLiveEvents } from '../events.ts';
+import { useLiveReload } from '../events.ts';
 import { Link } from '../router.tsx';
 
 interface Dashboard {
@@ -51,7 +51,7 @@ export function JobTable(props: { jobs: Job[]; testid: string; empty: string }):
 
 export function DashboardPage(): JSX.Element {
   const d = useLoad(() => api<Dashboard>('GET', '/dashboard'), []);
-  useLiveEvents(() => d.reload(), []);
+  useLiveReload(() => true, d.reload);
   return (
     <>
       <h1>Dashboard</h1>

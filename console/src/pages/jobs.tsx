@@ -7,7 +7,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
 import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
 import { Badge, ErrorBox, formatLabels, Json, Loading, parseLabels, SchemaForm, Section, Time, useAction, useLoad } from '../components.tsx';
-import { useLiveEvents } from '../events.ts';
+import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
 import { JobTable } from './dashboard.tsx';
@@ -206,12 +206,13 @@ export function JobsPage(): JSX.Element {
   const operator = useCan('operator');
   const batches = useLoad(() => api<{ batches: Batch[] }>('GET', '/batches'), []);
   const jobs = useLoad(() => api<{ jobs: Job[] }>('GET', `/jobs${query({ limit: 50 })}`), []);
-  useLiveEvents((e) => {
-    if (e.type === 'job') {
+  useLiveReload(
+    (e) => e.type === 'job',
+    () => {
       batches.reload();
       jobs.reload();
-    }
-  }, []);
+    },
+  );
   return (
     <>
       <h1>Jobs</h1>
@@ -268,10 +269,7 @@ export function BatchPage(props: { id: string }): JSX.Element {
   const operator = useCan('operator');
   const act = useAction();
   const [open, setOpen] = useState<string | null>(null);
-  useLiveEvents((e) => {
-    if (e.type === 'job' && (e.data.batch_id === props.id || b.data?.batch.hosts.some((h) => h.job.id === e.data.id))) b.reload();
-    if (e.type === 'agent' && b.data?.batch.hosts.some((h) => h.agent_id === e.data.id)) b.reload();
-  }, [props.id, b.data]);
+  useLiveReload((e) => (e.type === 'job' ? e.data.batch_id === props.id || (b.data?.batch.hosts.some((h) => h.job.id === e.data.id) ?? false) : (b.data?.batch.hosts.some((h) => h.agent_id === e.data.id) ?? false)), b.reload, [props.id, b.data]);
   if (b.data === null) {
     return (
       <>

@@ -7,7 +7,7 @@ import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, query, type Agent, type Batch } from '../api.ts';
 import { Badge, ErrorBox, Loading, Section, Time, useAction, useLoad } from '../components.tsx';
-import { useLiveEvents } from '../events.ts';
+import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
 import { TargetFields, targetOf } from './jobs.tsx';
@@ -196,9 +196,7 @@ function Rollout(props: { template: Template }): JSX.Element {
   const [batchId, setBatchId] = useState<string | null>(null);
   const act = useAction();
   const batch = useLoad(async () => (batchId ? (await api<{ batch: Batch }>('GET', `/batches/${encodeURIComponent(batchId)}`)).batch : null), [batchId]);
-  useLiveEvents((e) => {
-    if (e.type === 'job' && batchId !== null && e.data.batch_id === batchId) batch.reload();
-  }, [batchId]);
+  useLiveReload((e) => e.type === 'job' && batchId !== null && e.data.batch_id === batchId, batch.reload, [batchId]);
   // Without the event stream a preview still fills in.
   useEffect(() => {
     if (!batch.data || !batch.data.hosts.some((h) => ['queued', 'sent', 'running'].includes(h.job.status))) return;
