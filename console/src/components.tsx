@@ -252,3 +252,33 @@ export function SchemaForm(props: { fields: Field[]; idPrefix: string; onSubmit:
     </form>
   );
 }
+
+/** A table of `rows` with a header row; `empty` instead when there are none. */
+export function Table<R>(props: { testid: string; head: string[]; rows: readonly R[]; row: (r: R) => JSX.Element; empty: string }): JSX.Element {
+  if (props.rows.length === 0) return <p class="muted">{props.empty}</p>;
+  return (
+    <table data-testid={props.testid}>
+      <thead>
+        <tr>
+          {props.head.map((h) => (
+            <th key={h} scope="col">
+              {h}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{props.rows.map(props.row)}</tbody>
+    </table>
+  );
+}
+
+/** Loaded data shown through `show` once it is there; its error, or "Loading…", before. */
+export function LoadedView<T>(props: { from: Loaded<T>; show: (data: T) => JSX.Element; what?: string }): JSX.Element {
+  const { data, error, loading } = props.from;
+  return (
+    <>
+      <ErrorBox error={error} />
+      {data !== null ? props.show(data) : loading ? <Loading what={props.what} /> : null}
+    </>
+  );
+}

@@ -6,7 +6,7 @@
 import { Fragment, type JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
-import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { useCan } from '../session.ts';
 import { osName } from './agents.tsx';
@@ -94,28 +94,22 @@ function Modules(out: Record<string, unknown>): JSX.Element {
   const details = Array.isArray(out.details) ? (out.details as Array<{ name: string; source?: string; loaded?: boolean; reason?: string | null }>) : [];
   if (details.length === 0) return <Json value={out} />;
   return (
-    <table data-testid="modules-table">
-      <thead>
-        <tr>
-          <th scope="col">Module</th>
-          <th scope="col">Source</th>
-          <th scope="col">Available</th>
-          <th scope="col">Why not</th>
+    <Table
+      testid="modules-table"
+      head={['Module', 'Source', 'Available', 'Why not']}
+      rows={details}
+      empty="No modules."
+      row={(m) => (
+        <tr key={m.name}>
+          <td>{m.name}</td>
+          <td>{m.source ?? ''}</td>
+          <td>
+            <Badge state={m.loaded ? 'ok' : 'unavailable'} />
+          </td>
+          <td>{m.reason ?? ''}</td>
         </tr>
-      </thead>
-      <tbody>
-        {details.map((m) => (
-          <tr key={m.name}>
-            <td>{m.name}</td>
-            <td>{m.source ?? ''}</td>
-            <td>
-              <Badge state={m.loaded ? 'ok' : 'unavailable'} />
-            </td>
-            <td>{m.reason ?? ''}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      )}
+    />
   );
 }
 

@@ -5,7 +5,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, query, type Agent } from '../api.ts';
-import { Badge, ErrorBox, formatLabels, Labels, Loading, parseLabels, Section, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, formatLabels, Labels, LoadedView, Loading, parseLabels, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate, type Route } from '../router.tsx';
 import { useCan } from '../session.ts';
@@ -81,20 +81,12 @@ function AgentRows(props: { agents: Agent[]; reload: () => void }): JSX.Element 
   return (
     <>
       <ErrorBox error={act.error} />
-      <table data-testid="agents-table">
-        <thead>
-          <tr>
-            <th scope="col">Host</th>
-            <th scope="col">State</th>
-            <th scope="col">Mode</th>
-            <th scope="col">OS</th>
-            <th scope="col">Labels</th>
-            <th scope="col">Last seen</th>
-            {admin ? <th scope="col">Actions</th> : null}
-          </tr>
-        </thead>
-        <tbody>
-          {props.agents.map((a) => (
+      <Table
+        testid="agents-table"
+        head={['Host', 'State', 'Mode', 'OS', 'Labels', 'Last seen', ...(admin ? ['Actions'] : [])]}
+        rows={props.agents}
+        empty="No agent matches."
+        row={(a) => (
             <tr key={a.id} data-testid={`agent-row-${a.hostname}`}>
               <td>
                 <Link href={`/agents/${encodeURIComponent(a.id)}`}>{a.hostname}</Link>
@@ -127,9 +119,8 @@ function AgentRows(props: { agents: Agent[]; reload: () => void }): JSX.Element 
                 </td>
               ) : null}
             </tr>
-          ))}
-        </tbody>
-      </table>
+        )}
+      />
     </>
   );
 }
@@ -206,45 +197,36 @@ function Tokens(): JSX.Element {
           Create token
         </button>
       </form>
-      <ErrorBox error={list.error} />
-      {list.data ? (
-        list.data.tokens.length === 0 ? (
-          <p class="muted">No tokens.</p>
-        ) : (
-          <table data-testid="tokens-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Uses left</th>
-                <th scope="col">Labels</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Actions</th>
+      <LoadedView
+        from={list}
+        show={(d) => (
+          <Table
+            testid="tokens-table"
+            head={['Name', 'Uses left', 'Labels', 'Expires', 'Actions']}
+            rows={d.tokens}
+            empty="No tokens."
+            row={(t) => (
+              <tr key={t.id}>
+                <td>{t.name ?? <span class="muted">{t.id.slice(0, 8)}</span>}</td>
+                <td>
+                  {t.uses_left ?? '?'} of {t.max_uses ?? t.uses ?? '?'}
+                </td>
+                <td>
+                  <Labels labels={t.labels} />
+                </td>
+                <td>
+                  <Time at={t.expires_at} />
+                </td>
+                <td>
+                  <button type="button" class="danger" onClick={() => revoke(t)} aria-label={`Revoke token ${t.name ?? t.id}`}>
+                    Revoke
+                  </button>
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {list.data.tokens.map((t) => (
-                <tr key={t.id}>
-                  <td>{t.name ?? <span class="muted">{t.id.slice(0, 8)}</span>}</td>
-                  <td>
-                    {t.uses_left ?? '?'} of {t.max_uses ?? t.uses ?? '?'}
-                  </td>
-                  <td>
-                    <Labels labels={t.labels} />
-                  </td>
-                  <td>
-                    <Time at={t.expires_at} />
-                  </td>
-                  <td>
-                    <button type="button" class="danger" onClick={() => revoke(t)} aria-label={`Revoke token ${t.name ?? t.id}`}>
-                      Revoke
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )
-      ) : null}
+            )}
+          />
+        )}
+      />
     </Section>
   );
 }

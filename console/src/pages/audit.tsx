@@ -2,7 +2,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.ts';
-import { ErrorBox, Loading, Section, Time, useLoad } from '../components.tsx';
+import { LoadedView, Section, Table, Time, useLoad } from '../components.tsx';
 
 interface Entry {
   id: number | string;
@@ -71,25 +71,15 @@ export function AuditPage(): JSX.Element {
         </p>
       </Section>
       <Section title="Entries">
-        <ErrorBox error={list.error} />
-        {list.data === null ? (
-          list.loading ? <Loading /> : null
-        ) : list.data.entries.length === 0 ? (
-          <p class="muted">No entries match.</p>
-        ) : (
-          <table data-testid="audit-table">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">Action</th>
-                <th scope="col">Hosts</th>
-                <th scope="col">Parameters</th>
-                <th scope="col">Result</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.entries.map((e) => (
+        <LoadedView
+          from={list}
+          show={(d) => (
+            <Table
+              testid="audit-table"
+              head={['When', 'Who', 'Action', 'Hosts', 'Parameters', 'Result']}
+              rows={d.entries}
+              empty="No entries match."
+              row={(e) => (
                 <tr key={e.id}>
                   <td>
                     <Time at={e.at} />
@@ -102,10 +92,10 @@ export function AuditPage(): JSX.Element {
                   </td>
                   <td>{e.result}</td>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+              )}
+            />
+          )}
+        />
       </Section>
     </>
   );

@@ -1,7 +1,7 @@
 /** The dashboard: agents by state, recent jobs and failures, hosts whose firewall drifted. */
 import type { JSX } from 'preact';
 import { api, type Job } from '../api.ts';
-import { Badge, ErrorBox, Loading, Section, Time, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Loading, Section, Table, Time, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link } from '../router.tsx';
 
@@ -15,37 +15,30 @@ interface Dashboard {
 const STATES = ['online', 'stale', 'offline', 'pending', 'rejected'] as const;
 
 export function JobTable(props: { jobs: Job[]; testid: string; empty: string }): JSX.Element {
-  if (props.jobs.length === 0) return <p class="muted">{props.empty}</p>;
   return (
-    <table data-testid={props.testid}>
-      <thead>
-        <tr>
-          <th scope="col">Action</th>
-          <th scope="col">Agent</th>
-          <th scope="col">State</th>
-          <th scope="col">Created</th>
+    <Table
+      testid={props.testid}
+      head={['Action', 'Agent', 'State', 'Created']}
+      rows={props.jobs}
+      empty={props.empty}
+      row={(j) => (
+        <tr key={j.id}>
+          <td>
+            {j.batch_id ? <Link href={`/batches/${encodeURIComponent(j.batch_id)}`}>{`${j.module}.${j.action}`}</Link> : `${j.module}.${j.action}`}
+            {j.result?.error ? <div class="small error-text">{j.result.error}</div> : null}
+          </td>
+          <td>
+            <Link href={`/agents/${encodeURIComponent(j.agent_id)}`}>{j.agent_id.slice(0, 8)}</Link>
+          </td>
+          <td>
+            <Badge state={j.status} />
+          </td>
+          <td>
+            <Time at={j.created_at} />
+          </td>
         </tr>
-      </thead>
-      <tbody>
-        {props.jobs.map((j) => (
-          <tr key={j.id}>
-            <td>
-              {j.batch_id ? <Link href={`/batches/${encodeURIComponent(j.batch_id)}`}>{`${j.module}.${j.action}`}</Link> : `${j.module}.${j.action}`}
-              {j.result?.error ? <div class="small error-text">{j.result.error}</div> : null}
-            </td>
-            <td>
-              <Link href={`/agents/${encodeURIComponent(j.agent_id)}`}>{j.agent_id.slice(0, 8)}</Link>
-            </td>
-            <td>
-              <Badge state={j.status} />
-            </td>
-            <td>
-              <Time at={j.created_at} />
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      )}
+    />
   );
 }
 
@@ -77,30 +70,22 @@ export function DashboardPage(): JSX.Element {
             </ul>
           </Section>
           <Section title="Firewall drift">
-            {d.data.drifted.length === 0 ? (
-              <p class="muted">No host's firewall differs from its accepted state.</p>
-            ) : (
-              <table data-testid="drifted">
-                <thead>
-                  <tr>
-                    <th scope="col">Host</th>
-                    <th scope="col">Checked</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.data.drifted.map((h) => (
-                    <tr key={h.agent_id}>
-                      <td>
-                        <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
-                      </td>
-                      <td>
-                        <Time at={h.checked_at} />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            )}
+            <Table
+              testid="drifted"
+              head={['Host', 'Checked']}
+              rows={d.data.drifted}
+              empty="No host's firewall differs from its accepted state."
+              row={(h) => (
+                <tr key={h.agent_id}>
+                  <td>
+                    <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
+                  </td>
+                  <td>
+                    <Time at={h.checked_at} />
+                  </td>
+                </tr>
+              )}
+            />
           </Section>
           <Section title="Recent failures">
             <JobTable jobs={d.data.recent_failures} testid="recent-failures" empty="No failed jobs." />

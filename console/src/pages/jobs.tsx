@@ -6,7 +6,7 @@ import type { JSX } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
 import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
-import { Badge, ErrorBox, formatLabels, Json, Loading, parseLabels, SchemaForm, Section, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, formatLabels, Json, LoadedView, Loading, parseLabels, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
@@ -218,24 +218,15 @@ export function JobsPage(): JSX.Element {
       <h1>Jobs</h1>
       {operator ? <NewBatch /> : null}
       <Section title="Batches">
-        <ErrorBox error={batches.error} />
-        {batches.data === null ? (
-          batches.loading ? <Loading /> : null
-        ) : batches.data.batches.length === 0 ? (
-          <p class="muted">No batches yet.</p>
-        ) : (
-          <table data-testid="batches-table">
-            <thead>
-              <tr>
-                <th scope="col">Action</th>
-                <th scope="col">Target</th>
-                <th scope="col">Hosts</th>
-                <th scope="col">By</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {batches.data.batches.map((b) => (
+        <LoadedView
+          from={batches}
+          show={(d) => (
+            <Table
+              testid="batches-table"
+              head={['Action', 'Target', 'Hosts', 'By', 'Created']}
+              rows={d.batches}
+              empty="No batches yet."
+              row={(b) => (
                 <tr key={b.id}>
                   <td>
                     <Link href={`/batches/${encodeURIComponent(b.id)}`}>{`${b.module}.${b.action}`}</Link>
@@ -249,14 +240,13 @@ export function JobsPage(): JSX.Element {
                     <Time at={b.created_at} />
                   </td>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+              )}
+            />
+          )}
+        />
       </Section>
       <Section title="Recent jobs">
-        <ErrorBox error={jobs.error} />
-        {jobs.data ? <JobTable jobs={jobs.data.jobs} testid="jobs-table" empty="No jobs yet." /> : null}
+        <LoadedView from={jobs} show={(d) => <JobTable jobs={d.jobs} testid="jobs-table" empty="No jobs yet." />} />
       </Section>
     </>
   );
@@ -328,48 +318,41 @@ export function BatchPage(props: { id: string }): JSX.Element {
         </dl>
       </Section>
       <Section title="Hosts">
-        <table data-testid="batch-hosts">
-          <thead>
-            <tr>
-              <th scope="col">Host</th>
-              <th scope="col">State</th>
-              <th scope="col">Progress</th>
-              <th scope="col">Finished</th>
-              <th scope="col">Result</th>
+        <Table
+          testid="batch-hosts"
+          head={['Host', 'State', 'Progress', 'Finished', 'Result']}
+          rows={batch.hosts}
+          empty="No hosts."
+          row={(h) => (
+            <tr key={h.agent_id} data-testid={`batch-host-${h.hostname}`}>
+              <td>
+                <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
+              </td>
+              <td>
+                <Badge state={h.job.status} />
+              </td>
+              <td>
+                {h.job.progress ? (
+                  <>
+                    {h.job.progress.fraction !== null ? <progress max={1} value={h.job.progress.fraction} aria-label={`Progress on ${h.hostname}`} /> : null} <span class="small">{h.job.progress.phase ?? ''}</span>
+                  </>
+                ) : null}
+              </td>
+              <td>
+                <Time at={h.job.finished_at} />
+              </td>
+              <td>
+                {h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : null}
+                {h.job.result ? (
+                  <button type="button" class="link" aria-expanded={open === h.agent_id} onClick={() => setOpen(open === h.agent_id ? null : h.agent_id)}>
+                    {open === h.agent_id ? 'Hide' : 'Show'} result
+                  </button>
+                ) : null}
+                {open === h.agent_id ? <Json value={h.job.result} /> : null}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {batch.hosts.map((h) => (
-              <tr key={h.agent_id} data-testid={`batch-host-${h.hostname}`}>
-                <td>
-                  <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
-                </td>
-                <td>
-                  <Badge state={h.job.status} />
-                </td>
-                <td>
-                  {h.job.progress ? (
-                    <>
-                      {h.job.progress.fraction !== null ? <progress max={1} value={h.job.progress.fraction} aria-label={`Progress on ${h.hostname}`} /> : null} <span class="small">{h.job.progress.phase ?? ''}</span>
-                    </>
-                  ) : null}
-                </td>
-                <td>
-                  <Time at={h.job.finished_at} />
-                </td>
-                <td>
-                  {h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : null}
-                  {h.job.result ? (
-                    <button type="button" class="link" aria-expanded={open === h.agent_id} onClick={() => setOpen(open === h.agent_id ? null : h.agent_id)}>
-                      {open === h.agent_id ? 'Hide' : 'Show'} result
-                    </button>
-                  ) : null}
-                  {open === h.agent_id ? <Json value={h.job.result} /> : null}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          )}
+        />
       </Section>
     </>
   );

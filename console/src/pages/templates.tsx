@@ -6,7 +6,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, query, type Agent, type Batch } from '../api.ts';
-import { Badge, ErrorBox, Loading, Section, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
@@ -39,22 +39,15 @@ export function TemplatesPage(): JSX.Element {
             </button>
           ) : null
         }>
-        <ErrorBox error={list.error} />
-        {list.data === null ? (
-          list.loading ? <Loading /> : null
-        ) : list.data.templates.length === 0 ? (
-          <p class="muted">No templates yet.</p>
-        ) : (
-          <table data-testid="templates-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Zones</th>
-                <th scope="col">Updated</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.templates.map((t) => (
+        <LoadedView
+          from={list}
+          show={(d) => (
+            <Table
+              testid="templates-table"
+              head={['Name', 'Zones', 'Updated']}
+              rows={d.templates}
+              empty="No templates yet."
+              row={(t) => (
                 <tr key={t.id}>
                   <td>
                     <Link href={`/templates/${encodeURIComponent(t.id)}`}>{t.name}</Link>
@@ -65,10 +58,10 @@ export function TemplatesPage(): JSX.Element {
                     <Time at={t.updated_at ?? t.created_at} />
                   </td>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+              )}
+            />
+          )}
+        />
       </Section>
     </>
   );
@@ -261,26 +254,21 @@ function Rollout(props: { template: Template }): JSX.Element {
         <p class="hint">Preview first: each host says what it would change. Apply is offered after a preview.</p>
       </form>
       {batch.data ? (
-        <table data-testid="preview-hosts">
-          <thead>
-            <tr>
-              <th scope="col">Host</th>
-              <th scope="col">State</th>
-              <th scope="col">Would change</th>
+        <Table
+          testid="preview-hosts"
+          head={['Host', 'State', 'Would change']}
+          rows={batch.data.hosts}
+          empty="No host matches."
+          row={(h) => (
+            <tr key={h.agent_id} data-testid={`preview-host-${h.hostname}`}>
+              <td>{h.hostname}</td>
+              <td>
+                <Badge state={h.job.status} />
+              </td>
+              <td>{h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : previewText(h.job.result?.output)}</td>
             </tr>
-          </thead>
-          <tbody>
-            {batch.data.hosts.map((h) => (
-              <tr key={h.agent_id} data-testid={`preview-host-${h.hostname}`}>
-                <td>{h.hostname}</td>
-                <td>
-                  <Badge state={h.job.status} />
-                </td>
-                <td>{h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : previewText(h.job.result?.output)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          )}
+        />
       ) : null}
     </Section>
   );

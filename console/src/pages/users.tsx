@@ -2,7 +2,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, type Role } from '../api.ts';
-import { ErrorBox, Labels, Loading, parseLabels, Section, Time, useAction, useLoad } from '../components.tsx';
+import { ErrorBox, Labels, LoadedView, parseLabels, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useCan, useUser } from '../session.ts';
 
 interface User {
@@ -103,22 +103,15 @@ export function UsersPage(): JSX.Element {
         </form>
       </Section>
       <Section title="Users">
-        <ErrorBox error={list.error} />
-        {list.data === null ? (
-          list.loading ? <Loading /> : null
-        ) : (
-          <table data-testid="users-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Hosts</th>
-                <th scope="col">Created</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.users.map((u) => (
+        <LoadedView
+          from={list}
+          show={(d) => (
+            <Table
+              testid="users-table"
+              head={['Name', 'Role', 'Hosts', 'Created', 'Actions']}
+              rows={d.users}
+              empty="No users."
+              row={(u) => (
                 <tr key={u.name} data-testid={`user-row-${u.name}`}>
                   <td>{u.name}</td>
                   <td>{u.role}</td>
@@ -142,10 +135,10 @@ export function UsersPage(): JSX.Element {
                     </div>
                   </td>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+              )}
+            />
+          )}
+        />
       </Section>
       <p class="muted small">An operator limited to labels sees and changes only hosts that carry all of them.</p>
     </>
