@@ -19,9 +19,8 @@ import { JobDispatch } from './job-dispatch.ts';
 import { AgentAuth } from './plugins/agent-auth.ts';
 import { BODY_LIMIT, installJsonParser } from './plugins/body.ts';
 import { clientError, frameworkError, installErrorMapping } from './plugins/errors.ts';
+import type { Operator } from './operators.ts';
 import { agentRoutes } from './routes/agent.ts';
-import { eventRoutes } from './routes/events.ts';
-import { fleetRoutes } from './routes/fleet.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import type { JobRecord, Storage } from './storage/storage.ts';
 import type { PushEndpoint, SshEndpoint } from './delivery/transport.ts';
@@ -271,12 +270,12 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
   });
+  // Set by the operator API's authentication (operators.ts); declared here so every request has the slot.
+  app.decorateRequest('operator', null as unknown as Operator);
   installJsonParser(app);
   installErrorMapping(app);
   void app.register(agentRoutes, { ctx, auth: new AgentAuth(storage, config) });
   void app.register(operatorRoutes, { ctx, prefix: '/api/v1' });
-  void app.register(fleetRoutes, { ctx, prefix: '/api/v1' });
-  void app.register(eventRoutes, { ctx, prefix: '/api/v1' });
   installTimers(app, ctx);
   return { app, dispatch: ctx.dispatch, routes };
 }

@@ -126,8 +126,8 @@ export function batchCounts(hosts: BatchHost[]): BatchCounts {
   return counts;
 }
 
-/** The batch as the operator API shows it. */
-export function batchView(b: BatchRecord, hosts: BatchHost[], withHosts: boolean) {
+/** The batch as a list shows it: its counts, not its hosts. */
+export function batchSummary(b: BatchRecord, hosts: BatchHost[]) {
   return {
     id: b.id,
     created_at: iso(b.createdAt),
@@ -138,8 +138,12 @@ export function batchView(b: BatchRecord, hosts: BatchHost[], withHosts: boolean
     target: b.target,
     expires_in: b.expiresIn,
     counts: batchCounts(hosts),
-    ...(withHosts ? { hosts: hosts.map((h) => ({ agent_id: h.job.agentId, hostname: h.agent?.hostname ?? null, job: jobView(h.job) })) } : {}),
   };
+}
+
+/** The batch with each host's latest job. */
+export function batchView(b: BatchRecord, hosts: BatchHost[]) {
+  return { ...batchSummary(b, hosts), hosts: hosts.map((h) => ({ agent_id: h.job.agentId, hostname: h.agent?.hostname ?? null, job: jobView(h.job) })) };
 }
 
 /** The batch if the operator reaches any of its hosts; else 404 as for an unknown id. */

@@ -2,6 +2,7 @@
  * What the route plugins of tuxsec-server share: the config, storage and the in-process state of
  * one server (long-poll waiters, the write batcher, last_seen not yet written). buildApp makes one.
  */
+import type { FastifyRequest } from 'fastify';
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import type { DeliveryWorker } from './delivery/worker.ts';
 import type { EventHub } from './events.ts';
@@ -54,6 +55,17 @@ export interface ServerContext {
   seen: Map<string, number>;
   /** Live events to operators' consoles (GET /api/v1/events). */
   events: EventHub;
+  /** Records an operator's change in the audit log (issue 11); absent until the audit store is wired. */
+  audit?: (req: FastifyRequest, entry: AuditEntry) => void;
+}
+
+/** One operator action for the audit log: what, on which hosts, with which parameters, and how it ended. */
+export interface AuditEntry {
+  action: string;
+  agents: string[];
+  params: unknown;
+  /** 'ok', or the error's message. */
+  result: 'ok' | string;
 }
 
 /**
@@ -86,6 +98,7 @@ export function agentView(a: AgentRecord, lastSeen: number | null, windows: Stat
     last_seen: iso(lastSeen),
     mode: a.mode,
     endpoint: endpointView(a),
+    labels: a.labels,
   };
 }
 

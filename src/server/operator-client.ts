@@ -62,6 +62,7 @@ export interface AgentView {
   version: string | null;
   created_at: string;
   last_seen: string | null;
+  labels: Record<string, string>;
   /** online, stale, offline, pending or rejected (servers before issue 11 send none). */
   state?: string;
   [k: string]: unknown;
@@ -179,8 +180,12 @@ export class OperatorClient {
     return data as T;
   }
 
-  createToken(opts: { uses?: number; ttl?: number } = {}) {
-    return this.call<{ id: string; token: string; uses: number; expires_at: string }>('POST', '/tokens', opts);
+  createToken(opts: { uses?: number; ttl?: number; labels?: Record<string, string>; name?: string } = {}) {
+    return this.call<{ id: string; token: string; uses: number; expires_at: string; labels: Record<string, string>; name: string | null }>('POST', '/tokens', opts);
+  }
+
+  async labelAgent(id: string, change: { set?: Record<string, string>; remove?: string[] }): Promise<AgentView> {
+    return (await this.call<{ agent: AgentView }>('POST', `/agents/${encodeURIComponent(id)}/labels`, change)).agent;
   }
 
   /** One page of agents matching the filter, and how many match in all. */

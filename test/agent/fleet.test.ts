@@ -24,7 +24,7 @@ const envs: AgentEnv[] = [];
 const procs: Proc[] = [];
 /** Agent ids of the two web hosts and the db host. */
 let web1: string, web2: string, db: string;
-let web1Env: AgentEnv, web2Env: AgentEnv, dbEnv: AgentEnv;
+let web1Env: AgentEnv, web2Env: AgentEnv;
 
 async function enroll(token: string): Promise<{ env: AgentEnv; id: string }> {
   const env = await makeAgentEnv({ ca_cert: server.certs.ca, rootd_socket: rootd.socketPath });
@@ -60,7 +60,7 @@ before(async () => {
   const other = await server.cli(['token', 'create', '--label', 'role=db']);
   ({ env: web1Env, id: web1 } = await enroll(String(web.json!.token)));
   ({ env: web2Env, id: web2 } = await enroll(String(web.json!.token)));
-  ({ env: dbEnv, id: db } = await enroll(String(other.json!.token)));
+  ({ id: db } = await enroll(String(other.json!.token)));
 });
 
 after(async () => {

@@ -238,7 +238,7 @@ describe('tuxsec-server fleet API', () => {
   test('GET /dashboard counts agents by state and shows recent jobs and failures', async () => {
     const d = await adminCall(srv, 'GET', '/dashboard');
     assert.equal(d.status, 200, JSON.stringify(d.body));
-    const c = d.body.agents as Record<string, number>;
+    const c = d.body.agents as { online: number; stale: number; offline: number; pending: number; rejected: number; total: number };
     assert.equal(c.total, 15);
     assert.equal(c.pending, 1);
     assert.equal(c.rejected, 1);

@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { batchHosts, batchView, cancelBatch, createBatch, requireBatch, retryFailed } from '../batches.ts';
+import { batchHosts, batchSummary, batchView, cancelBatch, createBatch, requireBatch, retryFailed } from '../batches.ts';
 import { agentView, iso, jobView, stateWindows, type ServerContext } from '../context.ts';
 import { canReach, requireRole } from '../operators.ts';
 import {
@@ -132,7 +132,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     }
     const hosts = batchHosts(ctx, req.operator, batch) ?? [];
     ctx.audit?.(req, { action: 'batch.create', agents: hosts.map((h) => h.job.agentId), params: { ...params, batch: batch.id }, result: 'ok' });
-    return reply.code(201).send({ success: true, batch: batchView(batch, hosts, true) });
+    return reply.code(201).send({ success: true, batch: batchView(batch, hosts) });
   });
 
   api.get('/batches', { schema: { querystring: BatchesQuery, response: BatchesReply } }, async (req) => {
@@ -141,7 +141,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     const batches = [];
     for (const b of list) {
       const hosts = batchHosts(ctx, req.operator, b);
-      if (hosts) batches.push(batchView(b, hosts, false));
+      if (hosts) batches.push(batchSummary(b, hosts));
     }
     return { success: true as const, batches };
   });
@@ -149,7 +149,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
   api.get('/batches/:id', { schema: { params: IdParams, response: BatchReply } }, async (req) => {
     requireRole(req, 'viewer');
     const { batch, hosts } = requireBatch(ctx, req, req.params.id, 'find');
-    return { success: true as const, batch: batchView(batch, hosts, true) };
+    return { success: true as const, batch: batchView(batch, hosts) };
   });
 
   api.post('/batches/:id/retry-failed', { schema: { params: IdParams, body: EmptyBody, response: BatchRetryReply } }, async (req) => {
@@ -157,7 +157,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     const retried = await retryFailed(ctx, req, req.params.id);
     const { batch, hosts } = requireBatch(ctx, req, req.params.id, 'find');
     ctx.audit?.(req, { action: 'batch.retry-failed', agents: retried, params: { batch: batch.id }, result: 'ok' });
-    return { success: true as const, batch: batchView(batch, hosts, true), retried };
+    return { success: true as const, batch: batchView(batch, hosts), retried };
   });
 
   api.post('/batches/:id/cancel', { schema: { params: IdParams, body: EmptyBody, response: BatchCancelReply } }, async (req) => {
@@ -165,6 +165,6 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     const out = await cancelBatch(ctx, req, req.params.id);
     const { batch, hosts } = requireBatch(ctx, req, req.params.id, 'find');
     ctx.audit?.(req, { action: 'batch.cancel', agents: hosts.map((h) => h.job.agentId), params: { batch: batch.id }, result: 'ok' });
-    return { success: true as const, batch: batchView(batch, hosts, true), cancelled: out.cancelled, cancel_requested: out.requested };
+    return { success: true as const, batch: batchView(batch, hosts), cancelled: out.cancelled, cancel_requested: out.requested };
   });
 };
