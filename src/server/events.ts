@@ -48,6 +48,11 @@ interface Stream {
 
 const operatorKey = (op: Operator): string => `${op.kind}:${op.name}`;
 
+/** A job event larger than this goes without params and result (`truncated: true`): GET the job. */
+export const MAX_JOB_EVENT_BYTES = 16 * 1024;
+/** More job changes than this in one turn of the event loop are told per batch, not per job. */
+const MAX_JOB_EVENTS_PER_TURN = 200;
+
 export class EventHub {
   private readonly streams = new Set<Stream>();
   private readonly perOperator = new Map<string, number>();
@@ -96,14 +101,74 @@ export class EventHub {
     res.write('retry: 5000\n: connected\n\n');
   }
 
-  /** Jobs changed: each is read once and sent to the streams that reach its host. */
+  /**
+   * Jobs changed: collected for this turn of the event loop, then each read once and sent to the
+   * streams that reach its host. Many at once (a batch queued, thousands of hosts taking their
+   * jobs together, a mass expiry) are told as one `batch` event per batch, so a burst never
+   * overflows a reader that keeps up.
+   */
   jobs(ids: readonly string[]): void {
     if (this.streams.size === 0) return;
-    for (const id of new Set(ids)) {
+    for (const id of ids) this.pendingJobs.add(id);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushJobs());
+  }
+
+  private readonly pendingJobs = new Set<string>();
+  private flushScheduled = false;
+
+  private flushJobs(): void {
+    this.flushScheduled = false;
+    const ids = [...this.pendingJobs];
+    this.pendingJobs.clear();
+    if (this.streams.size === 0 || ids.length === 0) return;
+    try {
+      let single = ids;
+      if (ids.length <= MAX_JOB_EVENTS_PER_TURN) {
+        const events = this.jobEvents(ids);
+        const bytes = events.reduce((n, e) => n + e.text.length, 0);
+        if (bytes <= this.d.limits.bufferBytes / 4) {
+          for (const e of events) this.publish('job', e.text, e.labels);
+          return;
+        }
+        single = events.filter((e) => e.batchId === null).map((e) => e.id);
+      }
+      const byBatch = this.d.storage.fleet.batchesOf(ids);
+      if (ids.length > MAX_JOB_EVENTS_PER_TURN) single = ids.filter((id) => !byBatch.jobs.has(id));
+      for (const batchId of byBatch.batches) this.publishBatch(batchId);
+      for (const e of this.jobEvents(single)) this.publish('job', e.text, e.labels);
+    } catch (err) {
+      this.d.log.warn({ err }, 'cannot read changed jobs for events');
+    }
+  }
+
+  private jobEvents(ids: readonly string[]): Array<{ id: string; batchId: string | null; text: string; labels: Record<string, string> | null }> {
+    const out = [];
+    for (const id of ids) {
       const job = this.d.storage.getJob(id);
       if (!job) continue;
-      const agent = this.d.storage.getAgent(job.agentId);
-      this.publish('job', JSON.stringify(jobView(job)), agent?.labels ?? null);
+      const view = jobView(job);
+      let text = JSON.stringify(view);
+      // A big result or params would fill a reader's buffer by itself.
+      if (text.length > MAX_JOB_EVENT_BYTES) text = JSON.stringify({ ...view, params: null, result: null, truncated: true });
+      out.push({ id, batchId: job.batchId ?? null, text, labels: this.d.storage.getAgent(job.agentId)?.labels ?? null });
+    }
+    return out;
+  }
+
+  /** `event: batch` {id}: its hosts changed, GET it again. Only to streams reaching one of its hosts. */
+  private publishBatch(batchId: string): void {
+    const text = `event: batch\ndata: ${JSON.stringify({ id: batchId })}\n\n`;
+    const reach = new Map<string, boolean>();
+    for (const s of [...this.streams]) {
+      const sel = s.op.selector;
+      if (sel !== null) {
+        const key = JSON.stringify(sel);
+        if (!reach.has(key)) reach.set(key, this.d.storage.fleet.batchReaches(batchId, sel));
+        if (!reach.get(key)) continue;
+      }
+      this.send(s, text);
     }
   }
 

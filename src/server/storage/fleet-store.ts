@@ -106,6 +106,10 @@ export interface FleetStore {
   latestJobs(batchId: string): JobRecord[];
   /** Adds jobs to an existing batch (retry). */
   addBatchJobs(jobs: JobRecord[]): void;
+  /** Of these job ids, those in a batch, and the batches they are in. */
+  batchesOf(jobIds: readonly string[]): { jobs: Set<string>; batches: Set<string> };
+  /** Whether the selector reaches one of the batch's hosts. */
+  batchReaches(batchId: string, selector: LabelSelector): boolean;
 }
 
 /** Jobs whose ending makes a host worth a "retry failed". */
@@ -179,6 +183,7 @@ export function openFleetStore(
         min(j.rowid) OVER (PARTITION BY j.agent_id) AS first
       FROM jobs j WHERE j.batch_id = ?) WHERE n = 1 ORDER BY first`),
     states: db.prepare('SELECT id, status, last_seen, labels FROM agents'),
+    batchesOf: db.prepare('SELECT id, batch_id FROM jobs WHERE batch_id IS NOT NULL AND id IN (SELECT value FROM json_each(?))'),
   };
 
   const agentWhere = (q: Omit<AgentQuery, 'limit' | 'offset'>, w: StateWindows) => {
@@ -306,6 +311,18 @@ export function openFleetStore(
 
     listBatches(limit, offset) {
       return (st.batches.all(limit, offset) as BatchRow[]).map(batchFromRow);
+    },
+
+    batchesOf(jobIds) {
+      const rows = st.batchesOf.all(JSON.stringify(jobIds)) as Array<{ id: string; batch_id: string }>;
+      return { jobs: new Set(rows.map((r) => r.id)), batches: new Set(rows.map((r) => r.batch_id)) };
+    },
+
+    batchReaches(batchId, selector) {
+      const where = ['j.batch_id = @batch'];
+      const params: Record<string, unknown> = { batch: batchId };
+      labelClauses(selector, 's', where, params);
+      return stmt(`SELECT 1 FROM jobs j JOIN agents a ON a.id = j.agent_id WHERE ${where.join(' AND ')} LIMIT 1`).get(params) !== undefined;
     },
 
     latestJobs(batchId) {
