@@ -75,7 +75,7 @@ test('a job for a label: the offline host keeps its job queued, and runs it when
   const ev = await openEvents(server, 'test-admin-token-0123456789abcdef');
   try {
     const a1 = run(web1Env);
-    const sub = await server.cli(['jobs', 'submit', '--label', 'role=web', 'systeminfo', 'get_hostname', '--wait', '10']);
+    const sub = await server.cli(['jobs', 'submit', '--label', 'role=web', 'systeminfo', 'get_hostname', '--wait', '8']);
     // Exit 2: web-2 is offline, its job still open when --wait runs out.
     assert.equal(sub.code, 2, sub.stderr);
     assert.match(sub.stderr, /still has unfinished jobs/);
@@ -110,7 +110,7 @@ test('retry-failed queues again only the host whose job expired; cancel ends wha
   // Stop web-2: its job of the next batch expires while web-1's completes.
   const w2 = procs.find((p) => p.proc.spawnargs.includes(web2Env.configPath))!;
   await w2.kill();
-  const sub = await server.cli(['jobs', 'submit', '--agent', web1, '--agent', web2, 'systeminfo', 'get_info', '--expires', '3']);
+  const sub = await server.cli(['jobs', 'submit', '--agent', web1, '--agent', web2, 'systeminfo', 'get_hostname', '--expires', '6']);
   assert.equal(sub.code, 0, sub.stderr);
   const id = (sub.json!.batch as Batch).id;
   await until('web-2\'s job to expire', async () => jobOf(await batch(id), web2).status === 'expired', 20_000, 200);
