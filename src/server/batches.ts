@@ -106,20 +106,29 @@ export async function createBatch(ctx: ServerContext, req: FastifyRequest, spec:
 
 export type BatchCounts = Record<JobStatus, number> & { total: number };
 
+/** A host of a batch: its latest job, and its hostname and labels (null when the agent is gone). */
 export interface BatchHost {
-  agent: AgentRecord | undefined;
   job: JobRecord;
+  hostname: string | null;
+  labels: Record<string, string> | null;
 }
 
 /** A batch's hosts the operator reaches, each with its latest job; undefined when it reaches none. */
 export function batchHosts(ctx: ServerContext, op: Operator, b: BatchRecord): BatchHost[] | undefined {
-  const hosts = ctx.storage.fleet.latestJobs(b.id).map((job) => ({ agent: ctx.storage.getAgent(job.agentId), job }));
+  const hosts = ctx.storage.fleet.latestJobs(b.id);
   if (op.selector === null) return hosts;
-  const mine = hosts.filter((h) => h.agent !== undefined && canReach(op, h.agent));
+  const mine = hosts.filter((h) => h.labels !== null && canReach(op, { labels: h.labels }));
   return mine.length === 0 ? undefined : mine;
 }
 
-export function batchCounts(hosts: BatchHost[]): BatchCounts {
+/** Counts by status of the latest jobs of the hosts the operator reaches; undefined when none. */
+export function batchCounts(ctx: ServerContext, op: Operator, b: BatchRecord): BatchCounts | undefined {
+  const c = ctx.storage.fleet.batchCounts(b.id, op.selector);
+  if (c.total === 0 && op.selector !== null) return undefined;
+  return { ...(Object.fromEntries(JOB_STATUSES.map((s) => [s, c[s] ?? 0])) as Record<JobStatus, number>), total: c.total };
+}
+
+function countsOf(hosts: BatchHost[]): BatchCounts {
   const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as BatchCounts;
   counts.total = hosts.length;
   for (const h of hosts) counts[h.job.status]++;
@@ -127,7 +136,7 @@ export function batchCounts(hosts: BatchHost[]): BatchCounts {
 }
 
 /** The batch as a list shows it: its counts, not its hosts. */
-export function batchSummary(b: BatchRecord, hosts: BatchHost[]) {
+export function batchSummary(b: BatchRecord, counts: BatchCounts) {
   return {
     id: b.id,
     created_at: iso(b.createdAt),
@@ -137,13 +146,13 @@ export function batchSummary(b: BatchRecord, hosts: BatchHost[]) {
     params: b.params,
     target: b.target,
     expires_in: b.expiresIn,
-    counts: batchCounts(hosts),
+    counts,
   };
 }
 
 /** The batch with each host's latest job. */
 export function batchView(b: BatchRecord, hosts: BatchHost[]) {
-  return { ...batchSummary(b, hosts), hosts: hosts.map((h) => ({ agent_id: h.job.agentId, hostname: h.agent?.hostname ?? null, job: jobView(h.job) })) };
+  return { ...batchSummary(b, countsOf(hosts)), hosts: hosts.map((h) => ({ agent_id: h.job.agentId, hostname: h.hostname, job: jobView(h.job) })) };
 }
 
 /** The batch if the operator reaches any of its hosts; else 404 as for an unknown id. */
@@ -162,7 +171,7 @@ export async function retryFailed(ctx: ServerContext, req: FastifyRequest, id: s
   const { batch, hosts } = requireBatch(ctx, req, id, 'retry');
   const t = ctx.now();
   const jobs = hosts
-    .filter((h) => RETRYABLE_STATUSES.has(h.job.status) && h.agent !== undefined && h.agent.status !== 'rejected')
+    .filter((h) => RETRYABLE_STATUSES.has(h.job.status) && h.hostname !== null && ctx.storage.getAgent(h.job.agentId)?.status !== 'rejected')
     .map((h) => hostJob(ctx, batch, h.job.agentId, t));
   if (jobs.length > 0) await ctx.group.run(() => ctx.storage.fleet.addBatchJobs(jobs));
   req.log.info({ batch: batch.id, hosts: jobs.length, operator: req.operator.name }, 'batch: failed hosts queued again');

@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { batchHosts, batchSummary, batchView, cancelBatch, createBatch, requireBatch, retryFailed } from '../batches.ts';
+import { batchCounts, batchHosts, batchSummary, batchView, cancelBatch, createBatch, requireBatch, retryFailed } from '../batches.ts';
 import { agentView, iso, jobView, stateWindows, type ServerContext } from '../context.ts';
 import { canReach, requireRole } from '../operators.ts';
 import {
@@ -140,8 +140,8 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     const list = storage.fleet.listBatches(req.query.limit ?? 20, req.query.offset ?? 0);
     const batches = [];
     for (const b of list) {
-      const hosts = batchHosts(ctx, req.operator, b);
-      if (hosts) batches.push(batchSummary(b, hosts));
+      const counts = batchCounts(ctx, req.operator, b);
+      if (counts) batches.push(batchSummary(b, counts));
     }
     return { success: true as const, batches };
   });

@@ -102,8 +102,13 @@ export interface FleetStore {
   getBatch(id: string): BatchRecord | undefined;
   /** Newest first. */
   listBatches(limit: number, offset: number): BatchRecord[];
-  /** Each host's latest job of the batch, in the order the hosts were first given. */
-  latestJobs(batchId: string): JobRecord[];
+  /**
+   * Each host's latest job of the batch, in the order the hosts were first given, with the host's
+   * hostname and labels (null when the agent is gone).
+   */
+  latestJobs(batchId: string): Array<{ job: JobRecord; hostname: string | null; labels: Record<string, string> | null }>;
+  /** How many hosts' latest jobs are in each status, among the hosts the selector reaches. */
+  batchCounts(batchId: string, selector: LabelSelector | null): Partial<Record<JobStatus, number>> & { total: number };
   /** Adds jobs to an existing batch (retry). */
   addBatchJobs(jobs: JobRecord[]): void;
   /** Of these job ids, those in a batch, and the batches they are in. */
@@ -179,9 +184,10 @@ export function openFleetStore(
     batch: db.prepare('SELECT * FROM batches WHERE id = ?'),
     batches: db.prepare('SELECT * FROM batches ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?'),
     // Latest job per host: the newest by creation (rowid breaks a tie within one millisecond).
-    latest: db.prepare(`SELECT * FROM (SELECT j.*, row_number() OVER (PARTITION BY j.agent_id ORDER BY j.created_at DESC, j.rowid DESC) AS n,
+    latest: db.prepare(`SELECT x.*, a.hostname AS host_name, a.labels AS host_labels FROM (SELECT j.*,
+        row_number() OVER (PARTITION BY j.agent_id ORDER BY j.created_at DESC, j.rowid DESC) AS n,
         min(j.rowid) OVER (PARTITION BY j.agent_id) AS first
-      FROM jobs j WHERE j.batch_id = ?) WHERE n = 1 ORDER BY first`),
+      FROM jobs j WHERE j.batch_id = ?) x LEFT JOIN agents a ON a.id = x.agent_id WHERE x.n = 1 ORDER BY x.first`),
     states: db.prepare('SELECT id, status, last_seen, labels FROM agents'),
     batchesOf: db.prepare('SELECT id, batch_id FROM jobs WHERE batch_id IS NOT NULL AND id IN (SELECT value FROM json_each(?))'),
   };
@@ -326,7 +332,27 @@ export function openFleetStore(
     },
 
     latestJobs(batchId) {
-      return st.latest.all(batchId).map(jobFromRow);
+      return (st.latest.all(batchId) as Array<{ host_name: string | null; host_labels: string | null }>).map((r) => ({
+        job: jobFromRow(r),
+        hostname: r.host_name,
+        labels: r.host_labels === null ? null : (JSON.parse(r.host_labels) as Record<string, string>),
+      }));
+    },
+
+    batchCounts(batchId, selector) {
+      const where = ['x.n = 1'];
+      const params: Record<string, unknown> = { batch: batchId };
+      labelClauses(selector, 's', where, params);
+      const rows = stmt(`SELECT x.status AS status, count(*) AS c FROM (SELECT j.status, j.agent_id,
+          row_number() OVER (PARTITION BY j.agent_id ORDER BY j.created_at DESC, j.rowid DESC) AS n
+        FROM jobs j WHERE j.batch_id = @batch) x ${selector === null ? '' : 'JOIN agents a ON a.id = x.agent_id'}
+        WHERE ${where.join(' AND ')} GROUP BY x.status`).all(params) as Array<{ status: JobStatus; c: number }>;
+      const out: Partial<Record<JobStatus, number>> & { total: number } = { total: 0 };
+      for (const r of rows) {
+        out[r.status] = r.c;
+        out.total += r.c;
+      }
+      return out;
     },
   };
 }
