@@ -189,7 +189,7 @@ function NewBatch(): JSX.Element {
 }
 
 function Counts(props: { counts: Record<string, number> }): JSX.Element {
-  const entries = Object.entries(props.counts).filter(([, n]) => n > 0);
+  const entries = Object.entries(props.counts).filter(([k, n]) => n > 0 && k !== 'total');
   if (entries.length === 0) return <span class="muted">no jobs</span>;
   return (
     <ul class="chips" data-testid="batch-counts">
