@@ -96,7 +96,9 @@ export async function api<T = Record<string, unknown>>(method: 'GET' | 'POST' | 
   if (method !== 'GET' && csrf !== null) headers['x-csrf-token'] = csrf;
   let res: Response;
   try {
-    res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) });
+    // The page's policy is no-referrer, under which the Fetch standard sends `Origin: null` with a
+    // POST (Firefox does); the server checks the Origin of a change, so these requests say same-origin.
+    res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', referrerPolicy: 'same-origin', ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) });
   } catch (e) {
     throw new ApiError(`cannot reach the server: ${(e as Error).message}`, 0, null);
   }
