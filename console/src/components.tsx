@@ -107,23 +107,6 @@ export function Labels(props: { labels: Record<string, string> | undefined }): J
   );
 }
 
-/** "K=V, K2=V2" (or one per line) to a label map; an error message naming the bad pair. */
-export function parseLabels(text: string): { labels: Record<string, string>; error: string | null } {
-  const labels: Record<string, string> = {};
-  for (const part of text.split(/[,\n]/).map((s) => s.trim()).filter((s) => s !== '')) {
-    const i = part.indexOf('=');
-    if (i <= 0) return { labels, error: `label "${part}" is not KEY=VALUE` };
-    labels[part.slice(0, i).trim()] = part.slice(i + 1).trim();
-  }
-  return { labels, error: null };
-}
-
-export function formatLabels(labels: Record<string, string> | undefined | null): string {
-  return Object.entries(labels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ');
-}
-
 /** JSON shown as preformatted text (results, parameters). */
 export function Json(props: { value: unknown; testid?: string }): JSX.Element {
   return (

@@ -5,7 +5,8 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, query, type Agent } from '../api.ts';
-import { Badge, ErrorBox, formatLabels, Labels, LoadedView, Loading, parseLabels, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Labels, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { formatLabels, parseLabels } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate, type Route } from '../router.tsx';
 import { useCan } from '../session.ts';

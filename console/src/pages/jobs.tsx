@@ -6,7 +6,8 @@ import type { JSX } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
 import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
-import { Badge, ErrorBox, formatLabels, Json, LoadedView, Loading, parseLabels, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Json, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { formatLabels, targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
@@ -16,16 +17,6 @@ import { JobTable } from './dashboard.tsx';
 export function targetText(t: Batch['target']): string {
   if (t.label && Object.keys(t.label).length > 0) return `label ${formatLabels(t.label)}`;
   return `${t.agents?.length ?? 0} agent(s)`;
-}
-
-/** A target form's values to the API's target: labels win over a list of ids. */
-export function targetOf(labels: string, agents: string): { target: Batch['target'] | null; error: string | null } {
-  const l = parseLabels(labels);
-  if (l.error) return { target: null, error: l.error };
-  const ids = agents.split(/[\s,]+/).filter((x) => x !== '');
-  if (Object.keys(l.labels).length > 0) return { target: { label: l.labels, ...(ids.length ? { agents: ids } : {}) }, error: null };
-  if (ids.length > 0) return { target: { agents: ids }, error: null };
-  return { target: null, error: 'Give a label (KEY=VALUE) or one or more agent ids' };
 }
 
 export function TargetFields(props: { labels: string; agents: string; onLabels: (v: string) => void; onAgents: (v: string) => void; prefix: string }): JSX.Element {

@@ -7,10 +7,11 @@ import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, query, type Agent, type Batch } from '../api.ts';
 import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
-import { TargetFields, targetOf } from './jobs.tsx';
+import { TargetFields } from './jobs.tsx';
 
 interface TemplateZone {
   services?: string[];

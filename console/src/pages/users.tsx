@@ -2,7 +2,8 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, type Role } from '../api.ts';
-import { ErrorBox, Labels, LoadedView, parseLabels, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { ErrorBox, Labels, LoadedView, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { parseLabels } from '../labels.ts';
 import { useCan, useUser } from '../session.ts';
 
 interface User {

@@ -1,11 +1,13 @@
 /**
- * The console's generated forms (console/src/schema-form.ts): a JSON Schema of an action's
- * parameters to fields, and the form's values back to parameters, errors naming the field.
+ * The console's forms: the generated ones (console/src/schema-form.ts: a JSON Schema of an action's
+ * parameters to fields, the form's values back to parameters, errors naming the field), labels and
+ * targets (console/src/labels.ts), and the page paths both ends share.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Type } from '@sinclair/typebox';
 import { fieldsOf, fieldsOfParameters, labelOf, paramsOf } from '../../../console/src/schema-form.ts';
+import { formatLabels, parseLabels, targetOf } from '../../../console/src/labels.ts';
 import { matchPage, pagePath } from '../../../src/protocol/console-routes.ts';
 
 // The shape rootd's actions declare (TypeBox, as module-info sends it).
@@ -126,5 +128,23 @@ describe('console pages', () => {
     assert.equal(matchPage('/agents/api/checkin/'), null);
     assert.equal(matchPage('/agents/%E0%A4%A'), null);
     assert.equal(pagePath('template', { id: 'a/b' }), '/templates/a%2Fb');
+  });
+});
+
+describe('labels', () => {
+  test('parseLabels reads KEY=VALUE pairs separated by commas or lines and names a bad one', () => {
+    assert.deepEqual(parseLabels(' env=prod, role = web\nzone=a=b '), { labels: { env: 'prod', role: 'web', zone: 'a=b' }, error: null });
+    assert.deepEqual(parseLabels(''), { labels: {}, error: null });
+    assert.equal(parseLabels('env=prod, broken').error, 'label "broken" is not KEY=VALUE');
+    assert.equal(parseLabels('=x').error, 'label "=x" is not KEY=VALUE');
+    assert.equal(formatLabels({ a: '1', b: '2' }), 'a=1, b=2');
+  });
+
+  test('targetOf gives a label or a list of agents, never both, never nothing', () => {
+    assert.deepEqual(targetOf('env=prod', ''), { target: { label: { env: 'prod' } }, error: null });
+    assert.deepEqual(targetOf('', 'a1, a2 a1\nb'), { target: { agents: ['a1', 'a2', 'b'] }, error: null });
+    assert.match(targetOf('env=prod', 'a1').error!, /not both/);
+    assert.match(targetOf('', ' ').error!, /Give a label/);
+    assert.match(targetOf('nope', '').error!, /not KEY=VALUE/);
   });
 });
