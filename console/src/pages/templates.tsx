@@ -5,7 +5,7 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, query, type Agent, type Batch } from '../api.ts';
+import { api, FINAL, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
 import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
@@ -171,32 +171,65 @@ function Editor(props: { template: Template | null; onSaved: (t: Template) => vo
   );
 }
 
-/** What a host would change, as its dry run said. */
-function previewText(out: unknown): string {
+/** What a host would change (a dry run) or changed, as its answer says. */
+export function changeText(out: unknown): string {
   if (typeof out !== 'object' || out === null) return '';
   const o = out as Record<string, unknown>;
+  if (Array.isArray(o.items)) {
+    const changed = (o.items as Array<{ zone?: string; kind?: string; value?: string; changed?: boolean }>).filter((i) => i.changed);
+    if (changed.length === 0) return 'nothing to change';
+    return changed.map((i) => `${i.kind ?? ''} ${i.value ?? ''} in ${i.zone ?? ''}`).join('; ');
+  }
   if (typeof o.message === 'string') return o.message;
-  if (Array.isArray(o.changes)) return o.changes.map((c) => (typeof c === 'string' ? c : JSON.stringify(c))).join('; ');
   if (o.changed === false) return 'nothing to change';
   return JSON.stringify(o).slice(0, 300);
+}
+
+interface HostJob {
+  agent_id: string;
+  hostname: string;
+  job_id: string;
+  job?: Job;
+  /** After apply: confirmed, rolled back, or why confirming failed. */
+  outcome?: string;
+}
+
+/** The jobs of a preview or an apply, each re-read until it ends (live events make it sooner). */
+function useHostJobs(initial: HostJob[] | null): [HostJob[] | null, (f: (h: HostJob[]) => HostJob[]) => void] {
+  const [hosts, setHosts] = useState<HostJob[] | null>(initial);
+  const [tick, setTick] = useState(0);
+  useEffect(() => setHosts(initial), [initial]);
+  useLiveReload((e) => e.type === 'job' && (hosts ?? []).some((h) => h.job_id === e.data.id), () => setTick((t) => t + 1), [hosts]);
+  useEffect(() => {
+    const open = (hosts ?? []).filter((h) => !h.job || !FINAL.has(h.job.status));
+    if (open.length === 0) return;
+    let live = true;
+    const t = window.setTimeout(() => {
+      void Promise.all(open.slice(0, 50).map((h) => api<{ job: Job }>('GET', `/jobs/${encodeURIComponent(h.job_id)}`).then((r) => r.job, () => undefined))).then((jobs) => {
+        if (!live) return;
+        const byId = new Map(jobs.filter((j): j is Job => j !== undefined).map((j) => [j.id, j]));
+        setHosts((old) => (old ?? []).map((h) => (byId.has(h.job_id) ? { ...h, job: byId.get(h.job_id)! } : h)));
+      });
+    }, 1000);
+    return () => {
+      live = false;
+      window.clearTimeout(t);
+    };
+  }, [hosts, tick]);
+  return [hosts, (f) => setHosts((old) => (old === null ? old : f(old)))];
 }
 
 function Rollout(props: { template: Template }): JSX.Element {
   const [labels, setLabels] = useState('');
   const [agents, setAgents] = useState('');
   const [picked, setPicked] = useState<string[]>([]);
-  const hosts = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 500 })}`), []);
+  const hostList = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 500 })}`), []);
   const [timeout, setTimeoutText] = useState('120');
-  const [batchId, setBatchId] = useState<string | null>(null);
+  const [permanent, setPermanent] = useState(false);
+  const [started, setStarted] = useState<{ kind: 'preview' | 'apply'; hosts: HostJob[]; deadline: number | null } | null>(null);
+  const [hosts, update] = useHostJobs(started?.hosts ?? null);
+  const [left, setLeft] = useState(0);
   const act = useAction();
-  const batch = useLoad(async () => (batchId ? (await api<{ batch: Batch }>('GET', `/batches/${encodeURIComponent(batchId)}`)).batch : null), [batchId]);
-  useLiveReload((e) => e.type === 'job' && batchId !== null && e.data.batch_id === batchId, batch.reload, [batchId]);
-  // Without the event stream a preview still fills in.
-  useEffect(() => {
-    if (!batch.data || !batch.data.hosts.some((h) => ['queued', 'sent', 'running'].includes(h.job.status))) return;
-    const t = window.setTimeout(batch.reload, 2000);
-    return () => window.clearTimeout(t);
-  }, [batch.data]);
   const go = (kind: 'preview' | 'apply'): void => {
     const t = targetOf(labels, [agents, ...picked].join(' '));
     if (t.error !== null) {
@@ -204,17 +237,67 @@ function Rollout(props: { template: Template }): JSX.Element {
       return;
     }
     const n = Number(timeout);
-    if (kind === 'apply' && timeout !== '' && (!Number.isInteger(n) || n < 5 || n > 3600)) {
+    if (kind === 'apply' && (!Number.isInteger(n) || n < 5 || n > 3600)) {
       void act.run(() => Promise.reject(new Error('Confirm within must be a whole number of seconds from 5 to 3600')));
       return;
     }
     void act.run(async () => {
-      const body = kind === 'apply' ? { target: t.target, ...(timeout !== '' ? { confirm_timeout: n } : {}) } : { target: t.target };
-      const r = await api<{ batch: Batch }>('POST', `/templates/${encodeURIComponent(props.template.id)}/${kind}`, body);
-      if (kind === 'apply') navigate(`/batches/${encodeURIComponent(r.batch.id)}`);
-      else setBatchId(r.batch.id);
+      const body = { target: t.target, ...(permanent ? { permanent: true } : {}), ...(kind === 'apply' ? { confirm_timeout: n } : {}) };
+      const r = await api<{ jobs: HostJob[] }>('POST', `/templates/${encodeURIComponent(props.template.id)}/${kind}`, body);
+      setStarted({ kind, hosts: r.jobs, deadline: null });
     });
   };
+  // After apply: the countdown runs from the first host that applied (each host has its own
+  // confirm_by; the earliest is the one that matters).
+  const pendingIds = (hosts ?? []).filter((h) => h.outcome === undefined && typeof (h.job?.result?.output as Record<string, unknown> | undefined)?.change_id === 'string');
+  const deadline = started?.kind === 'apply' && pendingIds.length > 0 ? (started.deadline ?? Date.now() + Number(timeout) * 1000) : null;
+  useEffect(() => {
+    if (started?.kind === 'apply' && started.deadline === null && pendingIds.length > 0) setStarted({ ...started, deadline: Date.now() + Number(timeout) * 1000 });
+  }, [pendingIds.length]);
+  useEffect(() => {
+    if (deadline === null) return;
+    const tick = (): void => setLeft(Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
+    tick();
+    const t = window.setInterval(tick, 250);
+    return () => window.clearInterval(t);
+  }, [deadline]);
+  const changeIdOf = (h: HostJob): string => String((h.job?.result?.output as Record<string, unknown>).change_id);
+  const confirmAll = (): void => {
+    void act.run(async () => {
+      const results = await Promise.all(
+        pendingIds.map(async (h) => {
+          try {
+            jobOutput(await runJob(h.agent_id, 'firewalld', 'confirm', { change_id: changeIdOf(h) }, 60));
+            return [h.agent_id, 'confirmed'] as const;
+          } catch (e) {
+            return [h.agent_id, `not confirmed: ${(e as Error).message}`] as const;
+          }
+        }),
+      );
+      const by = new Map(results);
+      update((all) => all.map((h) => (by.has(h.agent_id) ? { ...h, outcome: by.get(h.agent_id) } : h)));
+    });
+  };
+  // The countdown ran out unconfirmed: each host says what became of its change.
+  useEffect(() => {
+    if (deadline === null || left > 0 || Date.now() < deadline || act.busy || pendingIds.length === 0) return;
+    void act.run(async () => {
+      await new Promise((r) => window.setTimeout(r, 1500));
+      const results = await Promise.all(
+        pendingIds.map(async (h) => {
+          try {
+            const out = jobOutput<{ history?: Array<{ change_id: string; outcome: string; reason: string }> }>(await runJob(h.agent_id, 'firewalld', 'get_pending_changes', {}, 60));
+            const e = (out.history ?? []).find((x) => x.change_id === changeIdOf(h));
+            return [h.agent_id, e ? (e.outcome === 'confirmed' ? 'confirmed' : `rolled back by the host (${e.reason})`) : 'rolled back by the host'] as const;
+          } catch (e) {
+            return [h.agent_id, `unknown: ${(e as Error).message}`] as const;
+          }
+        }),
+      );
+      const by = new Map(results);
+      update((all) => all.map((h) => (by.has(h.agent_id) ? { ...h, outcome: by.get(h.agent_id) } : h)));
+    });
+  }, [deadline, left]);
   return (
     <Section title="Preview and apply">
       <ErrorBox error={act.error} />
@@ -222,16 +305,11 @@ function Rollout(props: { template: Template }): JSX.Element {
         <fieldset class="plain">
           <legend>Hosts</legend>
           <ul class="chips" data-testid="rollout-hosts">
-            {(hosts.data?.agents ?? [])
+            {(hostList.data?.agents ?? [])
               .filter((a) => a.status === 'active')
               .map((a) => (
                 <li key={a.id}>
-                  <input
-                    type="checkbox"
-                    id={`ro-host-${a.id}`}
-                    checked={picked.includes(a.id)}
-                    onChange={(e) => setPicked(e.currentTarget.checked ? [...picked, a.id] : picked.filter((x) => x !== a.id))}
-                  />
+                  <input type="checkbox" id={`ro-host-${a.id}`} checked={picked.includes(a.id)} onChange={(e) => setPicked(e.currentTarget.checked ? [...picked, a.id] : picked.filter((x) => x !== a.id))} />
                   <label for={`ro-host-${a.id}`}>{a.hostname}</label>
                 </li>
               ))}
@@ -243,33 +321,55 @@ function Rollout(props: { template: Template }): JSX.Element {
             <label for="ro-timeout">Confirm within (seconds)</label>
             <input id="ro-timeout" type="number" min={5} max={3600} value={timeout} onInput={(e) => setTimeoutText(e.currentTarget.value)} />
           </div>
+          <div class="field field-check">
+            <label for="ro-permanent">Permanent configuration</label>
+            <input id="ro-permanent" type="checkbox" checked={permanent} onChange={(e) => setPermanent(e.currentTarget.checked)} />
+          </div>
         </div>
         <div class="buttons">
           <button type="submit" class="primary" disabled={act.busy} data-testid="template-preview">
             Preview on these hosts
           </button>
-          <button type="button" disabled={act.busy || batch.data === null} onClick={() => go('apply')} data-testid="template-apply">
+          <button type="button" disabled={act.busy || started === null} onClick={() => go('apply')} data-testid="template-apply">
             Apply
           </button>
         </div>
-        <p class="hint">Preview first: each host says what it would change. Apply is offered after a preview.</p>
+        <p class="hint">Preview first: each host says what it would change. Apply is offered after a preview; each host undoes the whole template unless it is confirmed in time.</p>
       </form>
-      {batch.data ? (
-        <Table
-          testid="preview-hosts"
-          head={['Host', 'State', 'Would change']}
-          rows={batch.data.hosts}
-          empty="No host matches."
-          row={(h) => (
-            <tr key={h.agent_id} data-testid={`preview-host-${h.hostname}`}>
-              <td>{h.hostname}</td>
-              <td>
-                <Badge state={h.job.status} />
-              </td>
-              <td>{h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : previewText(h.job.result?.output)}</td>
-            </tr>
-          )}
-        />
+      {hosts ? (
+        <>
+          <h3>{started?.kind === 'apply' ? 'Applied' : 'Preview'}</h3>
+          {deadline !== null && pendingIds.length > 0 ? (
+            <div class="warning" data-testid="template-pending">
+              <p>
+                Check the hosts, then confirm. Unconfirmed hosts roll back in{' '}
+                <span class="countdown" data-testid="confirm-countdown" data-confirm-by={new Date(deadline).toISOString()} role="timer">
+                  {left}
+                </span>{' '}
+                s.
+              </p>
+              <button type="button" class="primary" disabled={act.busy || left <= 0} onClick={confirmAll} data-testid="template-confirm">
+                Confirm on {pendingIds.length} host(s)
+              </button>
+            </div>
+          ) : null}
+          <Table
+            testid={started?.kind === 'apply' ? 'apply-hosts' : 'preview-hosts'}
+            head={['Host', 'State', started?.kind === 'apply' ? 'Changed' : 'Would change', ...(started?.kind === 'apply' ? ['Outcome'] : [])]}
+            rows={hosts}
+            empty="No host matches."
+            row={(h) => (
+              <tr key={h.agent_id} data-testid={`${started?.kind === 'apply' ? 'apply' : 'preview'}-host-${h.hostname}`}>
+                <td>{h.hostname}</td>
+                <td>
+                  <Badge state={h.job?.status ?? 'queued'} />
+                </td>
+                <td>{h.job?.result?.error ? <span class="error-text">{h.job.result.error}</span> : changeText(h.job?.result?.output)}</td>
+                {started?.kind === 'apply' ? <td data-testid="host-outcome">{h.outcome ?? ''}</td> : null}
+              </tr>
+            )}
+          />
+        </>
       ) : null}
     </Section>
   );
