@@ -35,6 +35,11 @@ const MAX_FINISHED_PER_UID = 64;
 const MAX_PHASE_CHARS = 200;
 /** How long operation_cancel waits for the action to stop before it answers. */
 const CANCEL_WAIT_MS = 5000;
+/**
+ * How long an aborted action (timed out, cancelled, daemon stopping) has to stop before its
+ * operation is ended without it: one that ignores its signal must not keep its slot for ever.
+ */
+export const ABANDON_GRACE_MS = 2000;
 /** How long a stopping daemon waits for its operations to stop. */
 const STOP_WAIT_MS = 10_000;
 /** Format version of operations_file. */
@@ -57,8 +62,9 @@ interface Operation {
   result?: unknown;
   /** A result that was lost with the daemon that had it. */
   resultLost?: boolean;
-  /** Resolves when the action has stopped. */
+  /** Resolves when the operation has ended (its action stopped, or was abandoned after its abort). */
   settled: Promise<void>;
+  ended?: () => void;
 }
 
 export interface OperationsDeps {
@@ -171,6 +177,8 @@ export class Operations {
     };
     const ac = new AbortController();
     const op: Operation = { info, access: spec.access, ac, settled: Promise.resolve() };
+    op.settled = new Promise<void>((resolve) => (op.ended = resolve));
+    const started = performance.now();
     this.ops.set(id, op);
     this.running.add(peer.uid);
     this.persist();
@@ -188,15 +196,33 @@ export class Operations {
     const timer = setTimeout(() => {
       ac.abort(new TuxsecError(ErrorCodes.timeout, `operation ${id} (${spec.module} ${spec.action}) did not finish within ${spec.timeoutSeconds} s`));
     }, spec.timeoutSeconds * 1000);
-    const started = performance.now();
+    // An action that ignores its abort is ended without it after a grace: its slot is freed, and
+    // what it returns later is discarded (finish ignores an operation that has ended).
+    let abandon: NodeJS.Timeout | undefined;
+    ac.signal.addEventListener(
+      'abort',
+      () => {
+        abandon = setTimeout(() => {
+          clearTimeout(timer);
+          if (info.state !== 'running') return;
+          this.deps.log.warn({ operation: id, module: spec.module, action: spec.action, grace_ms: ABANDON_GRACE_MS }, 'operation did not stop when aborted; ended without it, its slot freed');
+          this.finish(op, peer, ac.signal.reason, undefined, started);
+        }, ABANDON_GRACE_MS);
+        abandon.unref();
+      },
+      { once: true },
+    );
     // The action runs on from here; its caller's request is answered with the id.
-    op.settled = Promise.resolve()
+    void Promise.resolve()
       .then(() => spec.run(ctx))
       .then(
         (data) => this.finish(op, peer, ac.signal.aborted ? ac.signal.reason : null, data, started),
         (err: unknown) => this.finish(op, peer, ac.signal.aborted ? ac.signal.reason : err, undefined, started),
       )
-      .finally(() => clearTimeout(timer));
+      .finally(() => {
+        clearTimeout(timer);
+        clearTimeout(abandon);
+      });
     this.scheduleSweep();
     return { ...info };
   }
@@ -207,6 +233,14 @@ export class Operations {
    */
   private finish(op: Operation, peer: PeerIdentity, err: unknown, data: unknown, started: number): void {
     const { info } = op;
+    if (info.state !== 'running') {
+      // Ended without the action (it ignored its abort): what it returns now is discarded.
+      this.deps.log.warn(
+        { operation: info.id, module: info.module, action: info.action, state: info.state, outcome: err === null ? 'success' : 'error' },
+        'an operation that was ended without its action returned late; its result is discarded',
+      );
+      return;
+    }
     if (err === null) {
       info.state = 'succeeded';
       op.result = data;
@@ -242,6 +276,7 @@ export class Operations {
     });
     this.trimFinished(info.uid);
     this.persist();
+    op.ended?.();
   }
 
   /**

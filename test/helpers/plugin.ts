@@ -62,7 +62,8 @@ export function writePluginSource(dir: string, file: string, source: string, mod
  * `count` reports progress over `steps` steps of `ms` and returns `{counted}`; `loop` reports
  * progress until it is cancelled (or times out); `sleeper` waits on a child shell whose own
  * child runs `sleep <seconds>` (pick a unique value to find the grandchild in /proc), through the
- * SDK's run(), so a cancel must end the whole process group.
+ * SDK's run(), so a cancel must end the whole process group; `deaf` ignores its signal: it waits
+ * `ms` and then returns `{late: true}` whatever happened meanwhile.
  */
 export function writeLongRunningPlugin(dir: string, name = 'longmod', timeoutSeconds = 600): string {
   return writePlugin(dir, {
@@ -84,6 +85,13 @@ const tick = (ms, signal) => new Promise((res, rej) => {
         params: Params({}),
         handler: async (_p, ctx) => {
           for (let i = 0; ; i++) { ctx.progress('looping ' + i, (i % 100) / 100); await tick(50, ctx.signal); }
+        } }),
+      defineAction({ name: 'deaf', description: 'waits, ignoring its abort signal', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
+        params: Params({ ms: Type.Integer({ minimum: 0, maximum: 60000 }) }),
+        handler: async (p, ctx) => {
+          ctx.progress('not listening');
+          await new Promise((res) => setTimeout(res, p.ms));
+          return { late: true };
         } }),
       defineAction({ name: 'sleeper', description: 'a child shell with a sleeping grandchild', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
         params: Params({ seconds: Type.String({ pattern: '^[0-9]{1,7}[.][0-9]{1,9}$' }) }),

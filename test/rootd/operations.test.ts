@@ -162,6 +162,40 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
     assert.equal(op?.timeout_seconds, 1);
   });
 
+  it('an action that ignores its signal is ended after its timeout and a grace: its slots freed, its late result discarded', async () => {
+    const t0 = Date.now();
+    // member fills its max_operations_per_uid (2), tuxsec the last of max_operations (3).
+    const deaf = [
+      await startNoWait(d.socketPath, users.member, 'shortmod', 'deaf', 'ms=7000'),
+      await startNoWait(d.socketPath, users.member, 'shortmod', 'deaf', 'ms=7000'),
+      await startNoWait(d.socketPath, users.tuxsec, 'shortmod', 'deaf', 'ms=7000'),
+    ];
+    const full = await cli(d.socketPath, users.tuxsec, 'execute', '--no-wait', 'longmod', 'loop');
+    assert.equal(full.status, 1);
+    assert.match(full.stderr, /max_operations 3/);
+    // 1 s timeout + 2 s grace, well before the actions return at 7 s.
+    await waitFor(async () => (await Promise.all(deaf.map((id) => statusOf(root, id)))).every((o) => o.state !== 'running'), 'the deaf operations to end', 5000);
+    const ended = Date.now() - t0;
+    assert.ok(ended < 6000, `ended after ${ended} ms`);
+    for (const id of deaf) {
+      const st = await statusOf(root, id);
+      assert.equal(st.state, 'timed_out');
+      assert.equal(st.code, 'timeout');
+    }
+    // Both limits are free again: member's per-uid slots and the overall ones.
+    const again = await cli(d.socketPath, users.member, 'execute', 'longmod', 'count', '--param', 'steps=1', '--param', 'ms=0');
+    assert.equal(again.status, 0, again.stderr);
+    const other = await cli(d.socketPath, users.tuxsec, 'execute', 'longmod', 'count', '--param', 'steps=1', '--param', 'ms=0');
+    assert.equal(other.status, 0, other.stderr);
+    // The actions return at 7 s: their result is discarded, logged, and the operations stay timed out.
+    await waitFor(() => (d.log().match(/returned late; its result is discarded/g) ?? []).length >= 3, 'the late returns to be logged', 10_000);
+    for (const id of deaf) {
+      const r = await cli(d.socketPath, null, 'operation', 'result', id);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^Error: operation op-[0-9a-f]+ \(shortmod deaf\) did not finish within 1 s\n$/);
+    }
+  });
+
   it('a long operation blocks no other request: get_hostname on other connections answers promptly', async () => {
     const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'loop');
     try {
