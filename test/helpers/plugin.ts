@@ -59,7 +59,8 @@ export function writePluginSource(dir: string, file: string, source: string, mod
 
 /**
  * A plugin with long-running actions, for tests of operations through the real rootd:
- * `count` reports progress over `steps` steps of `ms` and returns `{counted}`; `loop` reports
+ * `count` reports progress over `steps` steps of `ms` and returns `{counted}` (and `pad`, that many
+ * bytes of "x", when asked); `loop` reports
  * progress until it is cancelled (or times out); `sleeper` waits on a child shell whose own
  * child runs `sleep <seconds>` (pick a unique value to find the grandchild in /proc), through the
  * SDK's run(), so a cancel must end the whole process group; `deaf` ignores its signal: it waits
@@ -76,10 +77,10 @@ const tick = (ms, signal) => new Promise((res, rej) => {
 });`,
     actions: `[
       defineAction({ name: 'count', description: 'count with progress', access: 'read', longRunning: { timeoutSeconds: ${timeoutSeconds} },
-        params: Params({ steps: Type.Integer({ minimum: 1, maximum: 1000 }), ms: Type.Integer({ minimum: 0, maximum: 10000 }) }),
+        params: Params({ steps: Type.Integer({ minimum: 1, maximum: 1000 }), ms: Type.Integer({ minimum: 0, maximum: 10000 }), pad: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000000 })) }),
         handler: async (p, ctx) => {
           for (let i = 0; i < p.steps; i++) { ctx.progress('counting', i / p.steps); await tick(p.ms, ctx.signal); }
-          return { counted: p.steps, uid: ctx.peer.uid };
+          return { counted: p.steps, uid: ctx.peer.uid, ...(p.pad === undefined ? {} : { pad: 'x'.repeat(p.pad) }) };
         } }),
       defineAction({ name: 'loop', description: 'report progress until cancelled', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
         params: Params({}),
