@@ -4,7 +4,6 @@
  * says nothing, so it is refused rather than reported as done.
  */
 import { lstat, readdir } from 'node:fs/promises';
-import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
