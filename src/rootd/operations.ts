@@ -366,7 +366,8 @@ export class Operations {
     for (const op of running) op.ac!.abort(new TuxsecError(ErrorCodes.shuttingDown, `operation ${op.info.id} (${op.info.module} ${op.info.action}) was interrupted: tuxsec-rootd is stopping`));
     let t: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(running.map((op) => op.settled)), new Promise((r) => (t = setTimeout(r, STOP_WAIT_MS)))]).finally(() => clearTimeout(t));
-    // One that did not stop is still recorded as running: the next start reports it interrupted.
+    // One that ignores its abort is ended as interrupted after ABANDON_GRACE_MS; should the daemon die
+    // before, the file still says running and the next start reports it interrupted.
   }
 
   /** Forgets expired finished operations. */
