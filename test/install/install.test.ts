@@ -46,6 +46,10 @@ const KEY_FILES: [string, string][] = [
   ...PROGRAMS.map((p): [string, string] => [`${PREFIX}/${p}${CJS.has(p) ? '.cjs' : '.js'}`, '644']),
   [`${PREFIX}/sdk.js`, '644'],
   [`${PREFIX}/tuxsec-server-serve.js`, '644'],
+  // The web console tuxsec-server serves at / (docs/console.md), precompressed copies beside it.
+  [`${PREFIX}/console/index.html`, '644'],
+  [`${PREFIX}/console/index.html.br`, '644'],
+  [`${PREFIX}/console/index.html.gz`, '644'],
   [`${PREFIX}/tuxsec-cli-doctor.cjs`, '644'],
   [`${PREFIX}/package.json`, '644'],
   [`${PREFIX}/setup-system.sh`, '755'],
