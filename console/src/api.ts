@@ -131,9 +131,13 @@ export function query(q: Record<string, string | number | undefined | null | str
   return s === '' ? '' : `?${s}`;
 }
 
-/** Queues a job and waits (in 25 s long-polls, `maxSeconds` in all) until it ends or time is up. */
+/**
+ * Queues a job and waits (in 25 s long-polls, `maxSeconds` in all) until it ends or time is up.
+ * The job expires when the page stops waiting: a host that comes back later does not run a read
+ * nobody looks at, or a change nobody is there to confirm.
+ */
 export async function runJob(agentId: string, module: string, action: string, params: Record<string, unknown> = {}, maxSeconds = 120): Promise<Job> {
-  const { job } = await api<{ job: Job }>('POST', '/jobs', { agent_id: agentId, module, action, params });
+  const { job } = await api<{ job: Job }>('POST', '/jobs', { agent_id: agentId, module, action, params, expires_in: maxSeconds });
   return waitJob(job, maxSeconds);
 }
 
