@@ -18,7 +18,12 @@ import { JobDispatch } from './job-dispatch.ts';
 import { AgentAuth } from './plugins/agent-auth.ts';
 import { BODY_LIMIT, installJsonParser } from './plugins/body.ts';
 import { clientError, frameworkError, installErrorMapping } from './plugins/errors.ts';
+import { makeAudit } from './audit.ts';
+import { OperatorAuth } from './operator-auth.ts';
 import { agentRoutes } from './routes/agent.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { sessionRoutes } from './routes/session.ts';
+import { userRoutes } from './routes/users.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import type { JobRecord, Storage } from './storage/storage.ts';
 import type { PushEndpoint, SshEndpoint } from './delivery/transport.ts';
@@ -240,7 +245,18 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     },
   });
   dispatch.onJobQueued((id) => delivery.wake(id));
-  const ctx: ServerContext = { config, storage, group, dispatch, delivery, now, startedAt, seen: new Map() };
+  const ctx: ServerContext = {
+    config,
+    storage,
+    group,
+    dispatch,
+    delivery,
+    now,
+    startedAt,
+    seen: new Map(),
+    auth: new OperatorAuth(storage, config, now),
+    audit: makeAudit(storage.auth, group, now),
+  };
   app.server.headersTimeout = limit(config, 'header_timeout') * 1000;
   app.server.maxConnections = limit(config, 'max_connections');
   limitConnectionsPerIp(app, limit(config, 'max_connections_per_ip'));
@@ -253,6 +269,9 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   installErrorMapping(app);
   void app.register(agentRoutes, { ctx, auth: new AgentAuth(storage, config) });
   void app.register(operatorRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(sessionRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(userRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(auditRoutes, { ctx, prefix: '/api/v1' });
   installTimers(app, ctx);
   return { app, dispatch: ctx.dispatch, routes };
 }

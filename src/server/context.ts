@@ -2,6 +2,9 @@
  * What the route plugins of tuxsec-server share: the config, storage and the in-process state of
  * one server (long-poll waiters, the write batcher, last_seen not yet written). buildApp makes one.
  */
+import type { FastifyRequest } from 'fastify';
+import type { AuditEntry } from './audit.ts';
+import type { OperatorAuth } from './operator-auth.ts';
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import type { DeliveryWorker } from './delivery/worker.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -21,7 +24,15 @@ export type LimitKeys =
   | 'delivery_concurrency_per_agent'
   | 'delivery_timeout'
   | 'delivery_retry_max'
-  | 'ssh_keepalive';
+  | 'ssh_keepalive'
+  | 'session_idle_timeout'
+  | 'session_max_age'
+  | 'sessions_per_user'
+  | 'login_failures_per_user'
+  | 'login_failures_per_address'
+  | 'login_throttle_window'
+  | 'audit_max_entries'
+  | 'login_queue';
 
 export type ServerConfigForApp = Pick<
   ServerConfig,
@@ -45,6 +56,10 @@ export interface ServerContext {
   startedAt: number;
   /** last_seen of agents, written to storage in batches (one write per check-in would be wasteful). */
   seen: Map<string, number>;
+  /** Operators' logins, sessions and password hashing (operator-auth.ts). */
+  auth: OperatorAuth;
+  /** Records a change made through the operator API (who, what, which hosts, params redacted, result). */
+  audit: (req: FastifyRequest, entry: AuditEntry) => void;
 }
 
 export const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());

@@ -7,6 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCodes } from '../../protocol/errors.ts';
 import { storedEndpoint } from '../delivery/endpoint.ts';
+import { AUTH_MIGRATION, SqliteAuthStore, type AuthStore } from './auth-store.ts';
 import type { AgentMode } from '../delivery/transport.ts';
 import type { JobProgress } from '../../protocol/jobs.ts';
 import type {
@@ -27,7 +28,7 @@ import type {
   TokenRecord,
 } from './storage.ts';
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 5;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +67,10 @@ const MIGRATIONS: Record<number, string> = {
   3: `ALTER TABLE jobs ADD COLUMN progress TEXT;
       ALTER TABLE jobs ADD COLUMN progress_at INTEGER;
       ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;`,
+  // Issue 11: agent labels (main's migration; empty on this branch until it is merged).
+  4: '',
+  // Issue 11: operators (users, sessions, audit): auth-store.ts.
+  5: AUTH_MIGRATION,
 };
 
 interface AgentRow {
@@ -186,10 +191,12 @@ class SqliteStorage implements Storage {
   private readonly db: Database.Database;
   private readonly st: ReturnType<typeof prepare>;
   private readonly listCache = new Map<string, Database.Statement>();
+  readonly auth: AuthStore;
 
   constructor(db: Database.Database) {
     this.db = db;
     this.st = prepare(db);
+    this.auth = new SqliteAuthStore(db);
   }
 
   private listStatement(filter: JobFilter): Database.Statement {

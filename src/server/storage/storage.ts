@@ -4,6 +4,7 @@
  * (sqlite.ts); a PostgreSQL backend can implement the same interface later.
  */
 import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jobs.ts';
+import type { AuthStore } from './auth-store.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
@@ -141,6 +142,8 @@ export interface JobFilter {
 }
 
 export interface Storage {
+  /** Operators: users, sessions, audit (issue 11). */
+  readonly auth: AuthStore;
   createToken(t: TokenRecord): void;
   /** Checks a token by hash and, when valid, uses it once and creates the agent, atomically. */
   enroll(tokenHash: string | null, agent: AgentRecord, now: number): TokenCheck;
