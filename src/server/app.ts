@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { normalizeIP } from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { consoleRoutes, installSecurityHeaders } from './console.ts';
 import { limit, type ServerConfigForApp, type ServerContext } from './context.ts';
 import { PushTransport } from './delivery/push.ts';
 import { SshTransport } from './delivery/ssh.ts';
@@ -20,6 +21,7 @@ import { BODY_LIMIT, installJsonParser } from './plugins/body.ts';
 import { clientError, frameworkError, installErrorMapping } from './plugins/errors.ts';
 import { makeAudit } from './audit.ts';
 import { OperatorAuth } from './operator-auth.ts';
+import type { Operator } from './operators.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { sessionRoutes } from './routes/session.ts';
@@ -44,6 +46,8 @@ export interface AppDeps {
   clock?: () => number;
   /** The client certificate and key (PEM) presented to push-mode agents (agent_client_cert/_key). */
   agentTls?: { cert: Buffer; key: Buffer };
+  /** The built web console (index.html, assets/); dist/console beside the bundle when absent. */
+  consoleDir?: string;
 }
 
 export interface TuxsecServerApp {
@@ -265,13 +269,17 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
   });
+  // Set by the operator API's authentication (operators.ts); declared here so every request has the slot.
+  app.decorateRequest('operator', null as unknown as Operator);
   installJsonParser(app);
   installErrorMapping(app);
+  installSecurityHeaders(app);
   void app.register(agentRoutes, { ctx, auth: new AgentAuth(storage, config) });
   void app.register(operatorRoutes, { ctx, prefix: '/api/v1' });
   void app.register(sessionRoutes, { ctx, prefix: '/api/v1' });
   void app.register(userRoutes, { ctx, prefix: '/api/v1' });
   void app.register(auditRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(consoleRoutes, deps.consoleDir === undefined ? {} : { dir: deps.consoleDir });
   installTimers(app, ctx);
   return { app, dispatch: ctx.dispatch, routes };
 }

@@ -4,6 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { AuditEntry } from './audit.ts';
+export type { AuditEntry } from './audit.ts';
 import type { OperatorAuth } from './operator-auth.ts';
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import type { DeliveryWorker } from './delivery/worker.ts';
@@ -80,6 +81,7 @@ export function agentView(a: AgentRecord, lastSeen: number | null = a.lastSeen) 
     last_seen: iso(lastSeen),
     mode: a.mode,
     endpoint: endpointView(a),
+    labels: a.labels,
   };
 }
 

@@ -10,6 +10,7 @@ import { ConfigError } from '../common/config-file.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type JobView } from './operator-client.ts';
 import { PASSWORD_MAX } from './passwords.ts';
+import { parseLabelWords } from './operators.ts';
 import { NAME_PATTERN } from './schemas.ts';
 
 const DEFAULT_CONFIG = '/etc/tuxsec-server/server.yaml';
@@ -113,9 +114,23 @@ function jobText(j: JobView): string {
 function agentsText(agents: AgentView[]): string {
   if (agents.length === 0) return 'no agents';
   return table([
-    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN', 'MODE'],
-    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-', a.mode ?? 'pull'].map(t)),
+    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN', 'MODE', 'LABELS'],
+    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-', a.mode ?? 'pull', labelsText(a.labels) || '-'].map(t)),
   ]);
+}
+
+const labelsText = (labels: Record<string, string> | undefined): string =>
+  Object.entries(labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
+/** `KEY=VALUE` (and `KEY-`) words checked, or a usage error naming the bad one. */
+function labelWords(words: string[], allowRemove = false): { set: Record<string, string>; remove: string[] } {
+  try {
+    return parseLabelWords(words, allowRemove);
+  } catch (e) {
+    throw new UsageError(`cannot use labels: ${(e as Error).message}`);
+  }
 }
 
 /** Where the server delivers to an agent, in words. */
@@ -211,9 +226,12 @@ function program(): Command {
   common(token.command('create').description('create an enrollment token'))
     .option('--uses <n>', 'how many registrations it allows', positiveInt('--uses'), 1)
     .option('--ttl <seconds>', 'seconds until it expires', positiveInt('--ttl'), 86400)
-    .action((o: CommonOpts & { uses: number; ttl: number }) =>
+    .option('--label <key=value>', 'a label every agent enrolled with it gets; repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--name <name>', 'a name for the token (shown in lists; never the token)')
+    .action((o: CommonOpts & { uses: number; ttl: number; label: string[]; name?: string }) =>
       withClient(o, async (c) => {
-        const tok = await c.createToken({ uses: o.uses, ttl: o.ttl });
+        const labels = labelWords(o.label).set;
+        const tok = await c.createToken({ uses: o.uses, ttl: o.ttl, ...(o.label.length ? { labels } : {}), ...(o.name === undefined ? {} : { name: o.name }) });
         out(o, tok, () => `${t(tok.token)}\n(valid for ${tok.uses} registration${tok.uses === 1 ? '' : 's'} until ${t(tok.expires_at)})`);
       }),
     );
@@ -255,6 +273,14 @@ function program(): Command {
           if (health !== undefined) lines.push(`  health: ${t(health.status)}, rootd connected ${t(health.rootd_connected)}, version ${t(health.version)}, modules ${t((health.modules as string[]).join(', '))}`);
           return lines.join('\n');
         });
+      }),
+    );
+  common(agents.command('label <id> <labels...>').description('set labels of an agent: KEY=VALUE sets, KEY- removes'))
+    .action((id: string, words: string[], o: CommonOpts) =>
+      withClient(o, async (c) => {
+        const { set, remove } = labelWords(words, true);
+        const a = await c.labelAgent(id, { set, remove });
+        out(o, { agent: a }, () => `agent ${t(a.id)} (${t(a.hostname)}): ${t(labelsText(a.labels)) || 'no labels'}`);
       }),
     );
   for (const verb of ['approve', 'reject'] as const) {
@@ -341,13 +367,19 @@ function program(): Command {
   const user = p.command('user').description('operators of the API and the console (docs/operators.md)');
   common(user.command('add <name>').description('add a user; the password is read from stdin or generated and printed once'))
     .requiredOption('--role <role>', 'admin, operator or viewer')
-    .option('--label <key=value>', 'operator only: limit it to agents with this label; repeatable', (v: string, acc: Record<string, string>) => parseLabel(v, acc), {})
+    .option('--label <key=value>', 'operator only: limit it to agents with this label; repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--password-stdin', 'read the password from stdin (one line)')
-    .action((name: string, o: CommonOpts & { role: string; label: Record<string, string>; passwordStdin?: boolean }) =>
+    .action((name: string, o: CommonOpts & { role: string; label: string[]; passwordStdin?: boolean }) =>
       withClient(o, async (c) => {
         if (!['admin', 'operator', 'viewer'].includes(o.role)) throw new UsageError(`cannot use --role "${o.role}": expected admin, operator or viewer`);
+        let labels: Record<string, string>;
+        try {
+          labels = parseLabelWords(o.label).set;
+        } catch (e) {
+          throw new UsageError(`cannot use --label: ${(e as Error).message}`);
+        }
         const password = o.passwordStdin ? await readPasswordStdin() : undefined;
-        const selector = Object.keys(o.label).length > 0 ? o.label : undefined;
+        const selector = Object.keys(labels).length > 0 ? labels : undefined;
         const r = await c.addUser({ name, role: o.role, selector, password });
         out(o, r, () => [`user ${t(r.user.name)} added: ${t(r.user.role)}${selectorText(r.user.selector)}`, ...(r.password === undefined ? [] : ['password, shown only now:', t(r.password)])].join('\n'));
       }),
@@ -410,15 +442,6 @@ function program(): Command {
       }),
     );
   return p;
-}
-
-/** `key=value` of --label. */
-function parseLabel(s: string, acc: Record<string, string>): Record<string, string> {
-  const i = s.indexOf('=');
-  if (i <= 0) throw new UsageError(`cannot use --label "${s}": expected key=value`);
-  const k = s.slice(0, i);
-  if (k === '__proto__') throw new UsageError(`cannot use --label "${s}": forbidden key`);
-  return { ...acc, [k]: s.slice(i + 1) };
 }
 
 function selectorText(sel: Record<string, string> | null): string {

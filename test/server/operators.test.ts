@@ -210,6 +210,47 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     assert.equal((await viewer.call('GET', '/users')).status, 403);
   });
 
+  test('an operator limited to a label reaches only those hosts: lists filtered, others "not found"', async () => {
+    const mk = async (name: string, env: string): Promise<string> => {
+      const r = await adminCall(srv, 'POST', '/agents', { name, mode: 'push', url: 'https://127.0.0.1:1', ca_file: srv.certs.ca });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const id = (r.body.agent as { id: string }).id;
+      assert.equal((await adminCall(srv, 'POST', `/agents/${id}/labels`, { set: { env } })).status, 200);
+      return id;
+    };
+    const prod = await mk('prod1', 'prod');
+    const dev = await mk('dev1', 'dev');
+    await addUser(srv, 'opprod', 'operator', { selector: { env: 'prod' } });
+    const devJob = await adminCall(srv, 'POST', '/jobs', { agent_id: dev, module: 'systeminfo', action: 'get_info', expires_in: 600 });
+    const devJobId = (devJob.body.job as { id: string }).id;
+    const op = client();
+    const login = await op.login('opprod', PW);
+    assert.deepEqual((login.body.user as { selector: unknown }).selector, { env: 'prod' });
+    const agents = (await op.call('GET', '/agents')).body.agents as Array<{ id: string }>;
+    assert.deepEqual(agents.map((a) => a.id), [prod]);
+    const other = await op.call('POST', '/jobs', { agent_id: dev, module: 'systeminfo', action: 'get_info' });
+    assert.equal(other.status, 404);
+    assert.match(String(other.body.error), /no such agent/);
+    const mine = await op.call('POST', '/jobs', { agent_id: prod, module: 'systeminfo', action: 'get_info', expires_in: 600 });
+    assert.equal(mine.status, 201, mine.text);
+    assert.equal((await op.call('GET', `/jobs/${devJobId}`)).status, 404);
+    assert.equal((await op.call('POST', `/jobs/${devJobId}/cancel`, {})).status, 404);
+    assert.equal((await op.call('GET', `/agents/${dev}/health`)).status, 404);
+    const jobs = (await op.call('GET', '/jobs')).body.jobs as Array<{ agent_id: string }>;
+    assert.ok(jobs.length >= 1 && jobs.every((j) => j.agent_id === prod));
+    assert.equal((await op.call('GET', `/jobs?agent_id=${dev}`)).body.jobs instanceof Array, true);
+    assert.deepEqual((await op.call('GET', `/jobs?agent_id=${dev}`)).body.jobs, []);
+    // The audit log shows it nothing about the other host either.
+    const audit = (await op.call('GET', '/audit?limit=10000')).body.entries as Array<{ agents: string[] }>;
+    assert.ok(audit.length > 0);
+    assert.ok(audit.every((e) => !e.agents.includes(dev)));
+    // An unlimited operator reaches both.
+    const all = client();
+    await all.login('op1', PW);
+    assert.equal(((await all.call('GET', '/agents')).body.agents as unknown[]).length >= 2, true);
+    assert.equal((await all.call('GET', `/jobs/${devJobId}`)).status, 200);
+  });
+
   test('an admin user manages users; passwd, remove and revoke end the user\'s sessions', async () => {
     const admin = client();
     assert.equal((await admin.login('admin1', PW)).status, 200);
@@ -365,7 +406,7 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     const j = await adminCall(srv, 'GET', '/audit?limit=10000');
     assert.equal(j.status, 200);
     const entries = j.body.entries as Array<{ actor: string; action: string; agents: string[]; params: Record<string, unknown>; result: string }>;
-    const addEntry = entries.find((e) => e.action === 'agent.add')!;
+    const addEntry = entries.find((e) => e.action === 'agent.add' && e.params.name === 'push1')!;
     assert.equal(addEntry.actor, 'admin-token');
     assert.equal(addEntry.params.api_key, '[redacted]');
     assert.equal(addEntry.result, 'ok');
@@ -375,7 +416,7 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     assert.deepEqual((jobEntry.params.params as Record<string, unknown>).password, '[redacted]');
     assert.equal((jobEntry.params.params as Record<string, unknown>).zone, 'public');
     const refused = entries.find((e) => e.actor === 'viewer1' && e.action === 'POST /api/v1/tokens')!;
-    assert.match(refused.result, /needs role admin/);
+    assert.match(refused.result, /has role viewer, this needs admin/);
     assert.ok(entries.some((e) => e.action === 'user.add' && e.actor === 'admin-token'));
     assert.ok(entries.some((e) => e.action === 'session.login' && e.result === 'ok'));
     // No secret anywhere in the log, in any format; no password of a user either.
@@ -389,7 +430,7 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     assert.ok((byActor.body.entries as unknown[]).length >= 1);
     assert.ok((byActor.body.entries as Array<{ actor: string }>).every((e) => e.actor === 'op1'));
     const byAgent = await adminCall(srv, 'GET', `/audit?agent=${agentId}`);
-    assert.equal((byAgent.body.entries as unknown[]).length, 2);
+    assert.deepEqual((byAgent.body.entries as Array<{ action: string }>).map((e) => e.action), ['agent.add', 'job.create']);
     assert.equal((await adminCall(srv, 'GET', '/audit?since=yesterday')).status, 400);
     const future = await adminCall(srv, 'GET', `/audit?since=${new Date(Date.now() + 3600_000).toISOString()}`);
     assert.deepEqual(future.body.entries, []);

@@ -15,6 +15,7 @@ import {
   AgentAddBody,
   AgentAddReply,
   AgentHealthReply,
+  AgentLabelsBody,
   AgentModeBody,
   AgentModeReply,
   AgentReply,
@@ -32,7 +33,7 @@ import {
 } from '../schemas.ts';
 import { hashSecret, newSecret } from '../secrets.ts';
 import { installOperatorAuth, needs } from '../operator-auth.ts';
-import { canReach, type Operator } from '../operators.ts';
+import { canReach, MAX_LABELS, requireAgent, type Operator } from '../operators.ts';
 import { FINAL_STATUSES, type AgentModeChange, type AgentRecord, type JobRecord } from '../storage/storage.ts';
 
 export interface OperatorRoutesOptions {
@@ -104,10 +105,13 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     const token = newSecret();
     const t = ctx.now();
     const uses = req.body.uses ?? 1;
-    const rec = { id: randomUUID(), hash: hashSecret(token), createdAt: t, expiresAt: t + (req.body.ttl ?? 86400) * 1000, maxUses: uses, usesLeft: uses };
+    const labels = req.body.labels ?? {};
+    const name = req.body.name ?? null;
+    const rec = { id: randomUUID(), hash: hashSecret(token), createdAt: t, expiresAt: t + (req.body.ttl ?? 86400) * 1000, maxUses: uses, usesLeft: uses, labels, name };
     await group.run(() => storage.createToken(rec));
     req.log.info({ token_id: rec.id, uses }, 'enrollment token created');
-    return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt) });
+    ctx.audit?.(req, { action: 'token.create', agents: [], params: { uses, ttl: req.body.ttl, labels, name }, result: 'ok' });
+    return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt), labels, name });
   });
 
   api.get('/agents', { ...needs('viewer'), schema: { response: AgentsReply } }, async (req) => {
@@ -137,6 +141,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       mode: change.mode,
       endpoint: change.endpoint,
       pushKey: change.pushKey,
+      labels: {},
     };
     await group.run(() => storage.enroll(null, agent, t));
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent added');
@@ -155,8 +160,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
   });
 
   api.get('/agents/:id/health', { ...needs('viewer'), schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
-    const agent = storage.getAgent(req.params.id);
-    if (!agent || !canReach(req.operator, agent)) throw HttpError.of(ErrorCodes.notFound, `cannot get health of agent "${req.params.id}": no such agent`);
+    const agent = requireAgent(req, storage.getAgent(req.params.id), `cannot get health of agent "${req.params.id}"`);
     const transport = ctx.delivery.transportOf(agent.id);
     if (agent.mode !== 'push' || !(transport instanceof PushTransport)) {
       throw HttpError.of(ErrorCodes.conflict, `cannot get health of agent "${agent.id}": only a push-mode agent the server delivers to answers /health (mode ${agent.mode}, status ${agent.status})`);
@@ -167,6 +171,30 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       if (e instanceof DeliveryError) throw HttpError.of(ErrorCodes.deliveryFailed, `cannot get health of agent "${agent.id}": ${e.message}`);
       throw e;
     }
+  });
+
+  api.post('/agents/:id/labels', { ...needs('admin'), schema: { params: IdParams, body: AgentLabelsBody, response: AgentReply } }, async (req) => {
+    const { set = {}, remove = [] } = req.body;
+    const what = `cannot label agent "${req.params.id}"`;
+    requireAgent(req, storage.getAgent(req.params.id), what);
+    let tooMany = false;
+    const agent = await group.run(() =>
+      storage.setAgentLabels(req.params.id, (cur) => {
+        const next = { ...cur, ...set };
+        for (const k of remove) delete next[k];
+        // Over the limit: the labels stay as they were.
+        if (Object.keys(next).length > MAX_LABELS) {
+          tooMany = true;
+          return cur;
+        }
+        return next;
+      }),
+    );
+    requireAgent(req, agent, what);
+    if (tooMany) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: more than ${MAX_LABELS} labels`);
+    req.log.info({ agent: agent!.id }, 'agent labels set');
+    ctx.audit?.(req, { action: 'agent.label', agents: [agent!.id], params: { set, remove }, result: 'ok' });
+    return { success: true as const, agent: agentView(agent!, lastSeenOf(agent!)) };
   });
 
   for (const verb of ['approve', 'reject'] as const) {
@@ -181,8 +209,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
 
   api.post('/jobs', { ...needs('operator'), schema: { body: JobBody, response: JobCreatedReply } }, async (req, reply) => {
     const b = req.body;
-    const agent = storage.getAgent(b.agent_id);
-    if (!agent || !canReach(req.operator, agent)) throw HttpError.of(ErrorCodes.notFound, `cannot queue job for agent "${b.agent_id}": no such agent`);
+    const agent = requireAgent(req, storage.getAgent(b.agent_id), `cannot queue job for agent "${b.agent_id}"`);
     if (agent.status === 'rejected') throw HttpError.of(ErrorCodes.conflict, `cannot queue job for agent "${b.agent_id}": the agent was rejected`);
     const job = newJob(ctx, agent, b);
     await group.run(() => storage.createJob(job));

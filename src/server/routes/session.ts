@@ -69,8 +69,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
   });
 
   api.delete('/session', async (req, reply) => {
-    if (req.headers.authorization !== undefined) throw HttpError.of(ErrorCodes.invalidRequest, 'cannot log out: the admin token has no session');
     req.operator = auth.authenticate(req);
+    if (req.operator.sessionId === undefined) throw HttpError.of(ErrorCodes.invalidRequest, 'cannot log out: the admin token has no session');
     ctx.storage.auth.deleteSession(req.operator.sessionId!);
     ctx.audit(req, { action: 'session.logout', agents: [], params: {}, result: 'ok' });
     auth.clearCookie(reply);

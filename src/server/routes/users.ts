@@ -8,8 +8,8 @@ import { Type } from '@sinclair/typebox';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
 import { iso, type ServerContext } from '../context.ts';
 import { installOperatorAuth, needs } from '../operator-auth.ts';
-import type { LabelSelector, Role } from '../operators.ts';
-import { CONTROL, generatePassword, PASSWORD_MAX, passwordProblem } from '../passwords.ts';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS, type LabelSelector, type Role } from '../operators.ts';
+import { generatePassword, PASSWORD_MAX, passwordProblem } from '../passwords.ts';
 import type { UserRecord } from '../storage/auth-store.ts';
 
 /** A user name: like a Unix login name. */
@@ -17,10 +17,10 @@ export const USER_NAME = /^[a-z_][a-z0-9_.-]{0,63}$/;
 const NAME_RULE = 'a name is 1 to 64 characters: lowercase letters, digits, "_", "." and "-", starting with a letter or "_"';
 /** Names the audit log uses for callers that are not users. */
 const RESERVED = new Set(['admin-token', 'anonymous']);
-const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$/;
-const MAX_SELECTOR = 16;
+const LABEL_KEY = new RegExp(LABEL_KEY_PATTERN);
+const LABEL_VALUE = new RegExp(LABEL_VALUE_PATTERN);
 
-const Selector = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 63 }), { maxProperties: MAX_SELECTOR });
+const Selector = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 128 }), { maxProperties: MAX_LABELS });
 const UserAddBody = Type.Object(
   {
     name: Type.String({ maxLength: 256 }),
@@ -59,7 +59,7 @@ function checkSelector(role: Role, selector: LabelSelector | null | undefined, w
   if (role !== 'operator') throw HttpError.of(ErrorCodes.invalidRequest, `cannot ${what}: a label selector limits an operator; role ${role} takes none`);
   for (const [k, v] of Object.entries(selector)) {
     if (!LABEL_KEY.test(k)) throw HttpError.of(ErrorCodes.invalidRequest, `cannot ${what}: invalid label key ${JSON.stringify(k)}`);
-    if (CONTROL.test(v)) throw HttpError.of(ErrorCodes.invalidRequest, `cannot ${what}: invalid value of label "${k}"`);
+    if (!LABEL_VALUE.test(v)) throw HttpError.of(ErrorCodes.invalidRequest, `cannot ${what}: invalid value ${JSON.stringify(v)} of label "${k}"`);
   }
   return Object.keys(selector).length === 0 ? null : { ...selector };
 }
