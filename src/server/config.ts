@@ -52,6 +52,12 @@ export const ServerConfigSchema = Type.Object(
     login_throttle_window: Seconds(1, 86400, 900, 'seconds a failed login counts against its user name and address'),
     login_queue: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: 'logins waiting for a password check (2 run at once); more are refused with 429' }),
     audit_max_entries: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 1_000_000, description: 'audit entries kept; the oldest are deleted beyond' }),
+    // The fleet (docs/fleet.md): multi-host jobs and live events.
+    batch_max_hosts: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000, description: 'most hosts one batch (a job for a label or a selection) reaches' }),
+    batch_max_params_bytes: Type.Integer({ minimum: 2, maximum: 1024 * 1024, default: 65536, description: 'largest params of a batch, as JSON (each host\'s job stores a copy)' }),
+    events_max_streams: Type.Integer({ minimum: 1, maximum: 100_000, default: 256, description: 'most live event streams open at once' }),
+    events_max_streams_per_operator: Type.Integer({ minimum: 1, maximum: 1000, default: 8, description: 'most live event streams one operator holds at once' }),
+    events_buffer_bytes: Type.Integer({ minimum: 4096, maximum: 64 * 1024 * 1024, default: 1024 * 1024, description: 'bytes an event stream\'s reader may fall behind before it is dropped' }),
     // Operator CLI side: how to reach and trust the server.
     server_url: Type.Optional(Type.String({ pattern: '^https://', maxLength: 300 })),
     ca_cert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),

@@ -8,8 +8,10 @@ export type { AuditEntry } from './audit.ts';
 import type { OperatorAuth } from './operator-auth.ts';
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import type { DeliveryWorker } from './delivery/worker.ts';
+import type { EventHub } from './events.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { JobDispatch } from './job-dispatch.ts';
+import { agentState, type StateWindows } from './storage/fleet-store.ts';
 import type { AgentRecord, JobRecord, Storage } from './storage/storage.ts';
 
 /** Keys a caller (a test) may leave out: the config schema's default applies. */
@@ -33,7 +35,12 @@ export type LimitKeys =
   | 'login_failures_per_address'
   | 'login_throttle_window'
   | 'audit_max_entries'
-  | 'login_queue';
+  | 'login_queue'
+  | 'batch_max_hosts'
+  | 'batch_max_params_bytes'
+  | 'events_max_streams'
+  | 'events_max_streams_per_operator'
+  | 'events_buffer_bytes';
 
 export type ServerConfigForApp = Pick<
   ServerConfig,
@@ -57,19 +64,33 @@ export interface ServerContext {
   startedAt: number;
   /** last_seen of agents, written to storage in batches (one write per check-in would be wasteful). */
   seen: Map<string, number>;
+  /** Live events to operators' consoles (GET /api/v1/events). */
+  events: EventHub;
   /** Operators' logins, sessions and password hashing (operator-auth.ts). */
   auth: OperatorAuth;
   /** Records a change made through the operator API (who, what, which hosts, params redacted, result). */
   audit: (req: FastifyRequest, entry: AuditEntry) => void;
 }
 
+/**
+ * When an agent counts as online (seen within 2 x sync_interval + long_poll_max: a pull agent
+ * holding long-polls checks in at least that often) and as stale (within 10 x sync_interval +
+ * long_poll_max); before that it is offline.
+ */
+export function stateWindows(ctx: Pick<ServerContext, 'config' | 'now'>): StateWindows {
+  const { sync_interval: sync, long_poll_max: poll } = ctx.config;
+  const t = ctx.now();
+  return { onlineSince: t - (2 * sync + poll) * 1000, staleSince: t - (10 * sync + poll) * 1000 };
+}
+
 export const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
 /** The operator's view of an agent (never the key hash). */
-export function agentView(a: AgentRecord, lastSeen: number | null = a.lastSeen) {
+export function agentView(a: AgentRecord, lastSeen: number | null, windows: StateWindows) {
   return {
     id: a.id,
     status: a.status,
+    state: agentState(a.status, lastSeen, windows),
     machine_id: a.machineId,
     hostname: a.hostname,
     ip: a.ip,
@@ -109,5 +130,6 @@ export function jobView(j: JobRecord) {
     result: j.result,
     progress: j.progress ? { operation_id: j.progress.operationId, phase: j.progress.phase, fraction: j.progress.fraction, updated_at: iso(j.progress.at) } : null,
     cancel_requested_at: iso(j.cancelRequestedAt ?? null),
+    batch_id: j.batchId ?? null,
   };
 }

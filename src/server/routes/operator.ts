@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { agentView, iso, jobView, type ServerContext } from '../context.ts';
+import { agentView, iso, jobView, stateWindows, type ServerContext } from '../context.ts';
 import { endpointOf, EndpointError } from '../delivery/endpoint.ts';
 import { PushTransport } from '../delivery/push.ts';
 import { DeliveryError } from '../delivery/transport.ts';
@@ -19,7 +19,6 @@ import {
   AgentModeBody,
   AgentModeReply,
   AgentReply,
-  AgentsReply,
   EmptyBody,
   IdParams,
   JobBody,
@@ -31,6 +30,8 @@ import {
   TokenBody,
   TokenReply,
 } from '../schemas.ts';
+import { eventRoutes } from './events.ts';
+import { fleetRoutes } from './fleet.ts';
 import { hashSecret, newSecret } from '../secrets.ts';
 import { installOperatorAuth, needs } from '../operator-auth.ts';
 import { canReach, MAX_LABELS, requireAgent, type Operator } from '../operators.ts';
@@ -91,7 +92,7 @@ function reachesJobOf(storage: ServerContext['storage']) {
 export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
   const { storage, group, dispatch } = ctx;
   const reachesJob = reachesJobOf(storage);
-  const lastSeenOf = (a: AgentRecord): number | null => ctx.seen.get(a.id) ?? a.lastSeen;
+  const view = (a: AgentRecord) => agentView(a, ctx.seen.get(a.id) ?? a.lastSeen, stateWindows(ctx));
 
   // The admin token or a user's session (req.operator); every change audited.
   installOperatorAuth(api, ctx);
@@ -100,6 +101,10 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
   api.addHook('preValidation', async (req) => {
     if (req.method === 'POST' && req.body === undefined) req.body = {};
   });
+
+  // Registered inside this scope so the operator check above covers them (issue 11: the fleet).
+  void api.register(fleetRoutes, { ctx });
+  void api.register(eventRoutes, { ctx });
 
   api.post('/tokens', { ...needs('admin'), schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
     const token = newSecret();
@@ -112,10 +117,6 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     req.log.info({ token_id: rec.id, uses }, 'enrollment token created');
     ctx.audit?.(req, { action: 'token.create', agents: [], params: { uses, ttl: req.body.ttl, labels, name }, result: 'ok' });
     return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt), labels, name });
-  });
-
-  api.get('/agents', { ...needs('viewer'), schema: { response: AgentsReply } }, async (req) => {
-    return { success: true as const, agents: storage.listAgents().filter((a) => canReach(req.operator, a)).map((a) => agentView(a, lastSeenOf(a))) };
   });
 
   api.post('/agents', { ...needs('admin'), schema: { body: AgentAddBody, response: AgentAddReply } }, async (req, reply) => {
@@ -147,7 +148,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent added');
     ctx.audit(req, { action: 'agent.add', agents: [agent.id], params: b, result: 'ok' });
     dispatch.jobQueued(agent.id);
-    return reply.code(201).send({ success: true, agent: agentView(agent), ...(newKey === null ? {} : { api_key: newKey }) });
+    return reply.code(201).send({ success: true, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) });
   });
 
   api.post('/agents/:id/mode', { ...needs('admin'), schema: { params: IdParams, body: AgentModeBody, response: AgentModeReply } }, async (req) => {
@@ -156,7 +157,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot set mode of agent "${req.params.id}": no such agent`);
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent mode set');
     dispatch.jobQueued(agent.id);
-    return { success: true as const, agent: agentView(agent, lastSeenOf(agent)), ...(newKey === null ? {} : { api_key: newKey }) };
+    return { success: true as const, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) };
   });
 
   api.get('/agents/:id/health', { ...needs('viewer'), schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
@@ -166,7 +167,11 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       throw HttpError.of(ErrorCodes.conflict, `cannot get health of agent "${agent.id}": only a push-mode agent the server delivers to answers /health (mode ${agent.mode}, status ${agent.status})`);
     }
     try {
-      return { success: true as const, health: await transport.health(AbortSignal.timeout(10_000)) };
+      const health = await transport.health(AbortSignal.timeout(10_000));
+      // A push agent that answers counts as seen (it has no check-ins).
+      ctx.seen.set(agent.id, ctx.now());
+      dispatch.agentChanged(agent.id);
+      return { success: true as const, health };
     } catch (e) {
       if (e instanceof DeliveryError) throw HttpError.of(ErrorCodes.deliveryFailed, `cannot get health of agent "${agent.id}": ${e.message}`);
       throw e;
@@ -193,8 +198,9 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     requireAgent(req, agent, what);
     if (tooMany) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: more than ${MAX_LABELS} labels`);
     req.log.info({ agent: agent!.id }, 'agent labels set');
+    dispatch.agentChanged(agent!.id);
     ctx.audit?.(req, { action: 'agent.label', agents: [agent!.id], params: { set, remove }, result: 'ok' });
-    return { success: true as const, agent: agentView(agent!, lastSeenOf(agent!)) };
+    return { success: true as const, agent: view(agent!) };
   });
 
   for (const verb of ['approve', 'reject'] as const) {
@@ -203,7 +209,8 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot ${verb} agent "${req.params.id}": no such agent`);
       req.log.info({ agent: agent.id }, `agent ${verb === 'approve' ? 'approved' : 'rejected'}`);
       if (verb === 'approve') dispatch.jobQueued(agent.id);
-      return { success: true as const, agent: agentView(agent, lastSeenOf(agent)) };
+      dispatch.agentChanged(agent.id);
+      return { success: true as const, agent: view(agent) };
     });
   }
 
@@ -214,6 +221,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     const job = newJob(ctx, agent, b);
     await group.run(() => storage.createJob(job));
     dispatch.jobQueued(agent.id);
+    dispatch.jobsChanged([job.id]);
     req.log.info({ job: job.id, agent: agent.id, module: job.module, action: job.action }, 'job queued');
     ctx.audit(req, { action: 'job.create', agents: [agent.id], params: { job: job.id, module: job.module, action: job.action, params: job.params }, result: 'ok' });
     return reply.code(201).send({ success: true, job: jobView(job) });
@@ -242,6 +250,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (out.state === 'final') throw HttpError.of(ErrorCodes.conflict, `cannot cancel job "${out.job.id}": it already ended ${out.job.status}`);
     // A queued job ends here; a running one ends with the result its agent reports.
     if (out.state === 'cancelled') dispatch.jobFinished(out.job.id);
+    else if (out.state === 'requested') dispatch.jobsChanged([out.job.id]);
     req.log.info({ job: out.job.id, agent: out.job.agentId, status: out.job.status }, out.state === 'cancelled' ? 'job cancelled' : 'job cancel requested');
     ctx.audit(req, { action: 'job.cancel', agents: [out.job.agentId], params: { job: out.job.id }, result: 'ok' });
     return { success: true as const, job: jobView(out.job) };

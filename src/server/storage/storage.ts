@@ -6,6 +6,7 @@
 import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jobs.ts';
 import type { AuthStore } from './auth-store.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
+import type { FleetStore } from './fleet-store.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
 /**
@@ -109,6 +110,8 @@ export interface JobRecord {
   progress?: StoredProgress | null;
   /** When an operator asked to cancel it (sent or running). */
   cancelRequestedAt?: number | null;
+  /** The batch (multi-host job) it belongs to. */
+  batchId?: string | null;
 }
 
 /** A progress report as stored. */
@@ -150,6 +153,8 @@ export interface JobFilter {
 export interface Storage {
   /** Operators: users, sessions, audit (issue 11). */
   readonly auth: AuthStore;
+  /** The fleet's queries and batches (fleet-store.ts). */
+  readonly fleet: FleetStore;
   createToken(t: TokenRecord): void;
   /**
    * Checks a token by hash and, when valid, uses it once and creates the agent, atomically; the agent
