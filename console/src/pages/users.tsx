@@ -125,7 +125,7 @@ export function UsersPage(): JSX.Element {
                       <button type="button" onClick={() => resetPassword(u)} aria-label={`New password for ${u.name}`}>
                         New password
                       </button>
-                      <button type="button" onClick={() => revoke(u)} aria-label={`End the sessions of ${u.name}`}>
+                      <button type="button" onClick={() => revoke(u)} aria-label={`End sessions of ${u.name}`}>
                         End sessions
                       </button>
                       {u.name !== me.name ? (
