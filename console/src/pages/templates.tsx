@@ -5,7 +5,7 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, FINAL, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
+import { api, FINAL, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
 import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
@@ -75,9 +75,9 @@ interface ZoneRow {
   rich_rules: string;
 }
 
-const lines = (s: string): string[] => s.split('\n').map((x) => x.trim()).filter((x) => x !== '');
+const lines = (s: string): string[] => [...new Set(s.split('\n').map((x) => x.trim()).filter((x) => x !== ''))];
 /** Services and ports: one per line or comma separated. */
-const items = (s: string): string[] => s.split(/[,\n]/).map((x) => x.trim()).filter((x) => x !== '');
+const items = (s: string): string[] => [...new Set(s.split(/[,\n]/).map((x) => x.trim()).filter((x) => x !== ''))];
 
 function Editor(props: { template: Template | null; onSaved: (t: Template) => void }): JSX.Element {
   const t = props.template;
@@ -95,7 +95,7 @@ function Editor(props: { template: Template | null; onSaved: (t: Template) => vo
       void act.run(() => Promise.reject(new Error('Name is required')));
       return;
     }
-    const body = { name: name.trim(), description, zones: Object.fromEntries(zones.filter((z) => z.name.trim() !== '').map((z) => [z.name.trim(), { services: items(z.services), ports: items(z.ports), rich_rules: lines(z.rich_rules) }])) };
+    const body = { name: name.trim(), ...(description.trim() ? { description: description.trim() } : {}), zones: Object.fromEntries(zones.filter((z) => z.name.trim() !== '').map((z) => [z.name.trim(), { services: items(z.services), ports: items(z.ports), rich_rules: lines(z.rich_rules) }])) };
     void act.run(async () => {
       const r = t ? await api<{ template: Template }>('PUT', `/templates/${encodeURIComponent(t.id)}`, body) : await api<{ template: Template }>('POST', '/templates', body);
       props.onSaved(r.template);
@@ -226,7 +226,7 @@ function Rollout(props: { template: Template }): JSX.Element {
   const hostList = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 500 })}`), []);
   const [timeout, setTimeoutText] = useState('120');
   const [permanent, setPermanent] = useState(false);
-  const [started, setStarted] = useState<{ kind: 'preview' | 'apply'; hosts: HostJob[]; deadline: number | null } | null>(null);
+  const [started, setStarted] = useState<{ kind: 'preview' | 'apply'; hosts: HostJob[]; deadline: number | null; batchId: string | null } | null>(null);
   const [hosts, update] = useHostJobs(started?.hosts ?? null);
   const [left, setLeft] = useState(0);
   const act = useAction();
@@ -243,8 +243,10 @@ function Rollout(props: { template: Template }): JSX.Element {
     }
     void act.run(async () => {
       const body = { target: t.target, ...(permanent ? { permanent: true } : {}), ...(kind === 'apply' ? { confirm_timeout: n } : {}) };
-      const r = await api<{ jobs: HostJob[] }>('POST', `/templates/${encodeURIComponent(props.template.id)}/${kind}`, body);
-      setStarted({ kind, hosts: r.jobs, deadline: null });
+      // A batch (one job per host); each host's job is then followed on its own.
+      const r = await api<{ batch?: Batch; jobs?: HostJob[] }>('POST', `/templates/${encodeURIComponent(props.template.id)}/${kind}`, body);
+      const hosts = r.batch ? r.batch.hosts.map((h) => ({ agent_id: h.agent_id, hostname: h.hostname, job_id: h.job.id, job: h.job })) : (r.jobs ?? []);
+      setStarted({ kind, hosts, deadline: null, batchId: r.batch?.id ?? null });
     });
   };
   // After apply: the countdown runs from the first host that applied (each host has its own
@@ -339,6 +341,11 @@ function Rollout(props: { template: Template }): JSX.Element {
       {hosts ? (
         <>
           <h3>{started?.kind === 'apply' ? 'Applied' : 'Preview'}</h3>
+          {started?.batchId ? (
+            <p class="small">
+              <Link href={`/batches/${encodeURIComponent(started.batchId)}`}>The batch of these jobs</Link> (retry failed hosts there).
+            </p>
+          ) : null}
           {deadline !== null && pendingIds.length > 0 ? (
             <div class="warning" data-testid="template-pending">
               <p>
