@@ -265,3 +265,16 @@ export function LoadedView<T>(props: { from: Loaded<T>; show: (data: T) => JSX.E
     </>
   );
 }
+
+/** Whole seconds left until `deadline` (ms since the epoch), updated four times a second; 0 after it. */
+export function useSecondsLeft(deadline: number | null): number {
+  const [left, setLeft] = useState(0);
+  useEffect(() => {
+    if (deadline === null) return;
+    const tick = (): void => setLeft(Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
+    tick();
+    const t = window.setInterval(tick, 250);
+    return () => window.clearInterval(t);
+  }, [deadline]);
+  return left;
+}

@@ -8,7 +8,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob, type Job } from '../api.ts';
-import { ErrorBox, Section, Time, useAction, useLoad } from '../components.tsx';
+import { ErrorBox, Section, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
 import { useCan } from '../session.ts';
 
 interface PortProto {
@@ -172,7 +172,6 @@ export function ChangeFlow(props: { agentId: string; draft: Draft; services: str
   const [toAddr, setToAddr] = useState('');
   const [permanent, setPermanent] = useState(false);
   const [timeout, setTimeoutText] = useState('60');
-  const [left, setLeft] = useState(0);
   const act = useAction();
   const headline = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
@@ -182,6 +181,7 @@ export function ChangeFlow(props: { agentId: string; draft: Draft; services: str
     headline.current?.focus();
   }, [draft]);
 
+  const left = useSecondsLeft(state.step === 'pending' ? state.deadline : null);
   const spec = draft.kind === 'add' ? ADDS[draft.what] : null;
   const title = draft.kind === 'fixed' ? draft.change.label : `${spec!.button.toLowerCase()} to zone ${draft.zone}`;
   /** The change the form stands for; an error message when a field is wrong. */
@@ -239,13 +239,6 @@ export function ChangeFlow(props: { agentId: string; draft: Draft; services: str
     });
   };
 
-  useEffect(() => {
-    if (state.step !== 'pending') return;
-    const tick = (): void => setLeft(Math.max(0, Math.ceil((state.deadline - Date.now()) / 1000)));
-    tick();
-    const t = window.setInterval(tick, 250);
-    return () => window.clearInterval(t);
-  }, [state]);
   // The countdown ran out: ask the host what became of the change.
   useEffect(() => {
     if (state.step !== 'pending' || left > 0 || Date.now() < state.deadline || act.busy) return;

@@ -6,7 +6,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, FINAL, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
-import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
 import { targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
@@ -228,7 +228,6 @@ function Rollout(props: { template: Template }): JSX.Element {
   const [permanent, setPermanent] = useState(false);
   const [started, setStarted] = useState<{ kind: 'preview' | 'apply'; hosts: HostJob[]; deadline: number | null; batchId: string | null } | null>(null);
   const [hosts, update] = useHostJobs(started?.hosts ?? null);
-  const [left, setLeft] = useState(0);
   const act = useAction();
   const go = (kind: 'preview' | 'apply'): void => {
     const t = targetOf(labels, [agents, ...picked].join(' '));
@@ -256,13 +255,7 @@ function Rollout(props: { template: Template }): JSX.Element {
   useEffect(() => {
     if (started?.kind === 'apply' && started.deadline === null && pendingIds.length > 0) setStarted({ ...started, deadline: Date.now() + Number(timeout) * 1000 });
   }, [pendingIds.length]);
-  useEffect(() => {
-    if (deadline === null) return;
-    const tick = (): void => setLeft(Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
-    tick();
-    const t = window.setInterval(tick, 250);
-    return () => window.clearInterval(t);
-  }, [deadline]);
+  const left = useSecondsLeft(deadline);
   const changeIdOf = (h: HostJob): string => String((h.job?.result?.output as Record<string, unknown>).change_id);
   const confirmAll = (): void => {
     void act.run(async () => {
