@@ -21,6 +21,7 @@ import { clientError, frameworkError, installErrorMapping } from './plugins/erro
 import type { Operator } from './operators.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { operatorRoutes } from './routes/operator.ts';
+import { templateRoutes } from './routes/templates.ts';
 import type { JobRecord, Storage } from './storage/storage.ts';
 import type { PushEndpoint, SshEndpoint } from './delivery/transport.ts';
 
@@ -256,6 +257,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   installErrorMapping(app);
   void app.register(agentRoutes, { ctx, auth: new AgentAuth(storage, config) });
   void app.register(operatorRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(templateRoutes, { ctx, prefix: '/api/v1' });
   installTimers(app, ctx);
   return { app, dispatch: ctx.dispatch, routes };
 }

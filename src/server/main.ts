@@ -10,6 +10,7 @@ import { ConfigError } from '../common/config-file.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type JobView } from './operator-client.ts';
 import { parseLabelWords } from './operators.ts';
+import { templateCommands } from './cli-templates.ts';
 import { NAME_PATTERN } from './schemas.ts';
 
 const DEFAULT_CONFIG = '/etc/tuxsec-server/server.yaml';
@@ -363,6 +364,7 @@ function program(): Command {
         );
       }),
     );
+  templateCommands<CommonOpts>(p, { common, withClient, out, t, table, labelWords, positiveInt, usage: (m) => new UsageError(m) });
   return p;
 }
 

@@ -76,6 +76,28 @@ export interface AgentModeInput {
   known_host?: string;
 }
 
+export interface TemplateView {
+  id: string;
+  name: string;
+  description: string;
+  zones: Record<string, { services?: string[]; ports?: string[]; rich_rules?: string[] }>;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Hosts a template or check goes to: these agents, or those carrying every label pair. */
+export interface TemplateTarget {
+  agents?: string[];
+  label?: Record<string, string>;
+}
+
+/** The job one host got. */
+export interface HostJob {
+  agent_id: string;
+  hostname: string;
+  job_id: string;
+}
+
 export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
 
 export class OperatorClient {
@@ -88,7 +110,7 @@ export class OperatorClient {
     this.agent = new https.Agent({ ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: true, keepAlive: true, maxSockets: opts.connections ?? 4 });
   }
 
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
     const timeout = (this.opts.timeoutMs ?? 30_000) + extraWaitMs;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -195,6 +217,44 @@ export class OperatorClient {
     for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
     const s = q.toString();
     return (await this.call<{ jobs: JobView[] }>('GET', `/jobs${s ? `?${s}` : ''}`)).jobs;
+  }
+
+  async listTemplates(): Promise<TemplateView[]> {
+    return (await this.call<{ templates: TemplateView[] }>('GET', '/templates')).templates;
+  }
+
+  async getTemplate(id: string): Promise<TemplateView> {
+    return (await this.call<{ template: TemplateView }>('GET', `/templates/${encodeURIComponent(id)}`)).template;
+  }
+
+  async createTemplate(body: { name: string; description?: string; zones: unknown }): Promise<TemplateView> {
+    return (await this.call<{ template: TemplateView }>('POST', '/templates', body)).template;
+  }
+
+  async replaceTemplate(id: string, body: { name: string; description?: string; zones: unknown }): Promise<TemplateView> {
+    return (await this.call<{ template: TemplateView }>('PUT', `/templates/${encodeURIComponent(id)}`, body)).template;
+  }
+
+  async deleteTemplate(id: string): Promise<void> {
+    await this.call('DELETE', `/templates/${encodeURIComponent(id)}`);
+  }
+
+  /** Queues the template's dry run (preview) or its application on each host of the target: one job per host. */
+  async runTemplate(id: string, verb: 'preview' | 'apply', body: { target: TemplateTarget; permanent?: boolean; confirm_timeout?: number; expires_in?: number }): Promise<HostJob[]> {
+    return (await this.call<{ jobs: HostJob[] }>('POST', `/templates/${encodeURIComponent(id)}/${verb}`, body)).jobs;
+  }
+
+  /** Queues a firewall hash job (get_state_hash) on each active host within reach, or of `target`. */
+  async checkFirewalls(body: { target?: TemplateTarget; expires_in?: number } = {}): Promise<HostJob[]> {
+    return (await this.call<{ jobs: HostJob[] }>('POST', '/firewall/check', body)).jobs;
+  }
+
+  async driftedFirewalls(): Promise<Array<{ agent_id: string; hostname: string; baseline: string; current: string; checked_at: string }>> {
+    return (await this.call<{ drifted: Array<{ agent_id: string; hostname: string; baseline: string; current: string; checked_at: string }> }>('GET', '/firewall/drift')).drifted;
+  }
+
+  async acceptFirewallBaseline(agentId: string): Promise<Record<string, unknown>> {
+    return (await this.call<{ firewall: Record<string, unknown> }>('POST', `/agents/${encodeURIComponent(agentId)}/firewall/baseline`, {})).firewall;
   }
 
   /** Closes the connections; call it once no call is running. */

@@ -40,7 +40,7 @@ function make(opts: { require_enrollment_token?: boolean } = {}) {
 
 type T = ReturnType<typeof make>;
 
-async function json(t: T, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) {
+async function json(t: T, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}) {
   const r = await t.app.inject({
     method,
     url,
@@ -77,24 +77,36 @@ describe('buildApp', () => {
   test('buildApp refuses every operator route without the right admin token', async () => {
     const operator = t.routes.filter((r) => r.includes(' /api/v1/'));
     assert.deepEqual(operator.sort(), [
+      'DELETE /api/v1/templates/:id',
       'GET /api/v1/agents',
+      'GET /api/v1/agents/:id/firewall',
       'GET /api/v1/agents/:id/health',
+      'GET /api/v1/firewall/drift',
       'GET /api/v1/jobs',
       'GET /api/v1/jobs/:id',
+      'GET /api/v1/templates',
+      'GET /api/v1/templates/:id',
       'POST /api/v1/agents',
       'POST /api/v1/agents/:id/approve',
+      'POST /api/v1/agents/:id/firewall/baseline',
+      'POST /api/v1/agents/:id/labels',
       'POST /api/v1/agents/:id/mode',
       'POST /api/v1/agents/:id/reject',
+      'POST /api/v1/firewall/check',
       'POST /api/v1/jobs',
       'POST /api/v1/jobs/:id/cancel',
+      'POST /api/v1/templates',
+      'POST /api/v1/templates/:id/apply',
+      'POST /api/v1/templates/:id/preview',
       'POST /api/v1/tokens',
+      'PUT /api/v1/templates/:id',
     ]);
     for (const r of operator) {
-      const [method, url] = r.split(' ') as ['GET' | 'POST', string];
+      const [method, url] = r.split(' ') as ['GET' | 'POST' | 'PUT' | 'DELETE', string];
       const path = url.replace(':id', '00000000-0000-0000-0000-000000000000');
       const variants: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: ADMIN }, { authorization: `Basic ${ADMIN}` }];
       for (const headers of variants) {
-        const res = await json(t, method, path, method === 'POST' ? {} : undefined, headers);
+        const res = await json(t, method, path, method === 'POST' || method === 'PUT' ? {} : undefined, headers);
         assert.equal(res.status, 401, `${r} with ${JSON.stringify(headers)}`);
         assert.equal(res.body.code, 'unauthorized');
       }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
 import { agentView, iso, jobView, type ServerContext } from '../context.ts';
 import { endpointOf, EndpointError } from '../delivery/endpoint.ts';
@@ -37,7 +38,8 @@ export interface OperatorRoutesOptions {
   ctx: ServerContext;
 }
 
-function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
+/** A new queued job for `agent`, as an operator asked for it. */
+export function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
   const t = ctx.now();
   return {
     id: randomUUID(),
@@ -75,12 +77,12 @@ function modeChange(b: AgentModeBody, what: string): { change: AgentModeChange; 
   return { change: { mode: 'push', endpoint, pushKey: key, keyHash: hashSecret(key) }, newKey: b.api_key === undefined ? key : null };
 }
 
-/** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
-export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
-  const { storage, group, dispatch } = ctx;
+/**
+ * What every operator route plugin runs first: the caller is authenticated and becomes
+ * req.operator, and a POST without a body (curl -X POST) means "no options".
+ */
+export function operatorHooks(api: FastifyInstance, ctx: ServerContext): void {
   const adminHash = hashSecret(ctx.config.adminToken);
-  const lastSeenOf = (a: AgentRecord): number | null => ctx.seen.get(a.id) ?? a.lastSeen;
-
   api.addHook('onRequest', async (req) => {
     const h = req.headers.authorization;
     const m = typeof h === 'string' ? /^Bearer (\S{1,512})$/.exec(h) : null;
@@ -89,11 +91,16 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     }
     req.operator = ADMIN_TOKEN_OPERATOR;
   });
-
-  // A POST without a body (curl -X POST) means "no options".
   api.addHook('preValidation', async (req) => {
     if (req.method === 'POST' && req.body === undefined) req.body = {};
   });
+}
+
+/** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
+export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
+  const { storage, group, dispatch } = ctx;
+  const lastSeenOf = (a: AgentRecord): number | null => ctx.seen.get(a.id) ?? a.lastSeen;
+  operatorHooks(api as unknown as FastifyInstance, ctx);
 
   api.post('/tokens', { schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
     const token = newSecret();

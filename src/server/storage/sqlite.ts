@@ -26,9 +26,10 @@ import type {
   TokenCheck,
   TokenRecord,
 } from './storage.ts';
+import { SqliteTemplateStore, TEMPLATE_MIGRATION } from './template-store.ts';
 
 /** The schema this code writes; a database of an older one is migrated when opened. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 7;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,6 +72,8 @@ const MIGRATIONS: Record<number, string> = {
   4: `ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
       ALTER TABLE tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
       ALTER TABLE tokens ADD COLUMN name TEXT;`,
+  // Issue 11: firewall templates and per-agent firewall hashes (drift).
+  7: TEMPLATE_MIGRATION,
 };
 
 interface AgentRow {
@@ -197,9 +200,12 @@ class SqliteStorage implements Storage {
   private readonly st: ReturnType<typeof prepare>;
   private readonly listCache = new Map<string, Database.Statement>();
 
+  readonly templates: SqliteTemplateStore;
+
   constructor(db: Database.Database) {
     this.db = db;
     this.st = prepare(db);
+    this.templates = new SqliteTemplateStore(db);
   }
 
   private listStatement(filter: JobFilter): Database.Statement {
@@ -405,6 +411,7 @@ class SqliteStorage implements Storage {
         this.st.setResult.run(result.status, now, JSON.stringify(result), r.commandId);
         out.finished.push({ ...jobFromRow(row), status: result.status, finishedAt: now, result });
       }
+      this.templates.jobsFinished(out.finished, now);
       return out;
     })();
   }
@@ -492,8 +499,10 @@ export function openSqliteStorage(file: string): Storage {
     throw new Error(`cannot open database "${file}": schema version ${ver?.value}, expected ${SCHEMA_VERSION} or older`);
   }
   for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+    // A version without a migration of its own here changes nothing.
+    const sql = MIGRATIONS[v];
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
+      if (sql !== undefined) db.exec(sql);
       db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(v), 'schema_version');
     })();
   }

@@ -5,6 +5,7 @@
  */
 import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jobs.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
+import type { TemplateStore } from './template-store.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
 /**
@@ -147,6 +148,8 @@ export interface JobFilter {
 }
 
 export interface Storage {
+  /** Firewall templates and drift (template-store.ts). */
+  readonly templates: TemplateStore;
   createToken(t: TokenRecord): void;
   /**
    * Checks a token by hash and, when valid, uses it once and creates the agent, atomically; the agent

@@ -148,7 +148,7 @@ export class ChangeGuard {
       });
     }
     if (keys.some((k) => this.reserved.has(k))) {
-      throw new TuxsecError(ErrorCodes.conflict, `cannot ${what}: another change with confirm_timeout to the same object is being applied`);
+      throw new TuxsecError(ErrorCodes.conflict, `cannot ${what}: another change to the same object that can be rolled back is being applied`);
     }
   }
 

@@ -5,34 +5,12 @@
  * confirm_timeout gives one change id and one rollback for all of it, and a failure half-way
  * puts every zone back as it was (the guard's `atomic`).
  */
-import { Type, type Static } from '@sinclair/typebox';
+import { ZONE_SETTINGS_LIMITS, ZonesSettings, itemCount, type ZoneSettings } from '../../../protocol/firewall-template.ts';
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import type { Scope } from './change-guard.ts';
 import { EL, applyIdem, where, write, writeParams, zoneElement, type Deps, type ElementKind } from './common.ts';
 import { SERVICE, ZONE, listNames } from './objects.ts';
-import { P, checkPort, checkRichRule, invalid } from './validate.ts';
-
-/** Most zones, and items in all, one call may name: one rootd request must stay well under its timeout. */
-export const ZONE_SETTINGS_LIMITS = { zones: 32, perList: 128, richRulesPerZone: 64, items: 512 };
-
-/** What a template says of one zone. */
-export const ZoneSettings = Type.Object(
-  {
-    services: Type.Optional(Type.Array(P.service(), { maxItems: ZONE_SETTINGS_LIMITS.perList, uniqueItems: true, description: 'services to enable, e.g. "https"' })),
-    ports: Type.Optional(Type.Array(P.port(), { maxItems: ZONE_SETTINGS_LIMITS.perList, uniqueItems: true, description: 'ports to open, e.g. "8443/tcp"' })),
-    rich_rules: Type.Optional(Type.Array(P.rule(), { maxItems: ZONE_SETTINGS_LIMITS.richRulesPerZone, uniqueItems: true, description: 'rich rules to add' })),
-  },
-  { additionalProperties: false },
-);
-export type ZoneSettings = Static<typeof ZoneSettings>;
-
-/** Zone name -> its settings; the key follows the zone name's pattern. */
-export const ZonesSettings = Type.Record(Type.String({ pattern: P.zone().pattern }), ZoneSettings, {
-  minProperties: 1,
-  maxProperties: ZONE_SETTINGS_LIMITS.zones,
-  additionalProperties: false,
-  description: `zone name -> {services, ports, rich_rules}: each made present (nothing is removed); at most ${ZONE_SETTINGS_LIMITS.zones} zones and ${ZONE_SETTINGS_LIMITS.items} items`,
-});
+import { checkPort, checkRichRule, invalid } from './validate.ts';
 
 type Kind = 'service' | 'port' | 'rich_rule';
 
@@ -61,7 +39,7 @@ function itemsOf(zones: Record<string, ZoneSettings>): Array<{ zone: string; kin
       out.push({ zone, kind: 'rich_rule', value: r, args: [r] });
     }
   }
-  if (out.length > ZONE_SETTINGS_LIMITS.items) invalid('zones', `${out.length} items`, `at most ${ZONE_SETTINGS_LIMITS.items} services, ports and rich rules in all`);
+  if (itemCount(zones) > ZONE_SETTINGS_LIMITS.items) invalid('zones', `${out.length} items`, `at most ${ZONE_SETTINGS_LIMITS.items} services, ports and rich rules in all`);
   return out;
 }
 
