@@ -77,19 +77,21 @@ describe('firewalld apply_zone_settings (a template in one call)', () => {
   });
 
   test('apply with confirm_timeout is one change id, and everything rolls back when it is not confirmed', async () => {
-    const r = await ex('apply_zone_settings', { zones: TEMPLATE, confirm_timeout: 5 });
+    // Long enough for the checks below on a loaded machine (each firewall-cmd is a Python start).
+    const r = await ex('apply_zone_settings', { zones: TEMPLATE, confirm_timeout: 20 });
     assert.equal(r.changed, true);
     assert.match(r.change_id, /^[0-9a-f]{16}$/);
-    assert.deepEqual(await present(), [true, true, true, true, true]);
     const pending = (await ex('get_pending_changes')).pending.filter((p: { change_id: string }) => p.change_id === r.change_id);
     assert.equal(pending.length, 1);
     // Both zones are held by the one change: a single write to either waits for it.
     assert.equal(await code(ex('add_port', { zone: 'dmz', port: '7199/tcp' })), 'conflict');
-    await new Promise((res) => setTimeout(res, 6500));
+    assert.deepEqual(await present(), [true, true, true, true, true]);
+    await new Promise((res) => setTimeout(res, Math.max(0, Date.parse(r.confirm_by) - Date.now()) + 1000));
+    const history = async () => (await ex('get_pending_changes')).history.find((x: { change_id: string }) => x.change_id === r.change_id);
+    for (let i = 0; i < 100 && !(await history()); i++) await new Promise((res) => setTimeout(res, 100));
+    assert.equal((await history()).outcome, 'rolled-back');
     // imaps was there before the change, so it stays.
     assert.deepEqual(await present(), [true, false, false, false, false]);
-    const h = (await ex('get_pending_changes')).history.find((x: { change_id: string }) => x.change_id === r.change_id);
-    assert.equal(h.outcome, 'rolled-back');
   });
 
   test('apply with confirm_timeout then confirm keeps everything; applying again changes nothing', async () => {
@@ -158,5 +160,26 @@ describe('firewalld apply_zone_settings (a template in one call)', () => {
       assert.match(e.message, re);
     }
     assert.equal(await zones(), before);
+  });
+
+  test('a template of 512 items (the limit) applies and rolls back well within the request timeout', async (t) => {
+    const big: Record<string, { ports: string[] }> = {};
+    ['work', 'dmz', 'home', 'external'].forEach((z, i) => (big[z] = { ports: Array.from({ length: 128 }, (_, j) => `${20000 + i * 128 + j}/tcp`) }));
+    const before = await zones();
+    let t0 = performance.now();
+    const dry = await ex('apply_zone_settings', { zones: big, dry_run: true });
+    const dryMs = performance.now() - t0;
+    assert.equal(dry.items.filter((i: { changed: boolean }) => i.changed).length, 512);
+    t0 = performance.now();
+    const r = await ex('apply_zone_settings', { zones: big, confirm_timeout: 60 });
+    const applyMs = performance.now() - t0;
+    assert.equal(await yes('--zone=external', '--query-port=20511/tcp'), true);
+    t0 = performance.now();
+    assert.equal((await ex('rollback', { change_id: r.change_id })).outcome, 'rolled-back');
+    const rollbackMs = performance.now() - t0;
+    assert.equal(await zones(), before);
+    t.diagnostic(`512 ports in 4 zones: dry run ${dryMs.toFixed(0)} ms, apply with confirm_timeout ${applyMs.toFixed(0)} ms, rollback ${rollbackMs.toFixed(0)} ms`);
+    // rootd's default request_timeout is 60 s.
+    assert.ok(applyMs < 30_000 && rollbackMs < 30_000, `apply ${applyMs} ms, rollback ${rollbackMs} ms`);
   });
 });

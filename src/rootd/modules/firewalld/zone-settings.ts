@@ -10,6 +10,7 @@ import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import type { Scope } from './change-guard.ts';
 import { EL, applyIdem, where, write, writeParams, zoneElement, type Deps, type ElementKind } from './common.ts';
 import { SERVICE, ZONE, listNames } from './objects.ts';
+import { readZone, type ZoneInfo } from './zones.ts';
 import { checkPort, checkRichRule, invalid } from './validate.ts';
 
 type Kind = 'service' | 'port' | 'rich_rule';
@@ -73,7 +74,17 @@ export function zoneSettingsActions(d: Deps): AnyAction[] {
               const [known, services] = await Promise.all([listNames(d.fw, ZONE, p.permanent), listNames(d.fw, SERVICE, p.permanent)]);
               for (const z of Object.keys(zones)) if (!known.includes(z)) invalid('zones', z, `no such zone (${where(p.permanent)})`);
               for (const it of items) if (it.kind === 'service' && !services.includes(it.value)) invalid(`zones.${it.zone}.services`, it.value, `unknown service (${where(p.permanent)})`);
-              for (let i = 0; i < items.length; i++) pending.set(i, !(await probes[i]!.query()));
+              // One read per zone for services and ports (as firewalld's own queries compare them); rich
+              // rules are asked one by one, since firewalld normalizes their text.
+              const held = new Map<string, ZoneInfo>();
+              for (const z of Object.keys(zones)) held.set(z, await readZone(d, z, p.permanent));
+              for (let i = 0; i < items.length; i++) {
+                const it = items[i]!;
+                const z = held.get(it.zone)!;
+                const present =
+                  it.kind === 'service' ? z.services.includes(it.value) : it.kind === 'port' ? z.ports.some((x) => x.port === it.args[0] && x.protocol === it.args[1]) : await probes[i]!.query();
+                pending.set(i, !present);
+              }
               return [...pending.values()].some(Boolean);
             },
             apply: async () => {
