@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
-import { FINAL_JOB_STATUSES, type HostJob, type JobView, type OperatorClient, type TemplateTarget, type TemplateView } from './operator-client.ts';
+import { FINAL_JOB_STATUSES, type BatchView, type JobView, type OperatorClient, type TemplateTarget, type TemplateView } from './operator-client.ts';
 
 /** What main.ts lends: its option set, client runner, printer and argument checks. */
 export interface CliKit<O> {
@@ -18,6 +18,8 @@ export interface CliKit<O> {
   labelWords(words: string[]): { set: Record<string, string> };
   positiveInt(name: string): (v: string) => number;
   usage(message: string): Error;
+  /** Polls a batch until every host's job finished or `seconds` passed. */
+  waitBatch(c: OperatorClient, id: string, seconds: number): Promise<BatchView>;
 }
 
 /** Largest template file read: far above any template the server accepts. */
@@ -96,25 +98,26 @@ function hostOutcome(j: JobView | undefined, kit: CliKit<unknown>): string {
   return `${t(what)}${o.change_id ? ` (change ${t(o.change_id)}: confirm by ${t(o.confirm_by)})` : ''}`;
 }
 
-/** Waits for each host's job (at most `seconds` in all); gives the jobs by id. */
-async function waitAll(c: OperatorClient, jobs: HostJob[], seconds: number): Promise<Map<string, JobView>> {
-  const deadline = Date.now() + seconds * 1000;
-  const out = new Map<string, JobView>();
-  for (const j of jobs) out.set(j.job_id, await c.waitJob(j.job_id, Math.max(0, (deadline - Date.now()) / 1000)));
-  return out;
-}
-
-/** Prints hosts and their jobs (with their outcome once waited for); the exit code: 0 all completed, 1 one failed, 2 one not finished. */
-async function hostsResult<O extends { json?: boolean }>(kit: CliKit<O>, o: O & { wait?: number }, c: OperatorClient, jobs: HostJob[]): Promise<number> {
-  const done = o.wait !== undefined ? await waitAll(c, jobs, o.wait) : null;
-  const rows = jobs.map((j) => ({ ...j, ...(done ? { job: done.get(j.job_id) } : {}) }));
-  kit.out(o, { jobs: rows }, () =>
-    kit.table([['AGENT', 'HOSTNAME', 'JOB', ...(done ? ['RESULT'] : [])], ...rows.map((r) => [kit.t(r.agent_id), kit.t(r.hostname), kit.t(r.job_id), ...(done ? [hostOutcome(r.job, kit)] : [])])]),
+/**
+ * Prints a batch's hosts and their jobs, with what each would change or changed once waited for;
+ * the exit code: 0 every host completed, 1 one did not, 2 one is still open.
+ */
+async function hostsResult<O extends { json?: boolean }>(kit: CliKit<O>, o: O & { wait?: number }, c: OperatorClient, batch: BatchView): Promise<number> {
+  const b = o.wait !== undefined && o.wait > 0 ? await kit.waitBatch(c, batch.id, o.wait) : batch;
+  const hosts = b.hosts ?? [];
+  const waited = o.wait !== undefined;
+  kit.out(o, { batch: b }, () =>
+    [
+      `batch ${kit.t(b.id)}: ${hosts.length} host(s)`,
+      kit.table([
+        ['AGENT', 'HOSTNAME', 'JOB', waited ? 'RESULT' : 'STATUS'],
+        ...hosts.map((h) => [kit.t(h.agent_id), kit.t(h.hostname ?? '-'), kit.t(h.job.id), waited ? hostOutcome(h.job, kit as unknown as CliKit<unknown>) : kit.t(h.job.status)]),
+      ]),
+    ].join('\n'),
   );
-  if (!done) return 0;
-  const views = [...done.values()];
-  if (views.some((j) => !FINAL_JOB_STATUSES.has(j.status))) return 2;
-  return views.every((j) => j.status === 'completed') ? 0 : 1;
+  if (!waited) return 0;
+  if (hosts.some((h) => !FINAL_JOB_STATUSES.has(h.job.status))) return 2;
+  return hosts.every((h) => h.job.status === 'completed') ? 0 : 1;
 }
 
 export function templateCommands<O extends { json?: boolean }>(p: Command, kit: CliKit<O>): void {
@@ -155,8 +158,7 @@ export function templateCommands<O extends { json?: boolean }>(p: Command, kit: 
     .option('--permanent', 'the permanent configuration instead of the runtime')
     .action((id: string, o: O & TargetOpts) =>
       kit.withClient(o, async (c) => {
-        const jobs = await c.runTemplate(id, 'preview', { target: targetOf(o, k, true)!, permanent: o.permanent, expires_in: o.expires });
-        return hostsResult(kit, o, c, jobs);
+        return hostsResult(kit, o, c, await c.runTemplate(id, 'preview', { target: targetOf(o, k, true)!, permanent: o.permanent, expires_in: o.expires }));
       }),
     );
   targetOptions(kit.common(tpl.command('apply <id>').description('apply a template on hosts: one job per host, each rolled back by its host unless confirmed in time')), k)
@@ -164,8 +166,7 @@ export function templateCommands<O extends { json?: boolean }>(p: Command, kit: 
     .option('--confirm-timeout <seconds>', 'each host rolls the whole template back unless `jobs submit AGENT firewalld confirm --param change_id=ID` comes in time (5 to 3600)', kit.positiveInt('--confirm-timeout'))
     .action((id: string, o: O & TargetOpts & { confirmTimeout?: number }) =>
       kit.withClient(o, async (c) => {
-        const jobs = await c.runTemplate(id, 'apply', { target: targetOf(o, k, true)!, permanent: o.permanent, expires_in: o.expires, confirm_timeout: o.confirmTimeout });
-        return hostsResult(kit, o, c, jobs);
+        return hostsResult(kit, o, c, await c.runTemplate(id, 'apply', { target: targetOf(o, k, true)!, permanent: o.permanent, expires_in: o.expires, confirm_timeout: o.confirmTimeout }));
       }),
     );
 
@@ -173,8 +174,7 @@ export function templateCommands<O extends { json?: boolean }>(p: Command, kit: 
   targetOptions(kit.common(fw.command('check').description('ask hosts for their firewall hash (every active host within reach by default)')), k).action((o: O & TargetOpts) =>
     kit.withClient(o, async (c) => {
       const target = targetOf(o, k, false);
-      const jobs = await c.checkFirewalls({ ...(target ? { target } : {}), expires_in: o.expires });
-      return hostsResult(kit, o, c, jobs);
+      return hostsResult(kit, o, c, await c.checkFirewalls({ ...(target ? { target } : {}), expires_in: o.expires }));
     }),
   );
   kit.common(fw.command('drift').description('list hosts whose firewall differs from its baseline')).action((o: O) =>

@@ -10,7 +10,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
-import type { JobView } from '../../src/server/operator-client.ts';
+import type { BatchView, JobView } from '../../src/server/operator-client.ts';
 import { certsIn, createToken, makeAgentEnv, registerAgent, startAgent, startServer, tempDir, until, type AgentEnv, type Proc, type ServerHandle } from './harness.ts';
 
 const RULE = 'rule family="ipv4" source address="198.51.100.0/24" port port="7203" protocol="tcp" accept';
@@ -30,10 +30,10 @@ type Output = { changed: boolean; dry_run?: boolean; change_id?: string; items: 
 const yes = async (...args: string[]) => (await fw.cmd(args)).stdout.trim() === 'yes';
 const present = async () => [await yes('--zone=work', '--query-service=imaps'), await yes('--zone=work', '--query-port=7201/tcp'), await yes('--zone=dmz', `--query-rich-rule=${RULE}`)];
 
-/** Waits for every job; fails with the agents' output when one did not complete. */
-async function results(jobs: Array<{ agent_id: string; job_id: string }>): Promise<Map<string, JobView>> {
+/** Waits for every host's job of a batch; fails with the agents' output when one did not complete. */
+async function results(batch: BatchView): Promise<Map<string, JobView>> {
   const out = new Map<string, JobView>();
-  for (const j of jobs) {
+  for (const j of (batch.hosts ?? []).map((h) => ({ agent_id: h.agent_id, job_id: h.job.id }))) {
     const v = await server.waitJob(j.job_id, 60_000);
     assert.equal(v.status, 'completed', `${j.agent_id}: ${JSON.stringify(v.result)}\n${procs.map((p) => p.out().slice(-2000)).join('\n')}`);
     out.set(j.agent_id, v);
@@ -85,7 +85,8 @@ test('a template previewed then applied on two agents by label: per-host results
   const tpl = await server.op.createTemplate({ name: 'web', zones: WEB });
   assert.deepEqual(await present(), [false, false, false]);
   const preview = await server.op.runTemplate(tpl.id, 'preview', { target: { label: { role: 'web' } } });
-  assert.deepEqual(preview.map((j) => j.agent_id).sort(), [...ids].sort());
+  assert.deepEqual((preview.hosts ?? []).map((h) => h.agent_id).sort(), [...ids].sort());
+  assert.deepEqual([preview.module, preview.action], ['firewalld', 'apply_zone_settings']);
   for (const [, v] of await results(preview)) {
     const o = v.result!.output as Output;
     assert.equal(o.dry_run, true);

@@ -4,9 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { agentView, iso, jobView, type ServerContext } from '../context.ts';
+import { agentView, iso, jobView, stateWindows, type ServerContext } from '../context.ts';
 import { endpointOf, EndpointError } from '../delivery/endpoint.ts';
 import { PushTransport } from '../delivery/push.ts';
 import { DeliveryError } from '../delivery/transport.ts';
@@ -18,7 +17,6 @@ import {
   AgentModeBody,
   AgentModeReply,
   AgentReply,
-  AgentsReply,
   EmptyBody,
   IdParams,
   JobBody,
@@ -30,6 +28,9 @@ import {
   TokenBody,
   TokenReply,
 } from '../schemas.ts';
+import { eventRoutes } from './events.ts';
+import { fleetRoutes } from './fleet.ts';
+import { templateRoutes } from './templates.ts';
 import { ADMIN_TOKEN_OPERATOR, MAX_LABELS, requireAgent, requireRole } from '../operators.ts';
 import { hashSecret, newSecret, secretMatches } from '../secrets.ts';
 import { FINAL_STATUSES, type AgentModeChange, type AgentRecord, type JobRecord } from '../storage/storage.ts';
@@ -38,8 +39,7 @@ export interface OperatorRoutesOptions {
   ctx: ServerContext;
 }
 
-/** A new queued job for `agent`, as an operator asked for it. */
-export function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
+function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
   const t = ctx.now();
   return {
     id: randomUUID(),
@@ -77,12 +77,12 @@ function modeChange(b: AgentModeBody, what: string): { change: AgentModeChange; 
   return { change: { mode: 'push', endpoint, pushKey: key, keyHash: hashSecret(key) }, newKey: b.api_key === undefined ? key : null };
 }
 
-/**
- * What every operator route plugin runs first: the caller is authenticated and becomes
- * req.operator, and a POST without a body (curl -X POST) means "no options".
- */
-export function operatorHooks(api: FastifyInstance, ctx: ServerContext): void {
+/** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
+export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
+  const { storage, group, dispatch } = ctx;
   const adminHash = hashSecret(ctx.config.adminToken);
+  const view = (a: AgentRecord) => agentView(a, ctx.seen.get(a.id) ?? a.lastSeen, stateWindows(ctx));
+
   api.addHook('onRequest', async (req) => {
     const h = req.headers.authorization;
     const m = typeof h === 'string' ? /^Bearer (\S{1,512})$/.exec(h) : null;
@@ -91,16 +91,16 @@ export function operatorHooks(api: FastifyInstance, ctx: ServerContext): void {
     }
     req.operator = ADMIN_TOKEN_OPERATOR;
   });
+
+  // A POST without a body (curl -X POST) means "no options".
   api.addHook('preValidation', async (req) => {
     if (req.method === 'POST' && req.body === undefined) req.body = {};
   });
-}
 
-/** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
-export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
-  const { storage, group, dispatch } = ctx;
-  const lastSeenOf = (a: AgentRecord): number | null => ctx.seen.get(a.id) ?? a.lastSeen;
-  operatorHooks(api as unknown as FastifyInstance, ctx);
+  // Registered inside this scope so the operator check above covers them (issue 11: the fleet).
+  void api.register(fleetRoutes, { ctx });
+  void api.register(eventRoutes, { ctx });
+  void api.register(templateRoutes, { ctx });
 
   api.post('/tokens', { schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
     const token = newSecret();
@@ -114,11 +114,6 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     ctx.audit?.(req, { action: 'token.create', agents: [], params: { uses, ttl: req.body.ttl, labels, name }, result: 'ok' });
     return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt), labels, name });
   });
-
-  api.get('/agents', { schema: { response: AgentsReply } }, async () => ({
-    success: true as const,
-    agents: storage.listAgents().map((a) => agentView(a, lastSeenOf(a))),
-  }));
 
   api.post('/agents', { schema: { body: AgentAddBody, response: AgentAddReply } }, async (req, reply) => {
     const b = req.body;
@@ -148,7 +143,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     await group.run(() => storage.enroll(null, agent, t));
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent added');
     dispatch.jobQueued(agent.id);
-    return reply.code(201).send({ success: true, agent: agentView(agent), ...(newKey === null ? {} : { api_key: newKey }) });
+    return reply.code(201).send({ success: true, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) });
   });
 
   api.post('/agents/:id/mode', { schema: { params: IdParams, body: AgentModeBody, response: AgentModeReply } }, async (req) => {
@@ -157,7 +152,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot set mode of agent "${req.params.id}": no such agent`);
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent mode set');
     dispatch.jobQueued(agent.id);
-    return { success: true as const, agent: agentView(agent, lastSeenOf(agent)), ...(newKey === null ? {} : { api_key: newKey }) };
+    return { success: true as const, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) };
   });
 
   api.get('/agents/:id/health', { schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
@@ -168,7 +163,11 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       throw HttpError.of(ErrorCodes.conflict, `cannot get health of agent "${agent.id}": only a push-mode agent the server delivers to answers /health (mode ${agent.mode}, status ${agent.status})`);
     }
     try {
-      return { success: true as const, health: await transport.health(AbortSignal.timeout(10_000)) };
+      const health = await transport.health(AbortSignal.timeout(10_000));
+      // A push agent that answers counts as seen (it has no check-ins).
+      ctx.seen.set(agent.id, ctx.now());
+      dispatch.agentChanged(agent.id);
+      return { success: true as const, health };
     } catch (e) {
       if (e instanceof DeliveryError) throw HttpError.of(ErrorCodes.deliveryFailed, `cannot get health of agent "${agent.id}": ${e.message}`);
       throw e;
@@ -196,8 +195,9 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     requireAgent(req, agent, what);
     if (tooMany) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: more than ${MAX_LABELS} labels`);
     req.log.info({ agent: agent!.id }, 'agent labels set');
+    dispatch.agentChanged(agent!.id);
     ctx.audit?.(req, { action: 'agent.label', agents: [agent!.id], params: { set, remove }, result: 'ok' });
-    return { success: true as const, agent: agentView(agent!, lastSeenOf(agent!)) };
+    return { success: true as const, agent: view(agent!) };
   });
 
   for (const verb of ['approve', 'reject'] as const) {
@@ -206,7 +206,8 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot ${verb} agent "${req.params.id}": no such agent`);
       req.log.info({ agent: agent.id }, `agent ${verb === 'approve' ? 'approved' : 'rejected'}`);
       if (verb === 'approve') dispatch.jobQueued(agent.id);
-      return { success: true as const, agent: agentView(agent, lastSeenOf(agent)) };
+      dispatch.agentChanged(agent.id);
+      return { success: true as const, agent: view(agent) };
     });
   }
 
@@ -218,6 +219,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     const job = newJob(ctx, agent, b);
     await group.run(() => storage.createJob(job));
     dispatch.jobQueued(agent.id);
+    dispatch.jobsChanged([job.id]);
     req.log.info({ job: job.id, agent: agent.id, module: job.module, action: job.action }, 'job queued');
     return reply.code(201).send({ success: true, job: jobView(job) });
   });
@@ -243,6 +245,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (out.state === 'final') throw HttpError.of(ErrorCodes.conflict, `cannot cancel job "${out.job.id}": it already ended ${out.job.status}`);
     // A queued job ends here; a running one ends with the result its agent reports.
     if (out.state === 'cancelled') dispatch.jobFinished(out.job.id);
+    else if (out.state === 'requested') dispatch.jobsChanged([out.job.id]);
     req.log.info({ job: out.job.id, agent: out.job.agentId, status: out.job.status }, out.state === 'cancelled' ? 'job cancelled' : 'job cancel requested');
     return { success: true as const, job: jobView(out.job) };
   });

@@ -8,20 +8,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ZONE_SETTINGS_LIMITS, ZonesSettings, itemCount } from '../../protocol/firewall-template.ts';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { Id } from '../../protocol/jobs.ts';
 import { iso, type ServerContext } from '../context.ts';
-import { canReach, matchesSelector, requireAgent, requireRole } from '../operators.ts';
-import { IdParams, Labels } from '../schemas.ts';
+import { batchHosts, batchView, createBatch, type BatchSpec } from '../batches.ts';
+import { canReach, requireAgent, requireRole } from '../operators.ts';
+import { BatchCreatedReply, BatchTargetSchema, IdParams } from '../schemas.ts';
 import type { AgentRecord } from '../storage/storage.ts';
 import type { FirewallState, TemplateRecord } from '../storage/template-store.ts';
-import { newJob, operatorHooks } from './operator.ts';
-
-/** Most hosts one preview, apply or check names by id. */
-const MAX_TARGET_AGENTS = 1000;
 
 const TemplateBody = Type.Object(
   {
@@ -33,15 +29,8 @@ const TemplateBody = Type.Object(
 );
 type TemplateBody = Static<typeof TemplateBody>;
 
-/** Which hosts: these agents, or those carrying every label pair; both: the agents that carry them. */
-const Target = Type.Object(
-  {
-    agents: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: MAX_TARGET_AGENTS, uniqueItems: true })),
-    label: Type.Optional(Labels),
-  },
-  { additionalProperties: false },
-);
-type Target = Static<typeof Target>;
+/** Which hosts: these agents, or those carrying every label pair (the batches' target). */
+const Target = BatchTargetSchema;
 
 const ExpiresIn = Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400, description: 'seconds each job waits for its host' }));
 const Permanent = Type.Optional(Type.Boolean({ description: 'the permanent configuration instead of the runtime' }));
@@ -66,8 +55,6 @@ const TemplateView = Type.Object({
   created_at: Type.String(),
   updated_at: Type.String(),
 });
-const HostJob = Type.Object({ agent_id: Type.String(), hostname: Type.String(), job_id: Type.String() });
-const JobsReply = Type.Object({ success: Type.Literal(true), jobs: Type.Array(HostJob) });
 const FirewallView = Type.Object({
   agent_id: Type.String(),
   baseline: Type.Union([Type.String(), Type.Null()]),
@@ -103,35 +90,18 @@ function checkSize(b: TemplateBody, what: string): void {
   }
 }
 
-/**
- * The hosts of a target within the operator's reach: named agents must each exist, be reachable
- * (else 404, as for an unknown id) and be active; a label matches the active agents carrying it,
- * intersected with the operator's selector. An empty result is refused.
- */
-export function targetAgents(ctx: ServerContext, req: FastifyRequest, target: Target, what: string): AgentRecord[] {
-  let agents: AgentRecord[];
-  if (target.agents !== undefined) {
-    agents = target.agents.map((id) => {
-      const a = requireAgent(req, ctx.storage.getAgent(id), `${what} on agent "${id}"`);
-      if (a.status !== 'active') throw HttpError.of(ErrorCodes.conflict, `${what} on agent "${id}": the agent is ${a.status}`);
-      return a;
-    });
-    if (target.label !== undefined) agents = agents.filter((a) => matchesSelector(a.labels, target.label!));
-  } else if (target.label !== undefined) {
-    agents = ctx.storage.listAgents().filter((a) => a.status === 'active' && matchesSelector(a.labels, target.label!) && canReach(req.operator, a));
-  } else {
-    throw HttpError.of(ErrorCodes.invalidRequest, `${what}: the target names no agents and no label`);
+/** Queues a batch (one job per host of the target); answers it with each host's job, as POST /batches does. */
+async function batchReply(ctx: ServerContext, req: FastifyRequest, spec: BatchSpec, audit: { action: string; params: Record<string, unknown> }) {
+  let batch;
+  try {
+    batch = await createBatch(ctx, req, spec);
+  } catch (e) {
+    ctx.audit?.(req, { action: audit.action, agents: spec.target.agents ?? [], params: audit.params, result: (e as Error).message });
+    throw e;
   }
-  if (agents.length === 0) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: no active agent within reach matches the target`);
-  return agents;
-}
-
-/** Queues one job per host; gives which job went to which host. */
-async function queuePerHost(ctx: ServerContext, agents: AgentRecord[], module: string, action: string, params: Record<string, unknown>, expiresIn: number | undefined) {
-  const jobs = agents.map((a) => ({ agent: a, job: newJob(ctx, a, { agent_id: a.id, module, action, params, expires_in: expiresIn }) }));
-  await ctx.group.run(() => ctx.storage.batch(() => jobs.forEach(({ job }) => ctx.storage.createJob(job))));
-  for (const { agent } of jobs) ctx.dispatch.jobQueued(agent.id);
-  return jobs.map(({ agent, job }) => ({ agent_id: agent.id, hostname: agent.hostname, job_id: job.id }));
+  const hosts = batchHosts(ctx, req.operator, batch) ?? [];
+  ctx.audit?.(req, { action: audit.action, agents: hosts.map((h) => h.job.agentId), params: { ...audit.params, batch: batch.id }, result: 'ok' });
+  return { success: true as const, batch: batchView(batch, hosts) };
 }
 
 export interface TemplateRoutesOptions {
@@ -139,7 +109,6 @@ export interface TemplateRoutesOptions {
 }
 
 export const templateRoutes: FastifyPluginAsyncTypebox<TemplateRoutesOptions> = async (api, { ctx }) => {
-  operatorHooks(api as unknown as FastifyInstance, ctx);
   const store = ctx.storage.templates;
   const mustGet = (id: string, what: string): TemplateRecord => {
     const t = store.get(id);
@@ -190,25 +159,22 @@ export const templateRoutes: FastifyPluginAsyncTypebox<TemplateRoutesOptions> = 
 
   for (const verb of ['preview', 'apply'] as const) {
     const body = verb === 'preview' ? PreviewBody : ApplyBody;
-    api.post(`/templates/:id/${verb}`, { schema: { params: IdParams, body, response: { 201: JobsReply } } }, async (req, reply) => {
+    api.post(`/templates/:id/${verb}`, { schema: { params: IdParams, body, response: BatchCreatedReply } }, async (req, reply) => {
       requireRole(req, 'operator');
       const b = req.body as Static<typeof ApplyBody>;
-      const what = `cannot ${verb} template "${req.params.id}"`;
-      const t = mustGet(req.params.id, what);
-      const agents = targetAgents(ctx, req, b.target, what);
+      const t = mustGet(req.params.id, `cannot ${verb} template "${req.params.id}"`);
       const params: Record<string, unknown> = { zones: t.zones };
       if (b.permanent !== undefined) params.permanent = b.permanent;
       if (verb === 'preview') params.dry_run = true;
       else if (b.confirm_timeout !== undefined) params.confirm_timeout = b.confirm_timeout;
-      const jobs = await queuePerHost(ctx, agents, 'firewalld', 'apply_zone_settings', params, b.expires_in);
-      req.log.info({ template: t.id, hosts: jobs.length }, `template ${verb} queued`);
-      ctx.audit?.(req, {
-        action: `template.${verb}`,
-        agents: agents.map((a) => a.id),
-        params: { id: t.id, name: t.name, target: b.target, permanent: b.permanent, confirm_timeout: b.confirm_timeout },
-        result: 'ok',
-      });
-      return reply.code(201).send({ success: true, jobs });
+      const out = await batchReply(
+        ctx,
+        req,
+        { target: b.target, module: 'firewalld', action: 'apply_zone_settings', params, expiresIn: b.expires_in },
+        { action: `template.${verb}`, params: { template: t.id, name: t.name, target: b.target, permanent: b.permanent, confirm_timeout: b.confirm_timeout } },
+      );
+      req.log.info({ template: t.id, batch: out.batch.id }, `template ${verb} queued`);
+      return reply.code(201).send(out);
     });
   }
 
@@ -233,16 +199,18 @@ export const templateRoutes: FastifyPluginAsyncTypebox<TemplateRoutesOptions> = 
     return { success: true as const, drifted: store.drifted().filter((d) => canReach(req.operator, d)) };
   });
 
-  api.post('/firewall/check', { schema: { body: CheckBody, response: { 201: JobsReply } } }, async (req, reply) => {
+  api.post('/firewall/check', { schema: { body: CheckBody, response: BatchCreatedReply } }, async (req, reply) => {
     requireRole(req, 'operator');
-    const what = 'cannot check firewalls';
     const b = req.body;
-    // Agents that report their modules and lack firewalld are left out; those that report none are asked.
-    const hasFirewalld = (a: AgentRecord) => a.modules.length === 0 || a.modules.includes('firewalld');
-    const agents = (b.target ? targetAgents(ctx, req, b.target, what) : ctx.storage.listAgents().filter((a) => a.status === 'active' && canReach(req.operator, a))).filter(hasFirewalld);
-    if (agents.length === 0) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: no active agent with firewalld within reach`);
-    const jobs = await queuePerHost(ctx, agents, 'firewalld', 'get_state_hash', {}, b.expires_in);
-    ctx.audit?.(req, { action: 'firewall.check', agents: agents.map((a) => a.id), params: { target: b.target }, result: 'ok' });
-    return reply.code(201).send({ success: true, jobs });
+    let target = b.target;
+    if (target === undefined) {
+      // Agents that report their modules and lack firewalld are left out; those that report none are asked.
+      const hasFirewalld = (a: AgentRecord) => a.modules.length === 0 || a.modules.includes('firewalld');
+      const agents = ctx.storage.listAgents().filter((a) => a.status === 'active' && canReach(req.operator, a) && hasFirewalld(a));
+      if (agents.length === 0) throw HttpError.of(ErrorCodes.notFound, 'cannot check firewalls: no approved agent with firewalld you can reach');
+      target = { agents: agents.map((a) => a.id) };
+    }
+    const out = await batchReply(ctx, req, { target, module: 'firewalld', action: 'get_state_hash', params: {}, expiresIn: b.expires_in }, { action: 'firewall.check', params: { target: b.target ?? 'all' } });
+    return reply.code(201).send(out);
   });
 };

@@ -5,6 +5,7 @@
  */
 import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jobs.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
+import type { FleetStore } from './fleet-store.ts';
 import type { TemplateStore } from './template-store.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
@@ -109,6 +110,8 @@ export interface JobRecord {
   progress?: StoredProgress | null;
   /** When an operator asked to cancel it (sent or running). */
   cancelRequestedAt?: number | null;
+  /** The batch (multi-host job) it belongs to. */
+  batchId?: string | null;
 }
 
 /** A progress report as stored. */
@@ -148,6 +151,8 @@ export interface JobFilter {
 }
 
 export interface Storage {
+  /** The fleet's queries and batches (fleet-store.ts). */
+  readonly fleet: FleetStore;
   /** Firewall templates and drift (template-store.ts). */
   readonly templates: TemplateStore;
   createToken(t: TokenRecord): void;

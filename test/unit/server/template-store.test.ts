@@ -1,16 +1,10 @@
 /**
- * The hosts a template preview, apply or firewall check reaches (routes/templates.ts targetAgents):
- * a label target is intersected with a limited operator's selector, a named host out of reach is
- * "no such agent" (as an unknown id: the operator never learns it exists), and only active agents
- * count. And the drift record (template-store.ts) as results are stored. SQLite in memory.
+ * The drift record (template-store.ts) as results are stored: baseline, drift, a refresh after a
+ * write made through the server, an accepted baseline. SQLite in memory.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import type { FastifyRequest } from 'fastify';
-import type { ServerContext } from '../../../src/server/context.ts';
-import type { Operator } from '../../../src/server/operators.ts';
-import { targetAgents } from '../../../src/server/routes/templates.ts';
 import { openSqliteStorage } from '../../../src/server/storage/sqlite.ts';
 import type { AgentRecord, Storage } from '../../../src/server/storage/storage.ts';
 
@@ -22,33 +16,6 @@ function agent(storage: Storage, hostname: string, labels: Record<string, string
   storage.enroll(null, a, 1);
   return a.id;
 }
-
-const asOperator = (selector: Record<string, string> | null): FastifyRequest => ({ operator: { kind: 'user', name: 'op', role: 'operator', selector } satisfies Operator }) as unknown as FastifyRequest;
-
-test('targetAgents intersects a label target with the operator selector and hides hosts out of reach', () => {
-  const storage = openSqliteStorage(':memory:');
-  const ctx = { storage } as unknown as ServerContext;
-  const webA = agent(storage, 'web-a', { role: 'web', team: 'a' });
-  const webB = agent(storage, 'web-b', { role: 'web', team: 'b' });
-  agent(storage, 'web-pending', { role: 'web', team: 'a' }, 'pending');
-  const names = (list: AgentRecord[]) => list.map((a) => a.hostname).sort();
-
-  assert.deepEqual(names(targetAgents(ctx, asOperator(null), { label: { role: 'web' } }, 'x')), ['web-a', 'web-b']);
-  assert.deepEqual(names(targetAgents(ctx, asOperator({ team: 'a' }), { label: { role: 'web' } }, 'x')), ['web-a']);
-  assert.deepEqual(names(targetAgents(ctx, asOperator({ team: 'a' }), { agents: [webA] }, 'x')), ['web-a']);
-  // Named, out of reach: the same answer as for an id that does not exist.
-  for (const id of [webB, 'no-such-id']) {
-    assert.throws(() => targetAgents(ctx, asOperator({ team: 'a' }), { agents: [webA, id] }, 'cannot apply'), (e: Error & { statusCode?: number }) => {
-      assert.equal(e.message, `cannot apply on agent "${id}": no such agent`);
-      return true;
-    });
-  }
-  assert.throws(() => targetAgents(ctx, asOperator({ team: 'c' }), { label: { role: 'web' } }, 'cannot apply'), /no active agent within reach matches the target/);
-  assert.throws(() => targetAgents(ctx, asOperator(null), {}, 'cannot apply'), /names no agents and no label/);
-  // Both: the named agents that carry the labels.
-  assert.deepEqual(names(targetAgents(ctx, asOperator(null), { agents: [webA, webB], label: { team: 'b' } }, 'x')), ['web-b']);
-  storage.close();
-});
 
 test('the drift record follows the results stored: baseline, drift, refresh after a kept write, accepted baseline', () => {
   const storage = openSqliteStorage(':memory:');
