@@ -32,6 +32,7 @@ import {
 } from '../schemas.ts';
 import { eventRoutes } from './events.ts';
 import { fleetRoutes } from './fleet.ts';
+import { templateRoutes } from './templates.ts';
 import { hashSecret, newSecret } from '../secrets.ts';
 import { installOperatorAuth, needs } from '../operator-auth.ts';
 import { canReach, MAX_LABELS, requireAgent, type Operator } from '../operators.ts';
@@ -105,6 +106,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
   // Registered inside this scope so the operator check above covers them (issue 11: the fleet).
   void api.register(fleetRoutes, { ctx });
   void api.register(eventRoutes, { ctx });
+  void api.register(templateRoutes, { ctx });
 
   api.post('/tokens', { ...needs('admin'), schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
     const token = newSecret();
