@@ -367,3 +367,31 @@ describe('tuxsec-server fleet API', () => {
     await ev.close();
   });
 });
+
+describe('tuxsec-server events stream and the request timeouts', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startServer({ config: { header_timeout: 1, request_timeout: 2, require_enrollment_token: false } });
+  });
+  after(async () => {
+    if (srv.proc.exitCode === null && srv.proc.signalCode === null) await srv.stop();
+    srv.cleanup();
+  });
+
+  test('a stream outlives request_timeout and header_timeout: they bound receiving the request, not the reply', async () => {
+    const ev = await openEvents(srv, srv.adminToken);
+    try {
+      assert.equal(ev.status, 200);
+      await sleep(5000);
+      const a = new SimAgent(srv.url, readFileSync(srv.certs.ca));
+      try {
+        assert.equal((await a.register({ hostname: 'late' })).status, 200);
+        await ev.waitFor('the new agent', (e) => e.event === 'agent' && (e.data as { id: string }).id === a.agentId, 5000);
+      } finally {
+        await a.close();
+      }
+    } finally {
+      await ev.close();
+    }
+  });
+});
