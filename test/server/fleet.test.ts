@@ -14,7 +14,7 @@ import { adminCall, SimAgent, startServer, type TestServer } from '../helpers/se
 import { openEvents, type SseReader } from '../helpers/sse.ts';
 
 type Agent = { id: string; hostname: string; state: string; status: string; labels: Record<string, string>; mode: string };
-type Job = { id: string; agent_id: string; status: string; batch_id: string | null; progress: { phase: string } | null };
+type Job = { id: string; agent_id: string; status: string; batch_id: string | null; progress: { phase: string } | null; params?: unknown };
 type Batch = { id: string; counts: Record<string, number>; hosts: Array<{ agent_id: string; hostname: string; job: Job }> };
 
 const BUFFER = 256 * 1024;
