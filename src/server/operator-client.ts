@@ -98,7 +98,8 @@ export interface BatchView {
   module: string;
   action: string;
   params: Record<string, unknown>;
-  target: { agents?: string[]; label?: Record<string, string> };
+  /** In a list, a selection is `{agents_count}`. */
+  target: { agents?: string[]; label?: Record<string, string>; agents_count?: number };
   expires_in: number;
   counts: Record<string, number> & { total: number };
   /** Each host with its latest job (absent in a list). */

@@ -133,7 +133,9 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     const batches = [];
     for (const b of list) {
       const counts = batchCounts(ctx, req.operator, b);
-      if (counts) batches.push(batchSummary(b, counts));
+      // A selection of thousands of hosts is in the batch itself, not in every list.
+      const target = b.target.agents === undefined ? b.target : { agents_count: b.target.agents.length };
+      if (counts) batches.push({ ...batchSummary(b, counts), target });
     }
     return { success: true as const, batches };
   });

@@ -30,6 +30,7 @@ import {
   TokenBody,
   TokenReply,
 } from '../schemas.ts';
+import { queuedJob } from '../batches.ts';
 import { eventRoutes } from './events.ts';
 import { fleetRoutes } from './fleet.ts';
 import { templateRoutes } from './templates.ts';
@@ -43,22 +44,7 @@ export interface OperatorRoutesOptions {
 }
 
 function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
-  const t = ctx.now();
-  return {
-    id: randomUUID(),
-    agentId: agent.id,
-    module: b.module,
-    action: b.action,
-    params: b.params ?? {},
-    status: 'queued',
-    createdAt: t,
-    sentAt: null,
-    lastSentAt: null,
-    deliveries: 0,
-    finishedAt: null,
-    expiresAt: t + (b.expires_in ?? ctx.config.job_default_ttl) * 1000,
-    result: null,
-  };
+  return queuedJob(agent.id, { module: b.module, action: b.action, params: b.params ?? {} }, ctx.now(), b.expires_in ?? ctx.config.job_default_ttl);
 }
 
 /**
