@@ -165,6 +165,8 @@ describe('firewall templates and drift (server, simulated agents)', () => {
     const drifted = (await adminCall(srv, 'GET', '/firewall/drift')).body.drifted as Array<Record<string, unknown>>;
     assert.deepEqual(drifted, [{ agent_id: web1.agentId, hostname: 'web1', baseline: HASH_A, current: HASH_B, checked_at: drifted[0]!.checked_at }]);
     assert.deepEqual([(await fw(db1)).baseline, (await fw(db1)).drifted], [HASH_B, false]);
+    // The dashboard lists the same drifted hosts.
+    assert.deepEqual(((await adminCall(srv, 'GET', '/dashboard')).body.drifted as Array<{ agent_id: string }>).map((d) => d.agent_id), [web1.agentId]);
     // A permanent hash or a malformed one is not the runtime firewall: ignored.
     await adminCall(srv, 'POST', '/jobs', { agent_id: web1.agentId, module: 'firewalld', action: 'get_state_hash', params: { permanent: true } });
     await serve(web1, () => ({ hash: HASH_A, permanent: true }));
