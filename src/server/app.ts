@@ -18,6 +18,7 @@ import { JobDispatch } from './job-dispatch.ts';
 import { AgentAuth } from './plugins/agent-auth.ts';
 import { BODY_LIMIT, installJsonParser } from './plugins/body.ts';
 import { clientError, frameworkError, installErrorMapping } from './plugins/errors.ts';
+import type { Operator } from './operators.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import type { JobRecord, Storage } from './storage/storage.ts';
@@ -249,6 +250,8 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
   });
+  // Set by the operator API's authentication (operators.ts); declared here so every request has the slot.
+  app.decorateRequest('operator', null as unknown as Operator);
   installJsonParser(app);
   installErrorMapping(app);
   void app.register(agentRoutes, { ctx, auth: new AgentAuth(storage, config) });

@@ -2,6 +2,7 @@
  * What the route plugins of tuxsec-server share: the config, storage and the in-process state of
  * one server (long-poll waiters, the write batcher, last_seen not yet written). buildApp makes one.
  */
+import type { FastifyRequest } from 'fastify';
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import type { DeliveryWorker } from './delivery/worker.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -45,6 +46,17 @@ export interface ServerContext {
   startedAt: number;
   /** last_seen of agents, written to storage in batches (one write per check-in would be wasteful). */
   seen: Map<string, number>;
+  /** Records an operator's change in the audit log (issue 11); absent until the audit store is wired. */
+  audit?: (req: FastifyRequest, entry: AuditEntry) => void;
+}
+
+/** One operator action for the audit log: what, on which hosts, with which parameters, and how it ended. */
+export interface AuditEntry {
+  action: string;
+  agents: string[];
+  params: unknown;
+  /** 'ok', or the error's message. */
+  result: 'ok' | string;
 }
 
 export const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
@@ -65,6 +77,7 @@ export function agentView(a: AgentRecord, lastSeen: number | null = a.lastSeen) 
     last_seen: iso(lastSeen),
     mode: a.mode,
     endpoint: endpointView(a),
+    labels: a.labels,
   };
 }
 

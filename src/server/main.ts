@@ -9,6 +9,7 @@ import { terminalSafe, terminalSafeJson } from '../common/terminal-text.ts';
 import { ConfigError } from '../common/config-file.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type JobView } from './operator-client.ts';
+import { parseLabelWords } from './operators.ts';
 import { NAME_PATTERN } from './schemas.ts';
 
 const DEFAULT_CONFIG = '/etc/tuxsec-server/server.yaml';
@@ -112,9 +113,23 @@ function jobText(j: JobView): string {
 function agentsText(agents: AgentView[]): string {
   if (agents.length === 0) return 'no agents';
   return table([
-    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN', 'MODE'],
-    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-', a.mode ?? 'pull'].map(t)),
+    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN', 'MODE', 'LABELS'],
+    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-', a.mode ?? 'pull', labelsText(a.labels) || '-'].map(t)),
   ]);
+}
+
+const labelsText = (labels: Record<string, string> | undefined): string =>
+  Object.entries(labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
+/** `KEY=VALUE` (and `KEY-`) words checked, or a usage error naming the bad one. */
+function labelWords(words: string[], allowRemove = false): { set: Record<string, string>; remove: string[] } {
+  try {
+    return parseLabelWords(words, allowRemove);
+  } catch (e) {
+    throw new UsageError(`cannot use labels: ${(e as Error).message}`);
+  }
 }
 
 /** Where the server delivers to an agent, in words. */
@@ -210,9 +225,12 @@ function program(): Command {
   common(token.command('create').description('create an enrollment token'))
     .option('--uses <n>', 'how many registrations it allows', positiveInt('--uses'), 1)
     .option('--ttl <seconds>', 'seconds until it expires', positiveInt('--ttl'), 86400)
-    .action((o: CommonOpts & { uses: number; ttl: number }) =>
+    .option('--label <key=value>', 'a label every agent enrolled with it gets; repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--name <name>', 'a name for the token (shown in lists; never the token)')
+    .action((o: CommonOpts & { uses: number; ttl: number; label: string[]; name?: string }) =>
       withClient(o, async (c) => {
-        const tok = await c.createToken({ uses: o.uses, ttl: o.ttl });
+        const labels = labelWords(o.label).set;
+        const tok = await c.createToken({ uses: o.uses, ttl: o.ttl, ...(o.label.length ? { labels } : {}), ...(o.name === undefined ? {} : { name: o.name }) });
         out(o, tok, () => `${t(tok.token)}\n(valid for ${tok.uses} registration${tok.uses === 1 ? '' : 's'} until ${t(tok.expires_at)})`);
       }),
     );
@@ -254,6 +272,14 @@ function program(): Command {
           if (health !== undefined) lines.push(`  health: ${t(health.status)}, rootd connected ${t(health.rootd_connected)}, version ${t(health.version)}, modules ${t((health.modules as string[]).join(', '))}`);
           return lines.join('\n');
         });
+      }),
+    );
+  common(agents.command('label <id> <labels...>').description('set labels of an agent: KEY=VALUE sets, KEY- removes'))
+    .action((id: string, words: string[], o: CommonOpts) =>
+      withClient(o, async (c) => {
+        const { set, remove } = labelWords(words, true);
+        const a = await c.labelAgent(id, { set, remove });
+        out(o, { agent: a }, () => `agent ${t(a.id)} (${t(a.hostname)}): ${t(labelsText(a.labels)) || 'no labels'}`);
       }),
     );
   for (const verb of ['approve', 'reject'] as const) {

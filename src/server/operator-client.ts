@@ -60,6 +60,7 @@ export interface AgentView {
   version: string | null;
   created_at: string;
   last_seen: string | null;
+  labels: Record<string, string>;
   [k: string]: unknown;
 }
 
@@ -131,8 +132,12 @@ export class OperatorClient {
     return data as T;
   }
 
-  createToken(opts: { uses?: number; ttl?: number } = {}) {
-    return this.call<{ id: string; token: string; uses: number; expires_at: string }>('POST', '/tokens', opts);
+  createToken(opts: { uses?: number; ttl?: number; labels?: Record<string, string>; name?: string } = {}) {
+    return this.call<{ id: string; token: string; uses: number; expires_at: string; labels: Record<string, string>; name: string | null }>('POST', '/tokens', opts);
+  }
+
+  async labelAgent(id: string, change: { set?: Record<string, string>; remove?: string[] }): Promise<AgentView> {
+    return (await this.call<{ agent: AgentView }>('POST', `/agents/${encodeURIComponent(id)}/labels`, change)).agent;
   }
 
   async listAgents(): Promise<AgentView[]> {

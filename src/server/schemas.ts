@@ -16,15 +16,26 @@ import {
   StringOrNull,
 } from '../protocol/jobs.ts';
 import { MODULE_NAME_PATTERN } from '../protocol/messages.ts';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS } from './operators.ts';
 import { JOB_STATUSES } from './storage/storage.ts';
 
 /** What a module or action name of a job an operator creates may be. */
 export const NAME_PATTERN = MODULE_NAME_PATTERN;
 
+/** Labels: KEY: VALUE, keys and values checked, at most MAX_LABELS. */
+export const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN }), {
+  maxProperties: MAX_LABELS,
+  // Without it a key not matching the pattern would pass unchecked.
+  additionalProperties: false,
+});
+
 export const TokenBody = Type.Object(
   {
     uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
     ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86400 })),
+    /** Labels every agent enrolled with the token gets. */
+    labels: Type.Optional(Labels),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\x00-\\x1f\\x7f-\\x9f]+$' })),
   },
   { additionalProperties: false },
 );
@@ -85,6 +96,16 @@ export const AgentAddBody = Type.Object(
 );
 export type AgentAddBody = Static<typeof AgentAddBody>;
 
+/** An agent's labels changed: `set` added or replaced, `remove` deleted. */
+export const AgentLabelsBody = Type.Object(
+  {
+    set: Type.Optional(Labels),
+    remove: Type.Optional(Type.Array(Type.String({ pattern: LABEL_KEY_PATTERN }), { maxItems: MAX_LABELS })),
+  },
+  { additionalProperties: false },
+);
+export type AgentLabelsBody = Static<typeof AgentLabelsBody>;
+
 export const IdParams = Type.Object({ id: Id });
 export type IdParams = Static<typeof IdParams>;
 
@@ -101,7 +122,15 @@ export const ResultsReply = { 200: ResultsResponse };
 export const ProgressReply = { 200: ProgressResponse };
 
 export const TokenReply = {
-  201: Type.Object({ success: Type.Literal(true), id: Type.String(), token: Type.String(), uses: Type.Number(), expires_at: Time }),
+  201: Type.Object({
+    success: Type.Literal(true),
+    id: Type.String(),
+    token: Type.String(),
+    uses: Type.Number(),
+    expires_at: Time,
+    labels: Type.Record(Type.String(), Type.String()),
+    name: NullableString,
+  }),
 };
 
 export const AgentView = Type.Object({
@@ -118,6 +147,7 @@ export const AgentView = Type.Object({
   last_seen: Time,
   mode: Type.String(),
   endpoint: Type.Unknown(),
+  labels: Type.Record(Type.String(), Type.String()),
 });
 
 export const AgentsReply = { 200: Type.Object({ success: Type.Literal(true), agents: Type.Array(AgentView) }) };

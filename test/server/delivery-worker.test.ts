@@ -23,7 +23,7 @@ function addAgent(storage: Storage, name: string): string {
   const a: AgentRecord = {
     id, keyHash: randomUUID(), status: 'active', machineId: null, hostname: name, ip: null, osInfo: null, modules: [], version: null,
     features: [], createdAt: Date.now(), lastSeen: null, tokenId: null, mode: 'push',
-    endpoint: { url: `https://${name}:8443`, caFile: '/nonexistent-ca.pem' }, pushKey: 'k'.repeat(43),
+    endpoint: { url: `https://${name}:8443`, caFile: '/nonexistent-ca.pem' }, pushKey: 'k'.repeat(43), labels: {},
   };
   storage.enroll(null, a, Date.now());
   return id;

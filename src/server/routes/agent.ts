@@ -124,6 +124,7 @@ async function register(ctx: ServerContext, req: FastifyRequest, b: RegisterRequ
     mode: 'pull',
     endpoint: null,
     pushKey: null,
+    labels: {},
   };
   const tokenHash = token === undefined ? null : hashSecret(token);
   const check = await ctx.group.run(() => {

@@ -13,6 +13,7 @@ import {
   AgentAddBody,
   AgentAddReply,
   AgentHealthReply,
+  AgentLabelsBody,
   AgentModeBody,
   AgentModeReply,
   AgentReply,
@@ -28,6 +29,7 @@ import {
   TokenBody,
   TokenReply,
 } from '../schemas.ts';
+import { ADMIN_TOKEN_OPERATOR, MAX_LABELS, requireAgent, requireRole } from '../operators.ts';
 import { hashSecret, newSecret, secretMatches } from '../secrets.ts';
 import { FINAL_STATUSES, type AgentModeChange, type AgentRecord, type JobRecord } from '../storage/storage.ts';
 
@@ -85,6 +87,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (!m || !secretMatches(m[1]!, adminHash)) {
       throw HttpError.of(ErrorCodes.unauthorized, 'cannot authorize operator: missing or wrong admin token');
     }
+    req.operator = ADMIN_TOKEN_OPERATOR;
   });
 
   // A POST without a body (curl -X POST) means "no options".
@@ -96,10 +99,13 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     const token = newSecret();
     const t = ctx.now();
     const uses = req.body.uses ?? 1;
-    const rec = { id: randomUUID(), hash: hashSecret(token), createdAt: t, expiresAt: t + (req.body.ttl ?? 86400) * 1000, maxUses: uses, usesLeft: uses };
+    const labels = req.body.labels ?? {};
+    const name = req.body.name ?? null;
+    const rec = { id: randomUUID(), hash: hashSecret(token), createdAt: t, expiresAt: t + (req.body.ttl ?? 86400) * 1000, maxUses: uses, usesLeft: uses, labels, name };
     await group.run(() => storage.createToken(rec));
     req.log.info({ token_id: rec.id, uses }, 'enrollment token created');
-    return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt) });
+    ctx.audit?.(req, { action: 'token.create', agents: [], params: { uses, ttl: req.body.ttl, labels, name }, result: 'ok' });
+    return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt), labels, name });
   });
 
   api.get('/agents', { schema: { response: AgentsReply } }, async () => ({
@@ -130,6 +136,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       mode: change.mode,
       endpoint: change.endpoint,
       pushKey: change.pushKey,
+      labels: {},
     };
     await group.run(() => storage.enroll(null, agent, t));
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent added');
@@ -159,6 +166,31 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       if (e instanceof DeliveryError) throw HttpError.of(ErrorCodes.deliveryFailed, `cannot get health of agent "${agent.id}": ${e.message}`);
       throw e;
     }
+  });
+
+  api.post('/agents/:id/labels', { schema: { params: IdParams, body: AgentLabelsBody, response: AgentReply } }, async (req) => {
+    requireRole(req, 'admin');
+    const { set = {}, remove = [] } = req.body;
+    const what = `cannot label agent "${req.params.id}"`;
+    requireAgent(req, storage.getAgent(req.params.id), what);
+    let tooMany = false;
+    const agent = await group.run(() =>
+      storage.setAgentLabels(req.params.id, (cur) => {
+        const next = { ...cur, ...set };
+        for (const k of remove) delete next[k];
+        // Over the limit: the labels stay as they were.
+        if (Object.keys(next).length > MAX_LABELS) {
+          tooMany = true;
+          return cur;
+        }
+        return next;
+      }),
+    );
+    requireAgent(req, agent, what);
+    if (tooMany) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: more than ${MAX_LABELS} labels`);
+    req.log.info({ agent: agent!.id }, 'agent labels set');
+    ctx.audit?.(req, { action: 'agent.label', agents: [agent!.id], params: { set, remove }, result: 'ok' });
+    return { success: true as const, agent: agentView(agent!, lastSeenOf(agent!)) };
   });
 
   for (const verb of ['approve', 'reject'] as const) {

@@ -27,7 +27,8 @@ import type {
   TokenRecord,
 } from './storage.ts';
 
-const SCHEMA_VERSION = 3;
+/** The schema this code writes; a database of an older one is migrated when opened. */
+export const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,12 +67,17 @@ const MIGRATIONS: Record<number, string> = {
   3: `ALTER TABLE jobs ADD COLUMN progress TEXT;
       ALTER TABLE jobs ADD COLUMN progress_at INTEGER;
       ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;`,
+  // Issue 11: labels of agents (JSON object), and those an enrollment token gives the agents it enrolls.
+  4: `ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+      ALTER TABLE tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+      ALTER TABLE tokens ADD COLUMN name TEXT;`,
 };
 
 interface AgentRow {
   id: string; key_hash: string; status: string; machine_id: string | null; hostname: string; ip: string | null;
   os_info: string | null; modules: string; version: string | null; features: string; created_at: number;
   last_seen: number | null; token_id: string | null; mode: string; endpoint: string | null; push_key: string | null;
+  labels: string;
 }
 interface JobRow {
   id: string; agent_id: string; module: string; action: string; params: string; status: string; created_at: number;
@@ -79,7 +85,7 @@ interface JobRow {
   expires_at: number; result: string | null; progress: string | null; progress_at: number | null;
   cancel_requested_at: number | null;
 }
-interface TokenRow { id: string; hash: string; created_at: number; expires_at: number; max_uses: number; uses_left: number }
+interface TokenRow { id: string; hash: string; created_at: number; expires_at: number; max_uses: number; uses_left: number; labels: string; name: string | null }
 
 function agentFromRow(r: AgentRow): AgentRecord {
   return {
@@ -99,6 +105,7 @@ function agentFromRow(r: AgentRow): AgentRecord {
     mode: r.mode as AgentMode,
     endpoint: r.endpoint === null ? null : storedEndpoint(r.mode as AgentMode, JSON.parse(r.endpoint)),
     pushKey: r.push_key,
+    labels: JSON.parse(r.labels) as Record<string, string>,
   };
 }
 
@@ -124,12 +131,15 @@ function jobFromRow(r: JobRow): JobRecord {
 
 function prepare(db: Database.Database) {
   return {
-    insertToken: db.prepare('INSERT INTO tokens (id, hash, created_at, expires_at, max_uses, uses_left) VALUES (?, ?, ?, ?, ?, ?)'),
+    insertToken: db.prepare(`INSERT INTO tokens (id, hash, created_at, expires_at, max_uses, uses_left, labels, name)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     tokenByHash: db.prepare('SELECT * FROM tokens WHERE hash = ?'),
     useToken: db.prepare('UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0'),
     insertAgent: db.prepare(`INSERT INTO agents (id, key_hash, status, machine_id, hostname, ip, os_info, modules, version,
-      features, created_at, last_seen, token_id, mode, endpoint, push_key) VALUES (@id, @key_hash, @status, @machine_id,
-      @hostname, @ip, @os_info, @modules, @version, @features, @created_at, @last_seen, @token_id, @mode, @endpoint, @push_key)`),
+      features, created_at, last_seen, token_id, mode, endpoint, push_key, labels) VALUES (@id, @key_hash, @status, @machine_id,
+      @hostname, @ip, @os_info, @modules, @version, @features, @created_at, @last_seen, @token_id, @mode, @endpoint, @push_key,
+      @labels)`),
+    setLabels: db.prepare('UPDATE agents SET labels = ? WHERE id = ?'),
     deliveryAgents: db.prepare(`SELECT * FROM agents WHERE mode IN ('push', 'ssh') AND status = 'active' ORDER BY created_at, id`),
     setMode: db.prepare(`UPDATE agents SET mode = @mode, endpoint = @endpoint, push_key = @push_key,
       key_hash = coalesce(@key_hash, key_hash) WHERE id = @id`),
@@ -207,18 +217,21 @@ class SqliteStorage implements Storage {
   }
 
   createToken(t: TokenRecord): void {
-    this.st.insertToken.run(t.id, t.hash, t.createdAt, t.expiresAt, t.maxUses, t.usesLeft);
+    this.st.insertToken.run(t.id, t.hash, t.createdAt, t.expiresAt, t.maxUses, t.usesLeft, JSON.stringify(t.labels ?? {}), t.name ?? null);
   }
 
   enroll(tokenHash: string | null, a: AgentRecord, now: number): TokenCheck {
     return this.db.transaction((): TokenCheck => {
       let tokenId: string | null = null;
+      let labels = a.labels;
       if (tokenHash !== null) {
         const t = this.st.tokenByHash.get(tokenHash) as TokenRow | undefined;
         if (!t) return 'unknown';
         if (t.expires_at <= now) return 'expired';
         if (this.st.useToken.run(t.id).changes !== 1) return 'used-up';
         tokenId = t.id;
+        // The token's labels: an agent enrolled with it is in its group from the start.
+        labels = { ...(JSON.parse(t.labels) as Record<string, string>), ...labels };
       }
       this.st.insertAgent.run({
         id: a.id,
@@ -237,7 +250,9 @@ class SqliteStorage implements Storage {
         mode: a.mode,
         endpoint: a.endpoint === null ? null : JSON.stringify(a.endpoint),
         push_key: a.pushKey,
+        labels: JSON.stringify(labels),
       });
+      a.labels = labels;
       return 'ok';
     })();
   }
@@ -289,6 +304,16 @@ class SqliteStorage implements Storage {
   setAgentStatus(id: string, status: AgentStatus): AgentRecord | undefined {
     if (this.st.setAgentStatus.run(status, id).changes !== 1) return undefined;
     return agentFromRow(this.st.agent.get(id) as AgentRow);
+  }
+
+  setAgentLabels(id: string, change: (labels: Record<string, string>) => Record<string, string>): AgentRecord | undefined {
+    return this.db.transaction(() => {
+      const r = this.st.agent.get(id) as AgentRow | undefined;
+      if (!r) return undefined;
+      const labels = change(JSON.parse(r.labels) as Record<string, string>);
+      this.st.setLabels.run(JSON.stringify(labels), id);
+      return { ...agentFromRow(r), labels };
+    })();
   }
 
   touchAgents(seen: ReadonlyMap<string, number>): void {

@@ -26,6 +26,10 @@ export interface TokenRecord {
   expiresAt: number;
   maxUses: number;
   usesLeft: number;
+  /** Labels the agents enrolled with this token get. */
+  labels?: Record<string, string>;
+  /** The operator's name for the token (never the token). */
+  name?: string | null;
 }
 
 export type TokenCheck = 'ok' | 'unknown' | 'expired' | 'used-up';
@@ -51,6 +55,8 @@ export interface AgentRecord {
   endpoint: PushEndpoint | SshEndpoint | null;
   /** Push mode: the api_key the server sends the agent (a secret: never in a log or an API reply). */
   pushKey: string | null;
+  /** The operator's labels (KEY: VALUE): targeting and the limits of operators' reach. */
+  labels: Record<string, string>;
 }
 
 /** A new delivery mode for an agent, with what it needs. */
@@ -142,7 +148,10 @@ export interface JobFilter {
 
 export interface Storage {
   createToken(t: TokenRecord): void;
-  /** Checks a token by hash and, when valid, uses it once and creates the agent, atomically. */
+  /**
+   * Checks a token by hash and, when valid, uses it once and creates the agent, atomically; the agent
+   * gets the token's labels (its own win), set on `agent.labels`.
+   */
   enroll(tokenHash: string | null, agent: AgentRecord, now: number): TokenCheck;
   getAgent(id: string): AgentRecord | undefined;
   /** The agent whose API key hashes to this (sha256 of a 256-bit key: at most one). */
@@ -156,6 +165,8 @@ export interface Storage {
   deliveryAgents(): AgentRecord[];
   setAgentMode(id: string, change: AgentModeChange): AgentRecord | undefined;
   setAgentStatus(id: string, status: AgentStatus): AgentRecord | undefined;
+  /** Replaces an agent's labels by `change(current)`, atomically; undefined when there is no such agent. */
+  setAgentLabels(id: string, change: (labels: Record<string, string>) => Record<string, string>): AgentRecord | undefined;
   /** Records last_seen for many agents at once (batched by the caller). */
   touchAgents(seen: ReadonlyMap<string, number>): void;
   updateInventory(id: string, inv: Inventory): void;
