@@ -40,7 +40,7 @@ function seed(file: string): void {
     const status = kind === 19 ? 'pending' : kind === 18 ? 'rejected' : 'active';
     // online: seen a few seconds ago; stale: minutes; offline: days.
     const lastSeen = kind < 14 ? now - 2_000 : kind < 16 ? now - 5 * 60_000 : now - 3 * 86_400_000;
-    const a: AgentRecord & { labels: Record<string, string> } = {
+    const a: AgentRecord = {
       id: randomUUID(),
       keyHash: randomBytes(32).toString('hex'),
       status,

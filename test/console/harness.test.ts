@@ -31,7 +31,7 @@ test('console harness: chromium trusts the test CA through its NSS database and 
 });
 
 test('console harness: agents enroll as separate machines with their own host names; a second enrollment of one machine is held pending', async () => {
-  const a = await h.addAgent('web-1');
+  const a = await h.addAgent('web-1', { labels: { env: 'prod', role: 'web' } });
   const b = await h.addAgent('web-2');
   const mid = fs.readFileSync(`${a.env.dir}/machine-id`, 'utf8').trim();
   const c = await h.addAgent('web-1-again', { machineId: mid, start: false });
@@ -44,6 +44,7 @@ test('console harness: agents enroll as separate machines with their own host na
   assert.equal(byId.get(a.id)?.machine_id, mid);
   assert.notEqual(byId.get(b.id)?.machine_id, mid);
   assert.equal(byId.get(c.id)?.status, 'pending');
+  assert.deepEqual((byId.get(a.id) as unknown as { labels: Record<string, string> }).labels, { env: 'prod', role: 'web' }, 'the token\'s labels');
   // The agents run and answer jobs (their check-in reports the namespace's host name).
   const job = await h.server.op.submitJob({ agent_id: b.id, module: 'systeminfo', action: 'get_hostname' });
   const done = await h.server.waitJob(job.id, 30_000);

@@ -164,6 +164,16 @@ export interface ApiReply {
   body: Record<string, unknown>;
 }
 
+/** An agent in the operator API's JSON. */
+export interface AgentJson {
+  id: string;
+  hostname: string;
+  status: string;
+  state?: string;
+  labels: Record<string, string>;
+  machine_id: string | null;
+}
+
 export interface ConsoleHarness {
   server: ServerHandle;
   url: string;
@@ -183,6 +193,8 @@ export interface ConsoleHarness {
   addUser(name: string, role: ConsoleUser['role'], opts?: { selector?: Record<string, string>; password?: string }): Promise<ConsoleUser>;
   /** Calls the operator API with the admin token (Node side, not the browser). */
   api(method: 'GET' | 'POST' | 'PUT' | 'DELETE', p: string, body?: unknown): Promise<ApiReply>;
+  /** An agent as GET /api/v1/agents shows it to the admin. */
+  agent(id: string): Promise<AgentJson | undefined>;
   /** A fresh browser context (its own cookies) with a page watched for script errors and CSP violations. */
   newPage(): Promise<Page>;
   /** A fresh context logged in as `user` through the login form. */
@@ -277,16 +289,13 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
       stoppers.push(async () => fs.rmSync(env.dir, { recursive: true, force: true }));
       const midFile = path.join(env.dir, 'machine-id');
       fs.writeFileSync(midFile, (o.machineId ?? crypto.randomUUID().replace(/-/g, '')) + '\n', { mode: 0o444 });
-      const tok = await api('POST', '/tokens', { uses: 1, ttl: 600 });
+      // Labels the way a site gives them: on the enrollment token, received by the enrolling agent.
+      const tok = await api('POST', '/tokens', { uses: 1, ttl: 600, ...(o.labels ? { labels: o.labels } : {}) });
       if (typeof tok.body.token !== 'string') throw new Error(`cannot create an enrollment token: ${JSON.stringify(tok.body)}`);
       const reg = await run('/usr/bin/unshare', [...asHost(midFile, hostname, 0, 0), process.execPath, AGENT_JS, 'register', '--server', server.url, '--config', env.configPath, '--token', tok.body.token], { timeoutMs: 30_000 });
       // 0: enrolled; 3: held pending an operator's approval (a second enrollment of one machine).
       if (reg.code !== 0 && reg.code !== 3) throw new Error(`cannot register agent ${hostname}: ${reg.stdout}${reg.stderr}`);
       const id = String((YAML.parse(fs.readFileSync(env.configPath, 'utf8')) as Record<string, unknown>).agent_id);
-      if (o.labels && Object.keys(o.labels).length > 0) {
-        const l = await api('POST', `/agents/${id}/labels`, { labels: o.labels });
-        if (l.status !== 200) throw new Error(`cannot label agent ${hostname}: ${l.status} ${JSON.stringify(l.body)}`);
-      }
       const a: ConsoleAgent = {
         hostname,
         id,
@@ -330,7 +339,13 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
       return page;
     };
 
+    const agentJson = async (id: string): Promise<AgentJson | undefined> => {
+      const r = await api('GET', '/agents?limit=1000');
+      return (r.body.agents as AgentJson[] | undefined)?.find((a) => a.id === id);
+    };
+
     const h: ConsoleHarness = {
+      agent: agentJson,
       server,
       url: server.url,
       dir,
@@ -358,7 +373,7 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
 export async function login(page: Page, user: { name: string; password: string }): Promise<void> {
   await page.goto('/');
   await fillLogin(page, user);
-  await page.getByTestId('nav').waitFor();
+  await page.getByTestId('current-user').waitFor();
 }
 
 /** Fills and submits the login form (whatever the outcome). */
