@@ -62,18 +62,24 @@ export async function launchBrowser(caFile: string | null): Promise<{ browser: B
 
 // ---------------------------------------------------------------- page checks
 
-/** What a page did that no console page may do: uncaught errors and CSP violations. */
+/** What a page did that no console page may do: uncaught errors, CSP violations, requests elsewhere. */
 export interface PageProblems {
   errors: string[];
 }
 
 const watched = new WeakMap<Page, PageProblems>();
 
-/** Starts collecting uncaught script errors and Content-Security-Policy violations of `page`. */
-export function watchPage(page: Page): PageProblems {
+/** Starts collecting uncaught script errors, Content-Security-Policy violations and requests to other origins of `page`. */
+export function watchPage(page: Page, origin: string): PageProblems {
   const p: PageProblems = { errors: [] };
   watched.set(page, p);
   page.on('pageerror', (e) => p.errors.push(`uncaught: ${e.message}`));
+  // Air-gapped: every asset from the console's own origin.
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol === 'data:' || u.protocol === 'blob:' || u.protocol === 'about:') return;
+    if (u.origin !== origin) p.errors.push(`request to another origin: ${r.url()}`);
+  });
   page.on('console', (m: ConsoleMessage) => {
     if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) p.errors.push(`csp: ${m.text()}`);
   });
@@ -329,7 +335,7 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
       contexts.push(ctx);
       ctx.setDefaultTimeout(15_000);
       const page = await ctx.newPage();
-      watchPage(page);
+      watchPage(page, new URL(server.url).origin);
       return page;
     };
 
