@@ -2,6 +2,7 @@
 // plus dist/ and the two native packages (koffi, better-sqlite3), never npm.
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { buildConsole } from './build-console.mjs';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 
@@ -83,6 +84,17 @@ await build({
   external: ['koffi'],
   plugins: [doctorApart],
 });
-for (const f of readdirSync(tmp)) renameSync(`${tmp}/${f}`, `dist/${f}`);
+// The web console is a folder: built beside, then swapped in with two renames.
+const consoleSize = await buildConsole(`${tmp}/console`);
+for (const f of readdirSync(tmp)) {
+  if (f === 'console') continue;
+  renameSync(`${tmp}/${f}`, `dist/${f}`);
+}
+const oldConsole = `dist/.console-old-${process.pid}`;
+if (existsSync('dist/console')) renameSync('dist/console', oldConsole);
+renameSync(`${tmp}/console`, 'dist/console');
+rmSync(oldConsole, { recursive: true, force: true });
 rmSync(tmp, { recursive: true, force: true });
 console.log(`built ${[...Object.keys(entryPoints), ...Object.keys(CJS)].join(', ')} into dist/`);
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+console.log(`built the web console into dist/console/: ${consoleSize.js}, ${consoleSize.css}: ${kb(consoleSize.raw)} minified, ${kb(consoleSize.brotli)} brotli (budget 150 KB)`);

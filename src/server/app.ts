@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { normalizeIP } from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { consoleRoutes, installSecurityHeaders } from './console.ts';
 import { limit, type ServerConfigForApp, type ServerContext } from './context.ts';
 import { PushTransport } from './delivery/push.ts';
 import { SshTransport } from './delivery/ssh.ts';
@@ -40,6 +41,8 @@ export interface AppDeps {
   clock?: () => number;
   /** The client certificate and key (PEM) presented to push-mode agents (agent_client_cert/_key). */
   agentTls?: { cert: Buffer; key: Buffer };
+  /** The built web console (index.html, assets/); dist/console beside the bundle when absent. */
+  consoleDir?: string;
 }
 
 export interface TuxsecServerApp {
@@ -254,8 +257,10 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   app.decorateRequest('operator', null as unknown as Operator);
   installJsonParser(app);
   installErrorMapping(app);
+  installSecurityHeaders(app);
   void app.register(agentRoutes, { ctx, auth: new AgentAuth(storage, config) });
   void app.register(operatorRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(consoleRoutes, deps.consoleDir === undefined ? {} : { dir: deps.consoleDir });
   installTimers(app, ctx);
   return { app, dispatch: ctx.dispatch, routes };
 }

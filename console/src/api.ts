@@ -1,0 +1,153 @@
+/**
+ * The operator API as the console calls it: same-origin fetch with the session cookie, the CSRF
+ * token on every change, errors as ApiError with the server's message and stable code.
+ */
+
+export type Role = 'admin' | 'operator' | 'viewer';
+export interface SessionUser {
+  name: string;
+  role: Role;
+  selector: Record<string, string> | null;
+}
+
+export type AgentState = 'online' | 'stale' | 'offline' | 'pending' | 'rejected';
+export interface Agent {
+  id: string;
+  status: string;
+  state?: AgentState;
+  hostname: string;
+  ip: string | null;
+  os_info: unknown;
+  modules: unknown;
+  version: string | null;
+  created_at: string | null;
+  last_seen: string | null;
+  mode: string;
+  labels?: Record<string, string>;
+}
+
+export interface Job {
+  id: string;
+  agent_id: string;
+  module: string;
+  action: string;
+  params: Record<string, unknown>;
+  status: string;
+  created_at: string | null;
+  sent_at: string | null;
+  finished_at: string | null;
+  expires_at: string | null;
+  result: JobResult | null;
+  progress: { phase: string | null; fraction: number | null } | null;
+  batch_id?: string | null;
+}
+export interface JobResult {
+  success?: boolean;
+  output?: unknown;
+  error?: string | null;
+  code?: string;
+  status?: string;
+}
+
+export interface Batch {
+  id: string;
+  created_at: string;
+  created_by: string;
+  module: string;
+  action: string;
+  params: Record<string, unknown>;
+  target: { agents?: string[]; label?: Record<string, string> };
+  counts: Record<string, number>;
+  hosts: Array<{ agent_id: string; hostname: string; job: Job }>;
+}
+
+export const FINAL = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | null,
+  ) {
+    super(message);
+  }
+}
+
+let csrf: string | null = null;
+const loggedOut = new Set<() => void>();
+
+/** The CSRF token of the session (from the login or session reply). */
+export function setCsrf(token: string | null): void {
+  csrf = token;
+}
+
+/** Called when the server says the session is gone (401): the console shows the login page. */
+export function onLoggedOut(fn: () => void): () => void {
+  loggedOut.add(fn);
+  return () => loggedOut.delete(fn);
+}
+
+/** Calls `/api/v1${path}`; resolves with the JSON body of a 2xx reply, rejects with ApiError. */
+export async function api<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  // A POST always carries a JSON body ({} for "no options"); GET and DELETE never do.
+  const payload = body !== undefined ? body : method === 'POST' || method === 'PUT' ? {} : undefined;
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrf !== null) headers['x-csrf-token'] = csrf;
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) });
+  } catch (e) {
+    throw new ApiError(`cannot reach the server: ${(e as Error).message}`, 0, null);
+  }
+  let data: Record<string, unknown> = {};
+  const text = await res.text();
+  if (text !== '') {
+    try {
+      data = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      data = { error: text.slice(0, 200) };
+    }
+  }
+  if (!res.ok) {
+    if (res.status === 401 && path !== '/session') for (const fn of loggedOut) fn();
+    const msg = typeof data.error === 'string' ? data.error : `${method} ${path}: HTTP ${res.status}`;
+    throw new ApiError(msg, res.status, typeof data.code === 'string' ? data.code : null);
+  }
+  return data as T;
+}
+
+/** A query string from the values given (empty ones left out; arrays repeat the key). */
+export function query(q: Record<string, string | number | undefined | null | string[]>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null || v === '') continue;
+    if (Array.isArray(v)) for (const x of v) p.append(k, x);
+    else p.set(k, String(v));
+  }
+  const s = p.toString();
+  return s === '' ? '' : `?${s}`;
+}
+
+/** Queues a job and waits (in 25 s long-polls, `maxSeconds` in all) until it ends or time is up. */
+export async function runJob(agentId: string, module: string, action: string, params: Record<string, unknown> = {}, maxSeconds = 120): Promise<Job> {
+  const { job } = await api<{ job: Job }>('POST', '/jobs', { agent_id: agentId, module, action, params });
+  return waitJob(job, maxSeconds);
+}
+
+export async function waitJob(job: Job, maxSeconds = 120): Promise<Job> {
+  const until = Date.now() + maxSeconds * 1000;
+  let j = job;
+  while (!FINAL.has(j.status) && Date.now() < until) {
+    const wait = Math.max(1, Math.min(25, Math.round((until - Date.now()) / 1000)));
+    j = (await api<{ job: Job }>('GET', `/jobs/${encodeURIComponent(j.id)}${query({ wait })}`)).job;
+  }
+  return j;
+}
+
+/** The output of a completed job; an ApiError naming the job's state or error otherwise. */
+export function jobOutput<T = Record<string, unknown>>(job: Job): T {
+  if (job.status === 'completed' && job.result?.success !== false) return (job.result?.output ?? {}) as T;
+  const why = job.result?.error ?? (FINAL.has(job.status) ? `job ${job.status}` : `job still ${job.status}: the agent has not answered yet`);
+  throw new ApiError(`${job.module}.${job.action}: ${why}`, 0, job.result?.code ?? null);
+}

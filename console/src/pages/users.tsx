@@ -1,0 +1,4 @@
+import type { JSX } from 'preact';
+export function UsersPage(): JSX.Element {
+  return <h1>Users</h1>;
+}
