@@ -2,7 +2,7 @@
 // (and refuses the server without it), and agents enroll as separate machines with their own names.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, startConsole, type ConsoleHarness } from './harness.ts';
+import { checkPage, launchBrowser, startConsole, type ConsoleHarness } from './harness.ts';
 import fs from 'node:fs';
 
 let h: ConsoleHarness;
@@ -20,6 +20,9 @@ test('console harness: chromium trusts the test CA through its NSS database and 
   const res = await page.goto('/');
   assert.ok(res, 'a response');
   assert.equal(new URL(res.url()).protocol, 'https:');
+  // What serves / is the console: its login form, which passes the page checks (axe, CSP, screenshot).
+  await page.getByTestId('login-form').waitFor();
+  await checkPage(page, 'harness', 'login');
   const { browser, home } = await launchBrowser(null);
   try {
     const p = await browser.newPage();
