@@ -51,7 +51,7 @@ test('console firewall: a service added with a preview, applied with a countdown
   const pending = await h.server.waitJob((await h.server.op.submitJob({ agent_id: fw1.id, module: 'firewalld', action: 'get_pending_changes' })).id, 30_000);
   assert.equal(pending.status, 'completed');
   assert.deepEqual((pending.result?.output as { pending: unknown[] }).pending, [], 'no change waits for a confirm');
-  await ui.serviceInZone(page, 'public', 'http').waitFor();
+  await (await ui.serviceInZone(page, 'public', 'http')).waitFor();
   await checkPage(page, 'firewall', 'confirmed');
 });
 

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import type { Locator, Page } from 'playwright-core';
 
-/** A table row (in any table of the page) naming `host`. */
+/** The row of `host` in a batch's host table or a template preview's. */
 export function hostRow(page: Page, host: string): Locator {
-  return page.getByRole('row').filter({ has: page.getByText(host, { exact: true }) });
+  return page.locator(`[data-testid="batch-host-${host}"], [data-testid="preview-host-${host}"]`);
 }
 
 /** The row of `host` showing `state` as its job's or agent's state word. */
@@ -17,7 +17,7 @@ export function hostState(page: Page, host: string, state: string): Locator {
 }
 
 export function agentRow(page: Page, host: string): Locator {
-  return page.getByTestId('agents-table').getByRole('row').filter({ has: page.getByText(host, { exact: true }) });
+  return page.getByTestId(`agent-row-${host}`);
 }
 
 /** The agent list, filtered through its URL. */
@@ -29,7 +29,7 @@ export async function openAgents(page: Page, filter: { state?: string; label?: s
 
 /** Approves a pending agent from its row of the agent list. */
 export async function approve(page: Page, host: string): Promise<void> {
-  await agentRow(page, host).getByRole('button', { name: /^approve/i }).click();
+  await page.getByRole('button', { name: `Approve ${host}`, exact: true }).click();
 }
 
 /**
@@ -42,13 +42,13 @@ export async function submitBatch(page: Page, job: { label: string; module: stri
   await form.getByLabel('Label', { exact: true }).fill(job.label);
   await form.getByLabel('Module').selectOption(job.module);
   await form.getByLabel('Action').selectOption(job.action);
-  await form.getByRole('button', { name: /^run/i }).click();
+  await form.getByTestId('batch-submit').click();
   await page.waitForURL(/\/batches\/[^/]+$/);
   return decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
 }
 
 export async function retryFailed(page: Page): Promise<void> {
-  await page.getByRole('button', { name: /retry failed/i }).click();
+  await page.getByTestId('retry-failed').click();
 }
 
 export async function openAudit(page: Page): Promise<void> {
@@ -63,14 +63,17 @@ export async function exportAudit(page: Page, format: 'csv' | 'jsonl'): Promise<
   return fs.readFileSync(p, 'utf8');
 }
 
-/** An agent's page, on its firewall part. */
+/** An agent's page on its firewall tab, as read from the host (an operator's visit reads it). */
 export async function openFirewall(page: Page, agentId: string): Promise<void> {
   await page.goto(`/agents/${encodeURIComponent(agentId)}`);
-  await page.getByRole('tab', { name: /firewall/i }).click();
+  await page.getByRole('tab', { name: 'Firewall' }).click();
   await page.getByTestId('zone-public').waitFor({ timeout: 40_000 });
 }
 
-export function serviceInZone(page: Page, zone: string, service: string): Locator {
+/** A service shown in a zone after reading the firewall from the host again. */
+export async function serviceInZone(page: Page, zone: string, service: string): Promise<Locator> {
+  await page.getByTestId('firewall-refresh').click();
+  await page.getByTestId('firewall-refresh').filter({ hasText: 'Read from host' }).waitFor({ timeout: 40_000 });
   return page.getByTestId(`zone-${zone}`).getByTestId('services').getByText(service, { exact: true });
 }
 
@@ -80,13 +83,13 @@ export function serviceInZone(page: Page, zone: string, service: string): Locato
  */
 export async function addService(page: Page, o: { zone: string; service: string; confirmTimeout: number }): Promise<{ preview: string; confirmBy: number }> {
   const zone = page.getByTestId(`zone-${o.zone}`);
-  await zone.getByRole('button', { name: /add service/i }).click();
+  await zone.getByRole('button', { name: `Add service to zone ${o.zone}`, exact: true }).click();
   const form = page.getByTestId('change-form');
-  await form.getByLabel('Service').fill(o.service);
+  await form.getByLabel('Service', { exact: true }).fill(o.service);
   await form.getByLabel(/confirm within/i).fill(String(o.confirmTimeout));
-  await form.getByRole('button', { name: /^preview/i }).click();
-  const preview = (await page.getByTestId('change-preview').textContent()) ?? '';
-  await page.getByRole('button', { name: /^apply/i }).click();
+  await form.getByTestId('change-preview-button').click();
+  const preview = (await page.getByTestId('change-preview').textContent({ timeout: 40_000 })) ?? '';
+  await page.getByTestId('change-apply').click();
   const countdown = page.getByTestId('confirm-countdown');
   await countdown.waitFor({ timeout: 40_000 });
   const by = await countdown.getAttribute('data-confirm-by');
@@ -94,7 +97,7 @@ export async function addService(page: Page, o: { zone: string; service: string;
 }
 
 export async function confirm(page: Page): Promise<void> {
-  await page.getByRole('button', { name: /^confirm/i }).click();
+  await page.getByTestId('change-confirm').click();
 }
 
 export function confirmed(page: Page): Locator {
@@ -108,22 +111,23 @@ export function rolledBack(page: Page): Locator {
 /** Creates a template with one zone from the templates page; gives its id (from the URL). */
 export async function createTemplate(page: Page, t: { name: string; zone: string; services: string[]; ports: string[] }): Promise<string> {
   await page.goto('/templates');
-  await page.getByRole('button', { name: /new template/i }).click();
+  await page.getByTestId('new-template').click();
   const form = page.getByTestId('template-form');
-  await form.getByLabel('Name').fill(t.name);
-  await form.getByLabel('Zone').fill(t.zone);
-  await form.getByLabel('Services').fill(t.services.join(', '));
-  await form.getByLabel('Ports').fill(t.ports.join(', '));
-  await form.getByRole('button', { name: /^save|^create/i }).click();
-  await page.waitForURL(/\/templates\/[^/]+$/);
+  await form.getByLabel('Name', { exact: true }).fill(t.name);
+  const zone = form.getByTestId('template-zone-0');
+  await zone.getByLabel('Zone', { exact: true }).fill(t.zone);
+  await zone.getByLabel('Services', { exact: true }).fill(t.services.join('\n'));
+  await zone.getByLabel('Ports', { exact: true }).fill(t.ports.join('\n'));
+  await form.getByTestId('template-save').click();
+  await page.waitForURL((u) => /^\/templates\/[^/]+$/.test(u.pathname) && u.pathname !== '/templates/new');
   return decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
 }
 
 /** Previews a template on the agents named; gives each host's preview text. */
 export async function previewTemplate(page: Page, templateId: string, target: { agents: string[] }): Promise<Record<string, string>> {
   await page.goto(`/templates/${encodeURIComponent(templateId)}`);
-  for (const host of target.agents) await page.getByRole('checkbox', { name: host }).check();
-  await page.getByRole('button', { name: /^preview/i }).click();
+  for (const host of target.agents) await page.getByRole('checkbox', { name: host, exact: true }).check();
+  await page.getByTestId('template-preview').click();
   const out: Record<string, string> = {};
   for (const host of target.agents) {
     const row = hostState(page, host, 'completed');
@@ -133,6 +137,8 @@ export async function previewTemplate(page: Page, templateId: string, target: { 
   return out;
 }
 
+/** Applies the previewed template; waits for the batch page it leads to. */
 export async function applyTemplate(page: Page): Promise<void> {
-  await page.getByRole('button', { name: /^apply/i }).click();
+  await page.getByTestId('template-apply').click();
+  await page.waitForURL(/\/batches\/[^/]+$/);
 }

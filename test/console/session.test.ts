@@ -28,7 +28,7 @@ after(async () => {
 });
 
 /** Buttons whose names say they change something. */
-const CHANGE = /^(approve|reject|apply|add|remove|delete|new|create|run|submit|confirm|save|edit|retry|cancel|revoke|preview|label)/i;
+const CHANGE = /^(approve|reject|apply|add|remove|delete|new|create|run|submit|confirm|save|edit|retry|cancel|revoke|preview|label|end the sessions|read from host|enable|disable|turn)/i;
 
 async function changeButtons(page: Page): Promise<string[]> {
   const names = await page.getByRole('button').evaluateAll((els) => els.map((e) => (e.getAttribute('aria-label') ?? e.textContent ?? '').trim()));
@@ -91,15 +91,15 @@ test('console logout: the session ends on the server, not only in the browser', 
 test('console viewer: no page offers a change, and the API refuses the viewer\'s own session', async () => {
   const page = await h.loginPage(viewer);
   const seen: Record<string, string[]> = {};
-  for (const [name, p] of [['dashboard', '/'], ['agents', '/agents'], ['agent', `/agents/${prod.id}`], ['jobs', '/jobs'], ['templates', '/templates'], ['audit', '/audit']] as const) {
+  for (const [name, p] of [['dashboard', '/'], ['agents', '/agents'], ['agent', `/agents/${prod.id}`], ['agent-firewall', `/agents/${prod.id}?tab=firewall`], ['jobs', '/jobs'], ['templates', '/templates'], ['audit', '/audit']] as const) {
     await page.goto(p);
     await page.getByRole('heading', { level: 1 }).first().waitFor();
     // Wait until the page shows its data: the agent's host name on the agent pages.
-    if (name === 'agents' || name === 'agent') await page.getByText('prod-web').first().waitFor();
+    if (name.startsWith('agent')) await page.getByText('prod-web').first().waitFor();
     seen[name] = await changeButtons(page);
     await checkPage(page, 'session', `viewer-${name}`);
   }
-  assert.deepEqual(seen, { dashboard: [], agents: [], agent: [], jobs: [], templates: [], audit: [] });
+  assert.deepEqual(seen, { dashboard: [], agents: [], agent: [], 'agent-firewall': [], jobs: [], templates: [], audit: [] });
   // With a valid CSRF token, as the console's own script would send it: refused for the role.
   const attempts: Array<[string, string, unknown]> = [
     ['POST', '/jobs', { agent_id: prod.id, module: 'systeminfo', action: 'get_hostname' }],
