@@ -382,11 +382,15 @@ export async function login(page: Page, user: { name: string; password: string }
   await page.getByTestId('current-user').waitFor();
 }
 
-/** Fills and submits the login form (whatever the outcome). */
-export async function fillLogin(page: Page, user: { name: string; password: string }): Promise<void> {
+/** Fills and submits the login form; resolves with the status of the server's answer (whatever it is). */
+export async function fillLogin(page: Page, user: { name: string; password: string }): Promise<number> {
   await page.getByLabel('User name').fill(user.name);
   await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  const [res] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/session' && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Log in' }).click(),
+  ]);
+  return res.status();
 }
 
 /**
