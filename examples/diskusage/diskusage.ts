@@ -6,7 +6,8 @@
  *
  * Built into one ES module by build.mjs; see README.md.
  */
-import { lstat, opendir, statfs } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { lstat, open, opendir, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ActionModule, ErrorCodes, Params, TuxsecError, Type, defineAction, validateParams } from 'tuxsec-agent/sdk';
 import type { ActionContext, InitResult, ModuleContext, Static } from 'tuxsec-agent/sdk';
@@ -52,6 +53,7 @@ const quoted = (p: string) => JSON.stringify(p.length > 200 ? `${p.slice(0, 200)
 function fsError(e: unknown, what: string): TuxsecError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') return new TuxsecError(ErrorCodes.notFound, `cannot ${what}: no such file or directory`);
+  if (code === 'ELOOP') return new TuxsecError(ErrorCodes.actionFailed, `cannot ${what}: it is a symbolic link now`);
   if (code === 'EACCES' || code === 'EPERM') return new TuxsecError(ErrorCodes.actionFailed, `cannot ${what}: permission denied`);
   return new TuxsecError(ErrorCodes.actionFailed, `cannot ${what}: ${(e as Error).message}`);
 }
@@ -88,11 +90,42 @@ function pacer(perSecond: number, signal: AbortSignal): () => Promise<void> {
     n++;
     const ahead = t0 + (n * 1000) / perSecond - Date.now();
     if (ahead <= 0) return;
+    signal.throwIfAborted();
+    // The listener goes with its wait: a scan waits once per entry, for hours.
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, ahead);
-      signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      };
+      const t = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ahead);
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   };
+}
+
+/** Deepest directory entered; deeper ones are counted as errors (each level holds a descriptor open). */
+const MAX_DEPTH = 512;
+
+/** A path through an open directory: the kernel resolves it from the descriptor, never from its name. */
+const viaFd = (fd: number, name?: string) => (name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`);
+
+/**
+ * Opens a directory without following a symbolic link, and checks it is the one `expected`
+ * describes (an lstat of it): a directory swapped between that lstat and this open is refused.
+ */
+async function openDir(p: string, expected: { dev: number; ino: number }, shown: string): Promise<FileHandle> {
+  const fh = await open(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const s = await fh.stat();
+    if (s.dev !== expected.dev || s.ino !== expected.ino) throw Object.assign(new Error(`${shown} was replaced while it was read`), { code: 'ECHANGED' });
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
 }
 
 async function scan(root: string, top: number, perSecond: number, ctx: ActionContext): Promise<ScanResult> {
@@ -110,25 +143,29 @@ async function scan(root: string, top: number, perSecond: number, ctx: ActionCon
   };
   const pace = pacer(perSecond, ctx.signal);
 
-  /** Counts one entry; gives true for a directory to enter. */
-  const visit = async (p: string): Promise<boolean> => {
+  /**
+   * Counts one entry of the directory open as `dirFd`, looked up by its name in that directory
+   * (so a parent swapped for a link since is never followed); gives its lstat for a directory
+   * to enter.
+   */
+  const visit = async (dirFd: number, name: string, p: string): Promise<Stats | null> => {
     ctx.signal.throwIfAborted();
     await pace();
     let s;
     try {
-      s = await lstat(p);
+      s = await lstat(viaFd(dirFd, name));
     } catch (e) {
       failed(e, p);
-      return false;
+      return null;
     }
     if (s.isDirectory()) {
       if (s.dev !== st.dev) {
         r.other_filesystems++;
-        return false;
+        return null;
       }
       r.directories++;
       r.bytes += s.blocks * 512;
-      return true;
+      return s;
     }
     r.files++;
     r.bytes += s.blocks * 512;
@@ -139,28 +176,56 @@ async function scan(root: string, top: number, perSecond: number, ctx: ActionCon
       r.largest.splice(at === -1 ? r.largest.length : at, 0, { path: p, bytes: s.size });
       if (r.largest.length > top) r.largest.pop();
     }
-    return false;
+    return null;
   };
-  const names = async (dir: string): Promise<string[]> => {
+  const names = async (fd: number, dir: string): Promise<string[]> => {
     const out: string[] = [];
     try {
-      for await (const e of await opendir(dir)) out.push(e.name);
+      for await (const e of await opendir(viaFd(fd))) out.push(e.name);
     } catch (e) {
       failed(e, dir);
     }
     return out.sort();
   };
+  /** Walks the directory `fh` (at `dir`, `depth` levels below root), depth first in name order. */
+  const walk = async (fh: FileHandle, dir: string, depth: number, onEntry?: (i: number, n: number) => void): Promise<void> => {
+    const list = await names(fh.fd, dir);
+    for (const [i, name] of list.entries()) {
+      onEntry?.(i, list.length);
+      const p = path.join(dir, name);
+      const s = await visit(fh.fd, name, p);
+      if (!s) continue;
+      if (depth + 1 >= MAX_DEPTH) {
+        failed(Object.assign(new Error(`deeper than ${MAX_DEPTH} directories`), { code: 'EDEEP' }), p);
+        continue;
+      }
+      let child: FileHandle;
+      try {
+        child = await openDir(viaFd(fh.fd, name), s, quoted(p));
+      } catch (e) {
+        failed(e, p);
+        continue;
+      }
+      try {
+        await walk(child, p, depth + 1);
+      } finally {
+        await child.close();
+      }
+    }
+  };
 
+  let rootFh: FileHandle;
+  try {
+    rootFh = await openDir(root, st, quoted(root));
+  } catch (e) {
+    throw fsError(e, `scan ${quoted(root)}`);
+  }
   // The fraction counts the top-level entries done: the only total known without a second walk.
   ctx.progress('listing', 0);
-  const first = await names(root);
-  for (const [i, name] of first.entries()) {
-    ctx.progress(`scanning ${r.files} files`, i / first.length);
-    const stack = [path.join(root, name)];
-    while (stack.length > 0) {
-      const p = stack.pop()!;
-      if (await visit(p)) for (const n of (await names(p)).reverse()) stack.push(path.join(p, n));
-    }
+  try {
+    await walk(rootFh, root, 0, (i, n) => ctx.progress(`scanning ${r.files} files`, i / n));
+  } finally {
+    await rootFh.close();
   }
   ctx.progress(`scanned ${r.files} files`, 1);
   return r;

@@ -77,11 +77,12 @@ export function ensureTrustedDir(dir: string, mode = 0o750): void {
   assertTrustedDir(dir);
 }
 
-function checkOpened(fd: number, file: string): void {
+function checkOpened(fd: number, file: string, writableByOthers = true): void {
   const st = fstatSync(fd);
   if (!st.isFile()) throw new UnsafePathError(`${file} is not a regular file`);
   if (st.uid !== myUid()) throw new UnsafePathError(`${file} is owned by uid ${st.uid}`);
   if (st.nlink !== 1) throw new UnsafePathError(`${file} has ${st.nlink} hard links`);
+  if (!writableByOthers && st.mode & 0o022) throw new UnsafePathError(`${file} is writable by group or others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`);
 }
 
 /** Opens a log file for appending (created 0600), in a trusted directory; returns the fd. */
@@ -103,7 +104,10 @@ export function openAppendSafe(file: string, dirMode = 0o750): number {
   return fd;
 }
 
-/** Reads a file root trusts (state it wrote itself); null when absent. */
+/**
+ * Reads a file root trusts (state it wrote itself): never through a link, owned by us, writable
+ * by nobody else, at most `maxBytes`; null when absent.
+ */
 export function readFileSafe(file: string, maxBytes = 16 * 1024 * 1024): string | null {
   try {
     assertTrustedDir(path.dirname(file));
@@ -121,7 +125,7 @@ export function readFileSafe(file: string, maxBytes = 16 * 1024 * 1024): string 
     throw e;
   }
   try {
-    checkOpened(fd, file);
+    checkOpened(fd, file, false);
     const size = fstatSync(fd).size;
     if (size > maxBytes) throw new UnsafePathError(`${file} is larger than ${maxBytes} bytes`);
     const buf = Buffer.alloc(size);

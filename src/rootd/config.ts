@@ -90,6 +90,12 @@ export const RootdConfigSchema = Type.Object(
       maximum: 30 * 24 * 3600,
       description: 'seconds a finished operation and its result are kept',
     }),
+    operation_result_max_bytes: Type.Integer({
+      default: OPERATION_DEFAULTS.resultMaxBytesPerUid,
+      minimum: 1024,
+      maximum: 4 * 1024 * 1024 * 1024,
+      description: "bytes (as JSON) of the results one user's finished operations keep at most; the oldest results are dropped first, never another user's",
+    }),
     operations_file: Type.Union([Type.String({ pattern: '^/' }), Type.Null()], {
       default: '/var/lib/tuxsec-rootd/operations.json',
       description: 'where operations are recorded, so a restarted rootd reports the ones it lost as interrupted (null: not recorded)',

@@ -349,6 +349,7 @@ async function main(): Promise<void> {
       maxRunning: live.cfg.max_operations,
       maxRunningPerUid: live.cfg.max_operations_per_uid,
       resultTtlMs: live.cfg.operation_result_ttl * 1000,
+      resultMaxBytesPerUid: live.cfg.operation_result_max_bytes,
     }),
   });
   operations.load();

@@ -7,13 +7,11 @@
  * reports the operations it lost as `interrupted` instead of forgetting them.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import { OPERATION_ID_RE, type AccessClass, type OperationInfo, type OperationState } from '../protocol/messages.ts';
 import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
 import { quote } from '../sdk/schema.ts';
-import { ensureDir, writeFileAtomic } from '../os/durable-files.ts';
+import { readFileSafe, writeFileAtomicSafe } from '../os/secure-files.ts';
 import type { AuditLog } from './audit.ts';
 import { UidCounts } from './uid-counts.ts';
 
@@ -24,10 +22,12 @@ export interface OperationLimits {
   maxRunningPerUid: number;
   /** How long a finished operation and its result are kept. */
   resultTtlMs: number;
+  /** Bytes (as JSON) of the results one uid's finished operations keep at most; the oldest go first. */
+  resultMaxBytesPerUid: number;
 }
 
 /** rootd.yaml's defaults of the limits (max_operations, max_operations_per_uid, operation_result_ttl). */
-export const OPERATION_DEFAULTS = { maxRunning: 8, maxRunningPerUid: 2, resultTtlSeconds: 3600 } as const;
+export const OPERATION_DEFAULTS = { maxRunning: 8, maxRunningPerUid: 2, resultTtlSeconds: 3600, resultMaxBytesPerUid: 64 * 1024 * 1024 } as const;
 
 /** Finished operations kept per uid, past which the oldest is forgotten before it expires. */
 const MAX_FINISHED_PER_UID = 64;
@@ -35,8 +35,15 @@ const MAX_FINISHED_PER_UID = 64;
 const MAX_PHASE_CHARS = 200;
 /** How long operation_cancel waits for the action to stop before it answers. */
 const CANCEL_WAIT_MS = 5000;
+/**
+ * How long an aborted action (timed out, cancelled, daemon stopping) has to stop before its
+ * operation is ended without it: one that ignores its signal must not keep its slot for ever.
+ */
+export const ABANDON_GRACE_MS = 2000;
 /** How long a stopping daemon waits for its operations to stop. */
 const STOP_WAIT_MS = 10_000;
+/** Largest operations_file read (statuses only: tens of thousands of operations). */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
 /** Format version of operations_file. */
 const FILE_VERSION = 1;
 
@@ -57,8 +64,13 @@ interface Operation {
   result?: unknown;
   /** A result that was lost with the daemon that had it. */
   resultLost?: boolean;
-  /** Resolves when the action has stopped. */
+  /** Size of `result` as JSON, counted against the uid's resultMaxBytesPerUid. */
+  resultBytes?: number;
+  /** Size of a result dropped to keep within resultMaxBytesPerUid. */
+  resultDropped?: number;
+  /** Resolves when the operation has ended (its action stopped, or was abandoned after its abort). */
   settled: Promise<void>;
+  ended?: () => void;
 }
 
 export interface OperationsDeps {
@@ -67,6 +79,15 @@ export interface OperationsDeps {
   log: Logger;
   audit: AuditLog;
   limits: () => OperationLimits;
+}
+
+/** Bytes of `data` as JSON (what operation_result sends); an action's data is JSON by contract. */
+function jsonBytes(data: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(data) ?? 'null');
+  } catch {
+    return 0;
+  }
 }
 
 /** The error of an id nobody may see: unknown, expired, or another user's (never told apart). */
@@ -96,13 +117,15 @@ export class Operations {
   load(): void {
     const { file, log } = this.deps;
     if (!file) return;
-    let raw: string;
+    let raw: string | null;
     try {
-      raw = fs.readFileSync(file, 'utf8');
+      // A link, another owner's or a group-writable file could feed rootd made-up operations.
+      raw = readFileSafe(file, MAX_FILE_BYTES);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ file, err: (e as Error).message }, 'cannot read operations_file; earlier operations are not reported');
+      log.error({ file, err: (e as Error).message }, 'cannot read operations_file; earlier operations are not reported');
       return;
     }
+    if (raw === null) return;
     let list: unknown;
     try {
       list = (JSON.parse(raw) as { operations?: unknown }).operations;
@@ -171,6 +194,8 @@ export class Operations {
     };
     const ac = new AbortController();
     const op: Operation = { info, access: spec.access, ac, settled: Promise.resolve() };
+    op.settled = new Promise<void>((resolve) => (op.ended = resolve));
+    const started = performance.now();
     this.ops.set(id, op);
     this.running.add(peer.uid);
     this.persist();
@@ -188,15 +213,33 @@ export class Operations {
     const timer = setTimeout(() => {
       ac.abort(new TuxsecError(ErrorCodes.timeout, `operation ${id} (${spec.module} ${spec.action}) did not finish within ${spec.timeoutSeconds} s`));
     }, spec.timeoutSeconds * 1000);
-    const started = performance.now();
+    // An action that ignores its abort is ended without it after a grace: its slot is freed, and
+    // what it returns later is discarded (finish ignores an operation that has ended).
+    let abandon: NodeJS.Timeout | undefined;
+    ac.signal.addEventListener(
+      'abort',
+      () => {
+        abandon = setTimeout(() => {
+          clearTimeout(timer);
+          if (info.state !== 'running') return;
+          this.deps.log.warn({ operation: id, module: spec.module, action: spec.action, grace_ms: ABANDON_GRACE_MS }, 'operation did not stop when aborted; ended without it, its slot freed');
+          this.finish(op, peer, ac.signal.reason, undefined, started);
+        }, ABANDON_GRACE_MS);
+        abandon.unref();
+      },
+      { once: true },
+    );
     // The action runs on from here; its caller's request is answered with the id.
-    op.settled = Promise.resolve()
+    void Promise.resolve()
       .then(() => spec.run(ctx))
       .then(
         (data) => this.finish(op, peer, ac.signal.aborted ? ac.signal.reason : null, data, started),
         (err: unknown) => this.finish(op, peer, ac.signal.aborted ? ac.signal.reason : err, undefined, started),
       )
-      .finally(() => clearTimeout(timer));
+      .finally(() => {
+        clearTimeout(timer);
+        clearTimeout(abandon);
+      });
     this.scheduleSweep();
     return { ...info };
   }
@@ -207,9 +250,18 @@ export class Operations {
    */
   private finish(op: Operation, peer: PeerIdentity, err: unknown, data: unknown, started: number): void {
     const { info } = op;
+    if (info.state !== 'running') {
+      // Ended without the action (it ignored its abort): what it returns now is discarded.
+      this.deps.log.warn(
+        { operation: info.id, module: info.module, action: info.action, state: info.state, outcome: err === null ? 'success' : 'error' },
+        'an operation that was ended without its action returned late; its result is discarded',
+      );
+      return;
+    }
     if (err === null) {
       info.state = 'succeeded';
       op.result = data;
+      op.resultBytes = jsonBytes(data);
     } else {
       let e: TuxsecError;
       if (isTuxsecError(err)) e = err;
@@ -241,7 +293,9 @@ export class Operations {
       duration_ms: Math.round(performance.now() - started),
     });
     this.trimFinished(info.uid);
+    this.trimResultBytes(info.uid);
     this.persist();
+    op.ended?.();
   }
 
   /**
@@ -274,6 +328,13 @@ export class Operations {
           operation: { ...info },
         });
       }
+      if (op.resultDropped !== undefined) {
+        throw new TuxsecError(
+          ErrorCodes.notFound,
+          `operation ${info.id} (${info.module} ${info.action}) succeeded, but its result (${op.resultDropped} bytes) was dropped to keep uid ${info.uid}'s kept results within operation_result_max_bytes ${this.deps.limits().resultMaxBytesPerUid}`,
+          { operation: { ...info } },
+        );
+      }
       return op.result;
     }
     throw new TuxsecError(info.code ?? ErrorCodes.actionFailed, info.error ?? `operation ${info.id} ${info.state}`, { operation: { ...info } });
@@ -305,7 +366,8 @@ export class Operations {
     for (const op of running) op.ac!.abort(new TuxsecError(ErrorCodes.shuttingDown, `operation ${op.info.id} (${op.info.module} ${op.info.action}) was interrupted: tuxsec-rootd is stopping`));
     let t: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(running.map((op) => op.settled)), new Promise((r) => (t = setTimeout(r, STOP_WAIT_MS)))]).finally(() => clearTimeout(t));
-    // One that did not stop is still recorded as running: the next start reports it interrupted.
+    // One that ignores its abort is ended as interrupted after ABANDON_GRACE_MS; should the daemon die
+    // before, the file still says running and the next start reports it interrupted.
   }
 
   /** Forgets expired finished operations. */
@@ -338,13 +400,37 @@ export class Operations {
     for (const op of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_PER_UID))) this.ops.delete(op.info.id);
   }
 
+  /**
+   * Keeps the results of a uid's finished operations within resultMaxBytesPerUid: the oldest
+   * results are dropped first (their status stays). Per uid, so one caller's large results never
+   * push out another's; a result larger than the whole budget is not kept at all.
+   */
+  private trimResultBytes(uid: number): void {
+    const max = this.deps.limits().resultMaxBytesPerUid;
+    const kept = [...this.ops.values()].filter((op) => op.info.uid === uid && op.resultBytes !== undefined);
+    const drop = (op: Operation) => {
+      op.resultDropped = op.resultBytes;
+      delete op.result;
+      delete op.resultBytes;
+      this.deps.log.info({ operation: op.info.id, uid, bytes: op.resultDropped, max }, 'operation result dropped: over operation_result_max_bytes');
+    };
+    // One too large on its own goes without pushing out the others.
+    for (const op of kept) if (op.resultBytes! > max) drop(op);
+    let total = kept.reduce((n, op) => n + (op.resultBytes ?? 0), 0);
+    for (const op of kept) {
+      if (total <= max) break;
+      if (op.resultBytes === undefined) continue;
+      total -= op.resultBytes;
+      drop(op);
+    }
+  }
+
   /** Writes every operation's status (never parameters or results) to operations_file. */
   private persist(): void {
     const { file, log } = this.deps;
     if (!file) return;
     try {
-      ensureDir(path.dirname(file), 0o700);
-      writeFileAtomic(file, JSON.stringify({ version: FILE_VERSION, operations: [...this.ops.values()].map((op) => ({ ...op.info, access: op.access })) }) + '\n', { mode: 0o600 });
+      writeFileAtomicSafe(file, JSON.stringify({ version: FILE_VERSION, operations: [...this.ops.values()].map((op) => ({ ...op.info, access: op.access })) }) + '\n');
       if (this.persistFailed) log.info({ file }, 'operations_file written again');
       this.persistFailed = false;
     } catch (e) {

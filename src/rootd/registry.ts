@@ -7,7 +7,7 @@ import { Value } from '@sinclair/typebox/value';
 import { ACTION_NAME_PATTERN, ACTION_NAME_RE, MODULE_NAME_PATTERN, MODULE_NAME_RE, type AccessClass, type ModuleInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../protocol/errors.ts';
 import { unknownAction, type BaseModule, type InitResult, type ModuleContext } from '../sdk/base-module.ts';
-import type { ActionContext, Logger, PeerIdentity } from '../sdk/action.ts';
+import type { ActionContext, Logger, LongRunning, PeerIdentity } from '../sdk/action.ts';
 import { parametersToSchema, validateParams } from '../sdk/schema.ts';
 import type { AccessPolicy } from './access.ts';
 import type { FairScheduler } from './scheduler.ts';
@@ -29,12 +29,24 @@ interface ActionEntry {
   access: AccessClass;
   /** Identical concurrent calls share one run (a read action the module declares shared). */
   shared: boolean;
-  /** Seconds a long-running action may run; null for an ordinary action. */
-  operationTimeout: number | null;
+  /**
+   * What a long-running action declares (read again at each call: a module may tie its timeout
+   * to its settings); null for an ordinary action.
+   */
+  longRunning: LongRunning | null;
 }
 
 /** Longest timeout a long-running action may declare: a week. */
 const MAX_OPERATION_TIMEOUT_S = 7 * 24 * 3600;
+
+/** A long-running action's declared timeout, checked: seconds above 0 and at most a week. */
+function checkedTimeout(module: string, action: string, lr: LongRunning): number {
+  const t = lr.timeoutSeconds;
+  if (!(typeof t === 'number' && t > 0 && t <= MAX_OPERATION_TIMEOUT_S)) {
+    throw new Error(`module "${module}" action "${action}": longRunning.timeoutSeconds must be a number of seconds above 0 and at most ${MAX_OPERATION_TIMEOUT_S}`);
+  }
+  return t;
+}
 
 /** An action looked up, allowed and its parameters validated, ready to run. */
 export interface PreparedAction {
@@ -92,15 +104,13 @@ export class ModuleRegistry {
       }
       const access = module.accessOf(cap.name);
       const lr = module.longRunningOf(cap.name);
-      if (lr !== undefined && !(typeof lr.timeoutSeconds === 'number' && lr.timeoutSeconds > 0 && lr.timeoutSeconds <= MAX_OPERATION_TIMEOUT_S)) {
-        throw new Error(`module "${name}" action "${cap.name}": longRunning.timeoutSeconds must be a number of seconds above 0 and at most ${MAX_OPERATION_TIMEOUT_S}`);
-      }
+      if (lr !== undefined) checkedTimeout(name, cap.name, lr);
       actions.set(cap.name, {
         schema,
         access,
         // A long-running action never shares: each caller gets an operation of its own.
         shared: access === 'read' && lr === undefined && module.sharedResult(cap.name),
-        operationTimeout: lr?.timeoutSeconds ?? null,
+        longRunning: lr ?? null,
       });
     }
     this.entries.set(name, {
@@ -214,7 +224,14 @@ export class ModuleRegistry {
     if (coerce) params = Value.Convert(schema, params) as Record<string, unknown>;
     validateParams(schema, params, `${moduleName} ${action}`);
     const call = (ctx: ActionContext) => e.module.executeCommand({ action, parameters: params }, ctx);
-    const operationTimeout = a.operationTimeout === null ? null : (e.config.operation_timeout ?? a.operationTimeout);
+    let operationTimeout: number | null = null;
+    if (a.longRunning !== null) {
+      try {
+        operationTimeout = e.config.operation_timeout ?? checkedTimeout(moduleName, action, a.longRunning);
+      } catch (err) {
+        throw new TuxsecError(ErrorCodes.internal, `cannot run ${moduleName} ${action}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     const schedule = (ctx: ActionContext) => {
       if (!this.scheduler || operationTimeout !== null) return call(ctx);
       // Parameters are validated, so their JSON is a faithful key. A shared run is not taken out

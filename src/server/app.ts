@@ -10,7 +10,8 @@ import { normalizeIP } from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { consoleRoutes, installSecurityHeaders } from './console.ts';
-import { limit, type ServerConfigForApp, type ServerContext } from './context.ts';
+import { limit, stateWindows, type ServerConfigForApp, type ServerContext } from './context.ts';
+import { DEFAULT_EVENT_LIMITS, EventHub } from './events.ts';
 import { PushTransport } from './delivery/push.ts';
 import { SshTransport } from './delivery/ssh.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
@@ -184,6 +185,8 @@ function installTimers(app: FastifyInstance, ctx: ServerContext): void {
   });
   app.addHook('preClose', async () => {
     dispatch.shutdown();
+    // Event streams never end by themselves; the server would wait for them for ever.
+    ctx.events.close();
     // Results already in hand are stored; unfinished deliveries stay `sent` for the next start.
     await ctx.delivery.close();
   });
@@ -213,6 +216,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   const dispatch = new JobDispatch();
   const startedAt = now();
   const perAgent = limit(config, 'delivery_concurrency_per_agent');
+  const seen = new Map<string, number>();
   const delivery = new DeliveryWorker({
     storage,
     group,
@@ -220,6 +224,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     log: app.log.child({ component: 'delivery' }),
     now,
     startedAt,
+    seen,
     limits: { concurrency: limit(config, 'delivery_concurrency'), perAgent, retryMaxMs: limit(config, 'delivery_retry_max') * 1000 },
     transports: {
       push: (a) =>
@@ -244,7 +249,22 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     },
   });
   dispatch.onJobQueued((id) => delivery.wake(id));
-  const ctx: ServerContext = { config, storage, group, dispatch, delivery, now, startedAt, seen: new Map() };
+  const windows = () => stateWindows({ config, now });
+  const events = new EventHub({
+    storage,
+    windows,
+    lastSeen: (id, stored) => seen.get(id) ?? stored,
+    log: app.log.child({ component: 'events' }),
+    limits: {
+      ...DEFAULT_EVENT_LIMITS,
+      maxStreams: limit(config, 'events_max_streams'),
+      maxPerOperator: limit(config, 'events_max_streams_per_operator'),
+      bufferBytes: limit(config, 'events_buffer_bytes'),
+    },
+  });
+  dispatch.onJobsChanged((ids) => events.jobs(ids));
+  dispatch.onAgentChanged((id) => events.agent(id));
+  const ctx: ServerContext = { config, storage, group, dispatch, delivery, now, startedAt, seen, events };
   app.server.headersTimeout = limit(config, 'header_timeout') * 1000;
   app.server.maxConnections = limit(config, 'max_connections');
   limitConnectionsPerIp(app, limit(config, 'max_connections_per_ip'));

@@ -5,8 +5,10 @@
 import type { FastifyRequest } from 'fastify';
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import type { DeliveryWorker } from './delivery/worker.ts';
+import type { EventHub } from './events.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { JobDispatch } from './job-dispatch.ts';
+import { agentState, type StateWindows } from './storage/fleet-store.ts';
 import type { AgentRecord, JobRecord, Storage } from './storage/storage.ts';
 
 /** Keys a caller (a test) may leave out: the config schema's default applies. */
@@ -22,7 +24,12 @@ export type LimitKeys =
   | 'delivery_concurrency_per_agent'
   | 'delivery_timeout'
   | 'delivery_retry_max'
-  | 'ssh_keepalive';
+  | 'ssh_keepalive'
+  | 'batch_max_hosts'
+  | 'batch_max_params_bytes'
+  | 'events_max_streams'
+  | 'events_max_streams_per_operator'
+  | 'events_buffer_bytes';
 
 export type ServerConfigForApp = Pick<
   ServerConfig,
@@ -46,6 +53,8 @@ export interface ServerContext {
   startedAt: number;
   /** last_seen of agents, written to storage in batches (one write per check-in would be wasteful). */
   seen: Map<string, number>;
+  /** Live events to operators' consoles (GET /api/v1/events). */
+  events: EventHub;
   /** Records an operator's change in the audit log (issue 11); absent until the audit store is wired. */
   audit?: (req: FastifyRequest, entry: AuditEntry) => void;
 }
@@ -59,13 +68,25 @@ export interface AuditEntry {
   result: 'ok' | string;
 }
 
+/**
+ * When an agent counts as online (seen within 2 x sync_interval + long_poll_max: a pull agent
+ * holding long-polls checks in at least that often) and as stale (within 10 x sync_interval +
+ * long_poll_max); before that it is offline.
+ */
+export function stateWindows(ctx: Pick<ServerContext, 'config' | 'now'>): StateWindows {
+  const { sync_interval: sync, long_poll_max: poll } = ctx.config;
+  const t = ctx.now();
+  return { onlineSince: t - (2 * sync + poll) * 1000, staleSince: t - (10 * sync + poll) * 1000 };
+}
+
 export const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
 /** The operator's view of an agent (never the key hash). */
-export function agentView(a: AgentRecord, lastSeen: number | null = a.lastSeen) {
+export function agentView(a: AgentRecord, lastSeen: number | null, windows: StateWindows) {
   return {
     id: a.id,
     status: a.status,
+    state: agentState(a.status, lastSeen, windows),
     machine_id: a.machineId,
     hostname: a.hostname,
     ip: a.ip,
@@ -105,5 +126,6 @@ export function jobView(j: JobRecord) {
     result: j.result,
     progress: j.progress ? { operation_id: j.progress.operationId, phase: j.progress.phase, fraction: j.progress.fraction, updated_at: iso(j.progress.at) } : null,
     cancel_requested_at: iso(j.cancelRequestedAt ?? null),
+    batch_id: j.batchId ?? null,
   };
 }

@@ -108,6 +108,31 @@ export class JobDispatch {
 
   jobFinished(jobId: string): void {
     this.jobs.wake(jobId);
+    this.jobsChanged([jobId]);
+  }
+
+  private readonly changedListeners: Array<(jobIds: readonly string[]) => void> = [];
+  private readonly agentListeners: Array<(agentId: string) => void> = [];
+
+  /** Calls `fn` whenever jobs change state (the live events of the operator API). */
+  onJobsChanged(fn: (jobIds: readonly string[]) => void): void {
+    this.changedListeners.push(fn);
+  }
+
+  /** Jobs were queued, handed out, reported progress or were asked to cancel (jobFinished says the rest). */
+  jobsChanged(jobIds: readonly string[]): void {
+    if (jobIds.length === 0) return;
+    for (const fn of this.changedListeners) fn(jobIds);
+  }
+
+  /** Calls `fn` whenever an agent may have changed state. */
+  onAgentChanged(fn: (agentId: string) => void): void {
+    this.agentListeners.push(fn);
+  }
+
+  /** The agent checked in, was delivered to, approved, rejected or relabelled. */
+  agentChanged(agentId: string): void {
+    for (const fn of this.agentListeners) fn(agentId);
   }
 
   /** Answers every held request (server shutting down); later waits resolve at once. */

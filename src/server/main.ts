@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { terminalSafe, terminalSafeJson } from '../common/terminal-text.ts';
 import { ConfigError } from '../common/config-file.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
-import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type JobView } from './operator-client.ts';
+import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type BatchView, type JobView } from './operator-client.ts';
 import { parseLabelWords } from './operators.ts';
 import { NAME_PATTERN } from './schemas.ts';
 
@@ -113,8 +113,8 @@ function jobText(j: JobView): string {
 function agentsText(agents: AgentView[]): string {
   if (agents.length === 0) return 'no agents';
   return table([
-    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN', 'MODE', 'LABELS'],
-    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-', a.mode ?? 'pull', labelsText(a.labels) || '-'].map(t)),
+    ['ID', 'STATUS', 'HOSTNAME', 'IP', 'VERSION', 'LAST SEEN', 'MODE', 'STATE', 'LABELS'],
+    ...agents.map((a) => [a.id, a.status, a.hostname, a.ip ?? '-', a.version ?? '-', a.last_seen ?? '-', a.mode ?? 'pull', a.state ?? '-', labelsText(a.labels) || '-'].map(t)),
   ]);
 }
 
@@ -211,6 +211,87 @@ function positiveInt(name: string) {
   };
 }
 
+/** Commander's collector of a repeatable option. */
+function collect(v: string, acc: string[]): string[] {
+  return [...acc, v];
+}
+
+/** --json-params: one JSON object. */
+function jsonParams(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new UsageError(`cannot use --json-params "${text}": not JSON`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('cannot use --json-params: expected a JSON object');
+  return v as Record<string, unknown>;
+}
+
+interface SubmitOpts extends CommonOpts {
+  param: Record<string, unknown>;
+  jsonParams?: string;
+  params?: string;
+  label: string[];
+  agent: string[];
+  wait?: number;
+  expires?: number;
+}
+
+/** Non-zero counts, e.g. "completed 3, queued 1". */
+function countsText(c: Record<string, number>): string {
+  return Object.entries(c).filter(([k, n]) => k !== 'total' && n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || '-';
+}
+
+function batchText(b: BatchView): string {
+  const target = b.target.label ? `label ${Object.entries(b.target.label).map(([k, v]) => `${k}=${v}`).join(',')}` : `${b.target.agents?.length ?? 0} selected agent(s)`;
+  const lines = [`batch ${t(b.id)}: ${t(b.module)} ${t(b.action)} for ${t(target)}, ${b.counts.total} host(s): ${t(countsText(b.counts))}`];
+  const hosts = b.hosts ?? [];
+  if (hosts.length > 0) {
+    lines.push(table([
+      ['AGENT', 'HOSTNAME', 'STATUS', 'JOB', 'ERROR'],
+      ...hosts.map((h) => [h.agent_id, h.hostname ?? '-', h.job.status, h.job.id, String(h.job.result?.error ?? '')].map(t)),
+    ]));
+  }
+  return lines.join('\n');
+}
+
+const batchDone = (b: BatchView): boolean => (b.hosts ?? []).every((h) => FINAL_JOB_STATUSES.has(h.job.status));
+
+/** Polls a batch until every host's job finished or `seconds` passed. */
+async function waitBatch(c: OperatorClient, id: string, seconds: number): Promise<BatchView> {
+  const deadline = Date.now() + seconds * 1000;
+  let b = await c.getBatch(id);
+  while (!batchDone(b) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    b = await c.getBatch(id);
+  }
+  return b;
+}
+
+/** `jobs submit --label/--agent`: a batch; with --wait, exit 0 when every host completed, 1 when one did not, 2 when one is still open. */
+async function submitBatch(c: OperatorClient, o: SubmitOpts, job: { module: string; action: string; params: Record<string, unknown> }): Promise<number> {
+  let label: Record<string, string> | undefined;
+  if (o.label.length > 0) {
+    try {
+      label = parseLabelWords(o.label).set;
+    } catch (e) {
+      throw new UsageError(`cannot use --label: ${(e as Error).message}`);
+    }
+  }
+  const target = label ? { label } : { agents: o.agent };
+  let b = await c.createBatch({ target, ...job, expires_in: o.expires });
+  if (o.wait !== undefined && o.wait > 0) b = await waitBatch(c, b.id, o.wait);
+  out(o, { batch: b }, () => batchText(b));
+  if (o.wait === undefined) return 0;
+  if (!batchDone(b)) {
+    process.stderr.write(`Error: batch ${t(b.id)} still has unfinished jobs after ${o.wait} s\n`);
+    return 2;
+  }
+  return b.counts.completed === b.counts.total ? 0 : 1;
+}
+
 function program(): Command {
   const p = new Command('tuxsec-server').description('TuxSec reference control server and operator commands').showHelpAfterError();
 
@@ -235,13 +316,45 @@ function program(): Command {
       }),
     );
 
-  const agents = p.command('agents').description('enrolled agents');
-  common(agents.command('list').description('list agents')).action((o: CommonOpts) =>
+  common(token.command('list').description('list enrollment tokens (never their secret)')).action((o: CommonOpts) =>
     withClient(o, async (c) => {
-      const list = await c.listAgents();
-      out(o, { agents: list }, () => agentsText(list));
+      const list = await c.listTokens();
+      out(o, { tokens: list }, () =>
+        list.length === 0
+          ? 'no tokens'
+          : table([
+              ['ID', 'NAME', 'USES LEFT', 'EXPIRES', 'LABELS'],
+              ...list.map((k) => [
+                k.id,
+                k.name ?? '-',
+                `${k.uses_left}/${k.uses}`,
+                k.expired ? `${k.expires_at} (expired)` : k.expires_at,
+                Object.entries(k.labels).map(([a, b]) => `${a}=${b}`).join(',') || '-',
+              ].map(t)),
+            ]),
+      );
     }),
   );
+  common(token.command('revoke <id>').description('revoke an enrollment token (agents it enrolled stay)')).action((id: string, o: CommonOpts) =>
+    withClient(o, async (c) => {
+      await c.revokeToken(id);
+      out(o, { id, revoked: true }, () => `token ${t(id)} revoked`);
+    }),
+  );
+
+  const agents = p.command('agents').description('enrolled agents');
+  common(agents.command('list').description('list agents'))
+    .option('--search <text>', 'only agents whose hostname, id or address contains this')
+    .option('--label <key=value>', 'only agents with this label; repeatable', collect, [])
+    .option('--state <state>', 'only agents in this state: online, stale, offline, pending or rejected')
+    .option('--mode <mode>', 'only agents of this mode: pull, push or ssh')
+    .option('--os <text>', 'only agents whose OS information contains this')
+    .action((o: CommonOpts & { search?: string; label: string[]; state?: string; mode?: string; os?: string }) =>
+      withClient(o, async (c) => {
+        const list = await c.listAgents({ q: o.search, label: o.label.length ? o.label : undefined, state: o.state, mode: o.mode, os: o.os });
+        out(o, { agents: list }, () => agentsText(list));
+      }),
+    );
   modeOptions(common(agents.command('add <name>').description('add an agent the server delivers to (push or ssh mode)')))
     .requiredOption('--mode <mode>', 'push or ssh')
     .action((name: string, o: CommonOpts & ModeOpts & { mode: string }) =>
@@ -261,7 +374,7 @@ function program(): Command {
     .option('--health', 'also ask a push-mode agent for its /health')
     .action((id: string, o: CommonOpts & { health?: boolean }) =>
       withClient(o, async (c) => {
-        const a = (await c.listAgents()).find((x) => x.id === id);
+        const a = (await c.listAgents({ q: id })).find((x) => x.id === id);
         if (!a) throw new OperatorError(`cannot find agent "${id}"`, 404, 'not-found');
         const health = o.health ? await c.agentHealth(id) : undefined;
         out(o, { agent: a, ...(health === undefined ? {} : { health }) }, () => {
@@ -292,44 +405,76 @@ function program(): Command {
   }
 
   const jobs = p.command('jobs').description('jobs for agents');
-  common(jobs.command('submit <agent> <module> <action>').description('queue a job for an agent'))
+  common(jobs.command('submit <words...>').usage('[options] AGENT MODULE ACTION | --label KEY=VALUE... | --agent ID... MODULE ACTION'))
+    .description('queue a job for an agent, or a batch: one job per host with --label (hosts with every label) or --agent (repeated)')
     .option('--param <key=value>', 'a parameter (value tried as JSON first); repeatable', (v: string, acc: Record<string, unknown>) => parseParam(v, acc), {})
     .option('--json-params <json>', 'parameters as one JSON object (--param entries override)')
-    .option('--wait <seconds>', 'wait until the job finishes, at most this long', positiveInt('--wait'))
+    .option('--params <json>', 'the same as --json-params')
+    .option('--label <key=value>', 'a batch for the approved hosts with this label; repeatable (every label must match)', collect, [])
+    .option('--agent <id>', 'a batch for these hosts; repeatable', collect, [])
+    .option('--wait <seconds>', 'wait until the job (every job of a batch) finishes, at most this long', positiveInt('--wait'))
     .option('--expires <seconds>', 'seconds the job waits for its agent (default: config job_default_ttl)', positiveInt('--expires'))
-    .action(
-      (
-        agent: string,
-        module: string,
-        action: string,
-        o: CommonOpts & { param: Record<string, unknown>; jsonParams?: string; wait?: number; expires?: number },
-      ) =>
-        withClient(o, async (c) => {
-          const re = new RegExp(NAME_PATTERN);
-          if (!re.test(module)) throw new UsageError(`cannot submit job: invalid module name "${module}"`);
-          if (!re.test(action)) throw new UsageError(`cannot submit job: invalid action name "${action}"`);
-          let params: Record<string, unknown> = {};
-          if (o.jsonParams !== undefined) {
-            let v: unknown;
-            try {
-              v = JSON.parse(o.jsonParams);
-            } catch {
-              throw new UsageError(`cannot use --json-params "${o.jsonParams}": not JSON`);
-            }
-            if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('cannot use --json-params: expected a JSON object');
-            params = v as Record<string, unknown>;
-          }
-          params = { ...params, ...o.param };
-          let job = await c.submitJob({ agent_id: agent, module, action, params, expires_in: o.expires });
-          if (o.wait !== undefined && o.wait > 0) job = await c.waitJob(job.id, o.wait);
-          out(o, { job }, () => jobText(job));
-          if (o.wait === undefined) return 0;
-          if (!FINAL_JOB_STATUSES.has(job.status)) {
-            process.stderr.write(`Error: job ${t(job.id)} still ${t(job.status)} after ${o.wait} s\n`);
-            return 2;
-          }
-          return job.status === 'completed' ? 0 : 1;
-        }),
+    .action((words: string[], o: SubmitOpts) =>
+      withClient(o, async (c) => {
+        const batch = o.label.length > 0 || o.agent.length > 0;
+        if (o.label.length > 0 && o.agent.length > 0) throw new UsageError('cannot submit job: give --label or --agent, not both');
+        if (words.length !== (batch ? 2 : 3)) {
+          throw new UsageError(batch ? 'cannot submit batch: expected MODULE ACTION after --label/--agent' : 'cannot submit job: expected AGENT MODULE ACTION (or --label KEY=VALUE MODULE ACTION)');
+        }
+        const [module, action] = batch ? (words as [string, string]) : [words[1]!, words[2]!];
+        const re = new RegExp(NAME_PATTERN);
+        if (!re.test(module)) throw new UsageError(`cannot submit job: invalid module name "${module}"`);
+        if (!re.test(action)) throw new UsageError(`cannot submit job: invalid action name "${action}"`);
+        const params = { ...jsonParams(o.jsonParams ?? o.params), ...o.param };
+        if (batch) return submitBatch(c, o, { module, action, params });
+        let job = await c.submitJob({ agent_id: words[0]!, module, action, params, expires_in: o.expires });
+        if (o.wait !== undefined && o.wait > 0) job = await c.waitJob(job.id, o.wait);
+        out(o, { job }, () => jobText(job));
+        if (o.wait === undefined) return 0;
+        if (!FINAL_JOB_STATUSES.has(job.status)) {
+          process.stderr.write(`Error: job ${t(job.id)} still ${t(job.status)} after ${o.wait} s\n`);
+          return 2;
+        }
+        return job.status === 'completed' ? 0 : 1;
+      }),
+    );
+  const batch = jobs.command('batch').description('batches: one job per host');
+  common(batch.command('get <id>').description('show a batch: each host\'s latest job and the counts'))
+    .option('--wait <seconds>', 'wait until every job finishes, at most this long', positiveInt('--wait'))
+    .action((id: string, o: CommonOpts & { wait?: number }) =>
+      withClient(o, async (c) => {
+        const b = o.wait ? await waitBatch(c, id, o.wait) : await c.getBatch(id);
+        out(o, { batch: b }, () => batchText(b));
+      }),
+    );
+  common(batch.command('list').description('list batches, newest first'))
+    .option('--limit <n>', 'at most this many (default 20)', positiveInt('--limit'))
+    .action((o: CommonOpts & { limit?: number }) =>
+      withClient(o, async (c) => {
+        const list = await c.listBatches({ limit: o.limit });
+        out(o, { batches: list }, () =>
+          list.length === 0
+            ? 'no batches'
+            : table([
+                ['ID', 'CREATED', 'BY', 'MODULE', 'ACTION', 'HOSTS', 'COUNTS'],
+                ...list.map((b) => [b.id, b.created_at, b.created_by, b.module, b.action, String(b.counts.total), countsText(b.counts)].map(t)),
+              ]),
+        );
+      }),
+    );
+  common(batch.command('retry <id>').description('queue the job again on the hosts whose latest job failed, expired, was interrupted or cancelled, or got no result'))
+    .action((id: string, o: CommonOpts) =>
+      withClient(o, async (c) => {
+        const r = await c.retryBatch(id);
+        out(o, r, () => `${r.retried.length} host(s) queued again\n${batchText(r.batch)}`);
+      }),
+    );
+  common(batch.command('cancel <id>').description('cancel a batch: queued jobs at once, running ones through their agents'))
+    .action((id: string, o: CommonOpts) =>
+      withClient(o, async (c) => {
+        const r = await c.cancelBatch(id);
+        out(o, r, () => `${r.cancelled.length} job(s) cancelled, ${r.cancel_requested.length} asked to cancel\n${batchText(r.batch)}`);
+      }),
     );
   common(jobs.command('get <id>').description('show a job and its result'))
     .option('--wait <seconds>', 'wait until the job finishes, at most this long', positiveInt('--wait'))

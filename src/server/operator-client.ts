@@ -48,6 +48,8 @@ export interface JobView {
   /** While it runs as a rootd operation (servers before issue 10 send none). */
   progress?: { operation_id: string; phase: string | null; fraction: number | null; updated_at: string } | null;
   cancel_requested_at?: string | null;
+  /** The batch (multi-host job) it belongs to (servers before issue 11 send none). */
+  batch_id?: string | null;
 }
 
 export interface AgentView {
@@ -61,7 +63,53 @@ export interface AgentView {
   created_at: string;
   last_seen: string | null;
   labels: Record<string, string>;
+  /** online, stale, offline, pending or rejected (servers before issue 11 send none). */
+  state?: string;
   [k: string]: unknown;
+}
+
+/** A search of the agent list (GET /api/v1/agents). */
+export interface AgentFilter {
+  q?: string;
+  /** KEY=VALUE, each must match. */
+  label?: string[];
+  state?: string;
+  mode?: string;
+  os?: string;
+  limit?: number;
+  offset?: number;
+}
+
+export interface TokenView {
+  id: string;
+  name: string | null;
+  labels: Record<string, string>;
+  uses: number;
+  uses_left: number;
+  created_at: string;
+  expires_at: string;
+  expired: boolean;
+}
+
+export interface BatchView {
+  id: string;
+  created_at: string;
+  created_by: string;
+  module: string;
+  action: string;
+  params: Record<string, unknown>;
+  target: { agents?: string[]; label?: Record<string, string> };
+  expires_in: number;
+  counts: Record<string, number> & { total: number };
+  /** Each host with its latest job (absent in a list). */
+  hosts?: Array<{ agent_id: string; hostname: string | null; job: JobView }>;
+}
+
+export interface DashboardView {
+  agents: { online: number; stale: number; offline: number; pending: number; rejected: number; total: number };
+  recent_jobs: JobView[];
+  recent_failures: JobView[];
+  drifted: Array<Record<string, unknown>>;
 }
 
 /** A delivery mode and what it needs (the operator API's fields). */
@@ -88,7 +136,7 @@ export class OperatorClient {
     this.agent = new https.Agent({ ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: true, keepAlive: true, maxSockets: opts.connections ?? 4 });
   }
 
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
     const timeout = (this.opts.timeoutMs ?? 30_000) + extraWaitMs;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -140,8 +188,64 @@ export class OperatorClient {
     return (await this.call<{ agent: AgentView }>('POST', `/agents/${encodeURIComponent(id)}/labels`, change)).agent;
   }
 
-  async listAgents(): Promise<AgentView[]> {
-    return (await this.call<{ agents: AgentView[] }>('GET', '/agents')).agents;
+  /** One page of agents matching the filter, and how many match in all. */
+  async findAgents(filter: AgentFilter = {}): Promise<{ agents: AgentView[]; total: number }> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) {
+      if (v === undefined) continue;
+      for (const one of [v].flat()) q.append(k, String(one));
+    }
+    const s = q.toString();
+    const r = await this.call<{ agents: AgentView[]; total?: number }>('GET', `/agents${s ? `?${s}` : ''}`);
+    return { agents: r.agents, total: r.total ?? r.agents.length };
+  }
+
+  /** Every agent matching the filter, page by page. */
+  async listAgents(filter: Omit<AgentFilter, 'limit' | 'offset'> = {}): Promise<AgentView[]> {
+    const out: AgentView[] = [];
+    for (;;) {
+      const page = await this.findAgents({ ...filter, limit: 1000, offset: out.length });
+      out.push(...page.agents);
+      if (page.agents.length === 0 || out.length >= page.total) return out;
+    }
+  }
+
+  dashboard(): Promise<DashboardView> {
+    return this.call('GET', '/dashboard');
+  }
+
+  async listTokens(): Promise<TokenView[]> {
+    return (await this.call<{ tokens: TokenView[] }>('GET', '/tokens')).tokens;
+  }
+
+  /** Revokes (deletes) an enrollment token; agents it enrolled stay. */
+  async revokeToken(id: string): Promise<void> {
+    await this.call('DELETE', `/tokens/${encodeURIComponent(id)}`);
+  }
+
+  /** One job per host of the target (a label, or a selection of agent ids). */
+  async createBatch(b: { target: { agents?: string[]; label?: Record<string, string> }; module: string; action: string; params?: Record<string, unknown>; expires_in?: number }): Promise<BatchView> {
+    return (await this.call<{ batch: BatchView }>('POST', '/batches', b)).batch;
+  }
+
+  async getBatch(id: string): Promise<BatchView> {
+    return (await this.call<{ batch: BatchView }>('GET', `/batches/${encodeURIComponent(id)}`)).batch;
+  }
+
+  async listBatches(opts: { limit?: number; offset?: number } = {}): Promise<BatchView[]> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) q.set(k, String(v));
+    const s = q.toString();
+    return (await this.call<{ batches: BatchView[] }>('GET', `/batches${s ? `?${s}` : ''}`)).batches;
+  }
+
+  /** New jobs for the hosts whose latest job failed, expired, was interrupted or cancelled, or got no result. */
+  retryBatch(id: string): Promise<{ batch: BatchView; retried: string[] }> {
+    return this.call('POST', `/batches/${encodeURIComponent(id)}/retry-failed`, {});
+  }
+
+  cancelBatch(id: string): Promise<{ batch: BatchView; cancelled: string[]; cancel_requested: string[] }> {
+    return this.call('POST', `/batches/${encodeURIComponent(id)}/cancel`, {});
   }
 
   async setAgentStatus(id: string, verb: 'approve' | 'reject'): Promise<AgentView> {

@@ -17,6 +17,7 @@ import {
 } from '../protocol/jobs.ts';
 import { MODULE_NAME_PATTERN } from '../protocol/messages.ts';
 import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS } from './operators.ts';
+import { AGENT_STATES } from './storage/fleet-store.ts';
 import { JOB_STATUSES } from './storage/storage.ts';
 
 /** What a module or action name of a job an operator creates may be. */
@@ -136,6 +137,8 @@ export const TokenReply = {
 export const AgentView = Type.Object({
   id: Type.String(),
   status: Type.String(),
+  /** online, stale, offline, pending or rejected (docs/fleet.md). */
+  state: Type.String(),
   machine_id: NullableString,
   hostname: Type.String(),
   ip: NullableString,
@@ -150,7 +153,6 @@ export const AgentView = Type.Object({
   labels: Type.Record(Type.String(), Type.String()),
 });
 
-export const AgentsReply = { 200: Type.Object({ success: Type.Literal(true), agents: Type.Array(AgentView) }) };
 export const AgentReply = { 200: Type.Object({ success: Type.Literal(true), agent: AgentView }) };
 /** `api_key` only when the server made it up: shown this once, for the agent's config. */
 const AgentKeyReply = Type.Object({ success: Type.Literal(true), agent: AgentView, api_key: Type.Optional(Type.String()) });
@@ -174,8 +176,120 @@ export const JobView = Type.Object({
   /** While it runs as a rootd operation: `{operation_id, phase, fraction, updated_at}`. */
   progress: Type.Unknown(),
   cancel_requested_at: Time,
+  /** The batch (multi-host job) it belongs to, if any. */
+  batch_id: NullableString,
 });
 
 export const JobReply = { 200: Type.Object({ success: Type.Literal(true), job: JobView }) };
 export const JobCreatedReply = { 201: JobReply[200] };
 export const JobsReply = { 200: Type.Object({ success: Type.Literal(true), jobs: Type.Array(JobView) }) };
+
+// ---- the fleet (issue 11, docs/fleet.md) -------------------------------------------------------
+
+/** `KEY=VALUE`: a label filter in a query string. */
+const LABEL_PAIR_PATTERN = `^${LABEL_KEY_PATTERN.slice(1, -1)}=${LABEL_VALUE_PATTERN.slice(1, -1)}$`;
+
+export const AgentsQuery = Type.Object(
+  {
+    q: Type.Optional(Type.String({ maxLength: 253 })),
+    label: Type.Optional(Type.Array(Type.String({ pattern: LABEL_PAIR_PATTERN }), { maxItems: MAX_LABELS })),
+    state: Type.Optional(Type.Union(AGENT_STATES.map((s) => Type.Literal(s)))),
+    mode: Type.Optional(Type.Union([Type.Literal('pull'), Type.Literal('push'), Type.Literal('ssh')])),
+    os: Type.Optional(Type.String({ maxLength: 100 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+  },
+  { additionalProperties: false },
+);
+export type AgentsQuery = Static<typeof AgentsQuery>;
+
+export const AgentsReply = { 200: Type.Object({ success: Type.Literal(true), agents: Type.Array(AgentView), total: Type.Integer() }) };
+
+const AgentCountsSchema = Type.Object({
+  online: Type.Integer(),
+  stale: Type.Integer(),
+  offline: Type.Integer(),
+  pending: Type.Integer(),
+  rejected: Type.Integer(),
+  total: Type.Integer(),
+});
+
+export const DashboardReply = {
+  200: Type.Object({
+    success: Type.Literal(true),
+    agents: AgentCountsSchema,
+    recent_jobs: Type.Array(JobView),
+    recent_failures: Type.Array(JobView),
+    drifted: Type.Array(Type.Unknown()),
+  }),
+};
+
+const TokenInfoView = Type.Object({
+  id: Type.String(),
+  name: NullableString,
+  labels: Type.Record(Type.String(), Type.String()),
+  uses: Type.Integer(),
+  uses_left: Type.Integer(),
+  created_at: Time,
+  expires_at: Time,
+  expired: Type.Boolean(),
+});
+export const TokensReply = { 200: Type.Object({ success: Type.Literal(true), tokens: Type.Array(TokenInfoView) }) };
+export const TokenDeletedReply = { 200: Type.Object({ success: Type.Literal(true), id: Type.String() }) };
+
+export const BatchTargetSchema = Type.Object(
+  {
+    agents: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: 100_000 })),
+    label: Type.Optional(Labels),
+  },
+  { additionalProperties: false },
+);
+
+export const BatchBody = Type.Object(
+  {
+    target: BatchTargetSchema,
+    module: Type.String({ pattern: NAME_PATTERN }),
+    action: Type.String({ pattern: NAME_PATTERN }),
+    params: Type.Optional(Params),
+    expires_in: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400 })),
+  },
+  { additionalProperties: false },
+);
+export type BatchBody = Static<typeof BatchBody>;
+
+export const BatchesQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+  },
+  { additionalProperties: false },
+);
+export type BatchesQuery = Static<typeof BatchesQuery>;
+
+const BatchCountsSchema = Type.Object({
+  ...Object.fromEntries(JOB_STATUSES.map((s) => [s, Type.Integer()])),
+  total: Type.Integer(),
+});
+
+const BatchFields = {
+  id: Type.String(),
+  created_at: Time,
+  created_by: Type.String(),
+  module: Type.String(),
+  action: Type.String(),
+  params: Type.Unknown(),
+  target: Type.Unknown(),
+  expires_in: Type.Integer(),
+  counts: BatchCountsSchema,
+};
+export const BatchView = Type.Object({
+  ...BatchFields,
+  hosts: Type.Array(Type.Object({ agent_id: Type.String(), hostname: NullableString, job: JobView })),
+});
+export const BatchReply = { 200: Type.Object({ success: Type.Literal(true), batch: BatchView }) };
+export const BatchCreatedReply = { 201: BatchReply[200] };
+export const BatchesReply = { 200: Type.Object({ success: Type.Literal(true), batches: Type.Array(Type.Object(BatchFields)) }) };
+export const BatchRetryReply = { 200: Type.Object({ success: Type.Literal(true), batch: BatchView, retried: Type.Array(Type.String()) }) };
+export const BatchCancelReply = {
+  200: Type.Object({ success: Type.Literal(true), batch: BatchView, cancelled: Type.Array(Type.String()), cancel_requested: Type.Array(Type.String()) }),
+};

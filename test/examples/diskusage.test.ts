@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { OperationInfo } from '../../src/protocol/messages.ts';
@@ -169,6 +169,40 @@ describe('examples/diskusage through the real rootd and tuxsec-cli', () => {
     const res = await cli(d.socketPath, users.tuxsec, 'operation', 'result', id);
     assert.equal(res.status, 1);
     assert.match(res.stderr, /^Error: operation op-[0-9a-f]{32} \(diskusage scan\) was cancelled by uid \d+\n$/);
+  });
+  it('a paced scan leaves no abort listener behind per entry it waited for', async () => {
+    // 220 entries at 20 per second: nearly every entry waits. Node warns past 10 listeners on one signal.
+    const r = await cli(d.socketPath, users.tuxsec, 'execute', 'diskusage', 'scan', '--param', `path=${big}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(json(r.stdout).files, 200);
+    assert.doesNotMatch(d.log(), /MaxListenersExceededWarning|abort listeners added/);
+  });
+
+  it('a directory swapped for a symbolic link while the scan runs is not followed', async () => {
+    // swap/a holds 20 small files; outside holds the same names, 10 MB each (sparse). At 20
+    // entries per second the scan is inside swap/a when a is renamed and replaced by a link to outside.
+    const swap = path.join(work, 'swap');
+    const outside = path.join(work, 'outside');
+    mkdirSync(path.join(swap, 'a'), { recursive: true });
+    mkdirSync(outside);
+    for (let i = 0; i < 20; i++) {
+      writeFileSync(path.join(swap, 'a', `f${String(i).padStart(2, '0')}`), 'x');
+      writeFileSync(path.join(outside, `f${String(i).padStart(2, '0')}`), '');
+      truncateSync(path.join(outside, `f${String(i).padStart(2, '0')}`), 10_000_000);
+    }
+    const id = await startNoWait(d.socketPath, users.tuxsec, 'diskusage', 'scan', `path=${swap}`, 'top=1');
+    await new Promise((r) => setTimeout(r, 300));
+    renameSync(path.join(swap, 'a'), path.join(swap, 'a-old'));
+    symlinkSync(outside, path.join(swap, 'a'));
+    let res: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      const r = await cli(d.socketPath, users.tuxsec, 'operation', 'result', id);
+      if (r.status !== 0) return false;
+      res = json(r.stdout);
+      return true;
+    }, 'scan result', 30_000);
+    assert.equal(res!.apparent_bytes, 20, JSON.stringify(res));
+    assert.deepEqual(res!.largest, [{ path: path.join(swap, 'a', 'f00'), bytes: 1 }]);
   });
 });
 

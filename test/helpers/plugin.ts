@@ -59,10 +59,12 @@ export function writePluginSource(dir: string, file: string, source: string, mod
 
 /**
  * A plugin with long-running actions, for tests of operations through the real rootd:
- * `count` reports progress over `steps` steps of `ms` and returns `{counted}`; `loop` reports
+ * `count` reports progress over `steps` steps of `ms` and returns `{counted}` (and `pad`, that many
+ * bytes of "x", when asked); `loop` reports
  * progress until it is cancelled (or times out); `sleeper` waits on a child shell whose own
  * child runs `sleep <seconds>` (pick a unique value to find the grandchild in /proc), through the
- * SDK's run(), so a cancel must end the whole process group.
+ * SDK's run(), so a cancel must end the whole process group; `deaf` ignores its signal: it waits
+ * `ms` and then returns `{late: true}` whatever happened meanwhile.
  */
 export function writeLongRunningPlugin(dir: string, name = 'longmod', timeoutSeconds = 600): string {
   return writePlugin(dir, {
@@ -75,15 +77,22 @@ const tick = (ms, signal) => new Promise((res, rej) => {
 });`,
     actions: `[
       defineAction({ name: 'count', description: 'count with progress', access: 'read', longRunning: { timeoutSeconds: ${timeoutSeconds} },
-        params: Params({ steps: Type.Integer({ minimum: 1, maximum: 1000 }), ms: Type.Integer({ minimum: 0, maximum: 10000 }) }),
+        params: Params({ steps: Type.Integer({ minimum: 1, maximum: 1000 }), ms: Type.Integer({ minimum: 0, maximum: 10000 }), pad: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000000 })) }),
         handler: async (p, ctx) => {
           for (let i = 0; i < p.steps; i++) { ctx.progress('counting', i / p.steps); await tick(p.ms, ctx.signal); }
-          return { counted: p.steps, uid: ctx.peer.uid };
+          return { counted: p.steps, uid: ctx.peer.uid, ...(p.pad === undefined ? {} : { pad: 'x'.repeat(p.pad) }) };
         } }),
       defineAction({ name: 'loop', description: 'report progress until cancelled', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
         params: Params({}),
         handler: async (_p, ctx) => {
           for (let i = 0; ; i++) { ctx.progress('looping ' + i, (i % 100) / 100); await tick(50, ctx.signal); }
+        } }),
+      defineAction({ name: 'deaf', description: 'waits, ignoring its abort signal', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
+        params: Params({ ms: Type.Integer({ minimum: 0, maximum: 60000 }) }),
+        handler: async (p, ctx) => {
+          ctx.progress('not listening');
+          await new Promise((res) => setTimeout(res, p.ms));
+          return { late: true };
         } }),
       defineAction({ name: 'sleeper', description: 'a child shell with a sleeping grandchild', access: 'write', longRunning: { timeoutSeconds: ${timeoutSeconds} },
         params: Params({ seconds: Type.String({ pattern: '^[0-9]{1,7}[.][0-9]{1,9}$' }) }),

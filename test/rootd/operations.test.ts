@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RootdClient } from '../../src/client/rootd-client.ts';
@@ -162,6 +162,40 @@ describe('rootd long-running operations (real rootd, real users, real tuxsec-cli
     assert.equal(op?.timeout_seconds, 1);
   });
 
+  it('an action that ignores its signal is ended after its timeout and a grace: its slots freed, its late result discarded', async () => {
+    const t0 = Date.now();
+    // member fills its max_operations_per_uid (2), tuxsec the last of max_operations (3).
+    const deaf = [
+      await startNoWait(d.socketPath, users.member, 'shortmod', 'deaf', 'ms=7000'),
+      await startNoWait(d.socketPath, users.member, 'shortmod', 'deaf', 'ms=7000'),
+      await startNoWait(d.socketPath, users.tuxsec, 'shortmod', 'deaf', 'ms=7000'),
+    ];
+    const full = await cli(d.socketPath, users.tuxsec, 'execute', '--no-wait', 'longmod', 'loop');
+    assert.equal(full.status, 1);
+    assert.match(full.stderr, /max_operations 3/);
+    // 1 s timeout + 2 s grace, well before the actions return at 7 s.
+    await waitFor(async () => (await Promise.all(deaf.map((id) => statusOf(root, id)))).every((o) => o.state !== 'running'), 'the deaf operations to end', 5000);
+    const ended = Date.now() - t0;
+    assert.ok(ended < 6000, `ended after ${ended} ms`);
+    for (const id of deaf) {
+      const st = await statusOf(root, id);
+      assert.equal(st.state, 'timed_out');
+      assert.equal(st.code, 'timeout');
+    }
+    // Both limits are free again: member's per-uid slots and the overall ones.
+    const again = await cli(d.socketPath, users.member, 'execute', 'longmod', 'count', '--param', 'steps=1', '--param', 'ms=0');
+    assert.equal(again.status, 0, again.stderr);
+    const other = await cli(d.socketPath, users.tuxsec, 'execute', 'longmod', 'count', '--param', 'steps=1', '--param', 'ms=0');
+    assert.equal(other.status, 0, other.stderr);
+    // The actions return at 7 s: their result is discarded, logged, and the operations stay timed out.
+    await waitFor(() => (d.log().match(/returned late; its result is discarded/g) ?? []).length >= 3, 'the late returns to be logged', 10_000);
+    for (const id of deaf) {
+      const r = await cli(d.socketPath, null, 'operation', 'result', id);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^Error: operation op-[0-9a-f]+ \(shortmod deaf\) did not finish within 1 s\n$/);
+    }
+  });
+
   it('a long operation blocks no other request: get_hostname on other connections answers promptly', async () => {
     const id = await startNoWait(d.socketPath, users.tuxsec, 'longmod', 'loop');
     try {
@@ -318,6 +352,85 @@ describe('rootd operations: result expiry and restart', () => {
       assert.equal((await d.client.operationStatus(running)).state, 'interrupted');
     } finally {
       await d.stop();
+    }
+  });
+
+  it('kept results have a byte budget per uid (operation_result_max_bytes): the oldest go first, never another uid\'s', async () => {
+    const d = await startRootd({ config: { ...config(3600), allowed_users: [users.tuxsec.name, users.member.name], operation_result_max_bytes: 10_000 } });
+    const finished = async (user: typeof users.tuxsec, pad: number) => {
+      const id = await startNoWait(d.socketPath, user, 'longmod', 'count', 'steps=1', 'ms=0', `pad=${pad}`);
+      await waitFor(async () => (await d.client.operationStatus(id)).state === 'succeeded', 'the operation to finish');
+      return id;
+    };
+    const result = (user: typeof users.tuxsec, id: string) => cli(d.socketPath, user, 'operation', 'result', id);
+    try {
+      const theirs = await finished(users.member, 4000);
+      const mine = [await finished(users.tuxsec, 4000), await finished(users.tuxsec, 4000), await finished(users.tuxsec, 4000)];
+      // About 12,000 bytes of tuxsec's results: the oldest went.
+      const first = await result(users.tuxsec, mine[0]!);
+      assert.equal(first.status, 1);
+      assert.match(first.stderr, /^Error: operation op-[0-9a-f]{32} \(longmod count\) succeeded, but its result \(\d+ bytes\) was dropped to keep uid \d+'s kept results within operation_result_max_bytes 10000\n$/);
+      for (const id of mine.slice(1)) {
+        const r = await result(users.tuxsec, id);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal((JSON.parse(r.stdout) as { pad: string }).pad.length, 4000);
+      }
+      // Another uid filling its budget evicts nothing of member's.
+      const r = await result(users.member, theirs);
+      assert.equal(r.status, 0, r.stderr);
+      // A result larger than the whole budget is not kept; the operation says so.
+      const huge = await finished(users.tuxsec, 20_000);
+      const h = await result(users.tuxsec, huge);
+      assert.equal(h.status, 1);
+      assert.match(h.stderr, /its result \(\d+ bytes\) was dropped to keep uid \d+'s kept results within operation_result_max_bytes 10000/);
+      // Dropping the big one left the two before it.
+      assert.equal((await result(users.tuxsec, mine[2]!)).status, 0);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('operations_file is not read when it is a symbolic link, another user\'s, group-writable or oversized', async () => {
+    const id = `op-${'ab'.repeat(16)}`;
+    const record = JSON.stringify({
+      version: 1,
+      operations: [
+        { id, module: 'longmod', action: 'loop', uid: users.tuxsec.uid, state: 'running', phase: null, fraction: null, timeout_seconds: 600, started_at: new Date().toISOString(), finished_at: null, expires_at: null, access: 'write' },
+      ],
+    });
+    const cases: Array<[string, (file: string) => void, RegExp]> = [
+      ['a symbolic link', (file) => {
+        writeFileSync(`${file}.real`, record, { mode: 0o600 });
+        symlinkSync(`${file}.real`, file);
+      }, /is a symbolic link/],
+      ['owned by another user', (file) => {
+        writeFileSync(file, record, { mode: 0o600 });
+        chownSync(file, users.tuxsec.uid, users.tuxsec.gid);
+      }, /is owned by uid \d+/],
+      ['group-writable', (file) => {
+        writeFileSync(file, record);
+        chmodSync(file, 0o620);
+      }, /is writable by group or others/],
+      ['oversized', (file) => writeFileSync(file, record + ' '.repeat(17 * 1024 * 1024), { mode: 0o600 }), /is larger than \d+ bytes/],
+      ['as it should be', (file) => writeFileSync(file, record, { mode: 0o600 }), /^$/],
+    ];
+    for (const [what, make, why] of cases) {
+      const dir = mkdtempSync(path.join(state, 'of-'));
+      const file = path.join(dir, 'operations.json');
+      make(file);
+      const d = await startRootd({ config: { ...config(3600), operations_file: file } });
+      try {
+        const st = await d.client.operationStatus(id).then((o) => o.state, (e: Error) => e.message);
+        if (what === 'as it should be') {
+          assert.equal(st, 'interrupted', what);
+          continue;
+        }
+        assert.match(st, /not found/, what);
+        assert.match(d.log(), /cannot read operations_file/, what);
+        assert.match(d.log(), why, what);
+      } finally {
+        await d.stop();
+      }
     }
   });
 });

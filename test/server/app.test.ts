@@ -40,7 +40,7 @@ function make(opts: { require_enrollment_token?: boolean } = {}) {
 
 type T = ReturnType<typeof make>;
 
-async function json(t: T, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) {
+async function json(t: T, method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}) {
   const r = await t.app.inject({
     method,
     url,
@@ -77,20 +77,30 @@ describe('buildApp', () => {
   test('buildApp refuses every operator route without the right admin token', async () => {
     const operator = t.routes.filter((r) => r.includes(' /api/v1/'));
     assert.deepEqual(operator.sort(), [
+      'DELETE /api/v1/tokens/:id',
       'GET /api/v1/agents',
       'GET /api/v1/agents/:id/health',
+      'GET /api/v1/batches',
+      'GET /api/v1/batches/:id',
+      'GET /api/v1/dashboard',
+      'GET /api/v1/events',
       'GET /api/v1/jobs',
       'GET /api/v1/jobs/:id',
+      'GET /api/v1/tokens',
       'POST /api/v1/agents',
       'POST /api/v1/agents/:id/approve',
+      'POST /api/v1/agents/:id/labels',
       'POST /api/v1/agents/:id/mode',
       'POST /api/v1/agents/:id/reject',
+      'POST /api/v1/batches',
+      'POST /api/v1/batches/:id/cancel',
+      'POST /api/v1/batches/:id/retry-failed',
       'POST /api/v1/jobs',
       'POST /api/v1/jobs/:id/cancel',
       'POST /api/v1/tokens',
     ]);
     for (const r of operator) {
-      const [method, url] = r.split(' ') as ['GET' | 'POST', string];
+      const [method, url] = r.split(' ') as ['GET' | 'POST' | 'DELETE', string];
       const path = url.replace(':id', '00000000-0000-0000-0000-000000000000');
       const variants: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: ADMIN }, { authorization: `Basic ${ADMIN}` }];
       for (const headers of variants) {

@@ -25,7 +25,8 @@ test('openSqliteStorage migrates a schema 1 database: its agents become pull age
     db.exec(`DROP INDEX agents_mode; ALTER TABLE agents DROP COLUMN mode; ALTER TABLE agents DROP COLUMN endpoint;
       ALTER TABLE agents DROP COLUMN push_key; ALTER TABLE jobs DROP COLUMN progress; ALTER TABLE jobs DROP COLUMN progress_at;
       ALTER TABLE jobs DROP COLUMN cancel_requested_at; ALTER TABLE agents DROP COLUMN labels; ALTER TABLE tokens DROP COLUMN labels;
-      ALTER TABLE tokens DROP COLUMN name; UPDATE meta SET value = '1' WHERE key = 'schema_version'`);
+      ALTER TABLE tokens DROP COLUMN name; DROP TABLE batches; DROP INDEX jobs_batch; ALTER TABLE jobs DROP COLUMN batch_id;
+      DROP INDEX jobs_finished; DROP INDEX agents_status_seen; UPDATE meta SET value = '1' WHERE key = 'schema_version'`);
     db.prepare(`INSERT INTO agents (id, key_hash, status, hostname, modules, features, created_at) VALUES (?, 'h', 'active', 'old', '[]', '[]', 1)`).run(id);
     db.prepare(`INSERT INTO jobs (id, agent_id, module, action, params, status, created_at, sent_at, last_sent_at, deliveries, expires_at)
       VALUES ('j1', ?, 'aide', 'check', '{}', 'sent', 1, 2, 2, 1, 9999999999999)`).run(id);
@@ -45,6 +46,10 @@ test('openSqliteStorage migrates a schema 1 database: its agents become pull age
       assert.equal(j.status, 'sent');
       assert.equal(j.progress, null);
       assert.equal(j.cancelRequestedAt, null);
+      // Issue 11, the fleet: not in a batch; batches work.
+      assert.equal(j.batchId, null);
+      assert.equal(storage.fleet.listAgents({ selector: null, state: 'offline', limit: 10, offset: 0 }, { onlineSince: 0, staleSince: 0 }).total, 1);
+      assert.deepEqual(storage.fleet.listBatches(10, 0), []);
     } finally {
       storage.close();
     }

@@ -8,7 +8,7 @@ import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox
 import { validateConfig } from '../../common/config-file.ts';
 import { ErrorCodes, TuxsecError, isTuxsecError } from '../../protocol/errors.ts';
 import { run, type RunOptions, type RunResult } from '../../os/exec.ts';
-import type { ActionContext } from '../../sdk/action.ts';
+import type { ActionContext, LongRunning } from '../../sdk/action.ts';
 import { ActionModule, type InitResult, type ModuleContext } from '../../sdk/base-module.ts';
 
 /** An absolute path a caller names: no NUL (the kernel would cut it there), bounded. */
@@ -22,6 +22,23 @@ export function AbsolutePath(description: string) {
  */
 export function moduleSettings<T extends TSchema>(module: string, schema: T, settings: Record<string, unknown>): Static<T> {
   return validateConfig(schema, settings, `rootd.yaml modules.${module}.settings`);
+}
+
+/** Seconds an operation runs past its tool's own timeout: that timeout answers first, with its own message. */
+const TOOL_TIMEOUT_MARGIN_S = 30;
+/** The longest operation timeout rootd takes (a week). */
+const MAX_OPERATION_S = 7 * 24 * 3600;
+
+/**
+ * A long-running declaration whose timeout follows a setting (read at each start), so raising
+ * the tool's timeout in rootd.yaml raises the operation's too: one setting suffices.
+ */
+export function longRunningFrom(toolTimeoutSeconds: () => number): LongRunning {
+  return {
+    get timeoutSeconds() {
+      return Math.min(toolTimeoutSeconds() + TOOL_TIMEOUT_MARGIN_S, MAX_OPERATION_S);
+    },
+  };
 }
 
 /** True when `file` exists and root may run it. */

@@ -9,6 +9,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { quote, schemaError } from '../../protocol/jobs.ts';
+import { checkSshEndpoint } from './ssh.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from './transport.ts';
 
 /** A CA file larger than this is not a certificate file. */
@@ -144,5 +145,12 @@ export function endpointOf(input: ModeInput): PushEndpoint | SshEndpoint | null 
   if (schemaError(SshEndpointSchema.properties.knownHost, ep.knownHost) !== null) {
     throw new EndpointError(`cannot use known-host ${quote(ep.knownHost)}: expected one known_hosts line "<host> <key type> <base64 key>"`);
   }
-  return check(SshEndpointSchema, ep, 'ssh endpoint');
+  const stored = check(SshEndpointSchema, ep, 'ssh endpoint');
+  // The transport's own checks too: what it would refuse at each delivery is refused here, once.
+  try {
+    checkSshEndpoint(stored);
+  } catch (e) {
+    throw new EndpointError((e as Error).message);
+  }
+  return stored;
 }

@@ -6,6 +6,7 @@
  * agent's journal instead of running again.
  */
 import { buildConnector, Pool } from 'undici';
+import { terminalSafe, terminalSafeJson } from '../../common/terminal-text.ts';
 import { ErrorCodes } from '../../protocol/errors.ts';
 import { ExecuteReply, HealthReply, PUSH_PATH, PushCancelReply, PushJobState, quote, schemaError, type JobEnvelope } from '../../protocol/jobs.ts';
 import { findPoisonKey, nestingDepth } from '../../protocol/json.ts';
@@ -59,7 +60,8 @@ function errorText(e: unknown): string {
 
 /** What an HTTP status the agent answered means for the job. */
 function refusalOf(status: number, agentError: string): DeliveryError {
-  const why = agentError === '' ? `HTTP ${status}` : `HTTP ${status}: ${agentError.slice(0, 300)}`;
+  // The agent's words are stored and printed: controls, C1 and bidi characters shown as escapes.
+  const why = agentError === '' ? `HTTP ${status}` : `HTTP ${status}: ${terminalSafe(agentError.slice(0, 300))}`;
   switch (status) {
     case 401:
       return refused(`cannot deliver job: the agent refused the api_key (${why}); set the agent's key again with "agents set-mode"`, ErrorCodes.unauthorized);
@@ -199,7 +201,7 @@ export class PushTransport implements Transport {
     if (absent && res.statusCode === 404) return null;
     const poison = findPoisonKey(json);
     if (poison !== null) {
-      throw refused(`cannot read the answer of agent at ${this.endpoint.url}: forbidden key ${quote(poison)}`, ErrorCodes.deliveryFailed);
+      throw refused(`cannot read the answer of agent at ${this.endpoint.url}: forbidden key ${terminalSafeJson(quote(poison))}`, ErrorCodes.deliveryFailed);
     }
     if (res.statusCode !== 200) {
       const err = (json as { error?: unknown } | undefined)?.error;
@@ -212,10 +214,10 @@ export class PushTransport implements Transport {
   async execute(job: JobEnvelope, signal: AbortSignal): Promise<IncomingResult> {
     const json = await this.call('POST', PUSH_PATH.execute, JSON.stringify(job), signal);
     const why = schemaError(ExecuteReply, json);
-    if (why !== null) throw refused(`cannot read the answer of agent at ${this.endpoint.url}: ${why}`, ErrorCodes.deliveryFailed);
+    if (why !== null) throw refused(`cannot read the answer of agent at ${this.endpoint.url}: ${terminalSafeJson(why)}`, ErrorCodes.deliveryFailed);
     const reply = json as ExecuteReply;
     if (reply.id !== undefined && reply.id !== job.id) {
-      throw refused(`cannot read the answer of agent at ${this.endpoint.url}: it answered for job ${quote(reply.id)}, not ${quote(job.id)}`, ErrorCodes.deliveryFailed);
+      throw refused(`cannot read the answer of agent at ${this.endpoint.url}: it answered for job ${terminalSafeJson(quote(reply.id))}, not ${quote(job.id)}`, ErrorCodes.deliveryFailed);
     }
     return resultOfReply(job, reply);
   }
@@ -224,7 +226,7 @@ export class PushTransport implements Transport {
   async health(signal: AbortSignal): Promise<HealthReply> {
     const json = await this.call('GET', PUSH_PATH.health, undefined, signal);
     const why = schemaError(HealthReply, json);
-    if (why !== null) throw refused(`cannot read the health of agent at ${this.endpoint.url}: ${why}`, ErrorCodes.deliveryFailed);
+    if (why !== null) throw refused(`cannot read the health of agent at ${this.endpoint.url}: ${terminalSafeJson(why)}`, ErrorCodes.deliveryFailed);
     return json as HealthReply;
   }
 
@@ -233,7 +235,7 @@ export class PushTransport implements Transport {
     const json = await this.call('GET', PUSH_PATH.job(jobId), undefined, AbortSignal.any([signal, AbortSignal.timeout(JOB_LOOK_TIMEOUT_MS)]), true);
     if (json === null) return null;
     const why = schemaError(PushJobState, json);
-    if (why !== null) throw refused(`cannot read the state of job ${quote(jobId)} on agent at ${this.endpoint.url}: ${why}`, ErrorCodes.deliveryFailed);
+    if (why !== null) throw refused(`cannot read the state of job ${quote(jobId)} on agent at ${this.endpoint.url}: ${terminalSafeJson(why)}`, ErrorCodes.deliveryFailed);
     return json as PushJobState;
   }
 
@@ -242,7 +244,7 @@ export class PushTransport implements Transport {
     const json = await this.call('POST', PUSH_PATH.cancel(jobId), undefined, AbortSignal.any([signal, AbortSignal.timeout(JOB_LOOK_TIMEOUT_MS)]), true);
     if (json === null) return false;
     const why = schemaError(PushCancelReply, json);
-    if (why !== null) throw refused(`cannot read the answer to cancelling job ${quote(jobId)} on agent at ${this.endpoint.url}: ${why}`, ErrorCodes.deliveryFailed);
+    if (why !== null) throw refused(`cannot read the answer to cancelling job ${quote(jobId)} on agent at ${this.endpoint.url}: ${terminalSafeJson(why)}`, ErrorCodes.deliveryFailed);
     return (json as PushCancelReply).cancelled;
   }
 

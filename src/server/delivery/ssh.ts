@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { run, type RunResult } from '../../os/exec.ts';
 import { ensureDir, writeFileAtomic } from '../../os/durable-files.ts';
-import { terminalSafe } from '../../common/terminal-text.ts';
+import { terminalSafe, terminalSafeJson } from '../../common/terminal-text.ts';
 import { isTuxsecError } from '../../protocol/errors.ts';
 import { checkMessage, quote, ResultEnvelope, type JobEnvelope } from '../../protocol/jobs.ts';
 import { nestingDepth } from '../../protocol/json.ts';
@@ -76,6 +76,17 @@ export function pinnedKey(line: string): { type: string; key: string } {
 }
 
 /**
+ * The checks the transport makes of an SSH endpoint (host, port, user, pinned key), for the
+ * server to make the same ones before it stores the endpoint; throws naming what is wrong.
+ */
+export function checkSshEndpoint(endpoint: SshEndpoint): { type: string; key: string } {
+  if (!HOST.test(endpoint.host)) throw new Error(`cannot use SSH host ${quote(endpoint.host)}: expected a host name or an IP address (an IPv6 address without brackets)`);
+  if (!Number.isInteger(endpoint.port) || endpoint.port < 1 || endpoint.port > 65535) throw new Error(`cannot use SSH port ${quote(endpoint.port)}: expected 1 to 65535`);
+  if (!USER.test(endpoint.user)) throw new Error(`cannot use SSH user ${quote(endpoint.user)}: expected a login name`);
+  return pinnedKey(endpoint.knownHost);
+}
+
+/**
  * What ssh or tuxsec-shell said on stderr, safe to store and print, bounded. tuxsec-shell's own
  * lines, when there are any, without what sshd adds (a missing home directory, a banner).
  */
@@ -112,16 +123,13 @@ export class SshTransport implements Transport {
   private readonly where: string;
 
   constructor(endpoint: SshEndpoint, opts: SshTransportOptions) {
-    if (!HOST.test(endpoint.host)) throw new Error(`cannot use SSH host ${quote(endpoint.host)}: expected a host name or an IP address`);
-    if (!Number.isInteger(endpoint.port) || endpoint.port < 1 || endpoint.port > 65535) throw new Error(`cannot use SSH port ${quote(endpoint.port)}: expected 1 to 65535`);
-    if (!USER.test(endpoint.user)) throw new Error(`cannot use SSH user ${quote(endpoint.user)}: expected a login name`);
+    const pin = checkSshEndpoint(endpoint);
     if (!path.isAbsolute(opts.identityFile)) throw new Error(`cannot use ssh_identity ${quote(opts.identityFile)}: not an absolute path`);
     try {
       fs.accessSync(opts.identityFile, fs.constants.R_OK);
     } catch (e) {
       throw new Error(`cannot use ssh_identity ${quote(opts.identityFile)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
     }
-    const pin = pinnedKey(endpoint.knownHost);
     this.endpoint = endpoint;
     this.o = {
       identityFile: opts.identityFile,
@@ -180,7 +188,7 @@ export class SshTransport implements Transport {
     try {
       line = jobCommandLine(job);
     } catch (e) {
-      throw new DeliveryError(`${what}: ${(e as Error).message}`, false);
+      throw new DeliveryError(`${what}: ${terminalSafeJson((e as Error).message)}`, false);
     }
     let r: RunResult;
     try {
@@ -216,21 +224,21 @@ export class SshTransport implements Transport {
     if (r.truncated) throw new DeliveryError(`${what}: the answer is larger than ${MAX_ANSWER_BYTES} bytes`, false);
     const text = r.stdout.trimEnd();
     if (text.includes('\n') || nestingDepth(Buffer.from(text), MAX_ANSWER_DEPTH) > MAX_ANSWER_DEPTH) {
-      throw new DeliveryError(`${what}: the answer is not one JSON result (${quote(text)})`, false);
+      throw new DeliveryError(`${what}: the answer is not one JSON result (${terminalSafeJson(quote(text))})`, false);
     }
     let v: unknown;
     try {
       v = JSON.parse(text);
     } catch {
-      throw new DeliveryError(`${what}: the answer is not JSON (${quote(text)})`, false);
+      throw new DeliveryError(`${what}: the answer is not JSON (${terminalSafeJson(quote(text))})`, false);
     }
     let result: ResultEnvelope;
     try {
       result = checkMessage(ResultEnvelope, v, 'read the result');
     } catch (e) {
-      throw new DeliveryError(`${what}: ${(e as Error).message}`, false);
+      throw new DeliveryError(`${what}: ${terminalSafeJson((e as Error).message)}`, false);
     }
-    if (result.command_id !== job.id) throw new DeliveryError(`${what}: the answer is the result of another job (${quote(result.command_id)})`, false);
+    if (result.command_id !== job.id) throw new DeliveryError(`${what}: the answer is the result of another job (${terminalSafeJson(quote(result.command_id))})`, false);
     return resultOf(result);
   }
 

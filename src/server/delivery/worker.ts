@@ -50,6 +50,8 @@ export interface DeliveryDeps {
   limits: DeliveryLimits;
   /** How often a job in delivery is looked at on an agent that can tell (push mode), ms. Default 3000. */
   progressPollMs?: number;
+  /** last_seen not yet written: an agent that took a delivery counts as seen (it has no check-ins). */
+  seen?: Map<string, number>;
   /** Transports by mode; a mode without one leaves its agents' jobs queued (said once in the log). */
   transports: Partial<Record<Exclude<AgentMode, 'pull'>, TransportFactory>>;
 }
@@ -231,6 +233,7 @@ export class DeliveryWorker {
         this.inFlight -= room - jobs.length;
       }
       if (jobs.length === 0) return;
+      this.d.dispatch.jobsChanged(jobs.map((j) => j.id));
       const transport = lane.transport!;
       for (const j of jobs) this.track(this.deliver(lane, transport, j));
     }
@@ -249,6 +252,8 @@ export class DeliveryWorker {
     try {
       result = await transport.execute(envelopeOf(job), this.stop.signal);
       lane.failures = 0;
+      this.d.seen?.set(lane.agentId, this.d.now());
+      this.d.dispatch.agentChanged(lane.agentId);
     } catch (e) {
       // Shutting down: the job stays `sent` and the next start sends it again.
       if (!this.closed) {
@@ -288,6 +293,7 @@ export class DeliveryWorker {
         if (st.state !== 'running' || st.operation_id === null) return;
         const report = { command_id: jobId, operation_id: st.operation_id, phase: st.phase, fraction: st.fraction };
         const cancels = await this.d.group.run(() => this.d.storage.storeProgress(agentId, [report], this.d.now()));
+        this.d.dispatch.jobsChanged([jobId]);
         if (cancels.includes(jobId) && !cancelSent) {
           cancelSent = await cancel(jobId, this.stop.signal);
           if (cancelSent) this.d.log.info({ agent: agentId, job: jobId }, 'an operator cancelled the job: the agent cancels its operation');

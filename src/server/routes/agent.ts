@@ -60,6 +60,7 @@ async function commandsFor(ctx: ServerContext, agentId: string, redelivery: bool
     const before = redelivery ? Math.max(ctx.startedAt, t - ctx.config.redeliver_after * 1000) : null;
     return ctx.storage.takeJobs(agentId, t, MAX_COMMANDS_PER_CHECKIN, before);
   });
+  ctx.dispatch.jobsChanged(jobs.map((j) => j.id));
   return jobs.map((j) => ({ id: j.id, module: j.module, action: j.action, params: j.params, expires_at: iso(j.expiresAt) }));
 }
 
@@ -161,6 +162,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
   };
   app.post(`/${PULL_PATH.register}`, registerOptions, async (req, reply) => {
     const { agent, apiKey } = await register(ctx, req, req.body);
+    ctx.dispatch.agentChanged(agent.id);
     const creds = { agent_id: agent.id, api_key: apiKey, checkin_interval: config.sync_interval };
     if (agent.status === 'pending') {
       req.log.warn({ agent: agent.id, machine_id: agent.machineId }, 'agent held for approval: machine_id already enrolled');
@@ -177,6 +179,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
     const acknowledged = await storeResults(ctx, req, agent, body.command_results);
     await refreshInventory(ctx, req, agent, body);
     ctx.seen.set(agent.id, ctx.now());
+    ctx.dispatch.agentChanged(agent.id);
     // Results just stored: answer now so the agent learns of the acknowledgement at once.
     const hold = Math.min(body.wait ?? 0, config.long_poll_max) > 0 && acknowledged.length === 0;
     const commands = await checkinCommands(ctx, { req, reply, agentId: agent.id, body, hold });
@@ -193,6 +196,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
     const agent = auth.authenticate(req, req.body);
     ctx.seen.set(agent.id, ctx.now());
     const cancel = await ctx.group.run(() => ctx.storage.storeProgress(agent.id, req.body.progress, ctx.now()));
+    ctx.dispatch.jobsChanged(req.body.progress.map((p) => p.command_id));
     return { success: true as const, cancel };
   });
 };

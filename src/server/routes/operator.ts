@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { agentView, iso, jobView, type ServerContext } from '../context.ts';
+import { agentView, iso, jobView, stateWindows, type ServerContext } from '../context.ts';
 import { endpointOf, EndpointError } from '../delivery/endpoint.ts';
 import { PushTransport } from '../delivery/push.ts';
 import { DeliveryError } from '../delivery/transport.ts';
@@ -17,7 +17,6 @@ import {
   AgentModeBody,
   AgentModeReply,
   AgentReply,
-  AgentsReply,
   EmptyBody,
   IdParams,
   JobBody,
@@ -29,6 +28,8 @@ import {
   TokenBody,
   TokenReply,
 } from '../schemas.ts';
+import { eventRoutes } from './events.ts';
+import { fleetRoutes } from './fleet.ts';
 import { ADMIN_TOKEN_OPERATOR, MAX_LABELS, requireAgent, requireRole } from '../operators.ts';
 import { hashSecret, newSecret, secretMatches } from '../secrets.ts';
 import { FINAL_STATUSES, type AgentModeChange, type AgentRecord, type JobRecord } from '../storage/storage.ts';
@@ -79,7 +80,7 @@ function modeChange(b: AgentModeBody, what: string): { change: AgentModeChange; 
 export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
   const { storage, group, dispatch } = ctx;
   const adminHash = hashSecret(ctx.config.adminToken);
-  const lastSeenOf = (a: AgentRecord): number | null => ctx.seen.get(a.id) ?? a.lastSeen;
+  const view = (a: AgentRecord) => agentView(a, ctx.seen.get(a.id) ?? a.lastSeen, stateWindows(ctx));
 
   api.addHook('onRequest', async (req) => {
     const h = req.headers.authorization;
@@ -95,6 +96,10 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (req.method === 'POST' && req.body === undefined) req.body = {};
   });
 
+  // Registered inside this scope so the operator check above covers them (issue 11: the fleet).
+  void api.register(fleetRoutes, { ctx });
+  void api.register(eventRoutes, { ctx });
+
   api.post('/tokens', { schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
     const token = newSecret();
     const t = ctx.now();
@@ -107,11 +112,6 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     ctx.audit?.(req, { action: 'token.create', agents: [], params: { uses, ttl: req.body.ttl, labels, name }, result: 'ok' });
     return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt), labels, name });
   });
-
-  api.get('/agents', { schema: { response: AgentsReply } }, async () => ({
-    success: true as const,
-    agents: storage.listAgents().map((a) => agentView(a, lastSeenOf(a))),
-  }));
 
   api.post('/agents', { schema: { body: AgentAddBody, response: AgentAddReply } }, async (req, reply) => {
     const b = req.body;
@@ -141,7 +141,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     await group.run(() => storage.enroll(null, agent, t));
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent added');
     dispatch.jobQueued(agent.id);
-    return reply.code(201).send({ success: true, agent: agentView(agent), ...(newKey === null ? {} : { api_key: newKey }) });
+    return reply.code(201).send({ success: true, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) });
   });
 
   api.post('/agents/:id/mode', { schema: { params: IdParams, body: AgentModeBody, response: AgentModeReply } }, async (req) => {
@@ -150,7 +150,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot set mode of agent "${req.params.id}": no such agent`);
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent mode set');
     dispatch.jobQueued(agent.id);
-    return { success: true as const, agent: agentView(agent, lastSeenOf(agent)), ...(newKey === null ? {} : { api_key: newKey }) };
+    return { success: true as const, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) };
   });
 
   api.get('/agents/:id/health', { schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
@@ -161,7 +161,11 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       throw HttpError.of(ErrorCodes.conflict, `cannot get health of agent "${agent.id}": only a push-mode agent the server delivers to answers /health (mode ${agent.mode}, status ${agent.status})`);
     }
     try {
-      return { success: true as const, health: await transport.health(AbortSignal.timeout(10_000)) };
+      const health = await transport.health(AbortSignal.timeout(10_000));
+      // A push agent that answers counts as seen (it has no check-ins).
+      ctx.seen.set(agent.id, ctx.now());
+      dispatch.agentChanged(agent.id);
+      return { success: true as const, health };
     } catch (e) {
       if (e instanceof DeliveryError) throw HttpError.of(ErrorCodes.deliveryFailed, `cannot get health of agent "${agent.id}": ${e.message}`);
       throw e;
@@ -189,8 +193,9 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     requireAgent(req, agent, what);
     if (tooMany) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: more than ${MAX_LABELS} labels`);
     req.log.info({ agent: agent!.id }, 'agent labels set');
+    dispatch.agentChanged(agent!.id);
     ctx.audit?.(req, { action: 'agent.label', agents: [agent!.id], params: { set, remove }, result: 'ok' });
-    return { success: true as const, agent: agentView(agent!, lastSeenOf(agent!)) };
+    return { success: true as const, agent: view(agent!) };
   });
 
   for (const verb of ['approve', 'reject'] as const) {
@@ -199,7 +204,8 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
       if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot ${verb} agent "${req.params.id}": no such agent`);
       req.log.info({ agent: agent.id }, `agent ${verb === 'approve' ? 'approved' : 'rejected'}`);
       if (verb === 'approve') dispatch.jobQueued(agent.id);
-      return { success: true as const, agent: agentView(agent, lastSeenOf(agent)) };
+      dispatch.agentChanged(agent.id);
+      return { success: true as const, agent: view(agent) };
     });
   }
 
@@ -211,6 +217,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     const job = newJob(ctx, agent, b);
     await group.run(() => storage.createJob(job));
     dispatch.jobQueued(agent.id);
+    dispatch.jobsChanged([job.id]);
     req.log.info({ job: job.id, agent: agent.id, module: job.module, action: job.action }, 'job queued');
     return reply.code(201).send({ success: true, job: jobView(job) });
   });
@@ -236,6 +243,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (out.state === 'final') throw HttpError.of(ErrorCodes.conflict, `cannot cancel job "${out.job.id}": it already ended ${out.job.status}`);
     // A queued job ends here; a running one ends with the result its agent reports.
     if (out.state === 'cancelled') dispatch.jobFinished(out.job.id);
+    else if (out.state === 'requested') dispatch.jobsChanged([out.job.id]);
     req.log.info({ job: out.job.id, agent: out.job.agentId, status: out.job.status }, out.state === 'cancelled' ? 'job cancelled' : 'job cancel requested');
     return { success: true as const, job: jobView(out.job) };
   });

@@ -9,6 +9,7 @@ import { ErrorCodes } from '../../protocol/errors.ts';
 import { storedEndpoint } from '../delivery/endpoint.ts';
 import type { AgentMode } from '../delivery/transport.ts';
 import type { JobProgress } from '../../protocol/jobs.ts';
+import { openFleetStore, type FleetStore } from './fleet-store.ts';
 import type {
   AgentModeChange,
   CancelOutcome,
@@ -28,7 +29,7 @@ import type {
 } from './storage.ts';
 
 /** The schema this code writes; a database of an older one is migrated when opened. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 6;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,6 +72,16 @@ const MIGRATIONS: Record<number, string> = {
   4: `ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
       ALTER TABLE tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
       ALTER TABLE tokens ADD COLUMN name TEXT;`,
+  // Issue 11, the fleet (fleet-store.ts): batches (one job per host), the agent list filtered by
+  // state, the dashboard's recent failures.
+  6: `CREATE TABLE IF NOT EXISTS batches (
+        id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, created_by TEXT NOT NULL, module TEXT NOT NULL,
+        action TEXT NOT NULL, params TEXT NOT NULL, target TEXT NOT NULL, expires_in INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS batches_created ON batches (created_at);
+      ALTER TABLE jobs ADD COLUMN batch_id TEXT;
+      CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id, agent_id, created_at);
+      CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
+      CREATE INDEX IF NOT EXISTS agents_status_seen ON agents (status, last_seen);`,
 };
 
 interface AgentRow {
@@ -83,7 +94,7 @@ interface JobRow {
   id: string; agent_id: string; module: string; action: string; params: string; status: string; created_at: number;
   sent_at: number | null; last_sent_at: number | null; deliveries: number; finished_at: number | null;
   expires_at: number; result: string | null; progress: string | null; progress_at: number | null;
-  cancel_requested_at: number | null;
+  cancel_requested_at: number | null; batch_id: string | null;
 }
 interface TokenRow { id: string; hash: string; created_at: number; expires_at: number; max_uses: number; uses_left: number; labels: string; name: string | null }
 
@@ -126,6 +137,7 @@ function jobFromRow(r: JobRow): JobRecord {
     result: r.result === null ? null : (JSON.parse(r.result) as JobResult),
     progress: r.progress === null || r.progress_at === null ? null : { ...(JSON.parse(r.progress) as Omit<StoredProgress, 'at'>), at: r.progress_at },
     cancelRequestedAt: r.cancel_requested_at,
+    batchId: r.batch_id,
   };
 }
 
@@ -158,8 +170,8 @@ function prepare(db: Database.Database) {
       version = coalesce(@version, version), modules = coalesce(@modules, modules),
       machine_id = coalesce(machine_id, @machine_id), features = coalesce(@features, features) WHERE id = @id`),
     insertJob: db.prepare(`INSERT INTO jobs (id, agent_id, module, action, params, status, created_at, sent_at, last_sent_at,
-      deliveries, finished_at, expires_at, result) VALUES (@id, @agent_id, @module, @action, @params, @status, @created_at,
-      @sent_at, @last_sent_at, @deliveries, @finished_at, @expires_at, @result)`),
+      deliveries, finished_at, expires_at, result, batch_id) VALUES (@id, @agent_id, @module, @action, @params, @status, @created_at,
+      @sent_at, @last_sent_at, @deliveries, @finished_at, @expires_at, @result, @batch_id)`),
     job: db.prepare('SELECT * FROM jobs WHERE id = ?'),
     queued: db.prepare(`SELECT * FROM jobs WHERE agent_id = ? AND status = 'queued' AND expires_at > ?
       ORDER BY created_at, id LIMIT ?`),
@@ -196,10 +208,12 @@ class SqliteStorage implements Storage {
   private readonly db: Database.Database;
   private readonly st: ReturnType<typeof prepare>;
   private readonly listCache = new Map<string, Database.Statement>();
+  readonly fleet: FleetStore;
 
   constructor(db: Database.Database) {
     this.db = db;
     this.st = prepare(db);
+    this.fleet = openFleetStore(db, { agent: agentFromRow as never, job: jobFromRow as never, insertJob: (j) => this.createJob(j) });
   }
 
   private listStatement(filter: JobFilter): Database.Statement {
@@ -350,6 +364,7 @@ class SqliteStorage implements Storage {
       finished_at: j.finishedAt,
       expires_at: j.expiresAt,
       result: j.result === null ? null : JSON.stringify(j.result),
+      batch_id: j.batchId ?? null,
     });
   }
 
@@ -492,6 +507,8 @@ export function openSqliteStorage(file: string): Storage {
     throw new Error(`cannot open database "${file}": schema version ${ver?.value}, expected ${SCHEMA_VERSION} or older`);
   }
   for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+    // Numbers are handed out per feature branch (issue 11): one without its migration yet is skipped.
+    if (MIGRATIONS[v] === undefined) continue;
     db.transaction(() => {
       db.exec(MIGRATIONS[v]!);
       db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(v), 'schema_version');

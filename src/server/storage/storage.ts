@@ -5,6 +5,7 @@
  */
 import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jobs.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
+import type { FleetStore } from './fleet-store.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
 /**
@@ -108,6 +109,8 @@ export interface JobRecord {
   progress?: StoredProgress | null;
   /** When an operator asked to cancel it (sent or running). */
   cancelRequestedAt?: number | null;
+  /** The batch (multi-host job) it belongs to. */
+  batchId?: string | null;
 }
 
 /** A progress report as stored. */
@@ -147,6 +150,8 @@ export interface JobFilter {
 }
 
 export interface Storage {
+  /** The fleet's queries and batches (fleet-store.ts). */
+  readonly fleet: FleetStore;
   createToken(t: TokenRecord): void;
   /**
    * Checks a token by hash and, when valid, uses it once and creates the agent, atomically; the agent

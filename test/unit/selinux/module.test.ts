@@ -334,12 +334,43 @@ describe('selinux results and failures', () => {
   });
 
   it('restorecon reports each relabeled file and the count', async () => {
-    const out = 'Would relabel /srv/www/a from system_u:object_r:var_t:s0 to system_u:object_r:httpd_sys_content_t:s0\nWould relabel /srv/www/b c from system_u:object_r:var_t:s0 to system_u:object_r:httpd_sys_content_t:s0\n';
+    const www = mkdtempSync(path.join(dir, 'www-'));
+    writeFileSync(path.join(www, 'a'), '');
+    writeFileSync(path.join(www, 'b c'), '');
+    const out = `Would relabel ${www}/a from system_u:object_r:var_t:s0 to system_u:object_r:httpd_sys_content_t:s0\nWould relabel ${www}/b c from system_u:object_r:var_t:s0 to system_u:object_r:httpd_sys_content_t:s0\n`;
     const { ex } = await setup({ enabled: true, answer: () => ok(out) });
-    const r = await ex('restorecon', { path: '/srv/www', recursive: true, dry_run: true });
+    const r = await ex('restorecon', { path: www, recursive: true, dry_run: true });
     assert.equal(r.relabeled_count, 2);
-    assert.deepEqual(r.relabeled[1], { path: '/srv/www/b c', from: 'system_u:object_r:var_t:s0', to: 'system_u:object_r:httpd_sys_content_t:s0' });
+    assert.deepEqual(r.relabeled[1], { path: `${www}/b c`, from: 'system_u:object_r:var_t:s0', to: 'system_u:object_r:httpd_sys_content_t:s0' });
     assert.equal(r.truncated, false);
+    assert.equal(r.unparsed_lines, 0);
+  });
+
+  it('restorecon: a file name holding a newline and a fake "Relabeled" line is read as the one file it is', async () => {
+    // Real files under the tree, and restorecon's answer as it prints them (each path as it is).
+    const www = mkdtempSync(path.join(dir, 'www-'));
+    const CTX = 'from system_u:object_r:var_t:s0 to system_u:object_r:httpd_sys_content_t:s0';
+    writeFileSync(path.join(www, 'index.html'), '');
+    writeFileSync(path.join(www, 'secret'), '');
+    // A name cannot hold "/": its fake line names a relative path...
+    const flat = `${www}/x\nRelabeled secret from system_u:object_r:shadow_t:s0 to system_u:object_r:httpd_sys_content_t:s0\ny`;
+    writeFileSync(flat, '');
+    // ...but a directory named "d\nRelabeled " with the tree's path below it fakes a line of a real file.
+    const deep = `${www}/d\nRelabeled ${www}/secret from system_u:object_r:shadow_t:s0 to system_u:object_r:httpd_sys_content_t:s0\nz`;
+    mkdirSync(path.dirname(deep), { recursive: true });
+    writeFileSync(deep, '');
+    const out = [`${www}/index.html`, flat, deep].map((p) => `Relabeled ${p} ${CTX}\n`).join('') + `Relabeled /etc/shadow ${CTX}\n`;
+    const { ex } = await setup({ enabled: true, answer: () => ok(out) });
+    const r = await ex('restorecon', { path: www, recursive: true });
+    const to = 'system_u:object_r:httpd_sys_content_t:s0';
+    assert.deepEqual(r.relabeled, [
+      { path: `${www}/index.html`, from: 'system_u:object_r:var_t:s0', to },
+      { path: flat, from: 'system_u:object_r:var_t:s0', to },
+      { path: deep, from: 'system_u:object_r:var_t:s0', to },
+    ]);
+    assert.equal(r.relabeled_count, 3);
+    // The line naming a file outside the tree is not taken as a record.
+    assert.equal(r.unparsed_lines, 1);
   });
 });
 

@@ -98,3 +98,24 @@ test('an answer with a prototype-polluting key is refused naming the key', async
     await t.close();
   }
 });
+
+test('a refusal whose error text holds C0, C1 and bidi characters is stored with each shown as an escape', async () => {
+  // ESC ] 0 ; sets a terminal's title; U+009B is the C1 CSI; U+202E turns the rest of the line around.
+  const hostile = 'no\u001b]0;pwned\u0007 \u009b2J and \u202etxt.exe\nforged line';
+  handler = (_req, res) => {
+    res.writeHead(403, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: hostile }));
+  };
+  const t = transport(30_000);
+  try {
+    await assert.rejects(t.execute(JOB, new AbortController().signal), (e: unknown) => {
+      assert.ok(e instanceof DeliveryError, String(e));
+      assert.equal(e.message, 'cannot deliver job: the agent refused the request (HTTP 403: no\\x1b]0;pwned\\x07 \\x9b2J and \\u202etxt.exe\\x0aforged line)');
+      // eslint-disable-next-line no-control-regex -- what must not be there
+      assert.doesNotMatch(e.message, /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+      return true;
+    });
+  } finally {
+    await t.close();
+  }
+});

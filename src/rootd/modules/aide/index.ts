@@ -11,7 +11,7 @@ import { defineAction, type ActionContext, type AnyAction } from '../../../sdk/a
 import { Params } from '../../../sdk/schema.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import { readFileSafe, writeFileAtomicSafe } from '../../../os/secure-files.ts';
-import { ToolModule, executable, lastWords, runTool } from '../tool.ts';
+import { ToolModule, executable, lastWords, longRunningFrom, runTool } from '../tool.ts';
 import { AideConfigCache } from './config.ts';
 import { parseAideReport, type AideReport } from './report.ts';
 
@@ -32,8 +32,6 @@ export const AideSettingsSchema = Type.Object(
 );
 
 
-/** How long an init, check or update may run: long enough for a whole system's files. */
-export const AIDE_TIMEOUT_SECONDS = 6 * 3600;
 
 /** Largest JSON report read back (a report lists every changed file). */
 const MAX_REPORT_BYTES = 256 * 1024 * 1024;
@@ -72,7 +70,8 @@ export class AideModule extends ToolModule<typeof AideSettingsSchema> {
   }
 
   protected defineActions(): AnyAction[] {
-    const longRunning = { timeoutSeconds: AIDE_TIMEOUT_SECONDS };
+    // The operations' timeout follows the `timeout` setting: one setting suffices.
+    const longRunning = longRunningFrom(() => this.settings.timeout);
     return [
       defineAction({
         name: 'get_status',

@@ -8,7 +8,7 @@ import { Type } from '@sinclair/typebox';
 import { defineAction, type ActionContext, type AnyAction } from '../../../sdk/action.ts';
 import { Params } from '../../../sdk/schema.ts';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
-import { AbsolutePath, ToolModule, executable, lastWords, runTool, stopped } from '../tool.ts';
+import { AbsolutePath, ToolModule, executable, lastWords, longRunningFrom, runTool, stopped } from '../tool.ts';
 import { parseClamscan, type Infected } from './clamscan-output.ts';
 import { readSignatures } from './signatures.ts';
 import { clamdScan, clamdVersion } from './clamd.ts';
@@ -38,8 +38,6 @@ export const ClamavSettingsSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** How long a scan may run, declared for the operation machinery. */
-export const SCAN_TIMEOUT_SECONDS = 6 * 3600;
 
 export interface ScanResult {
   /** "clamd" or "clamscan". */
@@ -82,6 +80,7 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
   }
 
   protected defineActions(): AnyAction[] {
+    // The operations' timeouts follow the settings (scan_timeout, update_timeout): one setting suffices.
     return [
       defineAction({
         name: 'get_status',
@@ -104,7 +103,7 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
         description: 'Scan files and directories: infected files with their signature, files scanned, errors',
         params: ScanParams,
         access: 'read',
-        longRunning: { timeoutSeconds: SCAN_TIMEOUT_SECONDS },
+        longRunning: longRunningFrom(() => this.settings.scan_timeout),
         handler: (p, ctx) => this.scan(this.within([...new Set(p.paths)]), p.recursive !== false, ctx),
       }),
       defineAction({
@@ -112,7 +111,7 @@ export class ClamavModule extends ToolModule<typeof ClamavSettingsSchema> {
         description: 'Download new signatures with freshclam',
         params: None,
         access: 'write',
-        longRunning: { timeoutSeconds: 3600 },
+        longRunning: longRunningFrom(() => this.settings.update_timeout),
         handler: (_p, ctx) => this.update(ctx),
       }),
     ];

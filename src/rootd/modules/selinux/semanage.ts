@@ -185,16 +185,6 @@ export function parsePorts(text: string): PortEntry[] {
   return out;
 }
 
-/** restorecon -v's lines: "Relabeled PATH from OLD to NEW" (OLD/NEW have no spaces). */
-export function parseRelabeled(text: string): Array<{ path: string; from: string; to: string }> {
-  const out: Array<{ path: string; from: string; to: string }> = [];
-  for (const line of text.split('\n')) {
-    const m = /^(?:Would relabel|Relabeled) (.+) from (\S+) to (\S+)$/.exec(line);
-    if (m) out.push({ path: m[1]!, from: m[2]!, to: m[3]! });
-  }
-  return out;
-}
-
 /** Keeps the first `limit` entries whose rendering contains `filter`; says how many matched. */
 export function page<T>(items: T[], filter: string | undefined, limit: number | undefined, text: (t: T) => string): { items: T[]; total: number; truncated: boolean } {
   const matched = filter ? items.filter((i) => text(i).includes(filter)) : items;
