@@ -20,8 +20,13 @@ import { JobDispatch } from './job-dispatch.ts';
 import { AgentAuth } from './plugins/agent-auth.ts';
 import { BODY_LIMIT, installJsonParser } from './plugins/body.ts';
 import { clientError, frameworkError, installErrorMapping } from './plugins/errors.ts';
+import { makeAudit } from './audit.ts';
+import { OperatorAuth } from './operator-auth.ts';
 import type { Operator } from './operators.ts';
 import { agentRoutes } from './routes/agent.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { sessionRoutes } from './routes/session.ts';
+import { userRoutes } from './routes/users.ts';
 import { operatorRoutes } from './routes/operator.ts';
 import type { JobRecord, Storage } from './storage/storage.ts';
 import type { PushEndpoint, SshEndpoint } from './delivery/transport.ts';
@@ -264,7 +269,19 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   });
   dispatch.onJobsChanged((ids) => events.jobs(ids));
   dispatch.onAgentChanged((id) => events.agent(id));
-  const ctx: ServerContext = { config, storage, group, dispatch, delivery, now, startedAt, seen, events };
+  const ctx: ServerContext = {
+    config,
+    storage,
+    group,
+    dispatch,
+    delivery,
+    now,
+    startedAt,
+    seen,
+    events,
+    auth: new OperatorAuth(storage, config, now),
+    audit: makeAudit(storage.auth, group, now),
+  };
   app.server.headersTimeout = limit(config, 'header_timeout') * 1000;
   app.server.maxConnections = limit(config, 'max_connections');
   limitConnectionsPerIp(app, limit(config, 'max_connections_per_ip'));
@@ -280,6 +297,9 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   installSecurityHeaders(app);
   void app.register(agentRoutes, { ctx, auth: new AgentAuth(storage, config) });
   void app.register(operatorRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(sessionRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(userRoutes, { ctx, prefix: '/api/v1' });
+  void app.register(auditRoutes, { ctx, prefix: '/api/v1' });
   void app.register(consoleRoutes, deps.consoleDir === undefined ? {} : { dir: deps.consoleDir });
   installTimers(app, ctx);
   return { app, dispatch: ctx.dispatch, routes };

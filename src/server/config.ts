@@ -43,6 +43,15 @@ export const ServerConfigSchema = Type.Object(
     // SSH-mode delivery (the server logs in to agents with the OpenSSH client).
     ssh_identity: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'the private key the server logs in to SSH-mode agents with (0600, the server user\'s)' })),
     ssh_keepalive: Seconds(0, 3600, 60, 'seconds an SSH connection to an agent stays open after a job (ControlPersist); 0: one connection per job'),
+    // Operators of the operator API and the console (docs/operators.md).
+    session_idle_timeout: Seconds(1, 7 * 86400, 1800, 'seconds a login session lasts without a request'),
+    session_max_age: Seconds(1, 30 * 86400, 43200, 'seconds a login session lasts at most, used or not'),
+    sessions_per_user: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'most sessions of one user at once: a new login ends the oldest' }),
+    login_failures_per_user: Type.Integer({ minimum: 1, maximum: 10_000, default: 5, description: 'failed logins of one user name within login_throttle_window before its logins wait' }),
+    login_failures_per_address: Type.Integer({ minimum: 1, maximum: 100_000, default: 20, description: 'failed logins from one address (IPv6: one /64) within login_throttle_window before its logins wait' }),
+    login_throttle_window: Seconds(1, 86400, 900, 'seconds a failed login counts against its user name and address'),
+    login_queue: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: 'logins waiting for a password check (2 run at once); more are refused with 429' }),
+    audit_max_entries: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 1_000_000, description: 'audit entries kept; the oldest are deleted beyond' }),
     // The fleet (docs/fleet.md): multi-host jobs and live events.
     batch_max_hosts: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000, description: 'most hosts one batch (a job for a label or a selection) reaches' }),
     batch_max_params_bytes: Type.Integer({ minimum: 2, maximum: 1024 * 1024, default: 65536, description: 'largest params of a batch, as JSON (each host\'s job stores a copy)' }),

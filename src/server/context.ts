@@ -3,6 +3,9 @@
  * one server (long-poll waiters, the write batcher, last_seen not yet written). buildApp makes one.
  */
 import type { FastifyRequest } from 'fastify';
+import type { AuditEntry } from './audit.ts';
+export type { AuditEntry } from './audit.ts';
+import type { OperatorAuth } from './operator-auth.ts';
 import { ServerConfigSchema, type ServerConfig } from './config.ts';
 import type { DeliveryWorker } from './delivery/worker.ts';
 import type { EventHub } from './events.ts';
@@ -25,6 +28,14 @@ export type LimitKeys =
   | 'delivery_timeout'
   | 'delivery_retry_max'
   | 'ssh_keepalive'
+  | 'session_idle_timeout'
+  | 'session_max_age'
+  | 'sessions_per_user'
+  | 'login_failures_per_user'
+  | 'login_failures_per_address'
+  | 'login_throttle_window'
+  | 'audit_max_entries'
+  | 'login_queue'
   | 'batch_max_hosts'
   | 'batch_max_params_bytes'
   | 'events_max_streams'
@@ -55,17 +66,10 @@ export interface ServerContext {
   seen: Map<string, number>;
   /** Live events to operators' consoles (GET /api/v1/events). */
   events: EventHub;
-  /** Records an operator's change in the audit log (issue 11); absent until the audit store is wired. */
-  audit?: (req: FastifyRequest, entry: AuditEntry) => void;
-}
-
-/** One operator action for the audit log: what, on which hosts, with which parameters, and how it ended. */
-export interface AuditEntry {
-  action: string;
-  agents: string[];
-  params: unknown;
-  /** 'ok', or the error's message. */
-  result: 'ok' | string;
+  /** Operators' logins, sessions and password hashing (operator-auth.ts). */
+  auth: OperatorAuth;
+  /** Records a change made through the operator API (who, what, which hosts, params redacted, result). */
+  audit: (req: FastifyRequest, entry: AuditEntry) => void;
 }
 
 /**

@@ -9,6 +9,7 @@ import { terminalSafe, terminalSafeJson } from '../common/terminal-text.ts';
 import { ConfigError } from '../common/config-file.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type BatchView, type JobView } from './operator-client.ts';
+import { PASSWORD_MAX } from './passwords.ts';
 import { parseLabelWords } from './operators.ts';
 import { NAME_PATTERN } from './schemas.ts';
 
@@ -508,7 +509,111 @@ function program(): Command {
         );
       }),
     );
+  const user = p.command('user').description('operators of the API and the console (docs/operators.md)');
+  common(user.command('add <name>').description('add a user; the password is read from stdin or generated and printed once'))
+    .requiredOption('--role <role>', 'admin, operator or viewer')
+    .option('--label <key=value>', 'operator only: limit it to agents with this label; repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--password-stdin', 'read the password from stdin (one line)')
+    .action((name: string, o: CommonOpts & { role: string; label: string[]; passwordStdin?: boolean }) =>
+      withClient(o, async (c) => {
+        if (!['admin', 'operator', 'viewer'].includes(o.role)) throw new UsageError(`cannot use --role "${o.role}": expected admin, operator or viewer`);
+        let labels: Record<string, string>;
+        try {
+          labels = parseLabelWords(o.label).set;
+        } catch (e) {
+          throw new UsageError(`cannot use --label: ${(e as Error).message}`);
+        }
+        const password = o.passwordStdin ? await readPasswordStdin() : undefined;
+        const selector = Object.keys(labels).length > 0 ? labels : undefined;
+        const r = await c.addUser({ name, role: o.role, selector, password });
+        out(o, r, () => [`user ${t(r.user.name)} added: ${t(r.user.role)}${selectorText(r.user.selector)}`, ...(r.password === undefined ? [] : ['password, shown only now:', t(r.password)])].join('\n'));
+      }),
+    );
+  common(user.command('list').description('list users')).action((o: CommonOpts) =>
+    withClient(o, async (c) => {
+      const list = await c.listUsers();
+      out(o, { users: list }, () =>
+        list.length === 0
+          ? 'no users'
+          : table([['NAME', 'ROLE', 'SELECTOR', 'SESSIONS', 'CREATED'], ...list.map((u) => [u.name, u.role, selectorText(u.selector).replace(/^, limited to /, '') || '-', String(u.sessions), u.created_at].map(t))]),
+      );
+    }),
+  );
+  common(user.command('remove <name>').description('remove a user and end its sessions')).action((name: string, o: CommonOpts) =>
+    withClient(o, async (c) => {
+      await c.removeUser(name);
+      out(o, { removed: name }, () => `user ${t(name)} removed`);
+    }),
+  );
+  common(user.command('passwd <name>').description('set a user\'s password (read from stdin or generated and printed once); ends its sessions'))
+    .option('--password-stdin', 'read the password from stdin (one line)')
+    .action((name: string, o: CommonOpts & { passwordStdin?: boolean }) =>
+      withClient(o, async (c) => {
+        const password = o.passwordStdin ? await readPasswordStdin() : undefined;
+        const r = await c.setUserPassword(name, password);
+        out(o, r, () => [`password of user ${t(r.user.name)} set; its sessions ended`, ...(r.password === undefined ? [] : ['password, shown only now:', t(r.password)])].join('\n'));
+      }),
+    );
+  common(user.command('revoke <name>').description('end every session of a user')).action((name: string, o: CommonOpts) =>
+    withClient(o, async (c) => {
+      const ended = await c.revokeUser(name);
+      out(o, { ended }, () => `${ended} session${ended === 1 ? '' : 's'} of user ${t(name)} ended`);
+    }),
+  );
+
+  common(p.command('audit').description('the audit log: every change made through the operator API'))
+    .option('--format <format>', 'csv or jsonl (raw export); default a table (or JSON with --json)')
+    .option('--since <when>', 'from this time: ISO 8601, or an age like 30m, 24h, 7d')
+    .option('--until <when>', 'before this time: ISO 8601, or an age')
+    .option('--actor <name>', 'only this user (admin-token for the token)')
+    .option('--action <action>', 'only this action')
+    .option('--agent <id>', 'only entries touching this agent')
+    .option('--limit <n>', 'the newest N entries (default 1000, at most 10000)', positiveInt('--limit'))
+    .action((o: CommonOpts & { format?: string; since?: string; until?: string; actor?: string; action?: string; agent?: string; limit?: number }) =>
+      withClient(o, async (c) => {
+        if (o.format !== undefined && o.format !== 'csv' && o.format !== 'jsonl') throw new UsageError(`cannot use --format "${o.format}": expected csv or jsonl`);
+        const filter = { actor: o.actor, action: o.action, agent: o.agent, since: when(o.since, '--since'), until: when(o.until, '--until'), limit: o.limit };
+        if (o.format !== undefined) {
+          // Raw export for files and other tools: written as the server made it.
+          process.stdout.write(await c.audit({ ...filter, format: o.format }));
+          return;
+        }
+        const { entries } = JSON.parse(await c.audit(filter)) as { entries: Array<{ at: string; actor: string; action: string; agents: string[]; params: unknown; result: string }> };
+        out(o, { entries }, () =>
+          entries.length === 0
+            ? 'no audit entries'
+            : table([['AT', 'ACTOR', 'ACTION', 'AGENTS', 'RESULT', 'PARAMS'], ...entries.map((e) => [e.at, e.actor, e.action, e.agents.join(' ') || '-', e.result, JSON.stringify(e.params)].map(t))]),
+        );
+      }),
+    );
   return p;
+}
+
+function selectorText(sel: Record<string, string> | null): string {
+  return sel === null ? '' : `, limited to ${Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',')}`;
+}
+
+/** --since/--until: an ISO date as is, an age (30m, 24h, 7d) as the time that long ago. */
+function when(v: string | undefined, opt: string): string | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d{1,6})([smhd])$/.exec(v);
+  if (m) return new Date(Date.now() - Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'] * 1000).toISOString();
+  if (/^\d{4}-\d{2}-\d{2}/.test(v) && !Number.isNaN(Date.parse(v))) return v;
+  throw new UsageError(`cannot use ${opt} "${v}": expected an ISO 8601 date or an age like 30m, 24h, 7d`);
+}
+
+/** One password line from stdin (the trailing newline removed), refused when longer than the server takes. */
+async function readPasswordStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of process.stdin as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > PASSWORD_MAX + 2) throw new UsageError(`cannot read password from stdin: longer than ${PASSWORD_MAX} characters`);
+    chunks.push(c);
+  }
+  const pw = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (pw.length === 0) throw new UsageError('cannot read password from stdin: it is empty');
+  return pw;
 }
 
 async function main(): Promise<void> {

@@ -124,6 +124,15 @@ export interface AgentModeInput {
   known_host?: string;
 }
 
+export interface UserView {
+  name: string;
+  role: string;
+  selector: Record<string, string> | null;
+  created_at: string;
+  updated_at: string;
+  sessions: number;
+}
+
 export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
 
 export class OperatorClient {
@@ -137,6 +146,21 @@ export class OperatorClient {
   }
 
   async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
+    const { status, text } = await this.raw(method, path, body, extraWaitMs);
+    let data: Record<string, unknown>;
+    try {
+      data = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new OperatorError(`cannot read response of ${method} ${path}: not JSON (HTTP ${status})`, status, 'invalid-json');
+    }
+    if (status >= 400 || data.success === false) {
+      throw new OperatorError(String(data.error ?? `HTTP ${status}`), status, String(data.code ?? 'internal-error'));
+    }
+    return data as T;
+  }
+
+  /** A request whose answer is taken as text (status and body). */
+  async raw(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<{ status: number; text: string }> {
     const timeout = (this.opts.timeoutMs ?? 30_000) + extraWaitMs;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -168,16 +192,7 @@ export class OperatorClient {
       });
       req.end(payload);
     });
-    let data: Record<string, unknown>;
-    try {
-      data = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      throw new OperatorError(`cannot read response of ${method} ${path}: not JSON (HTTP ${status})`, status, 'invalid-json');
-    }
-    if (status >= 400 || data.success === false) {
-      throw new OperatorError(String(data.error ?? `HTTP ${status}`), status, String(data.code ?? 'internal-error'));
-    }
-    return data as T;
+    return { status, text };
   }
 
   createToken(opts: { uses?: number; ttl?: number; labels?: Record<string, string>; name?: string } = {}) {
@@ -299,6 +314,45 @@ export class OperatorClient {
     for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
     const s = q.toString();
     return (await this.call<{ jobs: JobView[] }>('GET', `/jobs${s ? `?${s}` : ''}`)).jobs;
+  }
+
+  async listUsers(): Promise<UserView[]> {
+    return (await this.call<{ users: UserView[] }>('GET', '/users')).users;
+  }
+
+  /** Adds a user; `password` comes back when the server generated it (shown once). */
+  addUser(body: { name: string; role: string; selector?: Record<string, string>; password?: string }): Promise<{ user: UserView; password?: string }> {
+    return this.call('POST', '/users', body);
+  }
+
+  async removeUser(name: string): Promise<void> {
+    await this.call('DELETE', `/users/${encodeURIComponent(name)}`);
+  }
+
+  setUserPassword(name: string, password?: string): Promise<{ user: UserView; password?: string }> {
+    return this.call('POST', `/users/${encodeURIComponent(name)}/password`, password === undefined ? {} : { password });
+  }
+
+  async revokeUser(name: string): Promise<number> {
+    return (await this.call<{ ended: number }>('POST', `/users/${encodeURIComponent(name)}/revoke`, {})).ended;
+  }
+
+  /** The audit log as the server formats it (json, jsonl or csv). */
+  async audit(filter: { actor?: string; action?: string; agent?: string; since?: string; until?: string; limit?: number; format?: string }): Promise<string> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) q.set(k, String(v));
+    const path = `/audit${q.size ? `?${q.toString()}` : ''}`;
+    const { status, text } = await this.raw('GET', path);
+    if (status >= 400) {
+      let data: Record<string, unknown> = {};
+      try {
+        data = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        // not JSON: the status says it
+      }
+      throw new OperatorError(String(data.error ?? `HTTP ${status}`), status, String(data.code ?? 'internal-error'));
+    }
+    return text;
   }
 
   /** Closes the connections; call it once no call is running. */

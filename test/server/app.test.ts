@@ -74,19 +74,24 @@ describe('buildApp', () => {
   });
   after(() => t.app.close());
 
-  test('buildApp refuses every operator route without the right admin token', async () => {
+  test('buildApp refuses every operator route without the right admin token or a session', async () => {
     const operator = t.routes.filter((r) => r.includes(' /api/v1/'));
     assert.deepEqual(operator.sort(), [
+      'DELETE /api/v1/session',
       'DELETE /api/v1/tokens/:id',
+      'DELETE /api/v1/users/:name',
       'GET /api/v1/agents',
       'GET /api/v1/agents/:id/health',
+      'GET /api/v1/audit',
       'GET /api/v1/batches',
       'GET /api/v1/batches/:id',
       'GET /api/v1/dashboard',
       'GET /api/v1/events',
       'GET /api/v1/jobs',
       'GET /api/v1/jobs/:id',
+      'GET /api/v1/session',
       'GET /api/v1/tokens',
+      'GET /api/v1/users',
       'POST /api/v1/agents',
       'POST /api/v1/agents/:id/approve',
       'POST /api/v1/agents/:id/labels',
@@ -97,11 +102,16 @@ describe('buildApp', () => {
       'POST /api/v1/batches/:id/retry-failed',
       'POST /api/v1/jobs',
       'POST /api/v1/jobs/:id/cancel',
+      'POST /api/v1/session',
       'POST /api/v1/tokens',
+      'POST /api/v1/users',
+      'POST /api/v1/users/:name/password',
+      'POST /api/v1/users/:name/revoke',
     ]);
-    for (const r of operator) {
+    // Every route but the login itself.
+    for (const r of operator.filter((x) => x !== 'POST /api/v1/session')) {
       const [method, url] = r.split(' ') as ['GET' | 'POST' | 'DELETE', string];
-      const path = url.replace(':id', '00000000-0000-0000-0000-000000000000');
+      const path = url.replace(':id', '00000000-0000-0000-0000-000000000000').replace(':name', 'someone');
       const variants: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: ADMIN }, { authorization: `Basic ${ADMIN}` }];
       for (const headers of variants) {
         const res = await json(t, method, path, method === 'POST' ? {} : undefined, headers);

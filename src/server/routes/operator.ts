@@ -1,6 +1,8 @@
 /**
  * The operator API under /api/v1/: enrollment tokens, agents (list, approve, reject) and jobs
- * (queue, show with an optional wait for the result, list, cancel). Every route demands the admin token.
+ * (queue, show with an optional wait for the result, list, cancel). Every route demands the admin token
+ * or a user's session, and the role its work needs (operators.ts); a limited operator never learns of a
+ * host outside its label selector.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -30,8 +32,9 @@ import {
 } from '../schemas.ts';
 import { eventRoutes } from './events.ts';
 import { fleetRoutes } from './fleet.ts';
-import { ADMIN_TOKEN_OPERATOR, MAX_LABELS, requireAgent, requireRole } from '../operators.ts';
-import { hashSecret, newSecret, secretMatches } from '../secrets.ts';
+import { hashSecret, newSecret } from '../secrets.ts';
+import { installOperatorAuth, needs } from '../operator-auth.ts';
+import { canReach, MAX_LABELS, requireAgent, type Operator } from '../operators.ts';
 import { FINAL_STATUSES, type AgentModeChange, type AgentRecord, type JobRecord } from '../storage/storage.ts';
 
 export interface OperatorRoutesOptions {
@@ -76,20 +79,23 @@ function modeChange(b: AgentModeBody, what: string): { change: AgentModeChange; 
   return { change: { mode: 'push', endpoint, pushKey: key, keyHash: hashSecret(key) }, newKey: b.api_key === undefined ? key : null };
 }
 
+/** Whether an operator may see a job: it reaches the job's agent. */
+function reachesJobOf(storage: ServerContext['storage']) {
+  return (op: Operator, j: JobRecord): boolean => {
+    if (op.selector === null) return true;
+    const a = storage.getAgent(j.agentId);
+    return a !== undefined && canReach(op, a);
+  };
+}
+
 /** Registers the operator routes behind the admin-token check; mounted under /api/v1. */
 export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = async (api, { ctx }) => {
   const { storage, group, dispatch } = ctx;
-  const adminHash = hashSecret(ctx.config.adminToken);
+  const reachesJob = reachesJobOf(storage);
   const view = (a: AgentRecord) => agentView(a, ctx.seen.get(a.id) ?? a.lastSeen, stateWindows(ctx));
 
-  api.addHook('onRequest', async (req) => {
-    const h = req.headers.authorization;
-    const m = typeof h === 'string' ? /^Bearer (\S{1,512})$/.exec(h) : null;
-    if (!m || !secretMatches(m[1]!, adminHash)) {
-      throw HttpError.of(ErrorCodes.unauthorized, 'cannot authorize operator: missing or wrong admin token');
-    }
-    req.operator = ADMIN_TOKEN_OPERATOR;
-  });
+  // The admin token or a user's session (req.operator); every change audited.
+  installOperatorAuth(api, ctx);
 
   // A POST without a body (curl -X POST) means "no options".
   api.addHook('preValidation', async (req) => {
@@ -100,7 +106,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
   void api.register(fleetRoutes, { ctx });
   void api.register(eventRoutes, { ctx });
 
-  api.post('/tokens', { schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
+  api.post('/tokens', { ...needs('admin'), schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
     const token = newSecret();
     const t = ctx.now();
     const uses = req.body.uses ?? 1;
@@ -113,7 +119,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt), labels, name });
   });
 
-  api.post('/agents', { schema: { body: AgentAddBody, response: AgentAddReply } }, async (req, reply) => {
+  api.post('/agents', { ...needs('admin'), schema: { body: AgentAddBody, response: AgentAddReply } }, async (req, reply) => {
     const b = req.body;
     if (b.mode === 'pull') throw HttpError.of(ErrorCodes.invalidRequest, `cannot add agent "${b.name}": a pull-mode agent registers itself with an enrollment token`);
     const { change, newKey } = modeChange(b, `add agent "${b.name}"`);
@@ -140,11 +146,12 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     };
     await group.run(() => storage.enroll(null, agent, t));
     req.log.info({ agent: agent.id, mode: agent.mode }, 'agent added');
+    ctx.audit(req, { action: 'agent.add', agents: [agent.id], params: b, result: 'ok' });
     dispatch.jobQueued(agent.id);
     return reply.code(201).send({ success: true, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) });
   });
 
-  api.post('/agents/:id/mode', { schema: { params: IdParams, body: AgentModeBody, response: AgentModeReply } }, async (req) => {
+  api.post('/agents/:id/mode', { ...needs('admin'), schema: { params: IdParams, body: AgentModeBody, response: AgentModeReply } }, async (req) => {
     const { change, newKey } = modeChange(req.body, `set mode of agent "${req.params.id}"`);
     const agent = await group.run(() => storage.setAgentMode(req.params.id, change));
     if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot set mode of agent "${req.params.id}": no such agent`);
@@ -153,9 +160,8 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     return { success: true as const, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) };
   });
 
-  api.get('/agents/:id/health', { schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
-    const agent = storage.getAgent(req.params.id);
-    if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot get health of agent "${req.params.id}": no such agent`);
+  api.get('/agents/:id/health', { ...needs('viewer'), schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
+    const agent = requireAgent(req, storage.getAgent(req.params.id), `cannot get health of agent "${req.params.id}"`);
     const transport = ctx.delivery.transportOf(agent.id);
     if (agent.mode !== 'push' || !(transport instanceof PushTransport)) {
       throw HttpError.of(ErrorCodes.conflict, `cannot get health of agent "${agent.id}": only a push-mode agent the server delivers to answers /health (mode ${agent.mode}, status ${agent.status})`);
@@ -172,8 +178,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     }
   });
 
-  api.post('/agents/:id/labels', { schema: { params: IdParams, body: AgentLabelsBody, response: AgentReply } }, async (req) => {
-    requireRole(req, 'admin');
+  api.post('/agents/:id/labels', { ...needs('admin'), schema: { params: IdParams, body: AgentLabelsBody, response: AgentReply } }, async (req) => {
     const { set = {}, remove = [] } = req.body;
     const what = `cannot label agent "${req.params.id}"`;
     requireAgent(req, storage.getAgent(req.params.id), what);
@@ -199,7 +204,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
   });
 
   for (const verb of ['approve', 'reject'] as const) {
-    api.post(`/agents/:id/${verb}`, { schema: { params: IdParams, body: EmptyBody, response: AgentReply } }, async (req) => {
+    api.post(`/agents/:id/${verb}`, { ...needs('admin'), schema: { params: IdParams, body: EmptyBody, response: AgentReply } }, async (req) => {
       const agent = await group.run(() => storage.setAgentStatus(req.params.id, verb === 'approve' ? 'active' : 'rejected'));
       if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot ${verb} agent "${req.params.id}": no such agent`);
       req.log.info({ agent: agent.id }, `agent ${verb === 'approve' ? 'approved' : 'rejected'}`);
@@ -209,22 +214,22 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     });
   }
 
-  api.post('/jobs', { schema: { body: JobBody, response: JobCreatedReply } }, async (req, reply) => {
+  api.post('/jobs', { ...needs('operator'), schema: { body: JobBody, response: JobCreatedReply } }, async (req, reply) => {
     const b = req.body;
-    const agent = storage.getAgent(b.agent_id);
-    if (!agent) throw HttpError.of(ErrorCodes.notFound, `cannot queue job for agent "${b.agent_id}": no such agent`);
+    const agent = requireAgent(req, storage.getAgent(b.agent_id), `cannot queue job for agent "${b.agent_id}"`);
     if (agent.status === 'rejected') throw HttpError.of(ErrorCodes.conflict, `cannot queue job for agent "${b.agent_id}": the agent was rejected`);
     const job = newJob(ctx, agent, b);
     await group.run(() => storage.createJob(job));
     dispatch.jobQueued(agent.id);
     dispatch.jobsChanged([job.id]);
     req.log.info({ job: job.id, agent: agent.id, module: job.module, action: job.action }, 'job queued');
+    ctx.audit(req, { action: 'job.create', agents: [agent.id], params: { job: job.id, module: job.module, action: job.action, params: job.params }, result: 'ok' });
     return reply.code(201).send({ success: true, job: jobView(job) });
   });
 
-  api.get('/jobs/:id', { schema: { params: IdParams, querystring: JobQuery, response: JobReply } }, async (req, reply) => {
+  api.get('/jobs/:id', { ...needs('viewer'), schema: { params: IdParams, querystring: JobQuery, response: JobReply } }, async (req, reply) => {
     let job = storage.getJob(req.params.id);
-    if (!job) throw HttpError.of(ErrorCodes.notFound, `cannot find job "${req.params.id}"`);
+    if (!job || !reachesJob(req.operator, job)) throw HttpError.of(ErrorCodes.notFound, `cannot find job "${req.params.id}"`);
     const wait = req.query.wait ?? 0;
     if (wait > 0 && !FINAL_STATUSES.has(job.status)) {
       const gone = new AbortController();
@@ -237,7 +242,9 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     return { success: true as const, job: jobView(job) };
   });
 
-  api.post('/jobs/:id/cancel', { schema: { params: IdParams, body: EmptyBody, response: JobReply } }, async (req) => {
+  api.post('/jobs/:id/cancel', { ...needs('operator'), schema: { params: IdParams, body: EmptyBody, response: JobReply } }, async (req) => {
+    const before = storage.getJob(req.params.id);
+    if (!before || !reachesJob(req.operator, before)) throw HttpError.of(ErrorCodes.notFound, `cannot cancel job "${req.params.id}": no such job`);
     const out = await group.run(() => storage.cancelJob(req.params.id, ctx.now()));
     if (out.state === 'unknown') throw HttpError.of(ErrorCodes.notFound, `cannot cancel job "${req.params.id}": no such job`);
     if (out.state === 'final') throw HttpError.of(ErrorCodes.conflict, `cannot cancel job "${out.job.id}": it already ended ${out.job.status}`);
@@ -245,11 +252,16 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (out.state === 'cancelled') dispatch.jobFinished(out.job.id);
     else if (out.state === 'requested') dispatch.jobsChanged([out.job.id]);
     req.log.info({ job: out.job.id, agent: out.job.agentId, status: out.job.status }, out.state === 'cancelled' ? 'job cancelled' : 'job cancel requested');
+    ctx.audit(req, { action: 'job.cancel', agents: [out.job.agentId], params: { job: out.job.id }, result: 'ok' });
     return { success: true as const, job: jobView(out.job) };
   });
 
-  api.get('/jobs', { schema: { querystring: JobsQuery, response: JobsReply } }, async (req) => {
+  api.get('/jobs', { ...needs('viewer'), schema: { querystring: JobsQuery, response: JobsReply } }, async (req) => {
     const q = req.query;
-    return { success: true as const, jobs: storage.listJobs({ agentId: q.agent_id, status: q.status, limit: q.limit }).map(jobView) };
+    const op = req.operator;
+    if (op.selector === null) return { success: true as const, jobs: storage.listJobs({ agentId: q.agent_id, status: q.status, limit: q.limit }).map(jobView) };
+    // A limited operator: the newest jobs of the hosts it reaches (read wider, then filtered).
+    const jobs = storage.listJobs({ agentId: q.agent_id, status: q.status, limit: 1000 }).filter((j) => reachesJob(op, j));
+    return { success: true as const, jobs: jobs.slice(0, q.limit ?? 100).map(jobView) };
   });
 };

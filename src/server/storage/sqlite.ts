@@ -7,6 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCodes } from '../../protocol/errors.ts';
 import { storedEndpoint } from '../delivery/endpoint.ts';
+import { AUTH_MIGRATION, SqliteAuthStore, type AuthStore } from './auth-store.ts';
 import type { AgentMode } from '../delivery/transport.ts';
 import type { JobProgress } from '../../protocol/jobs.ts';
 import { openFleetStore, type FleetStore } from './fleet-store.ts';
@@ -72,6 +73,8 @@ const MIGRATIONS: Record<number, string> = {
   4: `ALTER TABLE agents ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
       ALTER TABLE tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
       ALTER TABLE tokens ADD COLUMN name TEXT;`,
+  // Issue 11: operators (users, sessions, audit): auth-store.ts.
+  5: AUTH_MIGRATION,
   // Issue 11, the fleet (fleet-store.ts): batches (one job per host), the agent list filtered by
   // state, the dashboard's recent failures.
   6: `CREATE TABLE IF NOT EXISTS batches (
@@ -208,11 +211,13 @@ class SqliteStorage implements Storage {
   private readonly db: Database.Database;
   private readonly st: ReturnType<typeof prepare>;
   private readonly listCache = new Map<string, Database.Statement>();
+  readonly auth: AuthStore;
   readonly fleet: FleetStore;
 
   constructor(db: Database.Database) {
     this.db = db;
     this.st = prepare(db);
+    this.auth = new SqliteAuthStore(db);
     this.fleet = openFleetStore(db, { agent: agentFromRow as never, job: jobFromRow as never, insertJob: (j) => this.createJob(j) });
   }
 

@@ -4,6 +4,7 @@
  * (sqlite.ts); a PostgreSQL backend can implement the same interface later.
  */
 import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jobs.ts';
+import type { AuthStore } from './auth-store.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
 import type { FleetStore } from './fleet-store.ts';
 
@@ -150,6 +151,8 @@ export interface JobFilter {
 }
 
 export interface Storage {
+  /** Operators: users, sessions, audit (issue 11). */
+  readonly auth: AuthStore;
   /** The fleet's queries and batches (fleet-store.ts). */
   readonly fleet: FleetStore;
   createToken(t: TokenRecord): void;
