@@ -63,8 +63,13 @@ try {
   await Promise.all(sims.map((s) => s.close()));
   const enrollMs = performance.now() - t0;
   // Jobs: a batch to every host, and a few single ones.
+  let t = performance.now();
   const big = (await call('POST', '/batches', { target: { label: { env: 'prod' } }, module: 'systeminfo', action: 'get_info' })).json.batch as { id: string };
-  await call('POST', '/batches', { target: { label: { env: 'dev' } }, module: 'systeminfo', action: 'get_hostname' });
+  const labelBatchMs = performance.now() - t;
+  t = performance.now();
+  const all = (await call('POST', '/batches', { target: { agents: ids }, module: 'systeminfo', action: 'get_hostname' })).json.batch as { id: string };
+  const selectionBatchMs = performance.now() - t;
+  await call('POST', `/batches/${all.id}/cancel`);
   for (let i = 0; i < 200; i++) await call('POST', '/jobs', { agent_id: ids[i]!, module: 'systeminfo', action: 'get_uptime' });
 
   const requests: Array<[string, string]> = [
@@ -110,7 +115,8 @@ try {
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) console.log(r);
   console.log(
-    `\n(${AGENTS} agents enrolled in ${(enrollMs / 1000).toFixed(1)} s over HTTPS; ${AGENTS + 200} jobs; NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? `set (${process.env.NODE_EXTRA_CA_CERTS})` : 'not set'} in the server's environment; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores)`,
+    `\nCreating a batch: for a label matching ${AGENTS / 2} hosts ${labelBatchMs.toFixed(0)} ms, for a selection of all ${AGENTS} ${selectionBatchMs.toFixed(0)} ms (client time, reply included).\n` +
+    `\n(${AGENTS} agents enrolled in ${(enrollMs / 1000).toFixed(1)} s over HTTPS; ${AGENTS / 2 + AGENTS + 200} jobs, the ${AGENTS}-host batch cancelled; NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? `set (${process.env.NODE_EXTRA_CA_CERTS})` : 'not set'} in the server's environment; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores)`,
   );
 } finally {
   await srv.stop();

@@ -138,6 +138,7 @@ async function startModules(live: LiveState, log: Logger): Promise<ModuleRegistr
     settings,
     log: log.child({ module: name }),
     installedModules: () => installed.report(registry.statuses()),
+    moduleInfo: (n) => registry.info(n),
   }));
   return registry;
 }

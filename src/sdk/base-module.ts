@@ -2,7 +2,7 @@
  * The module contract, as the Python seed has it, in TypeScript.
  */
 import type { TObject } from '@sinclair/typebox';
-import type { AccessClass, CapabilityInfo } from '../protocol/messages.ts';
+import type { AccessClass, CapabilityInfo, ModuleInfo } from '../protocol/messages.ts';
 import { ErrorCodes, TuxsecError } from '../protocol/errors.ts';
 import type { ActionContext, AnyAction, Logger, LongRunning } from './action.ts';
 import { schemaToParameters } from './schema.ts';
@@ -57,6 +57,8 @@ export interface ModuleContext {
   log: Logger;
   /** Every module installed, loaded or not. */
   installedModules?: () => InstalledReport;
+  /** rootd's module_info of an available module (throws module-not-found or module-unavailable). */
+  moduleInfo?: (name: string) => ModuleInfo;
 }
 
 /**

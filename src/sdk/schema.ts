@@ -117,9 +117,12 @@ export function validateParams(schema: TObject, params: Record<string, unknown>,
   const why = first ? first.message.charAt(0).toLowerCase() + first.message.slice(1) : 'invalid';
   const prop = name ? (schema.properties[name] as { description?: string } | undefined) : undefined;
   const hint = prop?.description ? `; ${prop.description}` : '';
+  // Inside an object or array, where: `at zones."work --panic-on".services.0` (a JSON pointer's segments, unescaped).
+  const inner = segments.slice(1).map((x) => x.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const at = !secret && inner.length > 0 ? ` at ${[name, ...inner].map((x) => (/^[A-Za-z0-9_]+$/.test(x) ? x : quote(x, 40))).join('.')}` : '';
   throw new TuxsecError(
     ErrorCodes.invalidParams,
-    `${where}: invalid value ${secret ? '(redacted)' : quote(value)} for parameter "${name}": ${why}${hint}`,
+    `${where}: invalid value ${secret ? '(redacted)' : quote(value)} for parameter "${name}"${at}: ${why}${hint}`,
     { parameter: name },
   );
 }

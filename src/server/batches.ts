@@ -52,24 +52,27 @@ export function resolveTarget(ctx: ServerContext, req: FastifyRequest, target: B
   });
 }
 
-function hostJob(ctx: ServerContext, b: BatchRecord, agentId: string, t: number): JobRecord {
+/** A new queued job for one host, waiting `ttl` seconds from `t` for it. */
+export function queuedJob(agentId: string, spec: { module: string; action: string; params: Record<string, unknown> }, t: number, ttl: number, batchId: string | null = null): JobRecord {
   return {
     id: randomUUID(),
     agentId,
-    module: b.module,
-    action: b.action,
-    params: b.params,
+    module: spec.module,
+    action: spec.action,
+    params: spec.params,
     status: 'queued',
     createdAt: t,
     sentAt: null,
     lastSentAt: null,
     deliveries: 0,
     finishedAt: null,
-    expiresAt: t + b.expiresIn * 1000,
+    expiresAt: t + ttl * 1000,
     result: null,
-    batchId: b.id,
+    batchId,
   };
 }
+
+const hostJob = (b: BatchRecord, agentId: string, t: number): JobRecord => queuedJob(agentId, b, t, b.expiresIn, b.id);
 
 /** Wakes the hosts' check-ins and deliveries, and tells the live events. */
 function queued(ctx: ServerContext, jobs: JobRecord[]): void {
@@ -97,7 +100,7 @@ export async function createBatch(ctx: ServerContext, req: FastifyRequest, spec:
     target: spec.target,
     expiresIn: spec.expiresIn ?? ctx.config.job_default_ttl,
   };
-  const jobs = hosts.map((a) => hostJob(ctx, b, a.id, t));
+  const jobs = hosts.map((a) => hostJob(b, a.id, t));
   await ctx.group.run(() => ctx.storage.fleet.createBatch(b, jobs));
   req.log.info({ batch: b.id, hosts: jobs.length, module: b.module, action: b.action, operator: req.operator.name }, 'batch queued');
   queued(ctx, jobs);
@@ -172,7 +175,7 @@ export async function retryFailed(ctx: ServerContext, req: FastifyRequest, id: s
   const t = ctx.now();
   const jobs = hosts
     .filter((h) => RETRYABLE_STATUSES.has(h.job.status) && h.hostname !== null && ctx.storage.getAgent(h.job.agentId)?.status !== 'rejected')
-    .map((h) => hostJob(ctx, batch, h.job.agentId, t));
+    .map((h) => hostJob(batch, h.job.agentId, t));
   if (jobs.length > 0) await ctx.group.run(() => ctx.storage.fleet.addBatchJobs(jobs));
   req.log.info({ batch: batch.id, hosts: jobs.length, operator: req.operator.name }, 'batch: failed hosts queued again');
   queued(ctx, jobs);

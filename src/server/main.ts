@@ -11,6 +11,7 @@ import { loadConfig, type ServerConfig } from './config.ts';
 import { FINAL_JOB_STATUSES, OperatorClient, OperatorError, type AgentModeInput, type AgentView, type BatchView, type JobView } from './operator-client.ts';
 import { PASSWORD_MAX } from './passwords.ts';
 import { parseLabelWords } from './operators.ts';
+import { templateCommands } from './cli-templates.ts';
 import { NAME_PATTERN } from './schemas.ts';
 
 const DEFAULT_CONFIG = '/etc/tuxsec-server/server.yaml';
@@ -586,6 +587,8 @@ function program(): Command {
         );
       }),
     );
+
+  templateCommands<CommonOpts>(p, { common, withClient, out, t, table, labelWords, positiveInt, usage: (m) => new UsageError(m), waitBatch });
   return p;
 }
 

@@ -98,7 +98,8 @@ export interface BatchView {
   module: string;
   action: string;
   params: Record<string, unknown>;
-  target: { agents?: string[]; label?: Record<string, string> };
+  /** In a list, a selection is `{agents_count}`. */
+  target: { agents?: string[]; label?: Record<string, string>; agents_count?: number };
   expires_in: number;
   counts: Record<string, number> & { total: number };
   /** Each host with its latest job (absent in a list). */
@@ -133,6 +134,21 @@ export interface UserView {
   sessions: number;
 }
 
+export interface TemplateView {
+  id: string;
+  name: string;
+  description: string;
+  zones: Record<string, { services?: string[]; ports?: string[]; rich_rules?: string[] }>;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Hosts a template or check goes to: these agents, or those carrying every label pair. */
+export interface TemplateTarget {
+  agents?: string[];
+  label?: Record<string, string>;
+}
+
 export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
 
 export class OperatorClient {
@@ -145,7 +161,7 @@ export class OperatorClient {
     this.agent = new https.Agent({ ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: true, keepAlive: true, maxSockets: opts.connections ?? 4 });
   }
 
-  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<T> {
     const { status, text } = await this.raw(method, path, body, extraWaitMs);
     let data: Record<string, unknown>;
     try {
@@ -160,7 +176,7 @@ export class OperatorClient {
   }
 
   /** A request whose answer is taken as text (status and body). */
-  async raw(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<{ status: number; text: string }> {
+  async raw(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, extraWaitMs = 0): Promise<{ status: number; text: string }> {
     const timeout = (this.opts.timeoutMs ?? 30_000) + extraWaitMs;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -353,6 +369,44 @@ export class OperatorClient {
       throw new OperatorError(String(data.error ?? `HTTP ${status}`), status, String(data.code ?? 'internal-error'));
     }
     return text;
+  }
+
+  async listTemplates(): Promise<TemplateView[]> {
+    return (await this.call<{ templates: TemplateView[] }>('GET', '/templates')).templates;
+  }
+
+  async getTemplate(id: string): Promise<TemplateView> {
+    return (await this.call<{ template: TemplateView }>('GET', `/templates/${encodeURIComponent(id)}`)).template;
+  }
+
+  async createTemplate(body: { name: string; description?: string; zones: unknown }): Promise<TemplateView> {
+    return (await this.call<{ template: TemplateView }>('POST', '/templates', body)).template;
+  }
+
+  async replaceTemplate(id: string, body: { name: string; description?: string; zones: unknown }): Promise<TemplateView> {
+    return (await this.call<{ template: TemplateView }>('PUT', `/templates/${encodeURIComponent(id)}`, body)).template;
+  }
+
+  async deleteTemplate(id: string): Promise<void> {
+    await this.call('DELETE', `/templates/${encodeURIComponent(id)}`);
+  }
+
+  /** Queues the template's dry run (preview) or its application on each host of the target: a batch, one job per host. */
+  async runTemplate(id: string, verb: 'preview' | 'apply', body: { target: TemplateTarget; permanent?: boolean; confirm_timeout?: number; expires_in?: number }): Promise<BatchView> {
+    return (await this.call<{ batch: BatchView }>('POST', `/templates/${encodeURIComponent(id)}/${verb}`, body)).batch;
+  }
+
+  /** Queues a firewall hash job (get_state_hash) on each active host within reach, or of `target`: a batch. */
+  async checkFirewalls(body: { target?: TemplateTarget; expires_in?: number } = {}): Promise<BatchView> {
+    return (await this.call<{ batch: BatchView }>('POST', '/firewall/check', body)).batch;
+  }
+
+  async driftedFirewalls(): Promise<Array<{ agent_id: string; hostname: string; baseline: string; current: string; checked_at: string }>> {
+    return (await this.call<{ drifted: Array<{ agent_id: string; hostname: string; baseline: string; current: string; checked_at: string }> }>('GET', '/firewall/drift')).drifted;
+  }
+
+  async acceptFirewallBaseline(agentId: string): Promise<Record<string, unknown>> {
+    return (await this.call<{ firewall: Record<string, unknown> }>('POST', `/agents/${encodeURIComponent(agentId)}/firewall/baseline`, {})).firewall;
   }
 
   /** Closes the connections; call it once no call is running. */

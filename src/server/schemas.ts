@@ -42,16 +42,15 @@ export const TokenBody = Type.Object(
 );
 export type TokenBody = Static<typeof TokenBody>;
 
-export const JobBody = Type.Object(
-  {
-    agent_id: Id,
-    module: Type.String({ pattern: NAME_PATTERN }),
-    action: Type.String({ pattern: NAME_PATTERN }),
-    params: Type.Optional(Params),
-    expires_in: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400 })),
-  },
-  { additionalProperties: false },
-);
+/** What a job runs, and how long it waits for its agent: one host's job and a batch's alike. */
+const JobSpec = {
+  module: Type.String({ pattern: NAME_PATTERN }),
+  action: Type.String({ pattern: NAME_PATTERN }),
+  params: Type.Optional(Params),
+  expires_in: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400 })),
+};
+
+export const JobBody = Type.Object({ agent_id: Id, ...JobSpec }, { additionalProperties: false });
 export type JobBody = Static<typeof JobBody>;
 
 export const JobStatusSchema = Type.Union(JOB_STATUSES.map((s) => Type.Literal(s)));
@@ -245,16 +244,7 @@ export const BatchTargetSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const BatchBody = Type.Object(
-  {
-    target: BatchTargetSchema,
-    module: Type.String({ pattern: NAME_PATTERN }),
-    action: Type.String({ pattern: NAME_PATTERN }),
-    params: Type.Optional(Params),
-    expires_in: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400 })),
-  },
-  { additionalProperties: false },
-);
+export const BatchBody = Type.Object({ target: BatchTargetSchema, ...JobSpec }, { additionalProperties: false });
 export type BatchBody = Static<typeof BatchBody>;
 
 export const BatchesQuery = Type.Object(

@@ -715,6 +715,16 @@ const SPEC_ACTIONS = [
   'lockdown_remove_uid',
 ];
 
+describe('firewalld apply_zone_settings', () => {
+  // Its behaviour (rollback of all of it, all or nothing, limits) is tested in zone-settings.test.ts.
+  test('dry_run reports each item and changes nothing', async () => {
+    const before = await cmd('--zone=work', '--list-all');
+    const r = await ex('apply_zone_settings', { zones: { work: { services: ['imaps'], ports: ['7101/tcp'] } }, dry_run: true });
+    assert.deepEqual([r.dry_run, r.changed, r.items.length], [true, true, 2]);
+    assert.equal(await cmd('--zone=work', '--list-all'), before);
+  });
+});
+
 describe('firewalld coverage', () => {
   test('every action of FIREWALLD-ACTIONS.md exists and was run by these tests', async () => {
     const names = SPEC_ACTIONS;

@@ -211,7 +211,7 @@ export class SimAgent {
 }
 
 /** Calls the operator API directly (tests that do not go through the CLI). */
-export async function adminCall(srv: TestServer, method: 'GET' | 'POST' | 'DELETE', p: string, body?: unknown): Promise<HttpReply> {
+export async function adminCall(srv: TestServer, method: 'GET' | 'POST' | 'PUT' | 'DELETE', p: string, body?: unknown): Promise<HttpReply> {
   const d = new Agent({ connect: { ca: readFileSync(srv.certs.ca) } });
   try {
     const res = await request(`${srv.url}/api/v1${p}`, {

@@ -40,7 +40,7 @@ function make(opts: { require_enrollment_token?: boolean } = {}) {
 
 type T = ReturnType<typeof make>;
 
-async function json(t: T, method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}) {
+async function json(t: T, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}) {
   const r = await t.app.inject({
     method,
     url,
@@ -78,43 +78,54 @@ describe('buildApp', () => {
     const operator = t.routes.filter((r) => r.includes(' /api/v1/'));
     assert.deepEqual(operator.sort(), [
       'DELETE /api/v1/session',
+      'DELETE /api/v1/templates/:id',
       'DELETE /api/v1/tokens/:id',
       'DELETE /api/v1/users/:name',
       'GET /api/v1/agents',
+      'GET /api/v1/agents/:id/firewall',
       'GET /api/v1/agents/:id/health',
       'GET /api/v1/audit',
       'GET /api/v1/batches',
       'GET /api/v1/batches/:id',
       'GET /api/v1/dashboard',
       'GET /api/v1/events',
+      'GET /api/v1/firewall/drift',
       'GET /api/v1/jobs',
       'GET /api/v1/jobs/:id',
       'GET /api/v1/session',
+      'GET /api/v1/templates',
+      'GET /api/v1/templates/:id',
       'GET /api/v1/tokens',
       'GET /api/v1/users',
       'POST /api/v1/agents',
       'POST /api/v1/agents/:id/approve',
+      'POST /api/v1/agents/:id/firewall/baseline',
       'POST /api/v1/agents/:id/labels',
       'POST /api/v1/agents/:id/mode',
       'POST /api/v1/agents/:id/reject',
       'POST /api/v1/batches',
       'POST /api/v1/batches/:id/cancel',
       'POST /api/v1/batches/:id/retry-failed',
+      'POST /api/v1/firewall/check',
       'POST /api/v1/jobs',
       'POST /api/v1/jobs/:id/cancel',
       'POST /api/v1/session',
+      'POST /api/v1/templates',
+      'POST /api/v1/templates/:id/apply',
+      'POST /api/v1/templates/:id/preview',
       'POST /api/v1/tokens',
       'POST /api/v1/users',
       'POST /api/v1/users/:name/password',
       'POST /api/v1/users/:name/revoke',
+      'PUT /api/v1/templates/:id',
     ]);
     // Every route but the login itself.
     for (const r of operator.filter((x) => x !== 'POST /api/v1/session')) {
-      const [method, url] = r.split(' ') as ['GET' | 'POST' | 'DELETE', string];
+      const [method, url] = r.split(' ') as ['GET' | 'POST' | 'PUT' | 'DELETE', string];
       const path = url.replace(':id', '00000000-0000-0000-0000-000000000000').replace(':name', 'someone');
       const variants: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: ADMIN }, { authorization: `Basic ${ADMIN}` }];
       for (const headers of variants) {
-        const res = await json(t, method, path, method === 'POST' ? {} : undefined, headers);
+        const res = await json(t, method, path, method === 'POST' || method === 'PUT' ? {} : undefined, headers);
         assert.equal(res.status, 401, `${r} with ${JSON.stringify(headers)}`);
         assert.equal(res.body.code, 'unauthorized');
       }

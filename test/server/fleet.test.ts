@@ -14,7 +14,7 @@ import { adminCall, SimAgent, startServer, type TestServer } from '../helpers/se
 import { openEvents, type SseReader } from '../helpers/sse.ts';
 
 type Agent = { id: string; hostname: string; state: string; status: string; labels: Record<string, string>; mode: string };
-type Job = { id: string; agent_id: string; status: string; batch_id: string | null; progress: { phase: string } | null };
+type Job = { id: string; agent_id: string; status: string; batch_id: string | null; progress: { phase: string } | null; params?: unknown };
 type Batch = { id: string; counts: Record<string, number>; hosts: Array<{ agent_id: string; hostname: string; job: Job }> };
 
 const BUFFER = 256 * 1024;
@@ -235,6 +235,31 @@ describe('tuxsec-server fleet API', () => {
     assert.equal((await adminCall(srv, 'GET', '/batches/nope')).status, 404);
   });
 
+  test('the command line: agents list with filters, jobs submit --label, jobs batch get and list, in words', async () => {
+    const list = await srv.cli(['agents', 'list', '--label', 'role=db', '--search', 'again']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /STATE\s+LABELS/);
+    assert.match(list.stdout, /db-2-again .*\brejected\s+env=prod,role=db/);
+    assert.equal(list.stdout.trim().split('\n').length, 3, list.stdout);
+    const sub = await srv.cli(['jobs', 'submit', '--label', 'env=dev', 'systeminfo', 'get_hostname', '--params', '{"x": 1}']);
+    assert.equal(sub.code, 0, sub.stderr);
+    assert.match(sub.stdout, /^batch \S+: systeminfo get_hostname for label env=dev, 4 host\(s\): queued 4$/m);
+    for (let i = 1; i <= 4; i++) assert.match(sub.stdout, new RegExp(`${byHost.get(`dev-web-${i}`)!.agentId}\\s+dev-web-${i}\\s+queued`));
+    const id = /^batch (\S+):/m.exec(sub.stdout)![1]!;
+    const get = await srv.cli(['jobs', 'batch', 'get', id, '--json']);
+    assert.deepEqual((JSON.parse(get.stdout) as { batch: Batch }).batch.hosts[0]!.job.params, { x: 1 });
+    const batches = await srv.cli(['jobs', 'batch', 'list']);
+    assert.match(batches.stdout, new RegExp(`${id} .* systeminfo\\s+get_hostname\\s+4\\s+queued 4`));
+    const bad = await srv.cli(['jobs', 'submit', '--label', 'env=dev', '--agent', 'x', 'systeminfo', 'get_hostname']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /give --label or --agent, not both/);
+    const three = await srv.cli(['jobs', 'submit', '--label', 'env=dev', 'x', 'systeminfo', 'get_hostname']);
+    assert.match(three.stderr, /expected MODULE ACTION after --label/);
+    const badLabel = await srv.cli(['jobs', 'submit', '--label', 'env', 'systeminfo', 'get_hostname']);
+    assert.match(badLabel.stderr, /cannot use --label: invalid label "env": expected KEY=VALUE/);
+    await adminCall(srv, 'POST', `/batches/${id}/cancel`, {});
+  });
+
   test('GET /dashboard counts agents by state and shows recent jobs and failures', async () => {
     const d = await adminCall(srv, 'GET', '/dashboard');
     assert.equal(d.status, 200, JSON.stringify(d.body));
@@ -365,5 +390,33 @@ describe('tuxsec-server fleet API', () => {
     await ev.waitFor('a job after the burst', (e) => e.event === 'job' && (e.data as Job).id === (check.body.job as Job).id).then(() => (alive = true));
     assert.ok(alive);
     await ev.close();
+  });
+});
+
+describe('tuxsec-server events stream and the request timeouts', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startServer({ config: { header_timeout: 1, request_timeout: 2, require_enrollment_token: false } });
+  });
+  after(async () => {
+    if (srv.proc.exitCode === null && srv.proc.signalCode === null) await srv.stop();
+    srv.cleanup();
+  });
+
+  test('a stream outlives request_timeout and header_timeout: they bound receiving the request, not the reply', async () => {
+    const ev = await openEvents(srv, srv.adminToken);
+    try {
+      assert.equal(ev.status, 200);
+      await sleep(5000);
+      const a = new SimAgent(srv.url, readFileSync(srv.certs.ca));
+      try {
+        assert.equal((await a.register({ hostname: 'late' })).status, 200);
+        await ev.waitFor('the new agent', (e) => e.event === 'agent' && (e.data as { id: string }).id === a.agentId, 5000);
+      } finally {
+        await a.close();
+      }
+    } finally {
+      await ev.close();
+    }
   });
 });

@@ -45,11 +45,6 @@ function labelFilter(words: readonly string[] | undefined): Record<string, strin
   return out;
 }
 
-/** Drift entries H-templates' store reports, when it is there. */
-interface DriftSource {
-  drifted(): Array<{ agent_id: string } & Record<string, unknown>>;
-}
-
 export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async (api, { ctx }) => {
   const { storage } = ctx;
   const view = (a: AgentRecord, w = stateWindows(ctx)) => agentView(a, ctx.seen.get(a.id) ?? a.lastSeen, w);
@@ -77,11 +72,8 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
   api.get('/dashboard', { schema: { response: DashboardReply } }, async (req) => {
     requireRole(req, 'viewer');
     const op = req.operator;
-    const drift = (storage as { templates?: DriftSource }).templates;
-    const drifted = drift ? drift.drifted().filter((d) => op.selector === null || (() => {
-      const a = storage.getAgent(d.agent_id);
-      return a !== undefined && canReach(op, a);
-    })()) : [];
+    // Each drifted host carries its labels: filtered by the operator's reach without a lookup per host.
+    const drifted = storage.templates.drifted().filter((d) => canReach(op, d));
     return {
       success: true as const,
       agents: storage.fleet.agentCounts(op.selector, stateWindows(ctx)),
@@ -141,7 +133,9 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     const batches = [];
     for (const b of list) {
       const counts = batchCounts(ctx, req.operator, b);
-      if (counts) batches.push(batchSummary(b, counts));
+      // A selection of thousands of hosts is in the batch itself, not in every list.
+      const target = b.target.agents === undefined ? b.target : { agents_count: b.target.agents.length };
+      if (counts) batches.push({ ...batchSummary(b, counts), target });
     }
     return { success: true as const, batches };
   });

@@ -30,8 +30,10 @@ import {
   TokenBody,
   TokenReply,
 } from '../schemas.ts';
+import { queuedJob } from '../batches.ts';
 import { eventRoutes } from './events.ts';
 import { fleetRoutes } from './fleet.ts';
+import { templateRoutes } from './templates.ts';
 import { hashSecret, newSecret } from '../secrets.ts';
 import { installOperatorAuth, needs } from '../operator-auth.ts';
 import { canReach, MAX_LABELS, requireAgent, type Operator } from '../operators.ts';
@@ -42,22 +44,7 @@ export interface OperatorRoutesOptions {
 }
 
 function newJob(ctx: ServerContext, agent: AgentRecord, b: JobBody): JobRecord {
-  const t = ctx.now();
-  return {
-    id: randomUUID(),
-    agentId: agent.id,
-    module: b.module,
-    action: b.action,
-    params: b.params ?? {},
-    status: 'queued',
-    createdAt: t,
-    sentAt: null,
-    lastSentAt: null,
-    deliveries: 0,
-    finishedAt: null,
-    expiresAt: t + (b.expires_in ?? ctx.config.job_default_ttl) * 1000,
-    result: null,
-  };
+  return queuedJob(agent.id, { module: b.module, action: b.action, params: b.params ?? {} }, ctx.now(), b.expires_in ?? ctx.config.job_default_ttl);
 }
 
 /**
@@ -105,6 +92,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
   // Registered inside this scope so the operator check above covers them (issue 11: the fleet).
   void api.register(fleetRoutes, { ctx });
   void api.register(eventRoutes, { ctx });
+  void api.register(templateRoutes, { ctx });
 
   api.post('/tokens', { ...needs('admin'), schema: { body: TokenBody, response: TokenReply } }, async (req, reply) => {
     const token = newSecret();

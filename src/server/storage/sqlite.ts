@@ -28,9 +28,10 @@ import type {
   TokenCheck,
   TokenRecord,
 } from './storage.ts';
+import { SqliteTemplateStore, TEMPLATE_MIGRATION } from './template-store.ts';
 
 /** The schema this code writes; a database of an older one is migrated when opened. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,6 +86,8 @@ const MIGRATIONS: Record<number, string> = {
       CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id, agent_id, created_at);
       CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
       CREATE INDEX IF NOT EXISTS agents_status_seen ON agents (status, last_seen);`,
+  // Issue 11: firewall templates and per-agent firewall hashes (drift).
+  7: TEMPLATE_MIGRATION,
 };
 
 interface AgentRow {
@@ -213,12 +216,14 @@ class SqliteStorage implements Storage {
   private readonly listCache = new Map<string, Database.Statement>();
   readonly auth: AuthStore;
   readonly fleet: FleetStore;
+  readonly templates: SqliteTemplateStore;
 
   constructor(db: Database.Database) {
     this.db = db;
     this.st = prepare(db);
     this.auth = new SqliteAuthStore(db);
     this.fleet = openFleetStore(db, { agent: agentFromRow as never, job: jobFromRow as never, insertJob: (j) => this.createJob(j) });
+    this.templates = new SqliteTemplateStore(db);
   }
 
   private listStatement(filter: JobFilter): Database.Statement {
@@ -425,6 +430,7 @@ class SqliteStorage implements Storage {
         this.st.setResult.run(result.status, now, JSON.stringify(result), r.commandId);
         out.finished.push({ ...jobFromRow(row), status: result.status, finishedAt: now, result });
       }
+      this.templates.jobsFinished(out.finished, now);
       return out;
     })();
   }

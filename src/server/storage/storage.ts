@@ -7,6 +7,7 @@ import type { CommandResult, JobProgress, ResultStatus } from '../../protocol/jo
 import type { AuthStore } from './auth-store.ts';
 import type { AgentMode, PushEndpoint, SshEndpoint } from '../delivery/transport.ts';
 import type { FleetStore } from './fleet-store.ts';
+import type { TemplateStore } from './template-store.ts';
 
 export type AgentStatus = 'active' | 'pending' | 'rejected';
 /**
@@ -155,6 +156,8 @@ export interface Storage {
   readonly auth: AuthStore;
   /** The fleet's queries and batches (fleet-store.ts). */
   readonly fleet: FleetStore;
+  /** Firewall templates and drift (template-store.ts). */
+  readonly templates: TemplateStore;
   createToken(t: TokenRecord): void;
   /**
    * Checks a token by hash and, when valid, uses it once and creates the agent, atomically; the agent

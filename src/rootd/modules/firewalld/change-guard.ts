@@ -30,6 +30,11 @@ export interface WriteSpec {
   check(): Promise<boolean>;
   /** Applies; returns false when firewalld reported it was already so. */
   apply(): Promise<boolean | void>;
+  /**
+   * A write of many steps: its scopes are snapshotted before apply even without confirm_timeout,
+   * and put back when apply throws half-way, so the call changes all or nothing.
+   */
+  atomic?: boolean;
 }
 
 export interface WriteResult {
@@ -143,7 +148,7 @@ export class ChangeGuard {
       });
     }
     if (keys.some((k) => this.reserved.has(k))) {
-      throw new TuxsecError(ErrorCodes.conflict, `cannot ${what}: another change with confirm_timeout to the same object is being applied`);
+      throw new TuxsecError(ErrorCodes.conflict, `cannot ${what}: another change to the same object that can be rolled back is being applied`);
     }
   }
 
@@ -161,22 +166,49 @@ export class ChangeGuard {
     // Checked again after the await, synchronously with what follows: no confirm-change may
     // take the scope between this check and the apply (or, below, the reservation).
     this.ensureFree(keys, spec.what);
-    if (opts.confirm_timeout === undefined) {
+    if (opts.confirm_timeout === undefined && !spec.atomic) {
       const applied = await spec.apply();
       return { changed: applied !== false, action: spec.what };
     }
     for (const k of keys) this.reserved.add(k);
     try {
-      return await this.applyWithConfirm(spec, keys, opts.confirm_timeout);
+      if (opts.confirm_timeout !== undefined) return await this.applyWithConfirm(spec, keys, opts.confirm_timeout);
+      const snapshots = await this.snapshot(spec.scopes);
+      const applied = await this.applyOrUndo(spec, snapshots);
+      return { changed: applied !== false, action: spec.what };
     } finally {
       for (const k of keys) this.reserved.delete(k);
     }
   }
 
-  private async applyWithConfirm(spec: WriteSpec, keys: string[], confirmTimeout: number): Promise<WriteResult> {
+  private async snapshot(scopes: Scope[]): Promise<Snapshot[]> {
     const snapshots: Snapshot[] = [];
-    for (const s of spec.scopes) snapshots.push(await this.snapshotter.take(s));
-    const applied = await spec.apply();
+    for (const s of scopes) snapshots.push(await this.snapshotter.take(s));
+    return snapshots;
+  }
+
+  /** Applies; an atomic write that throws half-way has its snapshots put back before the error goes on. */
+  private async applyOrUndo(spec: WriteSpec, snapshots: Snapshot[]): Promise<boolean | void> {
+    try {
+      return await spec.apply();
+    } catch (e) {
+      if (!spec.atomic) throw e;
+      try {
+        for (const s of [...snapshots].reverse()) await this.snapshotter.restore(s);
+      } catch (undo) {
+        const m = (x: unknown) => (x instanceof Error ? x.message : String(x));
+        this.log.error({ change: spec.what, err: m(e), undo: m(undo), audit: true }, 'firewalld write failed half-way and could not be undone');
+        throw new TuxsecError(ErrorCodes.actionFailed, `cannot ${spec.what}: ${m(e)}; putting back what it had changed failed too: ${m(undo)}`);
+      }
+      this.log.warn({ change: spec.what, err: e instanceof Error ? e.message : String(e) }, 'firewalld write failed half-way; what it had changed was put back');
+      if (e instanceof TuxsecError) throw new TuxsecError(e.code, `${e.message} (nothing was changed: what this call had changed was put back)`, e.details);
+      throw e;
+    }
+  }
+
+  private async applyWithConfirm(spec: WriteSpec, keys: string[], confirmTimeout: number): Promise<WriteResult> {
+    const snapshots = await this.snapshot(spec.scopes);
+    const applied = await this.applyOrUndo(spec, snapshots);
     if (applied === false) return { changed: false, action: spec.what };
     const id = randomBytes(8).toString('hex');
     const deadline = this.now() + confirmTimeout * 1000;

@@ -23,6 +23,7 @@ import { directActions } from './direct.ts';
 import { lockdownActions } from './lockdown.ts';
 import { globalActions } from './global.ts';
 import { serviceUnitActions } from './service-unit.ts';
+import { zoneSettingsActions } from './zone-settings.ts';
 import { withPythonKeys } from './python-results.ts';
 
 /** Actions that work while firewalld is not running. */
@@ -87,6 +88,7 @@ export class FirewalldModule extends ActionModule {
       ...serviceActions(d),
       ...portActions(d),
       ...richRuleActions(d),
+      ...zoneSettingsActions(d),
       ...ipsetActions(d),
       ...helperActions(d),
       ...policyActions(d),

@@ -7,25 +7,26 @@ import net from 'node:net';
 import { Type } from '@sinclair/typebox';
 import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
 import { quote } from '../../../sdk/schema.ts';
+import { PORT_PATTERN, RICH_RULE_PATTERN, SERVICE_PATTERN, ZONE_PATTERN } from '../../../protocol/firewall-template.ts';
 
 const NO_CTRL = '^[^\\u0000-\\u001f\\u007f]';
 
 export const P = {
-  zone: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,16}$', maxLength: 17, description: 'zone name: letters, digits, "_" and "-", at most 17 characters' }),
-  service: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', maxLength: 64, description: 'service name: letters, digits, "_" and "-"' }),
+  zone: () => Type.String({ pattern: ZONE_PATTERN, maxLength: 17, description: 'zone name: letters, digits, "_" and "-", at most 17 characters' }),
+  service: () => Type.String({ pattern: SERVICE_PATTERN, maxLength: 64, description: 'service name: letters, digits, "_" and "-"' }),
   ipset: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$', maxLength: 31, description: 'ipset name: letters, digits, "_", "." and "-", at most 31 characters' }),
   policy: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$', maxLength: 40, description: 'policy name: letters, digits, "_" and "-"' }),
   helper: () => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', maxLength: 64, description: 'helper name, e.g. "ftp"' }),
   icmpType: () => Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$', maxLength: 64, description: 'ICMP type name, e.g. "echo-request"' }),
   iface: () => Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,14}$', maxLength: 15, description: 'network interface name (at most 15 characters)' }),
-  port: () => Type.String({ pattern: '^[0-9]{1,5}(-[0-9]{1,5})?/(tcp|udp|sctp|dccp)$', maxLength: 17, description: 'port or range with protocol: "N/proto" or "N-M/proto", proto tcp, udp, sctp or dccp' }),
+  port: () => Type.String({ pattern: PORT_PATTERN, maxLength: 17, description: 'port or range with protocol: "N/proto" or "N-M/proto", proto tcp, udp, sctp or dccp' }),
   portOnly: () => Type.String({ pattern: '^[0-9]{1,5}(-[0-9]{1,5})?$', maxLength: 11, description: 'port "N" or range "N-M"' }),
   portProto: () => Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('sctp'), Type.Literal('dccp')], { description: 'tcp, udp, sctp or dccp' }),
   protocol: () => Type.String({ pattern: '^([a-z][a-z0-9_.+-]{0,31}|[0-9]{1,3})$', maxLength: 32, description: 'protocol name from /etc/protocols or number, e.g. "gre"' }),
   source: () =>
     Type.String({ pattern: '^([0-9A-Fa-f.:]{2,45}(/[0-9]{1,3})?|ipset:[A-Za-z0-9][A-Za-z0-9_.-]{0,30})$', maxLength: 50, description: 'IPv4/IPv6 address or CIDR, MAC address, or "ipset:NAME"' }),
   address: () => Type.String({ pattern: '^[0-9A-Fa-f.:]{2,45}$', maxLength: 45, description: 'IPv4 or IPv6 address' }),
-  rule: () => Type.String({ pattern: `${NO_CTRL}{1,2048}$`, maxLength: 2048, description: 'firewalld rich rule, e.g. rule family="ipv4" source address="10.0.0.0/8" service name="ssh" accept' }),
+  rule: () => Type.String({ pattern: RICH_RULE_PATTERN, maxLength: 2048, description: 'firewalld rich rule, e.g. rule family="ipv4" source address="10.0.0.0/8" service name="ssh" accept' }),
   zoneTarget: () => Type.Union(['default', 'ACCEPT', 'DROP', 'REJECT', '%%REJECT%%'].map((t) => Type.Literal(t)), { description: 'default, ACCEPT, DROP, REJECT or %%REJECT%%' }),
   policyTarget: () => Type.Union(['CONTINUE', 'ACCEPT', 'DROP', 'REJECT'].map((t) => Type.Literal(t)), { description: 'CONTINUE, ACCEPT, DROP or REJECT' }),
   logDenied: () => Type.Union(['all', 'unicast', 'broadcast', 'multicast', 'off'].map((t) => Type.Literal(t)), { description: 'all, unicast, broadcast, multicast or off' }),

@@ -6,6 +6,8 @@ import { ActionModule, type InitResult, type InstalledReport, type ModuleContext
 import { defineAction, type AnyAction } from '../../../sdk/action.ts';
 import { Type } from '@sinclair/typebox';
 import { Params } from '../../../sdk/schema.ts';
+import { ErrorCodes, TuxsecError } from '../../../protocol/errors.ts';
+import { MODULE_NAME_PATTERN, type ModuleInfo } from '../../../protocol/messages.ts';
 import { VERSION } from '../../../version.ts';
 import * as probe from './probe.ts';
 
@@ -15,12 +17,18 @@ const FsParams = Params({
     Type.Boolean({ description: 'also read the usage of network filesystems (nfs, cifs, sshfs...), which can wait on a dead server (default false)' }),
   ),
 });
+const ModuleParams = Params({
+  module: Type.String({ pattern: MODULE_NAME_PATTERN, maxLength: 64, description: 'the module whose module_info to give, e.g. "firewalld"' }),
+});
 
 export class SystemInfoModule extends ActionModule {
   private installed: () => InstalledReport = () => ({
     modules: ['systeminfo'],
     details: [{ name: 'systeminfo', source: 'builtin', loaded: true, reason: null }],
   });
+  private moduleInfo: (name: string) => ModuleInfo = (name) => {
+    throw new TuxsecError(ErrorCodes.moduleNotFound, `Module not found: ${name}`);
+  };
 
   get name() {
     return 'systeminfo';
@@ -34,6 +42,7 @@ export class SystemInfoModule extends ActionModule {
 
   override async initialize(ctx?: ModuleContext): Promise<InitResult> {
     if (ctx?.installedModules) this.installed = ctx.installedModules;
+    if (ctx?.moduleInfo) this.moduleInfo = ctx.moduleInfo;
     return [true, null];
   }
 
@@ -106,6 +115,15 @@ export class SystemInfoModule extends ActionModule {
         params: None,
         access: 'read', shared: true,
         handler: () => this.installed(),
+      }),
+      defineAction({
+        // The module_info request as an action, so a job can carry it: the server has only jobs.
+        name: 'get_module_info',
+        description: "Get a module's module_info: its actions with their parameter schemas and access classes (plugins included)",
+        params: ModuleParams,
+        access: 'read',
+        shared: true,
+        handler: (p) => ({ module_info: this.moduleInfo(p.module) }),
       }),
       defineAction({ name: 'get_cpu_info', description: 'Get CPU count, model and architecture', params: None, access: 'read', shared: true, handler: () => probe.cpus() }),
       defineAction({ name: 'get_memory', description: 'Get memory and swap usage', params: None, access: 'read', shared: true, handler: () => probe.memory() }),
