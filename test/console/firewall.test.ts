@@ -84,6 +84,9 @@ test('console templates: a template applied to two agents shows a per-host previ
   await ui.hostState(page, 'fw-1', 'completed').waitFor({ timeout: 60_000 });
   await ui.hostState(page, 'fw-2', 'completed').waitFor({ timeout: 60_000 });
   await checkPage(page, 'templates', 'applied');
+  // Both agents drive the one firewalld of this machine: the first to run changes it, the other finds it done.
+  await ui.confirmTemplate(page);
+  await checkPage(page, 'templates', 'confirmed');
   assert.ok((await ports()).includes('8443/tcp'));
   assert.ok((await services()).includes('imaps'));
   const batches = (await h.api('GET', '/batches')).body.batches as Array<{ hosts: Array<{ agent_id: string; job: { status: string; action: string } }> }>;

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import type { Locator, Page } from 'playwright-core';
 
-/** The row of `host` in a batch's host table or a template preview's. */
+/** The row of `host` in a batch's host table or a template preview's or rollout's. */
 export function hostRow(page: Page, host: string): Locator {
-  return page.locator(`[data-testid="batch-host-${host}"], [data-testid="preview-host-${host}"]`);
+  return page.locator(`[data-testid="batch-host-${host}"], [data-testid="preview-host-${host}"], [data-testid="apply-host-${host}"]`);
 }
 
 /** The row of `host` showing `state` as its job's or agent's state word. */
@@ -137,8 +137,14 @@ export async function previewTemplate(page: Page, templateId: string, target: { 
   return out;
 }
 
-/** Applies the previewed template; waits for the batch page it leads to. */
+/** Applies the previewed template (with the page's confirm timeout); waits for the per-host table. */
 export async function applyTemplate(page: Page): Promise<void> {
   await page.getByTestId('template-apply').click();
-  await page.waitForURL(/\/batches\/[^/]+$/);
+  await page.getByTestId('apply-hosts').waitFor({ timeout: 40_000 });
+}
+
+/** Confirms the applied template on the hosts that changed; waits until a host says confirmed. */
+export async function confirmTemplate(page: Page): Promise<void> {
+  await page.getByTestId('template-confirm').click();
+  await page.getByTestId('apply-hosts').getByTestId('host-outcome').filter({ hasText: /^confirmed$/ }).first().waitFor({ timeout: 40_000 });
 }
