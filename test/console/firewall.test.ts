@@ -26,7 +26,9 @@ async function ports(zone = 'public'): Promise<string[]> {
 before(async () => {
   h = await startConsole({ firewalld: true });
   fw1 = await h.addAgent('fw-1', { labels: { role: 'edge' } });
-  fw2 = await h.addAgent('fw-2', { labels: { role: 'edge' } });
+  // Its own rootd (own change guard and pending-change file), as a second host would have; both reach
+  // the one firewalld a machine can run.
+  fw2 = await h.addAgent('fw-2', { labels: { role: 'edge' }, rootd: await h.addRootd() });
 });
 
 after(async () => {
