@@ -91,7 +91,12 @@ test('console templates: a template applied to two agents shows a per-host previ
   await checkPage(page, 'templates', 'confirmed');
   assert.ok((await ports()).includes('8443/tcp'));
   assert.ok((await services()).includes('imaps'));
-  const batches = (await h.api('GET', '/batches')).body.batches as Array<{ hosts: Array<{ agent_id: string; job: { status: string; action: string } }> }>;
-  const applied = batches.find((b) => b.hosts.length === 2 && b.hosts.every((x) => x.job.status === 'completed') && [fw1.id, fw2.id].every((id) => b.hosts.some((x) => x.agent_id === id)));
+  // The apply is one batch with one completed, not dry-run, job per host.
+  const list = (await h.api('GET', '/batches')).body.batches as Array<{ id: string }>;
+  type Full = { hosts: Array<{ agent_id: string; job: { status: string; params: { dry_run?: boolean } } }> };
+  const full = await Promise.all(list.map(async (b) => (await h.api('GET', `/batches/${b.id}`)).body.batch as Full));
+  const applied = full.find(
+    (b) => b.hosts.length === 2 && b.hosts.every((x) => x.job.status === 'completed' && x.job.params.dry_run !== true) && [fw1.id, fw2.id].every((id) => b.hosts.some((x) => x.agent_id === id)),
+  );
   assert.ok(applied, 'one batch, one completed job per host');
 });
