@@ -15,6 +15,7 @@ const BENCHES = [
   ['delivery.ts', 'tuxsec-server submit -> result for a pull, a push and an SSH-mode agent; a push burst'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
   ['server-operator.ts', 'tuxsec-server operator command start-up (jobs list) vs node -e 0'],
+  ['console.ts', 'web console with 2,000 agents: dashboard and agent-list server time, first render in chromium, compressed JS+CSS'],
   ['ssh.ts', 'SSH mode: one call through sshd and tuxsec-shell vs tuxsec-shell and tuxsec-cli alone'],
 ];
 

@@ -4,6 +4,10 @@ set -euo pipefail
 pkgs=(firewalld iptables dbus nftables iproute2 openssl openssh-server openssh-client systemd util-linux procps systemd-container curl aide aide-common clamav clamav-daemon clamav-freshclam)
 # SELinux userland and Debian's policy: the selinux module's policy store tests (no kernel SELinux needed).
 pkgs+=(selinux-utils policycoreutils semodule-utils policycoreutils-python-utils selinux-policy-default)
+# The console's browser tests (test/console) drive Debian's chromium through playwright-core: browser
+# downloads do not work here. A font so screenshots show text rather than boxes; certutil (libnss3-tools)
+# to make the browser trust the test CA the way a user would (its NSS database), not by ignoring errors.
+pkgs+=(chromium fonts-dejavu-core libnss3-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

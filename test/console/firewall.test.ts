@@ -1,0 +1,102 @@
+// Firewall changes from the console against a real firewalld (in a network namespace) through real
+// agents and rootd: preview, apply with a confirm countdown, confirm (the change stays) or not (the
+// host rolls back by itself and the page says so), and a template applied to two agents with
+// per-host preview and results.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ADMIN, checkPage, startConsole, until, type ConsoleAgent, type ConsoleHarness } from './harness.ts';
+import * as ui from './pages.ts';
+
+let h: ConsoleHarness;
+let fw1: ConsoleAgent;
+let fw2: ConsoleAgent;
+
+async function services(zone = 'public'): Promise<string[]> {
+  const r = await h.fw!.cmd([`--zone=${zone}`, '--list-services']);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim().split(/\s+/).filter(Boolean);
+}
+
+async function ports(zone = 'public'): Promise<string[]> {
+  const r = await h.fw!.cmd([`--zone=${zone}`, '--list-ports']);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim().split(/\s+/).filter(Boolean);
+}
+
+before(async () => {
+  h = await startConsole({ firewalld: true });
+  fw1 = await h.addAgent('fw-1', { labels: { role: 'edge' } });
+  // Its own rootd (own change guard and pending-change file), as a second host would have; both reach
+  // the one firewalld a machine can run.
+  fw2 = await h.addAgent('fw-2', { labels: { role: 'edge' }, rootd: await h.addRootd() });
+});
+
+after(async () => {
+  await h?.stop();
+});
+
+test('console firewall: a service added with a preview, applied with a countdown and confirmed stays after the deadline', async () => {
+  assert.equal((await services()).includes('http'), false);
+  const page = await h.loginPage(ADMIN);
+  await ui.openFirewall(page, fw1.id);
+  await checkPage(page, 'firewall', 'zones');
+  const change = await ui.addService(page, { zone: 'public', service: 'http', confirmTimeout: 8 });
+  // The preview said what would change, before anything did.
+  assert.match(change.preview, /http/);
+  await checkPage(page, 'firewall', 'confirm-countdown');
+  await until('http in the runtime zone', async () => (await services()).includes('http'), 20_000);
+  await ui.confirm(page);
+  await ui.confirmed(page).waitFor({ timeout: 20_000 });
+  // Past the deadline: still there, and nothing pending on the host.
+  await new Promise((r) => setTimeout(r, Math.max(0, change.confirmBy - Date.now()) + 3000));
+  assert.ok((await services()).includes('http'), 'http stays after the confirm deadline');
+  const pending = await h.server.waitJob((await h.server.op.submitJob({ agent_id: fw1.id, module: 'firewalld', action: 'get_pending_changes' })).id, 30_000);
+  assert.equal(pending.status, 'completed');
+  assert.deepEqual((pending.result?.output as { pending: unknown[] }).pending, [], 'no change waits for a confirm');
+  await (await ui.serviceInZone(page, 'public', 'http')).waitFor();
+  await checkPage(page, 'firewall', 'confirmed');
+});
+
+test('console firewall: a service applied and not confirmed is rolled back by the host, and the page says so', async () => {
+  assert.equal((await services()).includes('https'), false);
+  const page = await h.loginPage(ADMIN);
+  await ui.openFirewall(page, fw1.id);
+  const change = await ui.addService(page, { zone: 'public', service: 'https', confirmTimeout: 5 });
+  assert.match(change.preview, /https/);
+  // Really applied on the host first...
+  await until('https in the runtime zone', async () => (await services()).includes('https'), 20_000);
+  // ...then nobody confirms: the host takes it back by itself.
+  await ui.rolledBack(page).waitFor({ timeout: 40_000 });
+  await checkPage(page, 'firewall', 'rolled-back');
+  await until('https gone from the runtime zone', async () => !(await services()).includes('https'), 20_000);
+  const perm = await h.fw!.cmd(['--permanent', '--zone=public', '--list-services']);
+  assert.doesNotMatch(perm.stdout, /\bhttps\b/, 'not in the permanent configuration either');
+});
+
+test('console templates: a template applied to two agents shows a per-host preview, then per-host results', async () => {
+  const page = await h.loginPage(ADMIN);
+  const templateId = await ui.createTemplate(page, { name: 'edge-web', zone: 'public', services: ['imaps'], ports: ['8443/tcp'] });
+  await checkPage(page, 'templates', 'template');
+  const preview = await ui.previewTemplate(page, templateId, { agents: ['fw-1', 'fw-2'] });
+  for (const host of ['fw-1', 'fw-2']) assert.match(preview[host] ?? '', /imaps|8443/, `${host}'s preview names the change`);
+  // A preview changes nothing.
+  assert.equal((await ports()).includes('8443/tcp'), false);
+  await checkPage(page, 'templates', 'preview');
+  await ui.applyTemplate(page);
+  await ui.hostState(page, 'fw-1', 'completed').waitFor({ timeout: 60_000 });
+  await ui.hostState(page, 'fw-2', 'completed').waitFor({ timeout: 60_000 });
+  await checkPage(page, 'templates', 'applied');
+  // Both agents drive the one firewalld of this machine: the first to run changes it, the other finds it done.
+  await ui.confirmTemplate(page);
+  await checkPage(page, 'templates', 'confirmed');
+  assert.ok((await ports()).includes('8443/tcp'));
+  assert.ok((await services()).includes('imaps'));
+  // The apply is one batch with one completed, not dry-run, job per host.
+  const list = (await h.api('GET', '/batches')).body.batches as Array<{ id: string }>;
+  type Full = { hosts: Array<{ agent_id: string; job: { status: string; params: { dry_run?: boolean } } }> };
+  const full = await Promise.all(list.map(async (b) => (await h.api('GET', `/batches/${b.id}`)).body.batch as Full));
+  const applied = full.find(
+    (b) => b.hosts.length === 2 && b.hosts.every((x) => x.job.status === 'completed' && x.job.params.dry_run !== true) && [fw1.id, fw2.id].every((id) => b.hosts.some((x) => x.agent_id === id)),
+  );
+  assert.ok(applied, 'one batch, one completed job per host');
+});
