@@ -202,8 +202,24 @@ export function paramsOf(fields: readonly Field[], values: Readonly<Record<strin
   return { params, errors };
 }
 
-/** A schema's pattern tested in the browser; one the browser cannot compile is left to the agent. */
+/**
+ * A pattern the browser tests is one whose matching time stays small: no repeated group (`(a+)+`,
+ * `(a|a)*`), at most 3 repetitions in all (`a*a*a*...` is polynomial), and text of at most 256
+ * characters. A schema comes from a host's module-info, so a malicious plugin could otherwise
+ * freeze the operator's tab; any other pattern is left to the host, which checks it anyway.
+ */
+const PATTERN_MAX = 512;
+const PATTERN_MAX_REPEATS = 3;
+const PATTERN_TEXT_MAX = 256;
+function cheapToTest(pattern: string, text: string): boolean {
+  if (pattern.length > PATTERN_MAX || text.length > PATTERN_TEXT_MAX) return false;
+  if (/\)[*+{]/.test(pattern)) return false;
+  return (pattern.match(/[*+{]/g) ?? []).length <= PATTERN_MAX_REPEATS;
+}
+
+/** A schema's pattern tested in the browser; one the browser cannot compile or test cheaply is left to the agent. */
 function safeTest(pattern: string, text: string): boolean {
+  if (!cheapToTest(pattern, text)) return true;
   try {
     return new RegExp(pattern, 'u').test(text);
   } catch {

@@ -41,14 +41,18 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Sets SECURITY_HEADERS on every response of `app`, its not-found and error answers included.
+ * Sets SECURITY_HEADERS on every response of `app`, its not-found and error answers included, and
+ * `Cache-Control: no-store` on every one outside the hashed assets.
  * Set on the raw response at the start of each request: a route that writes the response itself
  * (a server-sent event stream) carries them too.
  */
 export function installSecurityHeaders(app: FastifyInstance): void {
   const entries = Object.entries(SECURITY_HEADERS);
-  app.addHook('onRequest', async (_req, reply) => {
+  app.addHook('onRequest', async (req, reply) => {
     for (const [k, v] of entries) reply.raw.setHeader(k, v);
+    // API and agent answers hold the fleet, the audit log and sessions: a shared browser's cache or
+    // a proxy must not keep them for the next person. Only the hashed assets may be cached.
+    if (!req.url.startsWith(CONSOLE_ASSETS_PREFIX)) reply.raw.setHeader('cache-control', 'no-store');
   });
 }
 

@@ -133,6 +133,23 @@ describe('web console', () => {
     assertSecure(unknown.headers, '404');
   });
 
+  test('authenticated API answers and agent answers are never cached (Cache-Control: no-store)', async () => {
+    // A shared browser or a proxy must not keep the fleet, the audit log or a session answer for
+    // the next person at the keyboard (back button after log-out, disk cache).
+    const auth = { authorization: `Bearer ${srv.adminToken}` };
+    for (const p of ['/api/v1/agents', '/api/v1/audit', '/api/v1/audit?format=csv', '/api/v1/audit?format=jsonl', '/api/v1/no-such-route']) {
+      const r = await get(p, auth);
+      assert.equal(r.headers['cache-control'], 'no-store', `${p} (${r.status})`);
+    }
+    assert.equal((await get('/api/v1/agents')).headers['cache-control'], 'no-store', 'API 401');
+    const checkin = await get('/agents/api/checkin/', { 'content-type': 'application/json' }, 'POST', JSON.stringify({ agent_id: 'x', api_key: 'y' }));
+    assert.equal(checkin.headers['cache-control'], 'no-store', 'agent route');
+    // The hashed assets keep their long cache.
+    const html = readFileSync(path.join(DIST, 'index.html'), 'utf8');
+    const asset = /src="(\/assets\/[^"]+)"/.exec(html)![1]!;
+    assert.equal((await get(asset)).headers['cache-control'], 'public, max-age=31536000, immutable', asset);
+  });
+
   test('nothing outside the assets folder can be read through it', async () => {
     for (const p of ['/assets/../index.html', '/assets/%2e%2e/index.html', '/assets/..%2f..%2fserver.yaml', '/assets//etc/passwd', '/assets/.', '/assets/']) {
       const r = await get(p);

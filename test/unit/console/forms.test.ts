@@ -114,6 +114,28 @@ describe('paramsOf', () => {
     );
   });
 
+  test('paramsOf does not hang on a hostile pattern from a host\'s module-info (ReDoS)', () => {
+    // A malicious plugin's schema must not freeze the operator's tab: such a pattern is left to the host.
+    const hostile = fieldsOf({
+      type: 'object',
+      properties: {
+        nested: { type: 'string', pattern: '^(a+)+$' },
+        alternation: { type: 'string', pattern: '^(a|a)*$' },
+        polynomial: { type: 'string', pattern: '^a*a*a*a*a*a*$' },
+      },
+    });
+    const text = `${'a'.repeat(24)}!`;
+    const t0 = performance.now();
+    const r = paramsOf(hostile, { nested: text, alternation: text, polynomial: `${'a'.repeat(60)}!` });
+    const ms = performance.now() - t0;
+    assert.ok(ms < 500, `took ${Math.round(ms)} ms`);
+    assert.deepEqual(r.errors, []);
+    // A plain pattern (the firewalld module's own) is still checked in the browser.
+    const plain = fieldsOf({ type: 'object', properties: { port: { type: 'string', pattern: '^[0-9]{1,5}(-[0-9]{1,5})?/(tcp|udp|sctp|dccp)$' } } });
+    assert.match(paramsOf(plain, { port: '80/icmp' }).errors[0]!.message, /does not have the expected form/);
+    assert.deepEqual(paramsOf(plain, { port: '80-90/tcp' }).errors, []);
+  });
+
   test('labelOf makes a sentence-case label of a parameter name', () => {
     assert.equal(labelOf('icmp_block-type'), 'Icmp block type');
   });
