@@ -259,6 +259,10 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     storage,
     windows,
     lastSeen: (id, stored) => seen.get(id) ?? stored,
+    sessionLive: (op) => {
+      const s = op.sessionId === undefined ? undefined : storage.auth.getSession(op.sessionId);
+      return s !== undefined && s.session.expiresAt > now();
+    },
     log: app.log.child({ component: 'events' }),
     limits: {
       ...DEFAULT_EVENT_LIMITS,

@@ -155,7 +155,10 @@ export function batchSummary(b: BatchRecord, counts: BatchCounts) {
 
 /** The batch with each host's latest job. */
 export function batchView(b: BatchRecord, hosts: BatchHost[]) {
-  return { ...batchSummary(b, countsOf(hosts)), hosts: hosts.map((h) => ({ agent_id: h.job.agentId, hostname: h.hostname, job: jobView(h.job) })) };
+  // A selection names only the hosts shown: a limited operator never learns the ids of the others.
+  const shown = new Set(hosts.map((h) => h.job.agentId));
+  const target = b.target.agents === undefined ? b.target : { ...b.target, agents: b.target.agents.filter((id) => shown.has(id)) };
+  return { ...batchSummary(b, countsOf(hosts)), target, hosts: hosts.map((h) => ({ agent_id: h.job.agentId, hostname: h.hostname, job: jobView(h.job) })) };
 }
 
 /** The batch if the operator reaches any of its hosts; else 404 as for an unknown id. */

@@ -38,6 +38,8 @@ export interface EventHubDeps {
   lastSeen: (id: string, stored: number | null) => number | null;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   limits: EventLimits;
+  /** Whether the login session a stream was opened with still holds (absent: never checked). */
+  sessionLive?: (op: Operator) => boolean;
 }
 
 interface Stream {
@@ -191,6 +193,17 @@ export class EventHub {
     return n;
   }
 
+  /**
+   * Closes the streams whose login session ended (logout, revoke, password change, user removal,
+   * expiry, a newer session pushing it out): a stream never outlives the session it was opened with.
+   * Called when a route ends sessions, and on the state timer for those that end by time.
+   */
+  closeEndedSessions(): number {
+    const live = this.d.sessionLive;
+    if (live === undefined) return 0;
+    return this.closeWhere((op) => op.sessionId !== undefined && !live(op));
+  }
+
   /** Ends every stream (server closing); later opens are refused. */
   close(): void {
     this.closed = true;
@@ -250,7 +263,10 @@ export class EventHub {
       setInterval(() => {
         for (const s of [...this.streams]) this.send(s, ': ping\n\n');
       }, this.d.limits.heartbeatMs).unref(),
-      setInterval(() => this.checkStates(), this.d.limits.stateCheckMs).unref(),
+      setInterval(() => {
+        this.closeEndedSessions();
+        this.checkStates();
+      }, this.d.limits.stateCheckMs).unref(),
     ];
   }
 

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent as Dispatcher, request } from 'undici';
 import { adminCall, SimAgent, startServer, type TestServer } from '../helpers/server.ts';
 import { openEvents, type SseReader } from '../helpers/sse.ts';
 
@@ -233,6 +234,38 @@ describe('tuxsec-server fleet API', () => {
     const listed = (list.body.batches as Batch[]).find((x) => x.id === b.id)!;
     assert.equal(listed.counts.queued, 3);
     assert.equal((await adminCall(srv, 'GET', '/batches/nope')).status, 404);
+  });
+
+  test('attack: an operator limited to env=dev never learns the ids or count of the prod hosts of a mixed batch', async () => {
+    const pw = 'correct horse battery staple';
+    assert.equal((await adminCall(srv, 'POST', '/users', { name: 'devop', role: 'operator', selector: { env: 'dev' }, password: pw })).status, 201);
+    const prod = byHost.get('web-1')!.agentId;
+    const dev = byHost.get('dev-web-1')!.agentId;
+    const b = await adminCall(srv, 'POST', '/batches', { target: { agents: [prod, dev] }, module: 'systeminfo', action: 'get_info' });
+    assert.equal(b.status, 201, JSON.stringify(b.body));
+    const id = (b.body.batch as { id: string }).id;
+    const d = new Dispatcher({ connect: { ca } });
+    try {
+      const login = await request(`${srv.url}/api/v1/session`, { method: 'POST', dispatcher: d, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'devop', password: pw }) });
+      assert.equal(login.statusCode, 200);
+      await login.body.text();
+      const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+      const get = async (p: string) => {
+        const r = await request(`${srv.url}/api/v1${p}`, { dispatcher: d, headers: { cookie } });
+        return { status: r.statusCode, text: await r.body.text() };
+      };
+      const one = await get(`/batches/${id}`);
+      assert.equal(one.status, 200, one.text);
+      assert.ok(one.text.includes(dev), 'the reachable host is shown');
+      assert.ok(!one.text.includes(prod), `the unreachable host's id leaks: ${one.text}`);
+      const list = await get('/batches?limit=100');
+      assert.equal(list.status, 200, list.text);
+      const mine = (JSON.parse(list.text) as { batches: Array<{ id: string; target: { agents_count?: number } }> }).batches.find((x) => x.id === id)!;
+      assert.deepEqual(mine.target, { agents_count: 1 });
+    } finally {
+      await d.close();
+      await adminCall(srv, 'POST', `/batches/${id}/cancel`, {});
+    }
   });
 
   test('the command line: agents list with filters, jobs submit --label, jobs batch get and list, in words', async () => {

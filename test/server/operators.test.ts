@@ -445,6 +445,42 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     for (const line of jsonl.text.trim().split('\n')) assert.ok(typeof (JSON.parse(line) as { action: string }).action === 'string');
   });
 
+  test('attack: an events stream ends with its session: logout, revoke, password change and user removal close it at once', async () => {
+    /** Opens GET /events with c's cookie; `closed(ms)` says whether the server ended it within ms. */
+    const openStream = async (c: Client) => {
+      const res = await request(`${srv.url}/api/v1/events`, { dispatcher: c.dispatcher, headers: { cookie: `tuxsec_session=${c.cookie!}` } });
+      assert.equal(res.statusCode, 200);
+      const ended = new Promise<true>((resolve) => {
+        res.body.on('end', () => resolve(true));
+        res.body.on('error', () => resolve(true));
+        res.body.on('close', () => resolve(true));
+        res.body.resume();
+      });
+      return { closed: (ms: number) => Promise.race([ended, sleep(ms).then(() => false as const)]), destroy: () => res.body.destroy() };
+    };
+    await addUser(srv, 'sse1', 'viewer');
+    const cases: Array<[string, (c: Client) => Promise<Reply>]> = [
+      ['logout', (c) => c.call('DELETE', '/session')],
+      ['revoke', () => adminCall(srv, 'POST', '/users/sse1/revoke', {}) as Promise<Reply>],
+      ['password change', () => adminCall(srv, 'POST', '/users/sse1/password', { password: PW }) as Promise<Reply>],
+      ['user removal', () => adminCall(srv, 'DELETE', '/users/sse1') as Promise<Reply>],
+    ];
+    for (const [what, end] of cases) {
+      const c = client();
+      assert.equal((await c.login('sse1', PW)).status, 200);
+      const other = client();
+      assert.equal((await other.login('admin1', PW)).status, 200);
+      const stream = await openStream(c);
+      const bystander = await openStream(other);
+      assert.equal(await stream.closed(200), false, `${what}: the stream is open before`);
+      const r = await end(c);
+      assert.equal(r.status, 200, `${what}: ${JSON.stringify(r.body)}`);
+      assert.equal(await stream.closed(3000), true, `${what}: the stream of the ended session is still open`);
+      assert.equal(await bystander.closed(200), false, `${what}: another user's stream was closed`);
+      bystander.destroy();
+    }
+  });
+
   test('CLI: user add (stdin and generated), list, passwd, remove; audit --format csv', async () => {
     const add = await cli(srv, ['user', 'add', 'cli1', '--role', 'operator', '--label', 'env=prod', '--password-stdin'], 'a password from stdin\n');
     assert.equal(add.code, 0, add.stderr);

@@ -131,10 +131,12 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     requireRole(req, 'viewer');
     const list = storage.fleet.listBatches(req.query.limit ?? 20, req.query.offset ?? 0);
     const batches = [];
+    const op = req.operator;
     for (const b of list) {
-      const counts = batchCounts(ctx, req.operator, b);
+      const counts = batchCounts(ctx, op, b);
       // A selection of thousands of hosts is in the batch itself, not in every list.
-      const target = b.target.agents === undefined ? b.target : { agents_count: b.target.agents.length };
+      // Counted among the hosts the operator reaches: a limited one never learns how many others there are.
+      const target = b.target.agents === undefined ? b.target : { agents_count: op.selector === null ? b.target.agents.length : counts?.total ?? 0 };
       if (counts) batches.push({ ...batchSummary(b, counts), target });
     }
     return { success: true as const, batches };

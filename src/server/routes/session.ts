@@ -55,6 +55,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       }
       throw e;
     }
+    // A session pushed out by this one (sessions_per_user) or presented at login ends its streams too.
+    ctx.events.closeEndedSessions();
     req.operator = { kind: 'user', name: out.user.name, role: out.user.role, selector: out.user.selector, sessionId: out.session.idHash };
     ctx.audit(req, { action: 'session.login', agents: [], params: { name }, result: 'ok' });
     req.log.info({ user: out.user.name }, 'operator logged in');
@@ -72,6 +74,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     req.operator = auth.authenticate(req);
     if (req.operator.sessionId === undefined) throw HttpError.of(ErrorCodes.invalidRequest, 'cannot log out: the admin token has no session');
     ctx.storage.auth.deleteSession(req.operator.sessionId!);
+    ctx.events.closeEndedSessions();
     ctx.audit(req, { action: 'session.logout', agents: [], params: {}, result: 'ok' });
     auth.clearCookie(reply);
     return { success: true };

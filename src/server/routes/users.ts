@@ -105,6 +105,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
   api.delete('/users/:name', { ...needs('admin'), schema: { params: NameParams } }, async (req) => {
     const { name } = req.params;
     if (!(await ctx.group.run(() => storage.auth.deleteUser(name)))) throw HttpError.of(ErrorCodes.notFound, `cannot remove user ${JSON.stringify(name.slice(0, 100))}: no such user`);
+    ctx.events.closeEndedSessions();
     ctx.audit(req, { action: 'user.remove', agents: [], params: { name }, result: 'ok' });
     req.log.info({ user: name }, 'user removed');
     return { success: true };
@@ -117,6 +118,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     if (!storage.auth.getUser(name)) throw HttpError.of(ErrorCodes.notFound, `cannot ${what}: no such user`);
     const hash = await auth.hasher.hash(password);
     if (!(await ctx.group.run(() => storage.auth.setPassword(name, hash, ctx.now())))) throw HttpError.of(ErrorCodes.notFound, `cannot ${what}: no such user`);
+    ctx.events.closeEndedSessions();
     ctx.audit(req, { action: 'user.passwd', agents: [], params: { name }, result: 'ok' });
     req.log.info({ user: name }, 'user password set');
     return { success: true as const, user: view(storage.auth.getUser(name)!), ...(generated ? { password } : {}) };
@@ -126,6 +128,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     const { name } = req.params;
     if (!storage.auth.getUser(name)) throw HttpError.of(ErrorCodes.notFound, `cannot revoke sessions of user ${JSON.stringify(name.slice(0, 100))}: no such user`);
     const ended = await ctx.group.run(() => storage.auth.deleteSessionsOf(name));
+    ctx.events.closeEndedSessions();
     ctx.audit(req, { action: 'user.revoke', agents: [], params: { name }, result: 'ok' });
     return { success: true, ended };
   });
