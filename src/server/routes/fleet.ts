@@ -105,7 +105,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     requireRole(req, 'admin');
     const id = req.params.id;
     const gone = await ctx.group.run(() => storage.fleet.deleteToken(id));
-    ctx.audit?.(req, { action: 'token.revoke', agents: [], params: { id }, result: gone ? 'ok' : 'no such token' });
+    ctx.audit(req, { action: 'token.revoke', agents: [], params: { id }, result: gone ? 'ok' : 'no such token' });
     if (!gone) throw HttpError.of(ErrorCodes.notFound, `cannot revoke token "${id}": no such token`);
     req.log.info({ token_id: id }, 'enrollment token revoked');
     return { success: true as const, id };
@@ -119,11 +119,11 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     try {
       batch = await createBatch(ctx, req, { target: b.target, module: b.module, action: b.action, params: b.params, expiresIn: b.expires_in });
     } catch (e) {
-      ctx.audit?.(req, { action: 'batch.create', agents: b.target.agents ?? [], params, result: (e as Error).message });
+      ctx.audit(req, { action: 'batch.create', agents: b.target.agents ?? [], params, result: (e as Error).message });
       throw e;
     }
     const hosts = batchHosts(ctx, req.operator, batch) ?? [];
-    ctx.audit?.(req, { action: 'batch.create', agents: hosts.map((h) => h.job.agentId), params: { ...params, batch: batch.id }, result: 'ok' });
+    ctx.audit(req, { action: 'batch.create', agents: hosts.map((h) => h.job.agentId), params: { ...params, batch: batch.id }, result: 'ok' });
     return reply.code(201).send({ success: true, batch: batchView(batch, hosts) });
   });
 
@@ -152,7 +152,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     requireRole(req, 'operator');
     const retried = await retryFailed(ctx, req, req.params.id);
     const { batch, hosts } = requireBatch(ctx, req, req.params.id, 'find');
-    ctx.audit?.(req, { action: 'batch.retry-failed', agents: retried, params: { batch: batch.id }, result: 'ok' });
+    ctx.audit(req, { action: 'batch.retry-failed', agents: retried, params: { batch: batch.id }, result: 'ok' });
     return { success: true as const, batch: batchView(batch, hosts), retried };
   });
 
@@ -160,7 +160,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<FleetRoutesOptions> = async 
     requireRole(req, 'operator');
     const out = await cancelBatch(ctx, req, req.params.id);
     const { batch, hosts } = requireBatch(ctx, req, req.params.id, 'find');
-    ctx.audit?.(req, { action: 'batch.cancel', agents: hosts.map((h) => h.job.agentId), params: { batch: batch.id }, result: 'ok' });
+    ctx.audit(req, { action: 'batch.cancel', agents: hosts.map((h) => h.job.agentId), params: { batch: batch.id }, result: 'ok' });
     return { success: true as const, batch: batchView(batch, hosts), cancelled: out.cancelled, cancel_requested: out.requested };
   });
 };

@@ -103,7 +103,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     const rec = { id: randomUUID(), hash: hashSecret(token), createdAt: t, expiresAt: t + (req.body.ttl ?? 86400) * 1000, maxUses: uses, usesLeft: uses, labels, name };
     await group.run(() => storage.createToken(rec));
     req.log.info({ token_id: rec.id, uses }, 'enrollment token created');
-    ctx.audit?.(req, { action: 'token.create', agents: [], params: { uses, ttl: req.body.ttl, labels, name }, result: 'ok' });
+    ctx.audit(req, { action: 'token.create', agents: [], params: { uses, ttl: req.body.ttl, labels, name }, result: 'ok' });
     return reply.code(201).send({ success: true, id: rec.id, token, uses, expires_at: iso(rec.expiresAt), labels, name });
   });
 
@@ -187,7 +187,7 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     if (tooMany) throw HttpError.of(ErrorCodes.invalidRequest, `${what}: more than ${MAX_LABELS} labels`);
     req.log.info({ agent: agent!.id }, 'agent labels set');
     dispatch.agentChanged(agent!.id);
-    ctx.audit?.(req, { action: 'agent.label', agents: [agent!.id], params: { set, remove }, result: 'ok' });
+    ctx.audit(req, { action: 'agent.label', agents: [agent!.id], params: { set, remove }, result: 'ok' });
     return { success: true as const, agent: view(agent!) };
   });
 

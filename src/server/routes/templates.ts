@@ -96,11 +96,11 @@ async function batchReply(ctx: ServerContext, req: FastifyRequest, spec: BatchSp
   try {
     batch = await createBatch(ctx, req, spec);
   } catch (e) {
-    ctx.audit?.(req, { action: audit.action, agents: spec.target.agents ?? [], params: audit.params, result: (e as Error).message });
+    ctx.audit(req, { action: audit.action, agents: spec.target.agents ?? [], params: audit.params, result: (e as Error).message });
     throw e;
   }
   const hosts = batchHosts(ctx, req.operator, batch) ?? [];
-  ctx.audit?.(req, { action: audit.action, agents: hosts.map((h) => h.job.agentId), params: { ...audit.params, batch: batch.id }, result: 'ok' });
+  ctx.audit(req, { action: audit.action, agents: hosts.map((h) => h.job.agentId), params: { ...audit.params, batch: batch.id }, result: 'ok' });
   return { success: true as const, batch: batchView(batch, hosts) };
 }
 
@@ -134,7 +134,7 @@ export const templateRoutes: FastifyPluginAsyncTypebox<TemplateRoutesOptions> = 
     const t = ctx.now();
     const rec: TemplateRecord = { id: randomUUID(), name: b.name, description: b.description ?? '', zones: b.zones, createdAt: t, updatedAt: t };
     if ((await ctx.group.run(() => store.create(rec))) === 'exists') throw HttpError.of(ErrorCodes.conflict, `${what}: a template of that name exists`);
-    ctx.audit?.(req, { action: 'template.create', agents: [], params: { id: rec.id, name: rec.name }, result: 'ok' });
+    ctx.audit(req, { action: 'template.create', agents: [], params: { id: rec.id, name: rec.name }, result: 'ok' });
     return reply.code(201).send({ success: true, template: templateView(rec) });
   });
 
@@ -146,14 +146,14 @@ export const templateRoutes: FastifyPluginAsyncTypebox<TemplateRoutesOptions> = 
     const out = await ctx.group.run(() => store.replace(req.params.id, { name: b.name, description: b.description ?? '', zones: b.zones }, ctx.now()));
     if (out === undefined) throw HttpError.of(ErrorCodes.notFound, `${what}: no such template`);
     if (out === 'exists') throw HttpError.of(ErrorCodes.conflict, `${what}: another template is named "${b.name}"`);
-    ctx.audit?.(req, { action: 'template.replace', agents: [], params: { id: out.id, name: out.name }, result: 'ok' });
+    ctx.audit(req, { action: 'template.replace', agents: [], params: { id: out.id, name: out.name }, result: 'ok' });
     return { success: true as const, template: templateView(out) };
   });
 
   api.delete('/templates/:id', { schema: { params: IdParams, response: { 200: Type.Object({ success: Type.Literal(true) }) } } }, async (req) => {
     requireRole(req, 'admin');
     if (!(await ctx.group.run(() => store.delete(req.params.id)))) throw HttpError.of(ErrorCodes.notFound, `cannot delete template "${req.params.id}": no such template`);
-    ctx.audit?.(req, { action: 'template.delete', agents: [], params: { id: req.params.id }, result: 'ok' });
+    ctx.audit(req, { action: 'template.delete', agents: [], params: { id: req.params.id }, result: 'ok' });
     return { success: true as const };
   });
 
@@ -190,7 +190,7 @@ export const templateRoutes: FastifyPluginAsyncTypebox<TemplateRoutesOptions> = 
     const a = requireAgent(req, ctx.storage.getAgent(req.params.id), what);
     const s = await ctx.group.run(() => store.acceptBaseline(a.id, ctx.now()));
     if (!s) throw HttpError.of(ErrorCodes.conflict, `${what}: no firewall hash from it yet (POST /api/v1/firewall/check asks for one)`);
-    ctx.audit?.(req, { action: 'firewall.baseline', agents: [a.id], params: { hash: s.baseline }, result: 'ok' });
+    ctx.audit(req, { action: 'firewall.baseline', agents: [a.id], params: { hash: s.baseline }, result: 'ok' });
     return { success: true as const, firewall: firewallView(a.id, s) };
   });
 
