@@ -16,7 +16,7 @@ import { RootdClient } from '../../src/client/rootd-client.ts';
 import { loadConfig } from '../../src/agent/config.ts';
 import { Executor } from '../../src/agent/executor.ts';
 import { Journal } from '../../src/agent/journal.ts';
-import { clientKey, PushServer } from '../../src/agent/push.ts';
+import { clientKey, PushServer, type PushLimits } from '../../src/agent/push.ts';
 
 let h: PushAgent;
 const UNAUTHORIZED_TEXT = '{"success":false,"result":{},"error":"cannot accept request: missing or invalid X-API-Key","code":"unauthorized"}';
@@ -192,24 +192,36 @@ test('push guessing keys is throttled per client', async () => {
   assert.ok(statuses.every((s) => s === 401 || s === 429), statuses.join(','));
 });
 
-test('push past its budget of wrong keys a client gets 429 before the comparison, even for the right key', async () => {
-  // The agent's own server code with a budget of one wrong key that refills in 10 s, so the check does
-  // not race the refill (the default, 5 a second, gives a token back every 200 ms, about what one TLS
-  // handshake takes on a loaded machine). The real agent's guessing limit is tested above.
-  const dir = tempDir('tsa-pushbudget-');
+/**
+ * The agent's own push server in this process, with `limits`, in front of a rootd socket that does not
+ * exist (nothing runs; /health answers 200 "unhealthy" to the right key).
+ */
+async function withPushServer(limits: Partial<PushLimits>, fn: (server: PushServer, port: number, certs: Awaited<ReturnType<typeof makeCerts>>) => Promise<void>): Promise<void> {
+  const dir = tempDir('tsa-pushsrv-');
   const certs = await makeCerts(path.join(dir, 'certs'));
   fs.chmodSync(certs.serverKey, 0o600);
   const journal = Journal.open(dir, { keepResults: { maxEntries: 10, maxBytes: 65536 } });
-  // /health with the right key answers 200 (rootd unreachable: "unhealthy"); nothing runs.
   const rootd = new RootdClient({ socketPath: path.join(dir, 'no-rootd.sock') });
   const log = { info() {}, warn() {}, error() {} };
   const server = new PushServer(
-    { host: '127.0.0.1', port: 0, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }, version: 'test', limits: { authFailuresPerSec: 0.1 } },
+    { host: '127.0.0.1', port: 0, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }, version: 'test', limits },
     { executor: new Executor({ rootd, journal, sink: 'journal' }), journal, rootd, apiKey: API_KEY, log },
   );
   try {
     await server.listen();
-    const port = (server.server.address() as net.AddressInfo).port;
+    await fn(server, (server.server.address() as net.AddressInfo).port, certs);
+  } finally {
+    await server.close();
+    journal.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('push past its budget of wrong keys a client gets 429 before the comparison, even for the right key', async () => {
+  // The agent's own server code with a budget of one wrong key that refills in 10 s, so the check does
+  // not race the refill (the default, 5 a second, gives a token back every 200 ms, about what one TLS
+  // handshake takes on a loaded machine). The real agent's guessing limit is tested above.
+  await withPushServer({ authFailuresPerSec: 0.1 }, async (_server, port, certs) => {
     const get = (localAddress: string, key: string) =>
       new Promise<number>((resolve, reject) => {
         const req = https.request(
@@ -234,11 +246,7 @@ test('push past its budget of wrong keys a client gets 429 before the comparison
     assert.equal(await get(guesser, API_KEY), 429, 'the right key past the budget');
     // The budget is the guesser's alone.
     assert.equal(await get('127.0.0.21', API_KEY), 200, 'another client');
-  } finally {
-    await server.close();
-    journal.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('push an api_key shorter than 32 characters is a config error naming the key, never showing it', () => {
@@ -323,20 +331,7 @@ test('push counts an IPv6 client by its /64 and an IPv4-mapped one by its IPv4 a
 });
 
 test('push forgets idle clients past maxClients: the map of clients stays bounded', async () => {
-  const dir = tempDir('tsa-pushmap-');
-  const certs = await makeCerts(path.join(dir, 'certs'));
-  fs.chmodSync(certs.serverKey, 0o600);
-  const journal = Journal.open(dir, { keepResults: { maxEntries: 10, maxBytes: 65536 } });
-  // No job runs here: rootd's socket is never dialled.
-  const rootd = new RootdClient({ socketPath: path.join(dir, 'no-rootd.sock') });
-  const log = { info() {}, warn() {}, error() {} };
-  const server = new PushServer(
-    { host: '127.0.0.1', port: 0, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }, version: 'test', limits: { maxClients: 100 } },
-    { executor: new Executor({ rootd, journal, sink: 'journal' }), journal, rootd, apiKey: API_KEY, log },
-  );
-  try {
-    await server.listen();
-    const port = (server.server.address() as net.AddressInfo).port;
+  await withPushServer({ maxClients: 100 }, async (server, port) => {
     const connectFrom = (addr: string) =>
       new Promise<void>((resolve) => {
         const s = net.connect({ host: '127.0.0.1', port, localAddress: addr }, () => s.destroy());
@@ -348,11 +343,7 @@ test('push forgets idle clients past maxClients: the map of clients stays bounde
     await connectFrom('127.0.9.1');
     await until('the last connection seen', () => new Promise<boolean>((resolve) => server.server.getConnections((_e, n) => resolve(n === 0))));
     assert.ok(server.clientCount <= 100, `${server.clientCount} clients remembered`);
-  } finally {
-    await server.close();
-    journal.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('push one client cannot hold every connection', async () => {
