@@ -40,7 +40,9 @@ test('console firewall: a service added with a preview, applied with a countdown
   const page = await h.loginPage(ADMIN);
   await ui.openFirewall(page, fw1.id);
   await checkPage(page, 'firewall', 'zones');
-  const change = await ui.addService(page, { zone: 'public', service: 'http', confirmTimeout: 8 });
+  // 30 s: the confirm click comes after an accessibility check and a firewall-cmd run, seconds
+  // each on a loaded machine (CI once missed an 8 s deadline: the page had rolled back, no confirm button).
+  const change = await ui.addService(page, { zone: 'public', service: 'http', confirmTimeout: 30 });
   // The preview said what would change, before anything did.
   assert.match(change.preview, /http/);
   await checkPage(page, 'firewall', 'confirm-countdown');
