@@ -163,7 +163,8 @@ test('tuxsec-agent resumes within seconds after a graceful server restart (held 
     const t0 = Date.now();
     const job = await server.waitJob((await submit('restart-1')).id, 20_000);
     assert.equal(job.status, 'completed');
-    assert.ok(Date.now() - t0 < 8000, `took ${Date.now() - t0} ms: the agent waited a whole sync_interval`);
+    // Against the 30 s sync_interval, with room for a loaded machine (a job here passes a server, an agent and rootd).
+    assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms: the agent waited a whole sync_interval`);
   } finally {
     await agent.kill('SIGTERM');
   }

@@ -115,10 +115,11 @@ test('retry-failed queues again only the host whose job expired; cancel ends wha
   // Stop web-2: its job of the next batch expires while web-1's completes.
   const w2 = procs.find((p) => p.proc.spawnargs.includes(web2Env.configPath))!;
   await w2.kill();
-  const sub = await server.cli(['jobs', 'submit', '--agent', web1, '--agent', web2, 'systeminfo', 'get_hostname', '--expires', '6']);
+  // 10 s: web-1 must run its job before then, through a server, an agent and rootd on a loaded machine.
+  const sub = await server.cli(['jobs', 'submit', '--agent', web1, '--agent', web2, 'systeminfo', 'get_hostname', '--expires', '10']);
   assert.equal(sub.code, 0, sub.stderr);
   const id = (sub.json!.batch as Batch).id;
-  await until('web-2\'s job to expire', async () => jobOf(await batch(id), web2).status === 'expired', 20_000, 200);
+  await until('web-2\'s job to expire', async () => jobOf(await batch(id), web2).status === 'expired', 30_000, 200);
   const before = await batch(id);
   assert.equal(jobOf(before, web1).status, 'completed');
   const web1Job = jobOf(before, web1).id;

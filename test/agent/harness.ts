@@ -172,7 +172,7 @@ export async function startServer(opts: { dir: string; certs: CertPaths; config?
         });
         s.on('error', () => resolve(false));
       });
-    });
+    }, 60_000); // starting is not timed here: a loaded machine starts node slowly
     return p;
   };
   const h: ServerHandle = {

@@ -106,12 +106,13 @@ test('a template previewed then applied on two agents by label: per-host results
 
 test('apply with confirm_timeout through the server: rolled back on the host unless confirmed, kept when confirmed', async () => {
   const tpl = (await server.op.listTemplates()).find((t) => t.name === 'web')!;
-  // Long enough to look at the firewall before the deadline on a loaded machine.
-  const [first] = [...(await results(await server.op.runTemplate(tpl.id, 'apply', { target: { agents: [ids[0]!] }, confirm_timeout: 20 }))).values()];
+  // Long enough to look at the firewall before the deadline on a loaded machine: the result's way
+  // back through the server, then three firewall-cmd runs (python), seconds each under load.
+  const [first] = [...(await results(await server.op.runTemplate(tpl.id, 'apply', { target: { agents: [ids[0]!] }, confirm_timeout: 30 }))).values()];
   const o = first!.result!.output as Output;
   assert.match(o.change_id!, /^[0-9a-f]{16}$/);
   assert.deepEqual(await present(), [true, true, true]);
-  await until('the host to roll the template back', async () => (await present()).every((x) => !x), 40_000, 250);
+  await until('the host to roll the template back', async () => (await present()).every((x) => !x), 60_000, 250);
 
   const [second] = [...(await results(await server.op.runTemplate(tpl.id, 'apply', { target: { agents: [ids[0]!] }, confirm_timeout: 20 }))).values()];
   const { change_id: change, confirm_by: by } = second!.result!.output as Output & { confirm_by: string };

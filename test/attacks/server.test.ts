@@ -74,7 +74,7 @@ describe('tuxsec-server under attack', () => {
 
   before(async () => {
     srv = await startServer({
-      config: { header_timeout: 2, request_timeout: 4, long_poll_max: 30, max_connections_per_ip: 64, register_rate_limit: 1000, pending_max_age: 3 },
+      config: { header_timeout: 2, request_timeout: 4, long_poll_max: 30, max_connections_per_ip: 64, register_rate_limit: 1000, pending_max_age: 8 },
     });
     ca = readFileSync(srv.certs.ca);
   });
@@ -119,7 +119,8 @@ describe('tuxsec-server under attack', () => {
     const closedAt = await c.closed;
     clearInterval(drip);
     // header_timeout is 2 s, checked every second; the old server waited 60 s, checked every 30 s.
-    assert.ok(closedAt - start < 8000, `closed after ${Math.round(closedAt - start)} ms`);
+    // The bound leaves a loaded machine time and still tells the two apart.
+    assert.ok(closedAt - start < 20_000, `closed after ${Math.round(closedAt - start)} ms`);
     assert.match(c.text(), /^HTTP\/1\.1 408 /);
     assert.deepEqual(bodyOf(c.text()), { success: false, error: 'cannot read request: not received in time', code: 'timeout' });
   });
@@ -131,8 +132,8 @@ describe('tuxsec-server under attack', () => {
     const tcpClosed = new Promise<number>((r) => tcp.once('close', () => r(performance.now())));
     const quiet = await rawTls(srv);
     const [a, b] = await Promise.all([tcpClosed, quiet.closed]);
-    assert.ok(a - start < 8000, `raw TCP closed after ${Math.round(a - start)} ms`);
-    assert.ok(b - start < 8000, `quiet TLS closed after ${Math.round(b - start)} ms`);
+    assert.ok(a - start < 20_000, `raw TCP closed after ${Math.round(a - start)} ms`);
+    assert.ok(b - start < 20_000, `quiet TLS closed after ${Math.round(b - start)} ms`);
   });
 
   test('slow body: a body trickled after quick headers is cut off at request_timeout', async () => {
@@ -148,7 +149,7 @@ describe('tuxsec-server under attack', () => {
     }, 200);
     const closedAt = await c.closed;
     clearInterval(drip);
-    assert.ok(closedAt - start < 10_000, `closed after ${Math.round(closedAt - start)} ms`);
+    assert.ok(closedAt - start < 20_000, `closed after ${Math.round(closedAt - start)} ms`);
     assert.ok(i < body.length, 'the whole body went through');
     assert.match(c.text(), /^HTTP\/1\.1 408 /);
   });
@@ -277,13 +278,14 @@ describe('tuxsec-server under attack', () => {
     const first = sim();
     assert.equal((await first.register({ enrollment_token: await token(), machine_id: machine })).status, 200);
     const second = sim();
+    // pending_max_age is 8 s: the job below must be queued for it before then, on a loaded machine too.
     const held = await second.register({ enrollment_token: await token(), machine_id: machine, hostname: 'impostor' });
     assert.equal(held.status, 202);
     const job = await adminCall(srv, 'POST', '/jobs', { agent_id: second.agentId, module: 'systeminfo', action: 'get_info' });
     assert.equal(job.status, 201);
     const jobId = (job.body.job as { id: string }).id;
     const ids = async () => ((await adminCall(srv, 'GET', '/agents')).body.agents as Array<{ id: string }>).map((a) => a.id);
-    await until(async () => !(await ids()).includes(second.agentId), 20_000, 'the pending agent to be deleted');
+    await until(async () => !(await ids()).includes(second.agentId), 30_000, 'the pending agent to be deleted');
     assert.ok((await ids()).includes(first.agentId), 'the active agent was deleted too');
     assert.equal((await adminCall(srv, 'GET', `/jobs/${jobId}`)).status, 404);
     assert.equal((await second.checkin()).status, 401);

@@ -40,8 +40,8 @@ test('console firewall: a service added with a preview, applied with a countdown
   const page = await h.loginPage(ADMIN);
   await ui.openFirewall(page, fw1.id);
   await checkPage(page, 'firewall', 'zones');
-  // 30 s: the axe check, the screenshot and the wait for the host below all run inside the window, and
-  // on a loaded machine 8 s ran out before Confirm was clicked (the page then rightly said rolled back).
+  // 30 s: the confirm click comes after an accessibility check and a firewall-cmd run, seconds
+  // each on a loaded machine (CI once missed an 8 s deadline: the page had rolled back, no confirm button).
   const change = await ui.addService(page, { zone: 'public', service: 'http', confirmTimeout: 30 });
   // The preview said what would change, before anything did.
   assert.match(change.preview, /http/);

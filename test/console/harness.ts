@@ -333,7 +333,8 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
     const newPage = async (): Promise<Page> => {
       const ctx = await browser.newContext({ baseURL: server.url, ignoreHTTPSErrors: false, viewport: { width: 1280, height: 900 } });
       contexts.push(ctx);
-      ctx.setDefaultTimeout(15_000);
+      // Waits for the page, not a speed check: the console, its server and agents share a loaded machine.
+      ctx.setDefaultTimeout(30_000);
       const page = await ctx.newPage();
       watchPage(page, new URL(server.url).origin);
       return page;

@@ -11,6 +11,7 @@ import type { ActionContext, Logger } from '../../src/sdk/action.ts';
 import { TuxsecError } from '../../src/protocol/errors.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
 import { failure } from '../helpers/failure.ts';
+import { waitFor } from '../helpers/procs.ts';
 
 const logs: Array<{ level: string; obj: unknown; msg?: string }> = [];
 const log: Logger = {
@@ -368,12 +369,13 @@ describe('firewalld dangerous class', () => {
   });
 
   test('panic_on with confirm_timeout is rolled back when not confirmed; panic_off turns it off', async () => {
-    const r = await ex('panic_on', { confirm_timeout: 5 });
+    // 15 s: firewall-cmd (python) alone can take seconds to start on a loaded machine, and the
+    // query must land before the deadline.
+    const r = await ex('panic_on', { confirm_timeout: 15 });
     assert.equal(r.changed, true);
     assert.match(r.change_id, /^[0-9a-f]{16}$/);
     assert.equal(await yes('--query-panic'), true);
-    await new Promise((res) => setTimeout(res, 6000));
-    assert.equal(await yes('--query-panic'), false, 'rolled back');
+    await waitFor(async () => !(await yes('--query-panic')), 'panic mode rolled back after its confirm_timeout', 40_000);
     assert.equal((await ex('panic_on')).changed, true);
     assert.equal((await ex('panic_off')).changed, true);
     assert.equal((await ex('panic_off')).changed, false);
@@ -383,8 +385,10 @@ describe('firewalld dangerous class', () => {
 
 describe('firewalld lockout safety', () => {
   test('a write with confirm_timeout is rolled back (runtime and permanent) unless confirmed, and audited', async () => {
-    const a = await ex('add_port', { zone: 'public', port: '2222/tcp', confirm_timeout: 5 });
-    const b = await ex('add_service', { zone: 'dmz', service: 'https', permanent: true, confirm_timeout: 5 });
+    // 15 s: the checks below start firewall-cmd (python) twice, seconds each on a loaded machine,
+    // and must all land before the deadline.
+    const a = await ex('add_port', { zone: 'public', port: '2222/tcp', confirm_timeout: 15 });
+    const b = await ex('add_service', { zone: 'dmz', service: 'https', permanent: true, confirm_timeout: 15 });
     assert.equal(await yes('--zone=public', '--query-port=2222/tcp'), true);
     assert.equal(await yes('--permanent', '--zone=dmz', '--query-service=https'), true);
     const saved = JSON.parse(readFileSync(path.join(stateDir, 'a.json'), 'utf8'));
@@ -393,7 +397,12 @@ describe('firewalld lockout safety', () => {
     assert.deepEqual(st.pending.map((p: { change_id: string }) => p.change_id).sort(), [a.change_id, b.change_id].sort());
     // The zone is locked while its change is pending.
     assert.equal(await code(ex('add_port', { zone: 'public', port: '2223/tcp' })), 'conflict');
-    await new Promise((res) => setTimeout(res, 6000));
+    // Recorded in the history once the rollback is done (it leaves pending as it starts).
+    const done = async (): Promise<boolean> => {
+      const ids = new Set((await ex('get_pending_changes')).history.map((x: { change_id: string }) => x.change_id));
+      return ids.has(a.change_id) && ids.has(b.change_id);
+    };
+    await waitFor(done, 'both changes rolled back after their confirm_timeout', 40_000);
     assert.equal(await yes('--zone=public', '--query-port=2222/tcp'), false);
     assert.equal(await yes('--permanent', '--zone=dmz', '--query-service=https'), false);
     const hist = (await ex('get_pending_changes')).history;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
+import { waitFor } from '../helpers/procs.ts';
 
 let fw: FirewalldNetns;
 let rootd: RootdHandle | null = null;
@@ -27,6 +28,12 @@ async function state(): Promise<string> {
   const perm = await fw.cmd(['--permanent', '--list-all-zones']);
   const misc = await fw.cmd(['--get-default-zone']);
   return `${rt.stdout}\n--\n${perm.stdout}\n--\n${misc.stdout}`;
+}
+
+/** How rootd's change guard says a change ended; undefined while it is pending or rolling back. */
+async function outcomeOf(r: RootdHandle, changeId: string): Promise<string | undefined> {
+  const st = (await r.client.execute('firewalld', 'get_pending_changes', {})) as { history: Array<{ change_id: string; outcome: string }> };
+  return st.history.find((h) => h.change_id === changeId)?.outcome;
 }
 
 async function withRootd(allowDangerous: boolean): Promise<RootdHandle> {
@@ -87,12 +94,14 @@ test('firewalld dangerous actions through rootd are refused until allow_dangerou
 
 test('firewalld rollback through rootd is applied on timeout and written to its log', async () => {
   const r = rootd ?? (await withRootd(false));
-  const res = (await r.client.execute('firewalld', 'add_port', { zone: 'public', port: '3333/tcp', confirm_timeout: 5 })) as { change_id: string };
+  // 15 s: firewall-cmd (python) can take seconds to start on a loaded machine; the query must land before the deadline.
+  const res = (await r.client.execute('firewalld', 'add_port', { zone: 'public', port: '3333/tcp', confirm_timeout: 15 })) as { change_id: string };
   assert.equal((await fw.cmd(['--zone=public', '--query-port=3333/tcp'])).stdout.trim(), 'yes');
-  await new Promise((res2) => setTimeout(res2, 6000));
+  const outcome = (): Promise<string | undefined> => outcomeOf(r, res.change_id);
+  // In the history once the rollback is done.
+  await waitFor(async () => (await outcome()) !== undefined, 'the change rolled back after its confirm_timeout', 40_000);
+  assert.equal(await outcome(), 'rolled-back');
   assert.equal((await fw.cmd(['--zone=public', '--query-port=3333/tcp'])).stdout.trim(), 'no');
-  const st = (await r.client.execute('firewalld', 'get_pending_changes', {})) as { history: Array<{ change_id: string; outcome: string }> };
-  assert.equal(st.history.find((h) => h.change_id === res.change_id)?.outcome, 'rolled-back');
   assert.match(r.log(), /firewalld change rolled back/);
 });
 
@@ -126,7 +135,8 @@ test('firewalld restart while rootd runs: not-running answers, then the module r
 
 test('firewalld change pending when rootd is killed is rolled back by the next rootd', async () => {
   let r = rootd ?? (await withRootd(false));
-  const res = (await r.client.execute('firewalld', 'add_service', { zone: 'public', service: 'smtp', permanent: true, confirm_timeout: 5 })) as { change_id: string };
+  // 20 s: still pending after two firewall-cmd runs and a rootd start, seconds each on a loaded machine.
+  const res = (await r.client.execute('firewalld', 'add_service', { zone: 'public', service: 'smtp', permanent: true, confirm_timeout: 20 })) as { change_id: string };
   assert.equal((await fw.cmd(['--permanent', '--zone=public', '--query-service=smtp'])).stdout.trim(), 'yes');
   r.signal('SIGKILL');
   await r.stop();
@@ -135,8 +145,8 @@ test('firewalld change pending when rootd is killed is rolled back by the next r
   r = await withRootd(false);
   const st = (await r.client.execute('firewalld', 'get_pending_changes', {})) as { pending: Array<{ change_id: string }> };
   assert.deepEqual(st.pending.map((p) => p.change_id), [res.change_id]);
-  await new Promise((res2) => setTimeout(res2, 6000));
+  const outcome = (): Promise<string | undefined> => outcomeOf(r, res.change_id);
+  await waitFor(async () => (await outcome()) !== undefined, 'the next rootd to roll the change back at its deadline', 40_000);
+  assert.equal(await outcome(), 'rolled-back');
   assert.equal((await fw.cmd(['--permanent', '--zone=public', '--query-service=smtp'])).stdout.trim(), 'no');
-  const after = (await r.client.execute('firewalld', 'get_pending_changes', {})) as { history: Array<{ change_id: string; outcome: string }> };
-  assert.equal(after.history.find((h) => h.change_id === res.change_id)?.outcome, 'rolled-back');
 });

@@ -30,6 +30,9 @@ export interface RootdHandle {
   signal(sig: NodeJS.Signals): void;
 }
 
+/** How long rootd may take to answer its first ping: generous, a loaded machine starts node slowly. */
+const START_TIMEOUT_MS = 60_000;
+
 export interface StartOptions {
   /** rootd.yaml keys; socket, audit_log and operations_file default into the temp dir. */
   config?: Record<string, unknown>;
@@ -71,7 +74,7 @@ export async function startRootd(opts: StartOptions = {}): Promise<RootdHandle> 
   });
   proc.stdout!.resume();
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? START_TIMEOUT_MS);
   let client: RootdClient | null = null;
   const handle: RootdHandle = {
     dir,
@@ -111,7 +114,7 @@ export async function startRootd(opts: StartOptions = {}): Promise<RootdHandle> 
     }
     if (Date.now() > deadline) {
       await handle.stop();
-      throw new Error(`tuxsec-rootd did not come up within ${opts.timeoutMs ?? 15_000} ms: ${stderr}`);
+      throw new Error(`tuxsec-rootd did not come up within ${opts.timeoutMs ?? START_TIMEOUT_MS} ms: ${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }

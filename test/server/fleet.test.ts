@@ -330,11 +330,25 @@ describe('tuxsec-server fleet API', () => {
     await quiet.checkin();
     const back = await ev.waitFor('db-3 online', (e) => e.event === 'agent' && (e.data as { id: string }).id === quiet.agentId && (e.data as { state: string }).state === 'online');
     assert.ok((back.data as { last_seen: string }).last_seen);
-    // The filter reads last_seen as written (in batches, every 2 s).
+    // The filter reads last_seen as written (in batches, every 2 s), and online lasts 3 s from a
+    // check-in: db-3 goes on checking in, as a live agent would, so a slow loop here cannot look
+    // only in the second between the write and the end of that window.
+    let live = true;
+    const alive = (async () => {
+      while (live) {
+        await quiet.checkin();
+        await sleep(300);
+      }
+    })();
     let online = await agents('?state=online');
-    for (let i = 0; i < 30 && !online.agents.some((x) => x.id === quiet.agentId); i++) {
-      await sleep(200);
-      online = await agents('?state=online');
+    try {
+      for (let i = 0; i < 50 && !online.agents.some((x) => x.id === quiet.agentId); i++) {
+        await sleep(200);
+        online = await agents('?state=online');
+      }
+    } finally {
+      live = false;
+      await alive;
     }
     assert.ok(online.agents.some((x) => x.id === quiet.agentId), JSON.stringify(online));
     assert.ok(!online.agents.some((x) => x.hostname === 'web-5'));
