@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
@@ -211,6 +212,48 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     // Reading is allowed to a viewer.
     for (const p of ['/agents', '/jobs', '/audit']) assert.equal((await viewer.call('GET', p)).status, 200, p);
     assert.equal((await viewer.call('GET', '/users')).status, 403);
+  });
+
+  test('attack: a viewer cannot make the server connect to a push agent (GET /agents/:id/health needs operator)', async () => {
+    // A listener standing in for the push agent counts the server's connections to it.
+    let connections = 0;
+    const fake = net.createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (fake.address() as net.AddressInfo).port;
+      const r = await adminCall(srv, 'POST', '/agents', { name: 'health-probe', mode: 'push', url: `https://127.0.0.1:${port}`, ca_file: srv.certs.ca });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const id = (r.body.agent as { id: string }).id;
+      const viewer = client();
+      await viewer.login('viewer1', PW);
+      const op = client();
+      await op.login('op1', PW);
+      // The operator's request shows the server does connect once its delivery lane exists.
+      let o = await op.call('GET', `/agents/${id}/health`);
+      for (let i = 0; i < 50 && o.status === 409; i++) {
+        await sleep(100);
+        o = await op.call('GET', `/agents/${id}/health`);
+      }
+      assert.equal(o.status, 502, o.text);
+      assert.equal(o.body.code, 'delivery-failed');
+      assert.ok(connections >= 1, 'the operator\'s health check reached the agent\'s endpoint');
+      const before = connections;
+      for (let i = 0; i < 5; i++) {
+        const v = await viewer.call('GET', `/agents/${id}/health`);
+        assert.equal(v.status, 403, v.text);
+        assert.equal(v.body.code, 'permission-denied');
+        assert.match(String(v.body.error), /has role viewer, this needs operator/);
+      }
+      await sleep(200);
+      assert.equal(connections, before, 'a viewer\'s request made no connection');
+      // A viewer still reads the agent itself.
+      assert.equal((await viewer.call('GET', '/agents')).status, 200);
+    } finally {
+      await new Promise<void>((resolve) => fake.close(() => resolve()));
+    }
   });
 
   test('an operator limited to a label reaches only those hosts: lists filtered, others "not found"', async () => {
