@@ -38,6 +38,7 @@ export type LimitKeys =
   | 'login_queue'
   | 'batch_max_hosts'
   | 'batch_max_params_bytes'
+  | 'templates_max'
   | 'events_max_streams'
   | 'events_max_streams_per_operator'
   | 'events_buffer_bytes';
