@@ -22,7 +22,7 @@ import { quote } from '../sdk/schema.ts';
 import type { AuditLog, AuditRecord } from './audit.ts';
 import { redact } from './audit.ts';
 import type { ModuleRegistry } from './registry.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { RateLimiter } from '../common/rate-limit.ts';
 import { OPERATION_DEFAULTS, Operations } from './operations.ts';
 
 export interface DispatcherLimits {

@@ -17,7 +17,7 @@ import { BUILTIN_MODULES } from './modules/index.ts';
 import { LogDestination } from './log-file.ts';
 import { InstalledModules } from './installed.ts';
 import { loadPlugins } from './plugins.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { RateLimiter } from '../common/rate-limit.ts';
 import { ModuleRegistry } from './registry.ts';
 import { FairScheduler } from './scheduler.ts';
 import { createRootdServer, type RootdServer } from './server.ts';

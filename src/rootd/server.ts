@@ -10,7 +10,7 @@ import { peerAllowed } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import { Connection, errorLine, InflightRequests, REFUSED_LINGER_MS, type ConnectionLimits } from './connection.ts';
 import type { Dispatcher } from './dispatcher.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { RateLimiter } from '../common/rate-limit.ts';
 import { UidCounts } from './uid-counts.ts';
 
 /** Refused connections lingering at once (to deliver their error line), in all and per uid. */

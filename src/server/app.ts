@@ -20,6 +20,7 @@ import { JobDispatch } from './job-dispatch.ts';
 import { AgentAuth } from './plugins/agent-auth.ts';
 import { BODY_LIMIT, installJsonParser } from './plugins/body.ts';
 import { clientError, frameworkError, installErrorMapping } from './plugins/errors.ts';
+import { RateLimiter } from '../common/rate-limit.ts';
 import { makeAudit } from './audit.ts';
 import { OperatorAuth } from './operator-auth.ts';
 import type { Operator } from './operators.ts';
@@ -284,6 +285,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     seen,
     events,
     auth: new OperatorAuth(storage, config, now),
+    batchRate: new RateLimiter<string>(limit(config, 'batch_rate_per_operator') / 60, limit(config, 'batch_rate_per_operator')),
     audit: makeAudit(storage.auth, group, now),
   };
   app.server.headersTimeout = limit(config, 'header_timeout') * 1000;

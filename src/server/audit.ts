@@ -91,13 +91,18 @@ export function auditView(r: AuditRecord) {
 const CSV_COLUMNS = ['id', 'at', 'actor', 'actor_kind', 'action', 'agents', 'params', 'result', 'ip'] as const;
 
 /**
- * One CSV cell, always quoted. A cell a spreadsheet would take for a formula (starting with = + -
- * @, tab or carriage return) gets a leading apostrophe: an operator-chosen name or a parameter
- * must not run in the auditor's spreadsheet.
+ * What a spreadsheet may take for the start of a formula: = + - @, their full-width forms
+ * (＝ ＋ － ＠, which some spreadsheets read as the ASCII ones), tab and carriage return.
+ */
+const FORMULA_START = /^[=+\-@\uFF1D\uFF0B\uFF0D\uFF20\t\r]/;
+
+/**
+ * One CSV cell, always quoted. A cell a spreadsheet would take for a formula gets a leading
+ * apostrophe: an operator-chosen name or a parameter must not run in the auditor's spreadsheet.
  */
 export function csvCell(v: unknown): string {
   let s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
-  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  if (FORMULA_START.test(s)) s = `'${s}`;
   return `"${s.replace(/"/g, '""')}"`;
 }
 

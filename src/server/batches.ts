@@ -80,6 +80,19 @@ function queued(ctx: ServerContext, jobs: JobRecord[]): void {
   ctx.dispatch.jobsChanged(jobs.map((j) => j.id));
 }
 
+/**
+ * Takes one of the operator's batch tokens (batch_rate_per_operator a minute, per user or admin
+ * token: one operator cannot use up another's); throws rate-limited when none is left. Called once
+ * the batch is valid, before anything is stored.
+ */
+function takeBatchToken(ctx: ServerContext, req: FastifyRequest, what: string): void {
+  const op = req.operator;
+  if (ctx.batchRate.take(`${op.kind}:${op.name}`, ctx.now())) return;
+  const wait = ctx.batchRate.retryAfter(`${op.kind}:${op.name}`);
+  const rate = limit(ctx.config, 'batch_rate_per_operator');
+  throw HttpError.of(ErrorCodes.rateLimited, `cannot ${what}: ${op.kind} "${op.name}" created more than ${rate} batches a minute (batch_rate_per_operator); retry in ${wait} s`, { retryAfter: wait });
+}
+
 /** Creates a batch: one queued job per host of the target. */
 export async function createBatch(ctx: ServerContext, req: FastifyRequest, spec: BatchSpec): Promise<BatchRecord> {
   const params = spec.params ?? {};
@@ -89,6 +102,16 @@ export async function createBatch(ctx: ServerContext, req: FastifyRequest, spec:
     throw HttpError.of(ErrorCodes.messageTooLarge, `cannot create batch: params are ${size} bytes as JSON, at most ${maxParams} (batch_max_params_bytes)`);
   }
   const hosts = resolveTarget(ctx, req, spec.target);
+  // Each host's job stores its own copy of the params.
+  const total = hosts.length * size;
+  const maxTotal = limit(ctx.config, 'batch_max_total_bytes');
+  if (total > maxTotal) {
+    throw HttpError.of(
+      ErrorCodes.messageTooLarge,
+      `cannot create batch: ${hosts.length} hosts × ${size} bytes of params = ${total} bytes to store, at most ${maxTotal} (batch_max_total_bytes); target fewer hosts or send smaller params`,
+    );
+  }
+  takeBatchToken(ctx, req, 'create batch');
   const t = ctx.now();
   const b: BatchRecord = {
     id: randomUUID(),
@@ -179,7 +202,10 @@ export async function retryFailed(ctx: ServerContext, req: FastifyRequest, id: s
   const jobs = hosts
     .filter((h) => RETRYABLE_STATUSES.has(h.job.status) && h.hostname !== null && ctx.storage.getAgent(h.job.agentId)?.status !== 'rejected')
     .map((h) => hostJob(batch, h.job.agentId, t));
-  if (jobs.length > 0) await ctx.group.run(() => ctx.storage.fleet.addBatchJobs(jobs));
+  if (jobs.length > 0) {
+    takeBatchToken(ctx, req, `retry batch "${batch.id}"`);
+    await ctx.group.run(() => ctx.storage.fleet.addBatchJobs(jobs));
+  }
   req.log.info({ batch: batch.id, hosts: jobs.length, operator: req.operator.name }, 'batch: failed hosts queued again');
   queued(ctx, jobs);
   return jobs.map((j) => j.agentId);

@@ -55,6 +55,9 @@ export const ServerConfigSchema = Type.Object(
     // The fleet (docs/fleet.md): multi-host jobs and live events.
     batch_max_hosts: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000, description: 'most hosts one batch (a job for a label or a selection) reaches' }),
     batch_max_params_bytes: Type.Integer({ minimum: 2, maximum: 1024 * 1024, default: 65536, description: 'largest params of a batch, as JSON (each host\'s job stores a copy)' }),
+    batch_max_total_bytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024, description: 'most bytes of params one batch stores: its hosts times its params as JSON' }),
+    batch_rate_per_operator: Type.Integer({ minimum: 1, maximum: 100_000, default: 30, description: 'batches one operator (a user, or the admin token) may create a minute, in bursts of as many; retry-failed counts as one' }),
+    templates_max: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000, description: 'most firewall templates stored' }),
     events_max_streams: Type.Integer({ minimum: 1, maximum: 100_000, default: 256, description: 'most live event streams open at once' }),
     events_max_streams_per_operator: Type.Integer({ minimum: 1, maximum: 1000, default: 8, description: 'most live event streams one operator holds at once' }),
     events_buffer_bytes: Type.Integer({ minimum: 4096, maximum: 64 * 1024 * 1024, default: 1024 * 1024, description: 'bytes an event stream\'s reader may fall behind before it is dropped' }),

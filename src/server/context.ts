@@ -3,6 +3,7 @@
  * one server (long-poll waiters, the write batcher, last_seen not yet written). buildApp makes one.
  */
 import type { FastifyRequest } from 'fastify';
+import type { RateLimiter } from '../common/rate-limit.ts';
 import type { AuditEntry } from './audit.ts';
 export type { AuditEntry } from './audit.ts';
 import type { OperatorAuth } from './operator-auth.ts';
@@ -38,6 +39,9 @@ export type LimitKeys =
   | 'login_queue'
   | 'batch_max_hosts'
   | 'batch_max_params_bytes'
+  | 'batch_max_total_bytes'
+  | 'batch_rate_per_operator'
+  | 'templates_max'
   | 'events_max_streams'
   | 'events_max_streams_per_operator'
   | 'events_buffer_bytes';
@@ -68,6 +72,8 @@ export interface ServerContext {
   events: EventHub;
   /** Operators' logins, sessions and password hashing (operator-auth.ts). */
   auth: OperatorAuth;
+  /** Batches each operator may create (batch_rate_per_operator a minute), keyed `kind:name`. */
+  batchRate: RateLimiter<string>;
   /** Records a change made through the operator API (who, what, which hosts, params redacted, result). */
   audit: (req: FastifyRequest, entry: AuditEntry) => void;
 }

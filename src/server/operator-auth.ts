@@ -1,6 +1,6 @@
 /**
  * Who is calling the operator API: the admin token (Bearer, for automation) or a user's login
- * session (the `tuxsec_session` cookie of the console). Sessions: 32 random bytes, only their
+ * session (the `__Host-tuxsec_session` cookie of the console). Sessions: 32 random bytes, only their
  * sha256 stored, ended by idle time, absolute age, logout, a password change, user removal or revoke.
  * A request authenticated by cookie that changes something must carry the session's CSRF token and,
  * when it says where it comes from (Origin), come from the server's own origin.
@@ -17,7 +17,11 @@ import { hashSecret, newSecret, secretMatches } from './secrets.ts';
 import type { SessionRecord, UserRecord } from './storage/auth-store.ts';
 import type { Storage } from './storage/storage.ts';
 
-export const SESSION_COOKIE = 'tuxsec_session';
+/**
+ * The `__Host-` prefix makes a browser take the cookie only with Secure, Path=/ and no Domain: a
+ * page of a sibling or subdomain, a plain-HTTP page or a narrower Path cannot set or shadow it.
+ */
+export const SESSION_COOKIE = '__Host-tuxsec_session';
 /** A session id as newSecret makes it: anything else is not looked up. */
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 /** Most keys a throttle map holds: past it the least recently failed key is forgotten. */

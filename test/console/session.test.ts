@@ -4,6 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
+import { SESSION_COOKIE } from '../../src/server/operator-auth.ts';
 import { ADMIN, checkPage, fillLogin, pageApi, startConsole, type ConsoleAgent, type ConsoleHarness, type ConsoleUser } from './harness.ts';
 
 let h: ConsoleHarness;
@@ -43,11 +44,13 @@ test('console login: the form logs in, shows who is logged in, and sets an HttpO
   await fillLogin(page, ADMIN);
   await page.getByTestId('current-user').filter({ hasText: ADMIN.name }).waitFor();
   const cookies = await page.context().cookies();
-  const s = cookies.find((c) => c.name === 'tuxsec_session');
-  assert.ok(s, `a tuxsec_session cookie among ${cookies.map((c) => c.name).join(', ')}`);
+  const s = cookies.find((c) => c.name === SESSION_COOKIE);
+  assert.ok(s, `a ${SESSION_COOKIE} cookie among ${cookies.map((c) => c.name).join(', ')}`);
   assert.equal(s.httpOnly, true);
   assert.equal(s.secure, true);
   assert.equal(s.sameSite, 'Strict');
+  assert.equal(s.name, '__Host-tuxsec_session');
+  assert.equal(s.path, '/');
   assert.equal(await page.evaluate(() => document.cookie.includes('tuxsec_session')), false, 'the script cannot read the session cookie');
   const me = await pageApi(page, 'GET', '/session');
   assert.equal(me.status, 200);
@@ -68,14 +71,14 @@ test('console login: a wrong password and an unknown name get the same refusal, 
     assert.equal(await page.getByTestId('current-user').count(), 0);
   }
   assert.equal(messages[0], messages[1], 'the same message for a wrong password and an unknown name');
-  assert.equal((await page.context().cookies()).some((c) => c.name === 'tuxsec_session'), false);
+  assert.equal((await page.context().cookies()).some((c) => c.name === SESSION_COOKIE), false);
   assert.equal((await pageApi(page, 'GET', '/session')).status, 401);
   await checkPage(page, 'session', 'login-wrong-password');
 });
 
 test('console logout: the session ends on the server, not only in the browser', async () => {
   const page = await h.loginPage(ADMIN);
-  const cookie = (await page.context().cookies()).find((c) => c.name === 'tuxsec_session');
+  const cookie = (await page.context().cookies()).find((c) => c.name === SESSION_COOKIE);
   assert.ok(cookie);
   await page.getByTestId('logout').click();
   await page.getByTestId('login-form').waitFor();

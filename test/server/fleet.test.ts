@@ -52,7 +52,8 @@ describe('tuxsec-server fleet API', () => {
 
   before(async () => {
     srv = await startServer({
-      config: { sync_interval: 1, long_poll_max: 1, batch_max_hosts: 6, events_max_streams_per_operator: 3, events_buffer_bytes: BUFFER, log_level: 'info' },
+      // The slow-reader test floods batches as the admin token to fill an event buffer: no batch rate here.
+      config: { sync_interval: 1, long_poll_max: 1, batch_max_hosts: 6, batch_rate_per_operator: 100_000, events_max_streams_per_operator: 3, events_buffer_bytes: BUFFER, log_level: 'info' },
     });
     ca = readFileSync(srv.certs.ca);
     const prodWeb = await token({ uses: 10, name: 'prod web', labels: { env: 'prod', role: 'web' } });
@@ -465,5 +466,100 @@ describe('tuxsec-server events stream and the request timeouts', () => {
     } finally {
       await ev.close();
     }
+  });
+});
+
+describe('tuxsec-server fleet API: batch storage cap and per-operator batch rate', () => {
+  const PW = 'correct horse battery staple';
+  let srv: TestServer;
+  let ca: Buffer;
+  const sims: SimAgent[] = [];
+  const ids: string[] = [];
+  const dispatchers: Dispatcher[] = [];
+
+  /** Logs a user in; returns a call as that user (session cookie and CSRF token). */
+  async function session(name: string): Promise<(method: 'GET' | 'POST', p: string, body?: unknown) => Promise<{ status: number; headers: Record<string, unknown>; body: Record<string, unknown> }>> {
+    assert.equal((await adminCall(srv, 'POST', '/users', { name, role: 'operator', password: PW })).status, 201);
+    const d = new Dispatcher({ connect: { ca } });
+    dispatchers.push(d);
+    const login = await request(`${srv.url}/api/v1/session`, { method: 'POST', dispatcher: d, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, password: PW }) });
+    assert.equal(login.statusCode, 200);
+    const csrf = String(((await login.body.json()) as { csrf: string }).csrf);
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    return async (method, p, body) => {
+      const r = await request(`${srv.url}/api/v1${p}`, {
+        method,
+        dispatcher: d,
+        headers: { cookie, 'x-csrf-token': csrf, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: r.statusCode, headers: r.headers, body: (await r.body.json()) as Record<string, unknown> };
+    };
+  }
+
+  const jobCount = async (): Promise<number> => ((await adminCall(srv, 'GET', '/jobs?limit=1000')).body.jobs as unknown[]).length;
+
+  before(async () => {
+    srv = await startServer({ config: { batch_max_total_bytes: 8192, batch_rate_per_operator: 3 } });
+    ca = readFileSync(srv.certs.ca);
+    const tok = await adminCall(srv, 'POST', '/tokens', { uses: 10, labels: { role: 'web' } });
+    for (let i = 1; i <= 4; i++) {
+      const a = new SimAgent(srv.url, ca);
+      sims.push(a);
+      const r = await a.register({ hostname: `rate-${i}`, enrollment_token: tok.body.token });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      ids.push(a.agentId);
+    }
+  });
+  after(async () => {
+    await Promise.all(dispatchers.map((d) => d.close()));
+    await Promise.all(sims.map((a) => a.close()));
+    await srv.stop();
+    srv.cleanup();
+  });
+
+  test('attack: a batch whose hosts × params exceed batch_max_total_bytes is refused naming the sizes and the setting, before anything is stored', async () => {
+    const before = await jobCount();
+    // 3000 bytes of params is far below batch_max_params_bytes; 4 copies of it are not below 8192.
+    const params = { blob: 'x'.repeat(3000) };
+    const r = await adminCall(srv, 'POST', '/batches', { target: { label: { role: 'web' } }, module: 'systeminfo', action: 'get_info', params });
+    assert.equal(r.status, 413, JSON.stringify(r.body).slice(0, 300));
+    assert.equal(r.body.code, 'message-too-large');
+    assert.match(String(r.body.error), /cannot create batch: 4 hosts × 3011 bytes of params = 12044 bytes to store, at most 8192 \(batch_max_total_bytes\)/);
+    assert.equal(await jobCount(), before, 'no job stored');
+    // Two hosts of the same params fit.
+    const ok = await adminCall(srv, 'POST', '/batches', { target: { agents: ids.slice(0, 2) }, module: 'systeminfo', action: 'get_info', params });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body).slice(0, 300));
+    assert.equal(await jobCount(), before + 2);
+  });
+
+  test('attack: one operator creating batches as fast as it can is held to batch_rate_per_operator; another operator is unaffected', async () => {
+    const alice = await session('alice');
+    const bob = await session('bob');
+    const body = { target: { agents: [ids[0]] }, module: 'systeminfo', action: 'get_hostname' };
+    const made: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await alice('POST', '/batches', body);
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      made.push((r.body.batch as { id: string }).id);
+    }
+    const before = await jobCount();
+    const refused = await alice('POST', '/batches', body);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, 'rate-limited');
+    assert.match(String(refused.body.error), /cannot create batch: user "alice" created more than 3 batches a minute \(batch_rate_per_operator\); retry in \d+ s/);
+    assert.ok(Number(refused.headers['retry-after']) >= 1, `Retry-After ${String(refused.headers['retry-after'])}`);
+    // retry-failed queues new jobs, so it takes a token too: alice's cancelled batch is not queued again.
+    assert.equal((await alice('POST', `/batches/${made[0]}/cancel`, {})).status, 200);
+    const retry = await alice('POST', `/batches/${made[0]}/retry-failed`, {});
+    assert.equal(retry.status, 429, JSON.stringify(retry.body));
+    assert.match(String(retry.body.error), /cannot retry batch ".*": user "alice" created more than 3 batches a minute/);
+    assert.equal(await jobCount(), before, 'nothing stored for the refused requests');
+    // Bob has his own budget, and so has the admin token.
+    for (let i = 0; i < 3; i++) assert.equal((await bob('POST', '/batches', body)).status, 201);
+    assert.equal((await adminCall(srv, 'POST', '/batches', body)).status, 201);
+    // The refusals are in the audit log.
+    const audit = (await adminCall(srv, 'GET', '/audit?actor=alice')).body.entries as Array<{ action: string; result: string }>;
+    assert.ok(audit.some((e) => e.action === 'batch.create' && /batch_rate_per_operator/.test(e.result)), JSON.stringify(audit).slice(0, 500));
   });
 });

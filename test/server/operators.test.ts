@@ -7,10 +7,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { buildApp } from '../../src/server/app.ts';
+import { SESSION_COOKIE } from '../../src/server/operator-auth.ts';
 import { openSqliteStorage } from '../../src/server/storage/sqlite.ts';
 import { adminCall, SERVER_JS, startServer, type TestServer } from '../helpers/server.ts';
 
@@ -39,7 +41,7 @@ class Client {
 
   async call(method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
     const h: Record<string, string> = { ...headers };
-    if (this.cookie !== null && h.cookie === undefined) h.cookie = `tuxsec_session=${this.cookie}`;
+    if (this.cookie !== null && h.cookie === undefined) h.cookie = `${SESSION_COOKIE}=${this.cookie}`;
     if (this.csrf !== null && method !== 'GET' && h['x-csrf-token'] === undefined) h['x-csrf-token'] = this.csrf;
     if (body !== undefined) h['content-type'] = 'application/json';
     const res = await request(`${this.srv.url}/api/v1${p}`, {
@@ -62,7 +64,7 @@ class Client {
     const r = await this.call('POST', '/session', { name, password }, headers);
     if (r.status === 200) {
       this.setCookie = String(r.headers['set-cookie']);
-      this.cookie = /^tuxsec_session=([^;]*)/.exec(this.setCookie)![1]!;
+      this.cookie = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(this.setCookie)![1]!;
       this.csrf = String(r.body.csrf);
     }
     return r;
@@ -114,12 +116,14 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     srv.cleanup();
   });
 
-  test('login sets a HttpOnly, Secure, SameSite=Strict session cookie; GET /session shows the user and CSRF token', async () => {
+  test('login sets a __Host- prefixed HttpOnly, Secure, SameSite=Strict session cookie (Path=/, no Domain); GET /session shows the user and CSRF token', async () => {
     const c = client();
     const r = await c.login('op1', PW);
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.body.user, { name: 'op1', role: 'operator', selector: null });
-    assert.match(c.setCookie!, /^tuxsec_session=[A-Za-z0-9_-]{43}; HttpOnly; Secure; SameSite=Strict; Path=\/; Max-Age=43200$/);
+    // __Host-: the browser keeps it only as sent by this host over TLS for the whole site (no Domain).
+    assert.match(c.setCookie!, /^__Host-tuxsec_session=[A-Za-z0-9_-]{43}; HttpOnly; Secure; SameSite=Strict; Path=\/; Max-Age=43200$/);
+    assert.doesNotMatch(c.setCookie!, /domain=/i);
     assert.match(String(r.body.csrf), /^[A-Za-z0-9_-]{43}$/);
     const s = await c.call('GET', '/session');
     assert.equal(s.status, 200);
@@ -152,7 +156,7 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     await c.login('viewer1', PW);
     const out = await c.call('DELETE', '/session');
     assert.equal(out.status, 200, out.text);
-    assert.match(String(out.headers['set-cookie']), /Max-Age=0/);
+    assert.match(String(out.headers['set-cookie']), /^__Host-tuxsec_session=; HttpOnly; Secure; SameSite=Strict; Path=\/; Max-Age=0$/);
     assert.equal((await c.call('GET', '/agents')).status, 401);
   });
 
@@ -208,6 +212,48 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     // Reading is allowed to a viewer.
     for (const p of ['/agents', '/jobs', '/audit']) assert.equal((await viewer.call('GET', p)).status, 200, p);
     assert.equal((await viewer.call('GET', '/users')).status, 403);
+  });
+
+  test('attack: a viewer cannot make the server connect to a push agent (GET /agents/:id/health needs operator)', async () => {
+    // A listener standing in for the push agent counts the server's connections to it.
+    let connections = 0;
+    const fake = net.createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (fake.address() as net.AddressInfo).port;
+      const r = await adminCall(srv, 'POST', '/agents', { name: 'health-probe', mode: 'push', url: `https://127.0.0.1:${port}`, ca_file: srv.certs.ca });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const id = (r.body.agent as { id: string }).id;
+      const viewer = client();
+      await viewer.login('viewer1', PW);
+      const op = client();
+      await op.login('op1', PW);
+      // The operator's request shows the server does connect once its delivery lane exists.
+      let o = await op.call('GET', `/agents/${id}/health`);
+      for (let i = 0; i < 50 && o.status === 409; i++) {
+        await sleep(100);
+        o = await op.call('GET', `/agents/${id}/health`);
+      }
+      assert.equal(o.status, 502, o.text);
+      assert.equal(o.body.code, 'delivery-failed');
+      assert.ok(connections >= 1, 'the operator\'s health check reached the agent\'s endpoint');
+      const before = connections;
+      for (let i = 0; i < 5; i++) {
+        const v = await viewer.call('GET', `/agents/${id}/health`);
+        assert.equal(v.status, 403, v.text);
+        assert.equal(v.body.code, 'permission-denied');
+        assert.match(String(v.body.error), /has role viewer, this needs operator/);
+      }
+      await sleep(200);
+      assert.equal(connections, before, 'a viewer\'s request made no connection');
+      // A viewer still reads the agent itself.
+      assert.equal((await viewer.call('GET', '/agents')).status, 200);
+    } finally {
+      await new Promise<void>((resolve) => fake.close(() => resolve()));
+    }
   });
 
   test('an operator limited to a label reaches only those hosts: lists filtered, others "not found"', async () => {
@@ -295,7 +341,7 @@ describe('operators: sessions, CSRF, roles, audit', () => {
   test('attack: session fixation: a session id chosen before login is never the one issued, and a known old one ends', async () => {
     const planted = 'P'.repeat(43);
     const c = client();
-    const r = await c.login('viewer1', PW, { cookie: `tuxsec_session=${planted}` });
+    const r = await c.login('viewer1', PW, { cookie: `${SESSION_COOKIE}=${planted}` });
     assert.equal(r.status, 200);
     assert.notEqual(c.cookie, planted);
     const attacker = client();
@@ -303,7 +349,7 @@ describe('operators: sessions, CSRF, roles, audit', () => {
     assert.equal((await attacker.call('GET', '/agents')).status, 401);
     // Logging in again with a live session cookie ends that session.
     const before = c.cookie!;
-    await c.login('viewer1', PW, { cookie: `tuxsec_session=${before}` });
+    await c.login('viewer1', PW, { cookie: `${SESSION_COOKIE}=${before}` });
     const old = client();
     old.cookie = before;
     assert.equal((await old.call('GET', '/agents')).status, 401);
@@ -448,7 +494,7 @@ describe('operators: sessions, CSRF, roles, audit', () => {
   test('attack: an events stream ends with its session: logout, revoke, password change and user removal close it at once', async () => {
     /** Opens GET /events with c's cookie; `closed(ms)` says whether the server ended it within ms. */
     const openStream = async (c: Client) => {
-      const res = await request(`${srv.url}/api/v1/events`, { dispatcher: c.dispatcher, headers: { cookie: `tuxsec_session=${c.cookie!}` } });
+      const res = await request(`${srv.url}/api/v1/events`, { dispatcher: c.dispatcher, headers: { cookie: `${SESSION_COOKIE}=${c.cookie!}` } });
       assert.equal(res.statusCode, 200);
       const ended = new Promise<true>((resolve) => {
         res.body.on('end', () => resolve(true));

@@ -214,3 +214,35 @@ describe('firewall templates and drift (server, simulated agents)', () => {
     assert.match((await srv.cli(['firewall', 'drift'])).stdout, /no host drifted/);
   });
 });
+
+describe('firewall templates: the templates_max cap', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startServer({ config: { templates_max: 3 } });
+  });
+  after(async () => {
+    await srv.stop();
+    srv.cleanup();
+  });
+
+  test('attack: templates beyond templates_max are refused naming the cap and the setting, nothing stored; a delete makes room', async () => {
+    const ids: string[] = [];
+    for (const name of ['t1', 't2', 't3']) {
+      const r = await adminCall(srv, 'POST', '/templates', { name, zones: ZONES });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      ids.push((r.body.template as { id: string }).id);
+    }
+    const over = await adminCall(srv, 'POST', '/templates', { name: 't4', zones: ZONES });
+    assert.equal(over.status, 409, JSON.stringify(over.body));
+    assert.equal(over.body.code, 'conflict');
+    assert.match(String(over.body.error), /cannot create template "t4": the server already holds 3 templates \(templates_max\)/);
+    const names = () => adminCall(srv, 'GET', '/templates').then((r) => (r.body.templates as Array<{ name: string }>).map((t) => t.name));
+    assert.deepEqual(await names(), ['t1', 't2', 't3']);
+    // A taken name is still answered as such, and replacing one at the cap works.
+    assert.match(String((await adminCall(srv, 'POST', '/templates', { name: 't1', zones: ZONES })).body.error), /a template of that name exists/);
+    assert.equal((await adminCall(srv, 'PUT', `/templates/${ids[0]}`, { name: 't1b', zones: ZONES })).status, 200);
+    assert.equal((await adminCall(srv, 'DELETE', `/templates/${ids[1]}`)).status, 200);
+    assert.equal((await adminCall(srv, 'POST', '/templates', { name: 't4', zones: ZONES })).status, 201);
+    assert.deepEqual(await names(), ['t1b', 't3', 't4']);
+  });
+});

@@ -8,7 +8,7 @@ import { Type } from '@sinclair/typebox';
 import type { AuditLog, AuditRecord } from '../../src/rootd/audit.ts';
 import { makeAccessPolicy, type AccessRules } from '../../src/rootd/access.ts';
 import { createDispatcher, type Dispatcher, type DispatcherLimits } from '../../src/rootd/dispatcher.ts';
-import { RateLimiter } from '../../src/rootd/rate-limit.ts';
+import { RateLimiter } from '../../src/common/rate-limit.ts';
 import { ModuleRegistry } from '../../src/rootd/registry.ts';
 import { defineAction, type ActionContext, type PeerIdentity } from '../../src/sdk/action.ts';
 import { ActionModule, type InitResult } from '../../src/sdk/base-module.ts';

@@ -148,7 +148,9 @@ export const operatorRoutes: FastifyPluginAsyncTypebox<OperatorRoutesOptions> = 
     return { success: true as const, agent: view(agent), ...(newKey === null ? {} : { api_key: newKey }) };
   });
 
-  api.get('/agents/:id/health', { ...needs('viewer'), schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
+  // Operator, not viewer: the answer is read from the agent, so each call makes the server connect
+  // to the agent's endpoint (TLS, up to 10 s); a viewer reads the stored state and last_seen only.
+  api.get('/agents/:id/health', { ...needs('operator'), schema: { params: IdParams, response: AgentHealthReply } }, async (req) => {
     const agent = requireAgent(req, storage.getAgent(req.params.id), `cannot get health of agent "${req.params.id}"`);
     const transport = ctx.delivery.transportOf(agent.id);
     if (agent.mode !== 'push' || !(transport instanceof PushTransport)) {

@@ -4,7 +4,8 @@
  * `dry_run`, or with an optional `confirm_timeout`), so each host answers for itself and rolls
  * back by itself. Drift compares each agent's firewall hash (`get_state_hash`) with its baseline.
  * Reading needs viewer, preview/apply/check/baseline operator (and every host within the
- * operator's reach), creating, replacing and deleting templates admin.
+ * operator's reach), creating, replacing and deleting templates admin. At most `templates_max`
+ * templates are stored (each is bounded by ZONE_SETTINGS_LIMITS).
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -12,7 +13,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { ZONE_SETTINGS_LIMITS, ZonesSettings, itemCount } from '../../protocol/firewall-template.ts';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { iso, type ServerContext } from '../context.ts';
+import { iso, limit, type ServerContext } from '../context.ts';
 import { batchHosts, batchView, createBatch, type BatchSpec } from '../batches.ts';
 import { canReach, requireAgent, requireRole } from '../operators.ts';
 import { BatchCreatedReply, BatchTargetSchema, IdParams } from '../schemas.ts';
@@ -133,7 +134,10 @@ export const templateRoutes: FastifyPluginAsyncTypebox<TemplateRoutesOptions> = 
     checkSize(b, what);
     const t = ctx.now();
     const rec: TemplateRecord = { id: randomUUID(), name: b.name, description: b.description ?? '', zones: b.zones, createdAt: t, updatedAt: t };
-    if ((await ctx.group.run(() => store.create(rec))) === 'exists') throw HttpError.of(ErrorCodes.conflict, `${what}: a template of that name exists`);
+    const max = limit(ctx.config, 'templates_max');
+    const out = await ctx.group.run(() => store.create(rec, max));
+    if (out === 'exists') throw HttpError.of(ErrorCodes.conflict, `${what}: a template of that name exists`);
+    if (out === 'full') throw HttpError.of(ErrorCodes.conflict, `${what}: the server already holds ${max} templates (templates_max); delete one or raise templates_max`);
     ctx.audit(req, { action: 'template.create', agents: [], params: { id: rec.id, name: rec.name }, result: 'ok' });
     return reply.code(201).send({ success: true, template: templateView(rec) });
   });

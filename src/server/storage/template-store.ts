@@ -40,8 +40,8 @@ export interface DriftedHost {
 }
 
 export interface TemplateStore {
-  /** Creates a template; 'exists' when another has its name. */
-  create(t: TemplateRecord): 'ok' | 'exists';
+  /** Creates a template; 'exists' when another has its name, 'full' when `max` templates exist already. */
+  create(t: TemplateRecord, max: number): 'ok' | 'exists' | 'full';
   get(id: string): TemplateRecord | undefined;
   list(): TemplateRecord[];
   /** Replaces name, description and zones; undefined when there is no such template, 'exists' when the name is taken. */
@@ -105,6 +105,7 @@ export class SqliteTemplateStore implements TemplateStore {
       insert: db.prepare('INSERT INTO templates (id, name, description, zones, created_at, updated_at) VALUES (@id, @name, @description, @zones, @created_at, @updated_at)'),
       byId: db.prepare('SELECT * FROM templates WHERE id = ?'),
       byName: db.prepare('SELECT id FROM templates WHERE name = ?'),
+      count: db.prepare('SELECT count(*) AS n FROM templates'),
       all: db.prepare('SELECT * FROM templates ORDER BY name, id'),
       update: db.prepare('UPDATE templates SET name = @name, description = @description, zones = @zones, updated_at = @updated_at WHERE id = @id'),
       del: db.prepare('DELETE FROM templates WHERE id = ?'),
@@ -124,9 +125,10 @@ export class SqliteTemplateStore implements TemplateStore {
     };
   }
 
-  create(t: TemplateRecord): 'ok' | 'exists' {
+  create(t: TemplateRecord, max: number): 'ok' | 'exists' | 'full' {
     return this.db.transaction(() => {
       if (this.st.byName.get(t.name)) return 'exists' as const;
+      if ((this.st.count.get() as { n: number }).n >= max) return 'full' as const;
       this.st.insert.run({ id: t.id, name: t.name, description: t.description, zones: JSON.stringify(t.zones), created_at: t.createdAt, updated_at: t.updatedAt });
       return 'ok' as const;
     })();

@@ -5,7 +5,7 @@ import { LineFramer } from '../../../src/protocol/framing.ts';
 import { createDispatcher } from '../../../src/rootd/dispatcher.ts';
 import { ModuleRegistry } from '../../../src/rootd/registry.ts';
 import { makeAccessPolicy } from '../../../src/rootd/access.ts';
-import { RateLimiter } from '../../../src/rootd/rate-limit.ts';
+import { RateLimiter } from '../../../src/common/rate-limit.ts';
 import { nullAudit } from '../../../src/rootd/audit.ts';
 import { SystemInfoModule } from '../../../src/rootd/modules/systeminfo/index.ts';
 

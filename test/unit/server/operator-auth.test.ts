@@ -55,13 +55,17 @@ test('FailureWindow waits after max failures until the oldest ages out, and stay
   assert.equal(w.size, 5);
 });
 
-test('sessionCookie takes only a well-formed tuxsec_session value', () => {
+test('sessionCookie takes only a well-formed __Host-tuxsec_session value, never the unprefixed name', () => {
   const id = 'a'.repeat(43);
-  assert.equal(sessionCookie(`x=1; tuxsec_session=${id}; y=2`), id);
-  assert.equal(sessionCookie('tuxsec_session=short'), null);
-  assert.equal(sessionCookie(`tuxsec_session=${id}x`), null);
+  const other = 'b'.repeat(43);
+  assert.equal(sessionCookie(`x=1; __Host-tuxsec_session=${id}; y=2`), id);
+  // A cookie without the prefix may have been set by a neighbour (another port, plain HTTP): ignored.
+  assert.equal(sessionCookie(`tuxsec_session=${id}`), null);
+  assert.equal(sessionCookie(`tuxsec_session=${other}; __Host-tuxsec_session=${id}`), id);
+  assert.equal(sessionCookie('__Host-tuxsec_session=short'), null);
+  assert.equal(sessionCookie(`__Host-tuxsec_session=${id}x`), null);
   assert.equal(sessionCookie(undefined), null);
-  assert.equal(sessionCookie(`a=${'x'.repeat(9000)}; tuxsec_session=${id}`), null);
+  assert.equal(sessionCookie(`a=${'x'.repeat(9000)}; __Host-tuxsec_session=${id}`), null);
 });
 
 describe('audit', () => {
@@ -85,6 +89,10 @@ describe('audit', () => {
     assert.equal(csvCell('plain'), '"plain"');
     assert.equal(csvCell('a "b", c'), '"a ""b"", c"');
     for (const f of ['=1+1', '+1', '-1', '@SUM(A1)', '\t=1', '\r=1']) assert.equal(csvCell(f).startsWith(`"'`), true, f);
+    // Full-width = + - @ (U+FF1D U+FF0B U+FF0D U+FF20), a bare tab or carriage return: prefixed too.
+    for (const f of ['\uFF1D1+1', '\uFF0B1', '\uFF0D1', '\uFF20SUM(A1)', '\t', '\r', '\tcmd', '\rcmd']) assert.equal(csvCell(f), `"'${f}"`, JSON.stringify(f));
+    // Only the first character counts.
+    for (const f of ['a\uFF1D1', '1\uFF0B1', 'x\t']) assert.equal(csvCell(f), `"${f}"`, JSON.stringify(f));
     assert.equal(csvCell({ a: 1 }), '"{""a"":1}"');
     assert.equal(csvCell(null), '""');
     const csv = auditCsv([{ id: 1, at: 0, actor: '=cmd', actorKind: 'user', action: 'x', agents: ['a', 'b'], params: { p: '-2' }, result: 'ok', ip: null }]);

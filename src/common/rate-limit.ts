@@ -1,14 +1,15 @@
 /**
- * Token bucket per uid: `rate` tokens a second up to `burst`. Every request line takes a
- * token, refused or not: a refusal costs parsing and an audit record as much as a success.
+ * A token bucket per caller: `rate` tokens a second up to `burst`. rootd keys it by uid (every
+ * request line takes a token, refused or not: a refusal costs parsing and an audit record as much
+ * as a success); tuxsec-server by operator, for the batches it creates.
  */
-export class RateLimiter {
-  private readonly buckets = new Map<number, { tokens: number; at: number; refused: number }>();
+export class RateLimiter<K = number> {
+  private readonly buckets = new Map<K, { tokens: number; at: number; refused: number }>();
   /**
-   * Called when a uid gets a token again after `refused` refusals in a row, so that a run
+   * Called when a caller gets a token again after `refused` refusals in a row, so that a run
    * of refusals is audited as one record rather than one record per refused line.
    */
-  onRefusalsEnded: ((uid: number, refused: number) => void) | null = null;
+  onRefusalsEnded: ((uid: K, refused: number) => void) | null = null;
 
   constructor(
     private rate: number,
@@ -21,7 +22,7 @@ export class RateLimiter {
   }
 
   /** Takes one token for uid; false when the bucket is empty. */
-  take(uid: number, now = performance.now()): boolean {
+  take(uid: K, now = performance.now()): boolean {
     let b = this.buckets.get(uid);
     if (!b) {
       b = { tokens: this.burst, at: now, refused: 0 };
@@ -43,7 +44,14 @@ export class RateLimiter {
   }
 
   /** Refusals of uid in the current run (1 for the first one refused). */
-  refusedInARow(uid: number): number {
+  refusedInARow(uid: K): number {
     return this.buckets.get(uid)?.refused ?? 0;
+  }
+
+  /** Whole seconds until uid has a token again, as of its last take (0: it has one). */
+  retryAfter(uid: K): number {
+    const b = this.buckets.get(uid);
+    if (!b || b.tokens >= 1) return 0;
+    return Math.max(1, Math.ceil((1 - b.tokens) / this.rate));
   }
 }
