@@ -20,26 +20,36 @@ import type { Storage } from './storage/storage.ts';
 export const SESSION_COOKIE = 'tuxsec_session';
 /** A session id as newSecret makes it: anything else is not looked up. */
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
-/** Most keys a throttle map holds: past it the least recently failed key is forgotten. */
+/** Most keys a throttle map holds: past it the key that matters least is forgotten (FailureWindow). */
 const THROTTLE_KEYS = 10_000;
 /** Logins of one address being checked at once: one address cannot fill the hashing queue. */
 export const LOGINS_IN_FLIGHT_PER_ADDRESS = 4;
 /** A session's last use is written at most this often (one write per request would be wasteful). */
 const TOUCH_EVERY_MS = 1000;
 
-/** Failures per key within a sliding window; a key with `max` of them waits until the oldest ages out. */
+/**
+ * Failures per key within a sliding window; a key with `max` of them waits until the oldest ages out.
+ * At most `cap` keys: past it, a key with no failure left in the window is forgotten first, then
+ * the one with the fewest failures that failed longest ago. Made-up names failing once each (from
+ * as many addresses as an attacker holds) so never push out a name that is being guessed: only keys
+ * with as many failures can, and `cap` of those cost `cap` x `max` hashed logins within one window.
+ */
 export class FailureWindow {
   private readonly m = new Map<string, number[]>();
+  /** tiers[n - 1]: the keys holding n failures, in the order they last failed. */
+  private readonly tiers: Array<Set<string>>;
 
   constructor(
     private readonly max: number,
     private readonly windowMs: number,
     private readonly cap = THROTTLE_KEYS,
-  ) {}
+  ) {
+    this.tiers = Array.from({ length: max }, () => new Set<string>());
+  }
 
   private live(key: string, now: number): number[] {
     const list = (this.m.get(key) ?? []).filter((t) => t > now - this.windowMs);
-    if (list.length === 0) this.m.delete(key);
+    if (list.length === 0) this.clear(key);
     return list;
   }
 
@@ -53,13 +63,33 @@ export class FailureWindow {
   fail(key: string, now: number): void {
     const list = this.live(key, now);
     list.push(now);
-    // Only the newest `max` matter; the key moves to the end (most recently failed).
-    this.m.delete(key);
-    this.m.set(key, list.slice(-this.max));
-    while (this.m.size > this.cap) this.m.delete(this.m.keys().next().value!);
+    this.clear(key);
+    // Only the newest `max` matter; the key goes to the end of its tier (most recently failed).
+    const kept = list.slice(-this.max);
+    this.m.set(key, kept);
+    this.tiers[kept.length - 1]!.add(key);
+    while (this.m.size > this.cap) this.evict(now);
+  }
+
+  /** Forgets one key: the first one with nothing live, else the oldest of the lowest tier. */
+  private evict(now: number): void {
+    let victim: string | undefined;
+    for (const tier of this.tiers) {
+      const first = tier.values().next().value;
+      if (first === undefined) continue;
+      victim ??= first;
+      if (this.m.get(first)!.at(-1)! <= now - this.windowMs) {
+        victim = first;
+        break;
+      }
+    }
+    this.clear(victim!);
   }
 
   clear(key: string): void {
+    const list = this.m.get(key);
+    if (list === undefined) return;
+    this.tiers[list.length - 1]!.delete(key);
     this.m.delete(key);
   }
 
