@@ -91,6 +91,19 @@ function cli(srv: TestServer, args: string[], input = ''): Promise<{ code: numbe
   });
 }
 
+/** Opens GET /events with c's cookie; `closed(ms)` says whether the server ended it within ms. */
+async function openStream(c: Client) {
+  const res = await request(`${c.srv.url}/api/v1/events`, { dispatcher: c.dispatcher, headers: { cookie: `tuxsec_session=${c.cookie!}` } });
+  assert.equal(res.statusCode, 200);
+  const ended = new Promise<true>((resolve) => {
+    res.body.on('end', () => resolve(true));
+    res.body.on('error', () => resolve(true));
+    res.body.on('close', () => resolve(true));
+    res.body.resume();
+  });
+  return { closed: (ms: number) => Promise.race([ended, sleep(ms).then(() => false as const)]), destroy: () => res.body.destroy() };
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 describe('operators: sessions, CSRF, roles, audit', () => {
@@ -446,18 +459,6 @@ describe('operators: sessions, CSRF, roles, audit', () => {
   });
 
   test('attack: an events stream ends with its session: logout, revoke, password change and user removal close it at once', async () => {
-    /** Opens GET /events with c's cookie; `closed(ms)` says whether the server ended it within ms. */
-    const openStream = async (c: Client) => {
-      const res = await request(`${srv.url}/api/v1/events`, { dispatcher: c.dispatcher, headers: { cookie: `tuxsec_session=${c.cookie!}` } });
-      assert.equal(res.statusCode, 200);
-      const ended = new Promise<true>((resolve) => {
-        res.body.on('end', () => resolve(true));
-        res.body.on('error', () => resolve(true));
-        res.body.on('close', () => resolve(true));
-        res.body.resume();
-      });
-      return { closed: (ms: number) => Promise.race([ended, sleep(ms).then(() => false as const)]), destroy: () => res.body.destroy() };
-    };
     await addUser(srv, 'sse1', 'viewer');
     const cases: Array<[string, (c: Client) => Promise<Reply>]> = [
       ['logout', (c) => c.call('DELETE', '/session')],
@@ -557,5 +558,24 @@ describe('operators: session lifetimes, the hashing queue', () => {
     }
     await sleep(Math.max(0, 4200 - (Date.now() - t0)));
     assert.equal((await c.call('GET', '/agents')).status, 401);
+  });
+
+  test('attack: an open events stream keeps its session from going idle, never past session_max_age', async () => {
+    const s = new Client(srv);
+    try {
+      assert.equal((await s.login('op1', PW)).status, 200);
+      const t0 = Date.now();
+      const stream = await openStream(s);
+      // Longer than session_idle_timeout (2 s) with no request but the open stream.
+      assert.equal(await stream.closed(3000), false, 'the stream ended before session_max_age');
+      const r = await s.call('GET', '/agents');
+      assert.equal(r.status, 200, `the console with its stream open was logged out: ${r.text}`);
+      // The absolute end (4 s) still holds: the stream ends with the session, soon after it.
+      assert.equal(await stream.closed(Math.max(0, 5500 - (Date.now() - t0))), true, 'the stream outlived session_max_age');
+      assert.ok(Date.now() - t0 >= 3900, `the stream ended after ${Date.now() - t0} ms, before session_max_age`);
+      assert.equal((await s.call('GET', '/agents')).status, 401);
+    } finally {
+      await s.close();
+    }
   });
 });
