@@ -36,16 +36,14 @@ const TOUCH_EVERY_MS = 1000;
  */
 export class FailureWindow {
   private readonly m = new Map<string, number[]>();
-  /** tiers[n - 1]: the keys holding n failures, in the order they last failed. */
-  private readonly tiers: Array<Set<string>>;
+  /** tiers[n - 1]: the keys holding n failures, in the order they last failed (made when first needed). */
+  private readonly tiers: Array<Set<string> | undefined> = [];
 
   constructor(
     private readonly max: number,
     private readonly windowMs: number,
     private readonly cap = THROTTLE_KEYS,
-  ) {
-    this.tiers = Array.from({ length: max }, () => new Set<string>());
-  }
+  ) {}
 
   private live(key: string, now: number): number[] {
     const list = (this.m.get(key) ?? []).filter((t) => t > now - this.windowMs);
@@ -67,7 +65,7 @@ export class FailureWindow {
     // Only the newest `max` matter; the key goes to the end of its tier (most recently failed).
     const kept = list.slice(-this.max);
     this.m.set(key, kept);
-    this.tiers[kept.length - 1]!.add(key);
+    (this.tiers[kept.length - 1] ??= new Set()).add(key);
     while (this.m.size > this.cap) this.evict(now);
   }
 
@@ -75,7 +73,7 @@ export class FailureWindow {
   private evict(now: number): void {
     let victim: string | undefined;
     for (const tier of this.tiers) {
-      const first = tier.values().next().value;
+      const first = tier?.values().next().value;
       if (first === undefined) continue;
       victim ??= first;
       if (this.m.get(first)!.at(-1)! <= now - this.windowMs) {
@@ -89,7 +87,7 @@ export class FailureWindow {
   clear(key: string): void {
     const list = this.m.get(key);
     if (list === undefined) return;
-    this.tiers[list.length - 1]!.delete(key);
+    this.tiers[list.length - 1]?.delete(key);
     this.m.delete(key);
   }
 
