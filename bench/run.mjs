@@ -14,6 +14,7 @@ const BENCHES = [
   ['push.ts', 'push mode: jobs/s over one keep-alive mutual-TLS connection'],
   ['delivery.ts', 'tuxsec-server submit -> result for a pull, a push and an SSH-mode agent; a push burst'],
   ['server-longpoll.ts', 'tuxsec-server holding many long-polling agents'],
+  ['audit-export.ts', 'tuxsec-server audit export of 10,000 entries of 8 KiB: time to first byte, total, server peak RSS'],
   ['server-operator.ts', 'tuxsec-server operator command start-up (jobs list) vs node -e 0'],
   ['console.ts', 'web console with 2,000 agents: dashboard and agent-list server time, first render in chromium, compressed JS+CSS'],
   ['ssh.ts', 'SSH mode: one call through sshd and tuxsec-shell vs tuxsec-shell and tuxsec-cli alone'],

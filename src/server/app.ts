@@ -256,17 +256,17 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
   });
   dispatch.onJobQueued((id) => delivery.wake(id));
   const windows = () => stateWindows({ config, now });
+  const auth = new OperatorAuth(storage, config, now);
   const events = new EventHub({
     storage,
     windows,
     lastSeen: (id, stored) => seen.get(id) ?? stored,
-    sessionLive: (op) => {
-      const s = op.sessionId === undefined ? undefined : storage.auth.getSession(op.sessionId);
-      return s !== undefined && s.session.expiresAt > now();
-    },
+    useSession: (op) => op.sessionId !== undefined && auth.use(op.sessionId) !== null,
     log: app.log.child({ component: 'events' }),
     limits: {
       ...DEFAULT_EVENT_LIMITS,
+      // An open stream uses its session several times within session_idle_timeout.
+      sessionCheckMs: Math.min(DEFAULT_EVENT_LIMITS.sessionCheckMs, Math.max(250, auth.idleMs / 4)),
       maxStreams: limit(config, 'events_max_streams'),
       maxPerOperator: limit(config, 'events_max_streams_per_operator'),
       bufferBytes: limit(config, 'events_buffer_bytes'),
@@ -284,7 +284,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     startedAt,
     seen,
     events,
-    auth: new OperatorAuth(storage, config, now),
+    auth,
     batchRate: new RateLimiter<string>(limit(config, 'batch_rate_per_operator') / 60, limit(config, 'batch_rate_per_operator')),
     audit: makeAudit(storage.auth, group, now),
   };

@@ -106,14 +106,35 @@ export function csvCell(v: unknown): string {
   return `"${s.replace(/"/g, '""')}"`;
 }
 
-export function auditCsv(records: AuditRecord[]): string {
-  const rows = records.map((r) => {
+/** Text of an export gathered before it is handed to the response (a write per entry would be slow). */
+const EXPORT_CHUNK_BYTES = 64 * 1024;
+
+export type AuditFormat = 'json' | 'jsonl' | 'csv';
+
+/**
+ * An export of `records` in `format` as chunks of text, made as the records are taken: a reader
+ * pulling them (a response stream with backpressure) makes the server hold about one chunk, not the
+ * whole export. `json` is the reply `{success: true, entries}` byte for byte.
+ */
+export function* auditExport(records: Iterable<AuditRecord>, format: AuditFormat): Generator<string> {
+  let buf = format === 'csv' ? `${CSV_COLUMNS.join(',')}\r\n` : format === 'json' ? '{"success":true,"entries":[' : '';
+  let first = true;
+  for (const r of records) {
     const v = auditView(r);
-    return CSV_COLUMNS.map((c) => csvCell(c === 'agents' ? v.agents.join(' ') : v[c])).join(',');
-  });
-  return `${CSV_COLUMNS.join(',')}\r\n${rows.map((r) => `${r}\r\n`).join('')}`;
+    if (format === 'csv') buf += `${CSV_COLUMNS.map((c) => csvCell(c === 'agents' ? v.agents.join(' ') : v[c])).join(',')}\r\n`;
+    else if (format === 'jsonl') buf += `${JSON.stringify(v)}\n`;
+    else buf += `${first ? '' : ','}${JSON.stringify(v)}`;
+    first = false;
+    if (buf.length >= EXPORT_CHUNK_BYTES) {
+      yield buf;
+      buf = '';
+    }
+  }
+  if (format === 'json') buf += ']}';
+  if (buf !== '') yield buf;
 }
 
-export function auditJsonl(records: AuditRecord[]): string {
-  return records.map((r) => `${JSON.stringify(auditView(r))}\n`).join('');
+/** A CSV export as one string (a short list). */
+export function auditCsv(records: AuditRecord[]): string {
+  return [...auditExport(records, 'csv')].join('');
 }

@@ -24,16 +24,24 @@ import type { Storage } from './storage/storage.ts';
 export const SESSION_COOKIE = '__Host-tuxsec_session';
 /** A session id as newSecret makes it: anything else is not looked up. */
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
-/** Most keys a throttle map holds: past it the least recently failed key is forgotten. */
+/** Most keys a throttle map holds: past it the key that matters least is forgotten (FailureWindow). */
 const THROTTLE_KEYS = 10_000;
 /** Logins of one address being checked at once: one address cannot fill the hashing queue. */
 export const LOGINS_IN_FLIGHT_PER_ADDRESS = 4;
 /** A session's last use is written at most this often (one write per request would be wasteful). */
 const TOUCH_EVERY_MS = 1000;
 
-/** Failures per key within a sliding window; a key with `max` of them waits until the oldest ages out. */
+/**
+ * Failures per key within a sliding window; a key with `max` of them waits until the oldest ages out.
+ * At most `cap` keys: past it, a key with no failure left in the window is forgotten first, then
+ * the one with the fewest failures that failed longest ago. Made-up names failing once each (from
+ * as many addresses as an attacker holds) so never push out a name that is being guessed: only keys
+ * with as many failures can, and `cap` of those cost `cap` x `max` hashed logins within one window.
+ */
 export class FailureWindow {
   private readonly m = new Map<string, number[]>();
+  /** tiers[n - 1]: the keys holding n failures, in the order they last failed (made when first needed). */
+  private readonly tiers: Array<Set<string> | undefined> = [];
 
   constructor(
     private readonly max: number,
@@ -43,7 +51,7 @@ export class FailureWindow {
 
   private live(key: string, now: number): number[] {
     const list = (this.m.get(key) ?? []).filter((t) => t > now - this.windowMs);
-    if (list.length === 0) this.m.delete(key);
+    if (list.length === 0) this.clear(key);
     return list;
   }
 
@@ -57,13 +65,33 @@ export class FailureWindow {
   fail(key: string, now: number): void {
     const list = this.live(key, now);
     list.push(now);
-    // Only the newest `max` matter; the key moves to the end (most recently failed).
-    this.m.delete(key);
-    this.m.set(key, list.slice(-this.max));
-    while (this.m.size > this.cap) this.m.delete(this.m.keys().next().value!);
+    this.clear(key);
+    // Only the newest `max` matter; the key goes to the end of its tier (most recently failed).
+    const kept = list.slice(-this.max);
+    this.m.set(key, kept);
+    (this.tiers[kept.length - 1] ??= new Set()).add(key);
+    while (this.m.size > this.cap) this.evict(now);
+  }
+
+  /** Forgets one key: the first one with nothing live, else the oldest of the lowest tier. */
+  private evict(now: number): void {
+    let victim: string | undefined;
+    for (const tier of this.tiers) {
+      const first = tier?.values().next().value;
+      if (first === undefined) continue;
+      victim ??= first;
+      if (this.m.get(first)!.at(-1)! <= now - this.windowMs) {
+        victim = first;
+        break;
+      }
+    }
+    this.clear(victim!);
   }
 
   clear(key: string): void {
+    const list = this.m.get(key);
+    if (list === undefined) return;
+    this.tiers[list.length - 1]?.delete(key);
     this.m.delete(key);
   }
 
@@ -170,8 +198,15 @@ export class OperatorAuth {
   /** The live session of the request's cookie, or null (an expired one is deleted). */
   session(req: FastifyRequest): { session: SessionRecord; user: UserRecord } | null {
     const id = sessionCookie(req.headers.cookie);
-    if (id === null) return null;
-    const found = this.storage.auth.getSession(hashSecret(id));
+    return id === null ? null : this.use(hashSecret(id));
+  }
+
+  /**
+   * The session whose id hashes to `idHash` while it lasts, its use recorded (its idle time starts
+   * again, its absolute end stays), or null (an ended one is deleted).
+   */
+  use(idHash: string): { session: SessionRecord; user: UserRecord } | null {
+    const found = this.storage.auth.getSession(idHash);
     if (!found) return null;
     const now = this.now();
     if (found.session.expiresAt <= now || found.session.lastUsed + this.idleMs <= now) {

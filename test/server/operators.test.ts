@@ -2,18 +2,23 @@
  * Operators of tuxsec-server over real HTTPS with the real server process: users, login sessions
  * (cookie attributes, expiry, logout, revocation, per-user cap, fixation), login throttling per
  * user name and per address, CSRF and Origin, roles on every route, the audit log with redaction
- * and its CSV export, and the `user` / `audit` commands.
+ * and its exports (CSV, JSON lines, JSON; streamed from the database), and the `user` / `audit` commands.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { Agent, request } from 'undici';
 import { buildApp } from '../../src/server/app.ts';
+import { auditCsv, auditView } from '../../src/server/audit.ts';
 import { SESSION_COOKIE } from '../../src/server/operator-auth.ts';
+import { SqliteAuthStore, type AuditFilter, type AuditRecord } from '../../src/server/storage/auth-store.ts';
 import { openSqliteStorage } from '../../src/server/storage/sqlite.ts';
+import { seedAudit } from '../helpers/audit.ts';
 import { adminCall, SERVER_JS, startServer, type TestServer } from '../helpers/server.ts';
 
 const PW = 'correct horse battery staple';
@@ -91,6 +96,19 @@ function cli(srv: TestServer, args: string[], input = ''): Promise<{ code: numbe
     c.on('exit', (code) => resolve({ code, stdout, stderr }));
     c.stdin!.end(input);
   });
+}
+
+/** Opens GET /events with c's cookie; `closed(ms)` says whether the server ended it within ms. */
+async function openStream(c: Client) {
+  const res = await request(`${c.srv.url}/api/v1/events`, { dispatcher: c.dispatcher, headers: { cookie: `${SESSION_COOKIE}=${c.cookie!}` } });
+  assert.equal(res.statusCode, 200);
+  const ended = new Promise<true>((resolve) => {
+    res.body.on('end', () => resolve(true));
+    res.body.on('error', () => resolve(true));
+    res.body.on('close', () => resolve(true));
+    res.body.resume();
+  });
+  return { closed: (ms: number) => Promise.race([ended, sleep(ms).then(() => false as const)]), destroy: () => res.body.destroy() };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -492,18 +510,6 @@ describe('operators: sessions, CSRF, roles, audit', () => {
   });
 
   test('attack: an events stream ends with its session: logout, revoke, password change and user removal close it at once', async () => {
-    /** Opens GET /events with c's cookie; `closed(ms)` says whether the server ended it within ms. */
-    const openStream = async (c: Client) => {
-      const res = await request(`${srv.url}/api/v1/events`, { dispatcher: c.dispatcher, headers: { cookie: `${SESSION_COOKIE}=${c.cookie!}` } });
-      assert.equal(res.statusCode, 200);
-      const ended = new Promise<true>((resolve) => {
-        res.body.on('end', () => resolve(true));
-        res.body.on('error', () => resolve(true));
-        res.body.on('close', () => resolve(true));
-        res.body.resume();
-      });
-      return { closed: (ms: number) => Promise.race([ended, sleep(ms).then(() => false as const)]), destroy: () => res.body.destroy() };
-    };
     await addUser(srv, 'sse1', 'viewer');
     const cases: Array<[string, (c: Client) => Promise<Reply>]> = [
       ['logout', (c) => c.call('DELETE', '/session')],
@@ -610,5 +616,109 @@ describe('operators: session lifetimes, the hashing queue', () => {
       await sleep(300);
     }
     assert.equal((await c.call('GET', '/agents')).status, 401);
+  });
+
+  test('attack: an open events stream keeps its session from going idle, never past session_max_age', async () => {
+    const s = new Client(srv);
+    try {
+      assert.equal((await s.login('op1', PW)).status, 200);
+      const t0 = Date.now();
+      const stream = await openStream(s);
+      // Longer than session_idle_timeout (2 s) with no request but the open stream.
+      assert.equal(await stream.closed(3000), false, 'the stream ended before session_max_age');
+      const r = await s.call('GET', '/agents');
+      assert.equal(r.status, 200, `the console with its stream open was logged out: ${r.text}`);
+      // The absolute end (4 s) still holds: the stream ends with the session, soon after it.
+      assert.equal(await stream.closed(Math.max(0, 5500 - (Date.now() - t0))), true, 'the stream outlived session_max_age');
+      assert.ok(Date.now() - t0 >= 3900, `the stream ended after ${Date.now() - t0} ms, before session_max_age`);
+      assert.equal((await s.call('GET', '/agents')).status, 401);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('operators: the audit export, streamed from the database', () => {
+  const SEEDED = 12_000;
+  let srv: TestServer;
+  let admin: Agent;
+  before(async () => {
+    srv = await startServer();
+    // Entries of about 8 KiB (the largest params stored), written while the server runs.
+    seedAudit(path.join(srv.dir, 'server.db'), SEEDED, 8000);
+    admin = new Agent({ connect: { ca: readFileSync(srv.certs.ca) } });
+  });
+  after(async () => {
+    await admin?.close();
+    await srv.stop();
+    srv.cleanup();
+  });
+
+  const get = (p: string) => request(`${srv.url}/api/v1${p}`, { dispatcher: admin, headers: { authorization: `Bearer ${srv.adminToken}` } });
+  /** The newest `limit` entries as the server's store reads them, and the whole-list export of them. */
+  const stored = (f: Omit<AuditFilter, 'limit'>, limit: number): AuditRecord[] => {
+    const db = new Database(path.join(srv.dir, 'server.db'), { readonly: true });
+    try {
+      return new SqliteAuthStore(db).listAudit({ ...f, limit });
+    } finally {
+      db.close();
+    }
+  };
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${srv.proc.pid!}/status`, 'utf8'))![1]);
+
+  test('attack: an export of 10 000 entries of 8 KiB is complete, in order, byte for byte the whole-list form, while the server holds a bounded part of it', async () => {
+    const records = stored({}, 10_000);
+    assert.equal(records.length, 10_000);
+    assert.equal(records[0]!.id, SEEDED - 10_000 + 1);
+    // The server's peak RSS from here on (a fresh server: no export ran yet).
+    const before = kib('VmRSS');
+    writeFileSync(`/proc/${srv.proc.pid!}/clear_refs`, '5');
+    const res = await get('/audit?format=csv&limit=10000');
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/csv/);
+    const csv = await res.body.text();
+    const grew = (kib('VmHWM') - before) / 1024;
+    console.log(`CSV export of 10 000 entries: ${(csv.length / 2 ** 20).toFixed(1)} MiB, server peak RSS ${grew.toFixed(1)} MiB above before`);
+    // Built whole, the export took 470 to 670 MiB above before (the records, their text, the reply).
+    assert.ok(grew < 128, `the server's RSS grew by ${grew.toFixed(1)} MiB during an export of ${(csv.length / 2 ** 20).toFixed(1)} MiB`);
+    assert.equal(csv, auditCsv(records));
+    const rows = csv.split('\r\n');
+    assert.equal(rows.length, 10_002);
+    assert.equal(rows[1]!.split(',')[0], `"${SEEDED - 10_000 + 1}"`);
+    assert.equal(rows[10_000]!.split(',')[0], `"${SEEDED}"`);
+
+    const jsonl = await (await get('/audit?format=jsonl&limit=10000')).body.text();
+    const lines = jsonl.split('\n');
+    assert.equal(lines.pop(), '');
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { id: number }).id), records.map((r) => r.id));
+    assert.equal(jsonl, records.map((r) => `${JSON.stringify(auditView(r))}\n`).join(''));
+
+    const json = await get('/audit?limit=10000');
+    assert.match(String(json.headers['content-type']), /^application\/json; charset=utf-8/);
+    assert.equal(await json.body.text(), JSON.stringify({ success: true, entries: records.map(auditView) }));
+
+    // Filters keep to the newest matching entries.
+    const mine = stored({ actor: 'user3', action: 'job.create' }, 500);
+    const filtered = JSON.parse(await (await get('/audit?actor=user3&action=job.create&limit=500')).body.text()) as { entries: Array<{ id: number; actor: string }> };
+    assert.equal(filtered.entries.length, 500);
+    assert.deepEqual(filtered.entries.map((e) => e.id), mine.map((r) => r.id));
+    assert.equal((await (await get('/audit?format=jsonl&since=2030-01-01')).body.text()), '');
+  });
+
+  test('an export its client cuts off stops being read; the server writes and answers at once after', async () => {
+    const res = await get('/audit?format=csv&limit=10000');
+    assert.equal(res.statusCode, 200);
+    for await (const chunk of res.body) {
+      assert.ok((chunk as Buffer).length > 0);
+      break; // leaving the loop destroys the body: the connection is cut mid-export
+    }
+    const t = performance.now();
+    const add = await adminCall(srv, 'POST', '/users', { name: 'after-cut', role: 'viewer', password: PW });
+    assert.equal(add.status, 201, JSON.stringify(add.body));
+    const last = await adminCall(srv, 'GET', '/audit?limit=1');
+    assert.equal((last.body.entries as Array<{ action: string }>)[0]!.action, 'user.add');
+    assert.ok(performance.now() - t < 5000);
+    await sleep(200);
+    assert.doesNotMatch(srv.log(), /"level":50/, 'the cut export was logged as an error');
   });
 });

@@ -1,13 +1,16 @@
 /**
- * `GET /api/v1/audit`: the audit log, filtered, as JSON, JSON lines or CSV.
+ * `GET /api/v1/audit`: the audit log, filtered, as JSON, JSON lines or CSV, streamed from the
+ * database as the client reads it (an export of 10 000 entries is never held whole).
  */
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ErrorCodes, HttpError } from '../../protocol/errors.ts';
-import { auditCsv, auditJsonl, auditView } from '../audit.ts';
+import { auditExport } from '../audit.ts';
 import type { ServerContext } from '../context.ts';
 import { installOperatorAuth, needs } from '../operator-auth.ts';
-import { canReach } from '../operators.ts';
+import { canReach, type Operator } from '../operators.ts';
+import type { AuditRecord } from '../storage/auth-store.ts';
 
 export const AUDIT_MAX_LIMIT = 10_000;
 
@@ -31,6 +34,15 @@ function time(v: string | undefined, key: string): number | undefined {
   return t;
 }
 
+/** A limited operator sees no entry about a host it cannot reach (it must not learn it exists). */
+function* reachable(ctx: ServerContext, op: Operator, entries: Iterable<AuditRecord>): Generator<AuditRecord> {
+  const reaches = (id: string): boolean => {
+    const a = ctx.storage.getAgent(id);
+    return a !== undefined && canReach(op, a);
+  };
+  for (const r of entries) if (r.agents.every(reaches)) yield r;
+}
+
 export interface AuditRoutesOptions {
   ctx: ServerContext;
 }
@@ -39,13 +51,14 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   installOperatorAuth(api, ctx);
   api.get('/audit', { ...needs('viewer'), schema: { querystring: AuditQuery } }, async (req, reply) => {
     const q = req.query;
-    const all = ctx.storage.auth.listAudit({ actor: q.actor, action: q.action, agent: q.agent, since: time(q.since, 'since'), until: time(q.until, 'until'), limit: q.limit ?? 1000 });
-    // A limited operator sees no entry about a host it cannot reach (it must not learn it exists).
+    const entries = ctx.storage.auth.auditEntries({ actor: q.actor, action: q.action, agent: q.agent, since: time(q.since, 'since'), until: time(q.until, 'until'), limit: q.limit ?? 1000 });
     const op = req.operator;
-    const records = op.selector === null ? all : all.filter((r) => r.agents.every((id) => { const a = ctx.storage.getAgent(id); return a !== undefined && canReach(op, a); }));
+    const records = op.selector === null ? entries : reachable(ctx, op, entries);
     const format = q.format ?? 'json';
-    if (format === 'json') return { success: true, entries: records.map(auditView) };
-    if (format === 'jsonl') return reply.type('application/jsonl; charset=utf-8').send(auditJsonl(records));
-    return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="tuxsec-audit.csv"').send(auditCsv(records));
+    // Pulled as the socket drains; a client that goes away destroys the stream, which ends the reading.
+    const body = Readable.from(auditExport(records, format), { objectMode: false });
+    if (format === 'json') return reply.type('application/json; charset=utf-8').send(body);
+    if (format === 'jsonl') return reply.type('application/jsonl; charset=utf-8').send(body);
+    return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="tuxsec-audit.csv"').send(body);
   });
 };

@@ -22,6 +22,9 @@ CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, at);
 CREATE INDEX IF NOT EXISTS audit_action ON audit (action, at);
 `;
 
+/** Audit entries read at once by an export (an entry is at most about 100 KiB: 1000 agent ids). */
+const AUDIT_PAGE = 64;
+
 export interface UserRecord {
   name: string;
   role: Role;
@@ -88,8 +91,13 @@ export interface AuthStore {
   pruneSessions(now: number, idleBefore: number): number;
   countSessions(name: string): number;
   addAudit(e: Omit<AuditRecord, 'id'>): void;
-  /** Entries matching the filter, oldest first. */
+  /** Entries matching the filter, oldest first: the newest `limit` of them. */
   listAudit(f: AuditFilter): AuditRecord[];
+  /**
+   * The same entries as they stand now, read a page at a time as they are taken (an export
+   * streams them). Entries written later are not included.
+   */
+  auditEntries(f: AuditFilter): Iterable<AuditRecord>;
   /** Keeps the newest `keep` entries. */
   pruneAudit(keep: number): number;
 }
@@ -248,6 +256,10 @@ export class SqliteAuthStore implements AuthStore {
   }
 
   listAudit(f: AuditFilter): AuditRecord[] {
+    return [...this.auditEntries(f)];
+  }
+
+  auditEntries(f: AuditFilter): Iterable<AuditRecord> {
     const conditions = {
       actor: 'actor = @actor',
       action: 'action = @action',
@@ -256,15 +268,29 @@ export class SqliteAuthStore implements AuthStore {
       until: 'at < @until',
     } as const;
     const where: string[] = [];
-    const p: Record<string, unknown> = { limit: f.limit };
+    const p: Record<string, unknown> = {};
     for (const k of Object.keys(conditions) as Array<keyof typeof conditions>) {
       if (f[k] === undefined) continue;
       where.push(conditions[k]);
       p[k] = f[k];
     }
-    // The newest `limit` entries, given oldest first (the order of a log).
-    const sql = `SELECT * FROM (SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit) ORDER BY id`;
-    return (this.db.prepare(sql).all(p) as AuditRow[]).map(auditOf);
+    const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    // The ids of the newest `limit` entries now: the pages read later keep to them.
+    const range = this.db.prepare(`SELECT min(id) AS lo, max(id) AS hi FROM (SELECT id FROM audit ${filter} ORDER BY id DESC LIMIT @limit)`)
+      .get({ ...p, limit: f.limit }) as { lo: number | null; hi: number | null };
+    if (range.lo === null || range.hi === null) return [];
+    const page = this.db.prepare(`SELECT * FROM audit ${filter ? `${filter} AND` : 'WHERE'} id > @after AND id <= @hi ORDER BY id LIMIT ${AUDIT_PAGE}`);
+    // Whole pages with all(): an open iterator would make the connection refuse every write
+    // ("busy executing a query") for as long as a slow reader takes.
+    return (function* pages(): Generator<AuditRecord> {
+      let after = range.lo! - 1;
+      for (;;) {
+        const rows = page.all({ ...p, hi: range.hi, after }) as AuditRow[];
+        for (const r of rows) yield auditOf(r);
+        if (rows.length < AUDIT_PAGE) return;
+        after = rows[rows.length - 1]!.id;
+      }
+    })();
   }
 
   pruneAudit(keep: number): number {

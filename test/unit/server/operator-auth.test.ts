@@ -55,6 +55,39 @@ test('FailureWindow waits after max failures until the oldest ages out, and stay
   assert.equal(w.size, 5);
 });
 
+test('attack: FailureWindow keeps a throttled key while made-up keys with fewer failures flood it', () => {
+  const w = new FailureWindow(3, 60_000, 10);
+  for (const t of [0, 1, 2]) w.fail('alice', t);
+  w.fail('bob', 3);
+  w.fail('bob', 4);
+  // Thousands of made-up names, each failing once (or twice), all newer than alice's failures.
+  for (let i = 0; i < 5000; i++) {
+    w.fail(`made-up-${i}`, 10 + i);
+    if (i % 7 === 0) w.fail(`made-up-${i}`, 10 + i);
+  }
+  assert.equal(w.size, 10);
+  assert.ok(w.retryAfter('alice', 6000) > 0, 'the throttled name was forgotten');
+  // bob (2 failures) outranks every made-up name with 1; among those with 2, the newest are kept.
+  assert.equal(w.retryAfter('bob', 6000), 0);
+  w.fail('bob', 6000);
+  assert.ok(w.retryAfter('bob', 6000) > 0, 'bob\'s earlier failures were forgotten');
+});
+
+test('FailureWindow forgets keys whose failures aged out first, then the least failed, oldest first', () => {
+  const w = new FailureWindow(3, 10_000, 3);
+  for (const t of [0, 1, 2]) w.fail('old', t); // throttled once, nothing of it live at t = 20 000
+  for (const t of [15_000, 15_001]) w.fail('two', t);
+  w.fail('one', 15_002);
+  w.fail('new', 20_000);
+  // 'old' went, though it had the most failures: none of them counts any more.
+  assert.equal(w.size, 3);
+  // Full again: 'one' goes (1 failure), not 'two' (2 failures), though 'two' failed last before it.
+  w.fail('newer', 20_001);
+  assert.equal(w.size, 3);
+  w.fail('two', 20_002);
+  assert.ok(w.retryAfter('two', 20_002) > 0, 'two lost its earlier failures');
+});
+
 test('sessionCookie takes only a well-formed __Host-tuxsec_session value, never the unprefixed name', () => {
   const id = 'a'.repeat(43);
   const other = 'b'.repeat(43);
