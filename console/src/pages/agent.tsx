@@ -5,7 +5,8 @@
  */
 import { Fragment, type JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
-import { api, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
+import { api, jobOutput, query, runJob } from '../api.ts';
+import type { AgentView, JobView } from '../../../src/protocol/operator-api.ts';
 import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { useCan } from '../session.ts';
@@ -13,12 +14,12 @@ import { osName } from './agents.tsx';
 import { FirewallSection, latestJob } from './firewall.tsx';
 import { capabilitiesOf, fieldsOfCapability, modulesOf, type Capability } from './jobs.tsx';
 
-async function loadAgent(id: string): Promise<Agent> {
+async function loadAgent(id: string): Promise<AgentView> {
   try {
-    return (await api<{ agent: Agent }>('GET', `/agents/${encodeURIComponent(id)}`)).agent;
+    return (await api<{ agent: AgentView }>('GET', `/agents/${encodeURIComponent(id)}`)).agent;
   } catch {
     // Before a single-agent route: the list, searched for the id.
-    const { agents } = await api<{ agents: Agent[] }>('GET', `/agents${query({ q: id, limit: 1000 })}`);
+    const { agents } = await api<{ agents: AgentView[] }>('GET', `/agents${query({ q: id, limit: 1000 })}`);
     const a = agents.find((x) => x.id === id);
     if (!a) throw new Error(`cannot find agent "${id}"`);
     return a;
@@ -118,7 +119,7 @@ function ModuleActions(props: { agentId: string; modules: string[] }): JSX.Eleme
   const [module, setModule] = useState(props.modules[0] ?? '');
   const [caps, setCaps] = useState<Awaited<ReturnType<typeof capabilitiesOf>> | null>(null);
   const [action, setAction] = useState('');
-  const [result, setResult] = useState<Job | null>(null);
+  const [result, setResult] = useState<JobView | null>(null);
   const act = useAction();
   const load = (e: SubmitEvent): void => {
     e.preventDefault();

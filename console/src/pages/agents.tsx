@@ -4,7 +4,8 @@
  */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, query, type Agent } from '../api.ts';
+import { api, query } from '../api.ts';
+import type { AgentView, TokenView } from '../../../src/protocol/operator-api.ts';
 import { Badge, ErrorBox, Labels, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, parseLabels } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
@@ -14,7 +15,7 @@ import { useCan } from '../session.ts';
 const PAGE_SIZE = 100;
 
 /** What an agent's os_info says, in a few words. */
-export function osName(a: Agent): string {
+export function osName(a: AgentView): string {
   const o = a.os_info;
   if (typeof o === 'string') return o;
   if (typeof o === 'object' && o !== null) {
@@ -24,7 +25,7 @@ export function osName(a: Agent): string {
   return '';
 }
 
-function LabelEditor(props: { agent: Agent; onSaved: () => void }): JSX.Element {
+function LabelEditor(props: { agent: AgentView; onSaved: () => void }): JSX.Element {
   const [open, setOpen] = useState(false);
   const [text, setText] = useState(formatLabels(props.agent.labels));
   const act = useAction();
@@ -72,10 +73,10 @@ function LabelEditor(props: { agent: Agent; onSaved: () => void }): JSX.Element 
   );
 }
 
-function AgentRows(props: { agents: Agent[]; reload: () => void }): JSX.Element {
+function AgentRows(props: { agents: AgentView[]; reload: () => void }): JSX.Element {
   const admin = useCan('admin');
   const act = useAction();
-  const decide = (a: Agent, verb: 'approve' | 'reject'): void => {
+  const decide = (a: AgentView, verb: 'approve' | 'reject'): void => {
     if (verb === 'reject' && !window.confirm(`Reject agent ${a.hostname}? It can no longer check in.`)) return;
     void act.run(() => api('POST', `/agents/${encodeURIComponent(a.id)}/${verb}`)).then(props.reload);
   };
@@ -126,19 +127,8 @@ function AgentRows(props: { agents: Agent[]; reload: () => void }): JSX.Element 
   );
 }
 
-interface Token {
-  id: string;
-  name?: string | null;
-  uses?: number;
-  uses_left?: number;
-  max_uses?: number;
-  expires_at: string | null;
-  created_at?: string | null;
-  labels?: Record<string, string>;
-}
-
 function Tokens(): JSX.Element {
-  const list = useLoad(() => api<{ tokens: Token[] }>('GET', '/tokens'), []);
+  const list = useLoad(() => api<{ tokens: TokenView[] }>('GET', '/tokens'), []);
   const [name, setName] = useState('');
   const [uses, setUses] = useState('1');
   const [ttl, setTtl] = useState('24');
@@ -162,7 +152,7 @@ function Tokens(): JSX.Element {
       })
       .then(list.reload);
   };
-  const revoke = (t: Token): void => {
+  const revoke = (t: TokenView): void => {
     if (!window.confirm(`Revoke token ${t.name ?? t.id}?`)) return;
     void act.run(() => api('DELETE', `/tokens/${encodeURIComponent(t.id)}`)).then(list.reload);
   };
@@ -210,7 +200,7 @@ function Tokens(): JSX.Element {
               <tr key={t.id}>
                 <td>{t.name ?? <span class="muted">{t.id.slice(0, 8)}</span>}</td>
                 <td>
-                  {t.uses_left ?? '?'} of {t.max_uses ?? t.uses ?? '?'}
+                  {t.uses_left} of {t.uses}
                 </td>
                 <td>
                   <Labels labels={t.labels} />
@@ -237,7 +227,7 @@ export function AgentsPage(props: { route: Route }): JSX.Element {
   const filters = { q: s.get('q') ?? '', label: s.getAll('label'), state: s.get('state') ?? '', mode: s.get('mode') ?? '', os: s.get('os') ?? '' };
   const offset = Number(s.get('offset') ?? 0) || 0;
   const key = s.toString();
-  const list = useLoad(() => api<{ agents: Agent[]; total?: number }>('GET', `/agents${query({ ...filters, limit: PAGE_SIZE, offset })}`), [key]);
+  const list = useLoad(() => api<{ agents: AgentView[]; total?: number }>('GET', `/agents${query({ ...filters, limit: PAGE_SIZE, offset })}`), [key]);
   useLiveReload((e) => e.type === 'agent', list.reload, [key]);
   const admin = useCan('admin');
   const [form, setForm] = useState({ ...filters, label: filters.label.join(', ') });

@@ -1,20 +1,14 @@
 /** The dashboard: agents by state, recent jobs and failures, hosts whose firewall drifted. */
 import type { JSX } from 'preact';
-import { api, type Job } from '../api.ts';
+import { api } from '../api.ts';
+import type { DashboardView, JobView } from '../../../src/protocol/operator-api.ts';
 import { Badge, ErrorBox, Loading, Section, Table, Time, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link } from '../router.tsx';
 
-interface Dashboard {
-  agents: Record<string, number>;
-  recent_jobs: Job[];
-  recent_failures: Job[];
-  drifted: Array<{ agent_id: string; hostname: string; baseline: string | null; current: string | null; checked_at: string | null }>;
-}
-
 const STATES = ['online', 'stale', 'offline', 'pending', 'rejected'] as const;
 
-export function JobTable(props: { jobs: Job[]; testid: string; empty: string }): JSX.Element {
+export function JobTable(props: { jobs: JobView[]; testid: string; empty: string }): JSX.Element {
   return (
     <Table
       testid={props.testid}
@@ -43,7 +37,7 @@ export function JobTable(props: { jobs: Job[]; testid: string; empty: string }):
 }
 
 export function DashboardPage(): JSX.Element {
-  const d = useLoad(() => api<Dashboard>('GET', '/dashboard'), []);
+  const d = useLoad(() => api<DashboardView>('GET', '/dashboard'), []);
   useLiveReload(() => true, d.reload);
   return (
     <>

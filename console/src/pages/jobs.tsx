@@ -4,7 +4,8 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
+import { api, jobOutput, query, runJob } from '../api.ts';
+import type { AgentView, BatchSummary, BatchView, JobView } from '../../../src/protocol/operator-api.ts';
 import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
 import { Badge, ErrorBox, Json, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, targetOf } from '../labels.ts';
@@ -14,7 +15,7 @@ import { useCan } from '../session.ts';
 import { JobTable } from './dashboard.tsx';
 
 /** A batch target as words: "label env=prod" or "3 agents". */
-export function targetText(t: Batch['target']): string {
+export function targetText(t: BatchView['target']): string {
   if (t.label && Object.keys(t.label).length > 0) return `label ${formatLabels(t.label)}`;
   return `${t.agents?.length ?? 0} agent(s)`;
 }
@@ -43,7 +44,7 @@ export interface Capability {
 }
 
 /** Module names agents report (a list of names or of {name} objects). */
-export function modulesOf(a: Agent): string[] {
+export function modulesOf(a: AgentView): string[] {
   const m = a.modules;
   if (!Array.isArray(m)) return [];
   return m.map((x) => (typeof x === 'string' ? x : typeof x === 'object' && x !== null && typeof (x as { name?: unknown }).name === 'string' ? (x as { name: string }).name : '')).filter((x) => x !== '');
@@ -55,7 +56,7 @@ const capsCache = new Map<string, Promise<Capability[]>>();
  * A module's actions with their schemas, from the rootd of an agent that has the module (an online
  * one first), through systeminfo get_module_info. Asked once per module per page load.
  */
-export function capabilitiesOf(module: string, agents: Agent[]): Promise<Capability[]> {
+export function capabilitiesOf(module: string, agents: AgentView[]): Promise<Capability[]> {
   let p = capsCache.get(module);
   if (!p) {
     const withIt = agents.filter((a) => modulesOf(a).includes(module) && a.status === 'active');
@@ -76,7 +77,7 @@ export function fieldsOfCapability(cap: Capability | undefined): Field[] {
 }
 
 function NewBatch(): JSX.Element {
-  const agents = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 1000 })}`), []);
+  const agents = useLoad(() => api<{ agents: AgentView[] }>('GET', `/agents${query({ limit: 1000 })}`), []);
   const [labels, setLabels] = useState('');
   const [ids, setIds] = useState('');
   const [module, setModule] = useState('');
@@ -112,7 +113,7 @@ function NewBatch(): JSX.Element {
     }
     const hours = Number(expires);
     void act.run(async () => {
-      const { batch } = await api<{ batch: Batch }>('POST', '/batches', { target: t.target, module, action, params, ...(expires && hours > 0 ? { expires_in: Math.round(hours * 3600) } : {}) });
+      const { batch } = await api<{ batch: BatchView }>('POST', '/batches', { target: t.target, module, action, params, ...(expires && hours > 0 ? { expires_in: Math.round(hours * 3600) } : {}) });
       navigate(`/batches/${encodeURIComponent(batch.id)}`);
     });
   };
@@ -195,8 +196,8 @@ function Counts(props: { counts: Record<string, number> }): JSX.Element {
 
 export function JobsPage(): JSX.Element {
   const operator = useCan('operator');
-  const batches = useLoad(() => api<{ batches: Batch[] }>('GET', '/batches'), []);
-  const jobs = useLoad(() => api<{ jobs: Job[] }>('GET', `/jobs${query({ limit: 50 })}`), []);
+  const batches = useLoad(() => api<{ batches: BatchSummary[] }>('GET', '/batches'), []);
+  const jobs = useLoad(() => api<{ jobs: JobView[] }>('GET', `/jobs${query({ limit: 50 })}`), []);
   useLiveReload(
     (e) => e.type === 'job',
     () => {
@@ -246,7 +247,7 @@ export function JobsPage(): JSX.Element {
 const RETRYABLE = new Set(['failed', 'expired', 'interrupted', 'delivered-without-result']);
 
 export function BatchPage(props: { id: string }): JSX.Element {
-  const b = useLoad(() => api<{ batch: Batch }>('GET', `/batches/${encodeURIComponent(props.id)}`), [props.id]);
+  const b = useLoad(() => api<{ batch: BatchView }>('GET', `/batches/${encodeURIComponent(props.id)}`), [props.id]);
   const operator = useCan('operator');
   const act = useAction();
   const [open, setOpen] = useState<string | null>(null);

@@ -1,23 +1,16 @@
 /** Users (admin): add with a role and an optional label selector, remove, reset password, end sessions. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, type Role } from '../api.ts';
+import type { Role, UserView } from '../../../src/protocol/operator-api.ts';
+import { api } from '../api.ts';
 import { ErrorBox, Labels, LoadedView, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { parseLabels } from '../labels.ts';
 import { useCan, useUser } from '../session.ts';
 
-interface User {
-  name: string;
-  role: Role;
-  selector: Record<string, string> | null;
-  created_at?: string;
-  last_login_at?: string | null;
-}
-
 export function UsersPage(): JSX.Element {
   const admin = useCan('admin');
   const me = useUser();
-  const list = useLoad(() => api<{ users: User[] }>('GET', '/users'), []);
+  const list = useLoad(() => api<{ users: UserView[] }>('GET', '/users'), []);
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('viewer');
   const [selector, setSelector] = useState('');
@@ -42,7 +35,7 @@ export function UsersPage(): JSX.Element {
     }
     void act
       .run(async () => {
-        const r = await api<{ user: User; password?: string }>('POST', '/users', { name: name.trim(), role, ...(role === 'operator' && Object.keys(sel.labels).length > 0 ? { selector: sel.labels } : {}), ...(password ? { password } : {}) });
+        const r = await api<{ user: UserView; password?: string }>('POST', '/users', { name: name.trim(), role, ...(role === 'operator' && Object.keys(sel.labels).length > 0 ? { selector: sel.labels } : {}), ...(password ? { password } : {}) });
         setShown(r.password ? { name: r.user.name, password: r.password } : null);
         setName('');
         setPassword('');
@@ -50,18 +43,18 @@ export function UsersPage(): JSX.Element {
       })
       .then(list.reload);
   };
-  const remove = (u: User): void => {
+  const remove = (u: UserView): void => {
     if (!window.confirm(`Remove user ${u.name}? Their sessions end.`)) return;
     void act.run(() => api('DELETE', `/users/${encodeURIComponent(u.name)}`)).then(list.reload);
   };
-  const resetPassword = (u: User): void => {
+  const resetPassword = (u: UserView): void => {
     if (!window.confirm(`Make a new password for ${u.name}? The old one stops working.`)) return;
     void act.run(async () => {
       const r = await api<{ password?: string }>('POST', `/users/${encodeURIComponent(u.name)}/password`);
       setShown(r.password ? { name: u.name, password: r.password } : null);
     });
   };
-  const revoke = (u: User): void => void act.run(() => api('POST', `/users/${encodeURIComponent(u.name)}/revoke`)).then(list.reload);
+  const revoke = (u: UserView): void => void act.run(() => api('POST', `/users/${encodeURIComponent(u.name)}/revoke`)).then(list.reload);
   return (
     <>
       <h1>Users</h1>
