@@ -1,10 +1,12 @@
 /** The dashboard: agents by state, recent jobs and failures, hosts whose firewall drifted. */
 import type { JSX } from 'preact';
+import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
-import type { DashboardView, JobView } from '../../../src/protocol/operator-api.ts';
-import { Badge, ErrorBox, Loading, Section, Table, Time, useLoad } from '../components.tsx';
+import type { DashboardView, DriftedHost, JobView } from '../../../src/protocol/operator-api.ts';
+import { Badge, ErrorBox, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link } from '../router.tsx';
+import { useCan } from '../session.ts';
 
 const STATES = ['online', 'stale', 'offline', 'pending', 'rejected'] as const;
 
@@ -36,6 +38,56 @@ export function JobTable(props: { jobs: JobView[]; testid: string; empty: string
   );
 }
 
+/**
+ * Hosts whose firewall differs from its accepted state; an operator accepts a host's current
+ * firewall as its new baseline (the change was meant), and the host leaves the list.
+ */
+function Drifted(props: { hosts: DriftedHost[]; reload: () => void }): JSX.Element {
+  const operator = useCan('operator');
+  const act = useAction();
+  const [accepted, setAccepted] = useState<string | null>(null);
+  const accept = (h: DriftedHost): void => {
+    setAccepted(null);
+    void act.run(() => api('POST', `/agents/${encodeURIComponent(h.agent_id)}/firewall/baseline`)).then((ok) => {
+      if (ok) setAccepted(h.hostname);
+      props.reload();
+    });
+  };
+  return (
+    <>
+      <ErrorBox error={act.error} />
+      {accepted !== null ? (
+        <p role="status" data-testid="baseline-accepted">
+          The firewall of {accepted} is its baseline now.
+        </p>
+      ) : null}
+      <Table
+        testid="drifted"
+        head={['Host', 'Checked', ...(operator ? ['Actions'] : [])]}
+        rows={props.hosts}
+        empty="No host's firewall differs from its accepted state."
+        row={(h) => (
+          <tr key={h.agent_id} data-testid={`drifted-${h.hostname}`}>
+            <td>
+              <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
+            </td>
+            <td>
+              <Time at={h.checked_at} />
+            </td>
+            {operator ? (
+              <td>
+                <button type="button" disabled={act.busy} onClick={() => accept(h)} aria-label={`Accept the firewall of ${h.hostname} as its baseline`} data-testid="accept-baseline">
+                  Accept as baseline
+                </button>
+              </td>
+            ) : null}
+          </tr>
+        )}
+      />
+    </>
+  );
+}
+
 export function DashboardPage(): JSX.Element {
   const d = useLoad(() => api<DashboardView>('GET', '/dashboard'), []);
   useLiveReload(() => true, d.reload);
@@ -64,22 +116,7 @@ export function DashboardPage(): JSX.Element {
             </ul>
           </Section>
           <Section title="Firewall drift">
-            <Table
-              testid="drifted"
-              head={['Host', 'Checked']}
-              rows={d.data.drifted}
-              empty="No host's firewall differs from its accepted state."
-              row={(h) => (
-                <tr key={h.agent_id}>
-                  <td>
-                    <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
-                  </td>
-                  <td>
-                    <Time at={h.checked_at} />
-                  </td>
-                </tr>
-              )}
-            />
+            <Drifted hosts={d.data.drifted} reload={d.reload} />
           </Section>
           <Section title="Recent failures">
             <JobTable jobs={d.data.recent_failures} testid="recent-failures" empty="No failed jobs." />
