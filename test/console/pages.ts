@@ -162,5 +162,5 @@ export function driftedRow(page: Page, host: string): Locator {
 
 /** Accepts `host`'s current firewall as its baseline from the dashboard. */
 export async function acceptBaseline(page: Page, host: string): Promise<void> {
-  await page.getByRole('button', { name: `Accept the firewall of ${host} as its baseline`, exact: true }).click();
+  await page.getByRole('button', { name: `Accept as baseline the firewall of ${host}`, exact: true }).click();
 }

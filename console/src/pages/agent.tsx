@@ -97,19 +97,15 @@ function Modules(out: Record<string, unknown>): JSX.Element {
   return (
     <Table
       testid="modules-table"
-      head={['Module', 'Source', 'Available', 'Why not']}
       rows={details}
+      rowKey={(m) => m.name}
       empty="No modules."
-      row={(m) => (
-        <tr key={m.name}>
-          <td>{m.name}</td>
-          <td>{m.source ?? ''}</td>
-          <td>
-            <Badge state={m.loaded ? 'ok' : 'unavailable'} />
-          </td>
-          <td>{m.reason ?? ''}</td>
-        </tr>
-      )}
+      columns={[
+        { head: 'Module', cell: (m) => m.name },
+        { head: 'Source', cell: (m) => m.source ?? '' },
+        { head: 'Available', cell: (m) => <Badge state={m.loaded ? 'ok' : 'unavailable'} /> },
+        { head: 'Why not', cell: (m) => m.reason ?? '' },
+      ]}
     />
   );
 }

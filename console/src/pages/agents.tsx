@@ -6,7 +6,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.ts';
 import type { AgentView, TokenView } from '../../../src/protocol/operator-api.ts';
-import { Badge, ErrorBox, Labels, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Labels, LoadedTable, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, parseLabels } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate, type Route } from '../router.tsx';
@@ -85,43 +85,48 @@ function AgentRows(props: { agents: AgentView[]; reload: () => void }): JSX.Elem
       <ErrorBox error={act.error} />
       <Table
         testid="agents-table"
-        head={['Host', 'State', 'Mode', 'OS', 'Labels', 'Last seen', ...(admin ? ['Actions'] : [])]}
         rows={props.agents}
+        rowKey={(a) => a.id}
+        rowTestid={(a) => `agent-row-${a.hostname}`}
         empty="No agent matches."
-        row={(a) => (
-            <tr key={a.id} data-testid={`agent-row-${a.hostname}`}>
-              <td>
+        columns={[
+          {
+            head: 'Host',
+            cell: (a) => (
+              <>
                 <Link href={`/agents/${encodeURIComponent(a.id)}`}>{a.hostname}</Link>
                 <div class="small muted">{a.ip ?? ''}</div>
-              </td>
-              <td>
-                <Badge state={a.state ?? a.status} />
-              </td>
-              <td>{a.mode}</td>
-              <td>{osName(a)}</td>
-              <td>
+              </>
+            ),
+          },
+          { head: 'State', cell: (a) => <Badge state={a.state ?? a.status} /> },
+          { head: 'Mode', cell: (a) => a.mode },
+          { head: 'OS', cell: (a) => osName(a) },
+          {
+            head: 'Labels',
+            cell: (a) => (
+              <>
                 <Labels labels={a.labels} />
                 {admin ? <LabelEditor agent={a} onSaved={props.reload} /> : null}
-              </td>
-              <td>
-                <Time at={a.last_seen} />
-              </td>
-              {admin ? (
-                <td>
-                  {a.status === 'pending' ? (
-                    <div class="buttons">
-                      <button type="button" class="primary" disabled={act.busy} onClick={() => decide(a, 'approve')} aria-label={`Approve ${a.hostname}`} data-testid="approve">
-                        Approve
-                      </button>
-                      <button type="button" class="danger" disabled={act.busy} onClick={() => decide(a, 'reject')} aria-label={`Reject ${a.hostname}`} data-testid="reject">
-                        Reject
-                      </button>
-                    </div>
-                  ) : null}
-                </td>
-              ) : null}
-            </tr>
-        )}
+              </>
+            ),
+          },
+          { head: 'Last seen', cell: (a) => <Time at={a.last_seen} /> },
+          admin && {
+            head: 'Actions',
+            cell: (a) =>
+              a.status === 'pending' ? (
+                <div class="buttons">
+                  <button type="button" class="primary" disabled={act.busy} onClick={() => decide(a, 'approve')} aria-label={`Approve ${a.hostname}`} data-testid="approve">
+                    Approve
+                  </button>
+                  <button type="button" class="danger" disabled={act.busy} onClick={() => decide(a, 'reject')} aria-label={`Reject ${a.hostname}`} data-testid="reject">
+                    Reject
+                  </button>
+                </div>
+              ) : null,
+          },
+        ]}
       />
     </>
   );
@@ -188,35 +193,26 @@ function Tokens(): JSX.Element {
           Create token
         </button>
       </form>
-      <LoadedView
+      <LoadedTable
         from={list}
-        show={(d) => (
-          <Table
-            testid="tokens-table"
-            head={['Name', 'Uses left', 'Labels', 'Expires', 'Actions']}
-            rows={d.tokens}
-            empty="No tokens."
-            row={(t) => (
-              <tr key={t.id}>
-                <td>{t.name ?? <span class="muted">{t.id.slice(0, 8)}</span>}</td>
-                <td>
-                  {t.uses_left} of {t.uses}
-                </td>
-                <td>
-                  <Labels labels={t.labels} />
-                </td>
-                <td>
-                  <Time at={t.expires_at} />
-                </td>
-                <td>
-                  <button type="button" class="danger" onClick={() => revoke(t)} aria-label={`Revoke token ${t.name ?? t.id}`}>
-                    Revoke
-                  </button>
-                </td>
-              </tr>
-            )}
-          />
-        )}
+        testid="tokens-table"
+        rows={(d) => d.tokens}
+        rowKey={(t) => t.id}
+        empty="No tokens."
+        columns={[
+          { head: 'Name', cell: (t) => t.name ?? <span class="muted">{t.id.slice(0, 8)}</span> },
+          { head: 'Uses left', cell: (t) => `${t.uses_left} of ${t.uses}` },
+          { head: 'Labels', cell: (t) => <Labels labels={t.labels} /> },
+          { head: 'Expires', cell: (t) => <Time at={t.expires_at} /> },
+          {
+            head: 'Actions',
+            cell: (t) => (
+              <button type="button" class="danger" onClick={() => revoke(t)} aria-label={`Revoke token ${t.name ?? t.id}`}>
+                Revoke
+              </button>
+            ),
+          },
+        ]}
       />
     </Section>
   );

@@ -14,26 +14,23 @@ export function JobTable(props: { jobs: JobView[]; testid: string; empty: string
   return (
     <Table
       testid={props.testid}
-      head={['Action', 'Agent', 'State', 'Created']}
       rows={props.jobs}
+      rowKey={(j) => j.id}
       empty={props.empty}
-      row={(j) => (
-        <tr key={j.id}>
-          <td>
-            {j.batch_id ? <Link href={`/batches/${encodeURIComponent(j.batch_id)}`}>{`${j.module}.${j.action}`}</Link> : `${j.module}.${j.action}`}
-            {j.result?.error ? <div class="small error-text">{j.result.error}</div> : null}
-          </td>
-          <td>
-            <Link href={`/agents/${encodeURIComponent(j.agent_id)}`}>{j.agent_id.slice(0, 8)}</Link>
-          </td>
-          <td>
-            <Badge state={j.status} />
-          </td>
-          <td>
-            <Time at={j.created_at} />
-          </td>
-        </tr>
-      )}
+      columns={[
+        {
+          head: 'Action',
+          cell: (j) => (
+            <>
+              {j.batch_id ? <Link href={`/batches/${encodeURIComponent(j.batch_id)}`}>{`${j.module}.${j.action}`}</Link> : `${j.module}.${j.action}`}
+              {j.result?.error ? <div class="small error-text">{j.result.error}</div> : null}
+            </>
+          ),
+        },
+        { head: 'Agent', cell: (j) => <Link href={`/agents/${encodeURIComponent(j.agent_id)}`}>{j.agent_id.slice(0, 8)}</Link> },
+        { head: 'State', cell: (j) => <Badge state={j.status} /> },
+        { head: 'Created', cell: (j) => <Time at={j.created_at} /> },
+      ]}
     />
   );
 }
@@ -63,26 +60,22 @@ function Drifted(props: { hosts: DriftedHost[]; reload: () => void }): JSX.Eleme
       ) : null}
       <Table
         testid="drifted"
-        head={['Host', 'Checked', ...(operator ? ['Actions'] : [])]}
         rows={props.hosts}
+        rowKey={(h) => h.agent_id}
+        rowTestid={(h) => `drifted-${h.hostname}`}
         empty="No host's firewall differs from its accepted state."
-        row={(h) => (
-          <tr key={h.agent_id} data-testid={`drifted-${h.hostname}`}>
-            <td>
-              <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
-            </td>
-            <td>
-              <Time at={h.checked_at} />
-            </td>
-            {operator ? (
-              <td>
-                <button type="button" disabled={act.busy} onClick={() => accept(h)} aria-label={`Accept the firewall of ${h.hostname} as its baseline`} data-testid="accept-baseline">
-                  Accept as baseline
-                </button>
-              </td>
-            ) : null}
-          </tr>
-        )}
+        columns={[
+          { head: 'Host', cell: (h) => <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link> },
+          { head: 'Checked', cell: (h) => <Time at={h.checked_at} /> },
+          operator && {
+            head: 'Actions',
+            cell: (h) => (
+              <button type="button" disabled={act.busy} onClick={() => accept(h)} aria-label={`Accept as baseline the firewall of ${h.hostname}`} data-testid="accept-baseline">
+                Accept as baseline
+              </button>
+            ),
+          },
+        ]}
       />
     </>
   );

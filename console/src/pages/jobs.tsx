@@ -7,7 +7,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob } from '../api.ts';
 import type { AgentView, BatchSummary, BatchView, JobView } from '../../../src/protocol/operator-api.ts';
 import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
-import { Badge, ErrorBox, Json, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Json, LoadedTable, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
@@ -210,31 +210,19 @@ export function JobsPage(): JSX.Element {
       <h1>Jobs</h1>
       {operator ? <NewBatch /> : null}
       <Section title="Batches">
-        <LoadedView
+        <LoadedTable
           from={batches}
-          show={(d) => (
-            <Table
-              testid="batches-table"
-              head={['Action', 'Target', 'Hosts', 'By', 'Created']}
-              rows={d.batches}
-              empty="No batches yet."
-              row={(b) => (
-                <tr key={b.id}>
-                  <td>
-                    <Link href={`/batches/${encodeURIComponent(b.id)}`}>{`${b.module}.${b.action}`}</Link>
-                  </td>
-                  <td>{targetText(b.target)}</td>
-                  <td>
-                    <Counts counts={b.counts} />
-                  </td>
-                  <td>{b.created_by}</td>
-                  <td>
-                    <Time at={b.created_at} />
-                  </td>
-                </tr>
-              )}
-            />
-          )}
+          testid="batches-table"
+          rows={(d) => d.batches}
+          rowKey={(b) => b.id}
+          empty="No batches yet."
+          columns={[
+            { head: 'Action', cell: (b) => <Link href={`/batches/${encodeURIComponent(b.id)}`}>{`${b.module}.${b.action}`}</Link> },
+            { head: 'Target', cell: (b) => targetText(b.target) },
+            { head: 'Hosts', cell: (b) => <Counts counts={b.counts} /> },
+            { head: 'By', cell: (b) => b.created_by },
+            { head: 'Created', cell: (b) => <Time at={b.created_at} /> },
+          ]}
         />
       </Section>
       <Section title="Recent jobs">
@@ -312,38 +300,38 @@ export function BatchPage(props: { id: string }): JSX.Element {
       <Section title="Hosts">
         <Table
           testid="batch-hosts"
-          head={['Host', 'State', 'Progress', 'Finished', 'Result']}
           rows={batch.hosts}
+          rowKey={(h) => h.agent_id}
+          rowTestid={(h) => `batch-host-${h.hostname}`}
           empty="No hosts."
-          row={(h) => (
-            <tr key={h.agent_id} data-testid={`batch-host-${h.hostname}`}>
-              <td>
-                <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
-              </td>
-              <td>
-                <Badge state={h.job.status} />
-              </td>
-              <td>
-                {h.job.progress ? (
+          columns={[
+            { head: 'Host', cell: (h) => <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link> },
+            { head: 'State', cell: (h) => <Badge state={h.job.status} /> },
+            {
+              head: 'Progress',
+              cell: (h) =>
+                h.job.progress ? (
                   <>
                     {h.job.progress.fraction !== null ? <progress max={1} value={h.job.progress.fraction} aria-label={`Progress on ${h.hostname}`} /> : null} <span class="small">{h.job.progress.phase ?? ''}</span>
                   </>
-                ) : null}
-              </td>
-              <td>
-                <Time at={h.job.finished_at} />
-              </td>
-              <td>
-                {h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : null}
-                {h.job.result ? (
-                  <button type="button" class="link" aria-expanded={open === h.agent_id} onClick={() => setOpen(open === h.agent_id ? null : h.agent_id)}>
-                    {open === h.agent_id ? 'Hide' : 'Show'} result
-                  </button>
-                ) : null}
-                {open === h.agent_id ? <Json value={h.job.result} /> : null}
-              </td>
-            </tr>
-          )}
+                ) : null,
+            },
+            { head: 'Finished', cell: (h) => <Time at={h.job.finished_at} /> },
+            {
+              head: 'Result',
+              cell: (h) => (
+                <>
+                  {h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : null}
+                  {h.job.result ? (
+                    <button type="button" class="link" aria-expanded={open === h.agent_id} onClick={() => setOpen(open === h.agent_id ? null : h.agent_id)}>
+                      {open === h.agent_id ? 'Hide' : 'Show'} result
+                    </button>
+                  ) : null}
+                  {open === h.agent_id ? <Json value={h.job.result} /> : null}
+                </>
+              ),
+            },
+          ]}
         />
       </Section>
     </>

@@ -7,7 +7,7 @@ import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob } from '../api.ts';
 import { FINAL_JOB_STATUSES, type AgentView, type BatchView, type JobView, type TemplateView } from '../../../src/protocol/operator-api.ts';
-import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
+import { Badge, ErrorBox, LoadedTable, Loading, Section, Table, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
 import { targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
@@ -27,28 +27,25 @@ export function TemplatesPage(): JSX.Element {
             </button>
           ) : null
         }>
-        <LoadedView
+        <LoadedTable
           from={list}
-          show={(d) => (
-            <Table
-              testid="templates-table"
-              head={['Name', 'Zones', 'Updated']}
-              rows={d.templates}
-              empty="No templates yet."
-              row={(t) => (
-                <tr key={t.id}>
-                  <td>
-                    <Link href={`/templates/${encodeURIComponent(t.id)}`}>{t.name}</Link>
-                    <div class="small muted">{t.description ?? ''}</div>
-                  </td>
-                  <td>{Object.keys(t.zones ?? {}).join(', ')}</td>
-                  <td>
-                    <Time at={t.updated_at ?? t.created_at} />
-                  </td>
-                </tr>
-              )}
-            />
-          )}
+          testid="templates-table"
+          rows={(d) => d.templates}
+          rowKey={(t) => t.id}
+          empty="No templates yet."
+          columns={[
+            {
+              head: 'Name',
+              cell: (t) => (
+                <>
+                  <Link href={`/templates/${encodeURIComponent(t.id)}`}>{t.name}</Link>
+                  <div class="small muted">{t.description ?? ''}</div>
+                </>
+              ),
+            },
+            { head: 'Zones', cell: (t) => Object.keys(t.zones ?? {}).join(', ') },
+            { head: 'Updated', cell: (t) => <Time at={t.updated_at ?? t.created_at} /> },
+          ]}
         />
       </Section>
     </>
@@ -243,6 +240,8 @@ function Rollout(props: { template: TemplateView }): JSX.Element {
     if (started?.kind === 'apply' && started.deadline === null && pendingIds.length > 0) setStarted({ ...started, deadline: Date.now() + Number(timeout) * 1000 });
   }, [pendingIds.length]);
   const left = useSecondsLeft(deadline);
+  // The hosts table shows a preview or an apply: its test ids and columns follow.
+  const kind = started?.kind === 'apply' ? 'apply' : 'preview';
   const changeIdOf = (h: HostJob): string => String((h.job?.result?.output as Record<string, unknown>).change_id);
   const confirmAll = (): void => {
     void act.run(async () => {
@@ -341,20 +340,17 @@ function Rollout(props: { template: TemplateView }): JSX.Element {
             </div>
           ) : null}
           <Table
-            testid={started?.kind === 'apply' ? 'apply-hosts' : 'preview-hosts'}
-            head={['Host', 'State', started?.kind === 'apply' ? 'Changed' : 'Would change', ...(started?.kind === 'apply' ? ['Outcome'] : [])]}
+            testid={`${kind}-hosts`}
             rows={hosts}
+            rowKey={(h) => h.agent_id}
+            rowTestid={(h) => `${kind}-host-${h.hostname}`}
             empty="No host matches."
-            row={(h) => (
-              <tr key={h.agent_id} data-testid={`${started?.kind === 'apply' ? 'apply' : 'preview'}-host-${h.hostname}`}>
-                <td>{h.hostname}</td>
-                <td>
-                  <Badge state={h.job?.status ?? 'queued'} />
-                </td>
-                <td>{h.job?.result?.error ? <span class="error-text">{h.job.result.error}</span> : changeText(h.job?.result?.output)}</td>
-                {started?.kind === 'apply' ? <td data-testid="host-outcome">{h.outcome ?? ''}</td> : null}
-              </tr>
-            )}
+            columns={[
+              { head: 'Host', cell: (h) => h.hostname },
+              { head: 'State', cell: (h) => <Badge state={h.job?.status ?? 'queued'} /> },
+              { head: kind === 'apply' ? 'Changed' : 'Would change', cell: (h) => (h.job?.result?.error ? <span class="error-text">{h.job.result.error}</span> : changeText(h.job?.result?.output)) },
+              kind === 'apply' && { head: 'Outcome', testid: 'host-outcome', cell: (h) => h.outcome ?? '' },
+            ]}
           />
         </>
       ) : null}

@@ -3,7 +3,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import type { Role, UserView } from '../../../src/protocol/operator-api.ts';
 import { api } from '../api.ts';
-import { ErrorBox, Labels, LoadedView, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { ErrorBox, Labels, LoadedTable, Section, Time, useAction, useLoad } from '../components.tsx';
 import { parseLabels } from '../labels.ts';
 import { useCan, useUser } from '../session.ts';
 
@@ -97,41 +97,37 @@ export function UsersPage(): JSX.Element {
         </form>
       </Section>
       <Section title="Users">
-        <LoadedView
+        <LoadedTable
           from={list}
-          show={(d) => (
-            <Table
-              testid="users-table"
-              head={['Name', 'Role', 'Hosts', 'Created', 'Actions']}
-              rows={d.users}
-              empty="No users."
-              row={(u) => (
-                <tr key={u.name} data-testid={`user-row-${u.name}`}>
-                  <td>{u.name}</td>
-                  <td>{u.role}</td>
-                  <td>{u.selector && Object.keys(u.selector).length > 0 ? <Labels labels={u.selector} /> : 'all'}</td>
-                  <td>
-                    <Time at={u.created_at} />
-                  </td>
-                  <td>
-                    <div class="buttons">
-                      <button type="button" onClick={() => resetPassword(u)} aria-label={`New password for ${u.name}`}>
-                        New password
-                      </button>
-                      <button type="button" onClick={() => revoke(u)} aria-label={`End sessions of ${u.name}`}>
-                        End sessions
-                      </button>
-                      {u.name !== me.name ? (
-                        <button type="button" class="danger" onClick={() => remove(u)} aria-label={`Remove user ${u.name}`}>
-                          Remove
-                        </button>
-                      ) : null}
-                    </div>
-                  </td>
-                </tr>
-              )}
-            />
-          )}
+          testid="users-table"
+          rows={(d) => d.users}
+          rowKey={(u) => u.name}
+          rowTestid={(u) => `user-row-${u.name}`}
+          empty="No users."
+          columns={[
+            { head: 'Name', cell: (u) => u.name },
+            { head: 'Role', cell: (u) => u.role },
+            { head: 'Hosts', cell: (u) => (u.selector && Object.keys(u.selector).length > 0 ? <Labels labels={u.selector} /> : 'all') },
+            { head: 'Created', cell: (u) => <Time at={u.created_at} /> },
+            {
+              head: 'Actions',
+              cell: (u) => (
+                <div class="buttons">
+                  <button type="button" onClick={() => resetPassword(u)} aria-label={`New password for ${u.name}`}>
+                    New password
+                  </button>
+                  <button type="button" onClick={() => revoke(u)} aria-label={`End sessions of ${u.name}`}>
+                    End sessions
+                  </button>
+                  {u.name !== me.name ? (
+                    <button type="button" class="danger" onClick={() => remove(u)} aria-label={`Remove user ${u.name}`}>
+                      Remove
+                    </button>
+                  ) : null}
+                </div>
+              ),
+            },
+          ]}
         />
       </Section>
       <p class="muted small">An operator limited to labels sees and changes only hosts that carry all of them.</p>
