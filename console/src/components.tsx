@@ -1,5 +1,5 @@
 /** Pieces every page uses: loading data, errors, state badges, times, labels, the schema form. */
-import type { ComponentChildren, JSX } from 'preact';
+import { Fragment, type ComponentChildren, type JSX } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.ts';
 import { paramsOf, type Field, type FormValue } from './schema-form.ts';
@@ -233,6 +233,20 @@ export function SchemaForm(props: { fields: Field[]; idPrefix: string; onSubmit:
       ))}
       <div class="buttons">{props.children}</div>
     </form>
+  );
+}
+
+/** Named values as a description list: each pair a term and what it is. */
+export function Facts(props: { items: ReadonlyArray<readonly [string, ComponentChildren]>; testid?: string }): JSX.Element {
+  return (
+    <dl class="facts" data-testid={props.testid}>
+      {props.items.map(([k, v]) => (
+        <Fragment key={k}>
+          <dt>{k}</dt>
+          <dd>{v}</dd>
+        </Fragment>
+      ))}
+    </dl>
   );
 }
 

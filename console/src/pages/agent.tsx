@@ -3,11 +3,11 @@
  * (firewall.tsx), and a form for every action of every module, generated from the action's
  * parameter schema that the agent's own rootd reports (systeminfo get_module_info).
  */
-import { Fragment, type JSX } from 'preact';
+import type { JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob } from '../api.ts';
 import type { AgentView, JobView } from '../../../src/protocol/operator-api.ts';
-import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Facts, Json, Labels, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { useCan } from '../session.ts';
 import { osName } from './agents.tsx';
@@ -73,14 +73,7 @@ function Inventory(out: Record<string, unknown>): JSX.Element {
   const nested = Object.entries(out).filter(([, v]) => typeof v === 'object' && v !== null);
   return (
     <>
-      <dl class="facts" data-testid="inventory">
-        {facts.map(([k, v]) => (
-          <Fragment key={k}>
-            <dt>{k}</dt>
-            <dd>{String(v)}</dd>
-          </Fragment>
-        ))}
-      </dl>
+      <Facts testid="inventory" items={facts.map(([k, v]) => [k, String(v)] as const)} />
       {nested.map(([k, v]) => (
         <details key={k}>
           <summary>{k}</summary>
@@ -247,36 +240,20 @@ export function AgentPage(props: { id: string }): JSX.Element {
     <>
       <h1>Agent {agent.hostname}</h1>
       <Section title="Overview">
-        <dl class="facts" data-testid="agent-facts">
-          <dt>State</dt>
-          <dd>
-            <Badge state={agent.state ?? agent.status} />
-          </dd>
-          <dt>Id</dt>
-          <dd>
-            <code>{agent.id}</code>
-          </dd>
-          <dt>Mode</dt>
-          <dd>{agent.mode}</dd>
-          <dt>Address</dt>
-          <dd>{agent.ip ?? ''}</dd>
-          <dt>OS</dt>
-          <dd>{osName(agent)}</dd>
-          <dt>Agent version</dt>
-          <dd>{agent.version ?? ''}</dd>
-          <dt>Labels</dt>
-          <dd>
-            <Labels labels={agent.labels} />
-          </dd>
-          <dt>Enrolled</dt>
-          <dd>
-            <Time at={agent.created_at} />
-          </dd>
-          <dt>Last seen</dt>
-          <dd>
-            <Time at={agent.last_seen} />
-          </dd>
-        </dl>
+        <Facts
+          testid="agent-facts"
+          items={[
+            ['State', <Badge state={agent.state ?? agent.status} />],
+            ['Id', <code>{agent.id}</code>],
+            ['Mode', agent.mode],
+            ['Address', agent.ip ?? ''],
+            ['OS', osName(agent)],
+            ['Agent version', agent.version ?? ''],
+            ['Labels', <Labels labels={agent.labels} />],
+            ['Enrolled', <Time at={agent.created_at} />],
+            ['Last seen', <Time at={agent.last_seen} />],
+          ]}
+        />
       </Section>
       <Tabs
         tabs={[

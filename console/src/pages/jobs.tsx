@@ -7,7 +7,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob } from '../api.ts';
 import type { AgentView, BatchSummary, BatchView, JobView } from '../../../src/protocol/operator-api.ts';
 import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
-import { Badge, ErrorBox, Json, LoadedTable, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Facts, Json, LoadedTable, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
@@ -278,24 +278,15 @@ export function BatchPage(props: { id: string }): JSX.Element {
         }
       >
         <ErrorBox error={act.error ?? b.error} />
-        <dl class="facts">
-          <dt>Target</dt>
-          <dd>{targetText(batch.target)}</dd>
-          <dt>By</dt>
-          <dd>{batch.created_by}</dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={batch.created_at} />
-          </dd>
-          <dt>Hosts</dt>
-          <dd>
-            <Counts counts={batch.counts} />
-          </dd>
-          <dt>Parameters</dt>
-          <dd>
-            <code>{JSON.stringify(batch.params)}</code>
-          </dd>
-        </dl>
+        <Facts
+          items={[
+            ['Target', targetText(batch.target)],
+            ['By', batch.created_by],
+            ['Created', <Time at={batch.created_at} />],
+            ['Hosts', <Counts counts={batch.counts} />],
+            ['Parameters', <code>{JSON.stringify(batch.params)}</code>],
+          ]}
+        />
       </Section>
       <Section title="Hosts">
         <Table
