@@ -14,7 +14,7 @@ import path from 'node:path';
 import { API_KEY, startPushAgent } from '../test/agent/push-harness.ts';
 import { makeAgentEnv, readCredentials, registerAgent, startAgent, startServer, tempDir } from '../test/agent/harness.ts';
 import { startSshMode } from '../test/helpers/sshd.ts';
-import { FINAL_JOB_STATUSES, type JobView } from '../src/server/operator-client.ts';
+import { FINAL_JOB_STATUSES, type JobView } from '../src/protocol/operator-api.ts';
 
 const N = Number(process.argv[2] ?? 200);
 const N_SSH = Number(process.argv[3] ?? 30);

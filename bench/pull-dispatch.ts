@@ -12,7 +12,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { startRootd } from '../test/helpers/rootd.ts';
 import { certsIn, createToken, makeAgentEnv, registerAgent, startAgent, startServer, tempDir } from '../test/agent/harness.ts';
-import { FINAL_JOB_STATUSES, type JobView } from '../src/server/operator-client.ts';
+import { FINAL_JOB_STATUSES, type JobView } from '../src/protocol/operator-api.ts';
 
 const N = Number(process.argv[2] ?? 250);
 const WARMUP = 10;

@@ -3,65 +3,7 @@
  * token on every change, errors as ApiError with the server's message and stable code.
  */
 
-export type Role = 'admin' | 'operator' | 'viewer';
-export interface SessionUser {
-  name: string;
-  role: Role;
-  selector: Record<string, string> | null;
-}
-
-export type AgentState = 'online' | 'stale' | 'offline' | 'pending' | 'rejected';
-export interface Agent {
-  id: string;
-  status: string;
-  state?: AgentState;
-  hostname: string;
-  ip: string | null;
-  os_info: unknown;
-  modules: unknown;
-  version: string | null;
-  created_at: string | null;
-  last_seen: string | null;
-  mode: string;
-  labels?: Record<string, string>;
-}
-
-export interface Job {
-  id: string;
-  agent_id: string;
-  module: string;
-  action: string;
-  params: Record<string, unknown>;
-  status: string;
-  created_at: string | null;
-  sent_at: string | null;
-  finished_at: string | null;
-  expires_at: string | null;
-  result: JobResult | null;
-  progress: { phase: string | null; fraction: number | null } | null;
-  batch_id?: string | null;
-}
-export interface JobResult {
-  success?: boolean;
-  output?: unknown;
-  error?: string | null;
-  code?: string;
-  status?: string;
-}
-
-export interface Batch {
-  id: string;
-  created_at: string;
-  created_by: string;
-  module: string;
-  action: string;
-  params: Record<string, unknown>;
-  target: { agents?: string[]; label?: Record<string, string> };
-  counts: Record<string, number>;
-  hosts: Array<{ agent_id: string; hostname: string; job: Job }>;
-}
-
-export const FINAL = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
+import { FINAL_JOB_STATUSES, type JobView } from '../../src/protocol/operator-api.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -136,24 +78,24 @@ export function query(q: Record<string, string | number | undefined | null | str
  * The job expires when the page stops waiting: a host that comes back later does not run a read
  * nobody looks at, or a change nobody is there to confirm.
  */
-export async function runJob(agentId: string, module: string, action: string, params: Record<string, unknown> = {}, maxSeconds = 120): Promise<Job> {
-  const { job } = await api<{ job: Job }>('POST', '/jobs', { agent_id: agentId, module, action, params, expires_in: maxSeconds });
+export async function runJob(agentId: string, module: string, action: string, params: Record<string, unknown> = {}, maxSeconds = 120): Promise<JobView> {
+  const { job } = await api<{ job: JobView }>('POST', '/jobs', { agent_id: agentId, module, action, params, expires_in: maxSeconds });
   return waitJob(job, maxSeconds);
 }
 
-export async function waitJob(job: Job, maxSeconds = 120): Promise<Job> {
+export async function waitJob(job: JobView, maxSeconds = 120): Promise<JobView> {
   const until = Date.now() + maxSeconds * 1000;
   let j = job;
-  while (!FINAL.has(j.status) && Date.now() < until) {
+  while (!FINAL_JOB_STATUSES.has(j.status) && Date.now() < until) {
     const wait = Math.max(1, Math.min(25, Math.round((until - Date.now()) / 1000)));
-    j = (await api<{ job: Job }>('GET', `/jobs/${encodeURIComponent(j.id)}${query({ wait })}`)).job;
+    j = (await api<{ job: JobView }>('GET', `/jobs/${encodeURIComponent(j.id)}${query({ wait })}`)).job;
   }
   return j;
 }
 
 /** The output of a completed job; an ApiError naming the job's state or error otherwise. */
-export function jobOutput<T = Record<string, unknown>>(job: Job): T {
+export function jobOutput<T = Record<string, unknown>>(job: JobView): T {
   if (job.status === 'completed' && job.result?.success !== false) return (job.result?.output ?? {}) as T;
-  const why = job.result?.error ?? (FINAL.has(job.status) ? `job ${job.status}` : `job still ${job.status}: the agent has not answered yet`);
+  const why = job.result?.error ?? (FINAL_JOB_STATUSES.has(job.status) ? `job ${job.status}` : `job still ${job.status}: the agent has not answered yet`);
   throw new ApiError(`${job.module}.${job.action}: ${why}`, 0, job.result?.code ?? null);
 }

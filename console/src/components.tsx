@@ -1,5 +1,5 @@
 /** Pieces every page uses: loading data, errors, state badges, times, labels, the schema form. */
-import type { ComponentChildren, JSX } from 'preact';
+import { Fragment, type ComponentChildren, type JSX } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.ts';
 import { paramsOf, type Field, type FormValue } from './schema-form.ts';
@@ -236,21 +236,66 @@ export function SchemaForm(props: { fields: Field[]; idPrefix: string; onSubmit:
   );
 }
 
-/** A table of `rows` with a header row; `empty` instead when there are none. */
-export function Table<R>(props: { testid: string; head: string[]; rows: readonly R[]; row: (r: R) => JSX.Element; empty: string }): JSX.Element {
+/** Named values as a description list: each pair a term and what it is. */
+export function Facts(props: { items: ReadonlyArray<readonly [string, ComponentChildren]>; testid?: string }): JSX.Element {
+  return (
+    <dl class="facts" data-testid={props.testid}>
+      {props.items.map(([k, v]) => (
+        <Fragment key={k}>
+          <dt>{k}</dt>
+          <dd>{v}</dd>
+        </Fragment>
+      ))}
+    </dl>
+  );
+}
+
+/** One column of a Table: its heading, and what a row shows in it. */
+export interface Column<R> {
+  head: string;
+  cell: (r: R) => ComponentChildren;
+  class?: string;
+  testid?: string;
+}
+
+/**
+ * A table of `rows`, one cell per column (a `false` column is left out: one only some roles see),
+ * `empty` instead when there are none. `rowKey` keeps each row's state across reloads.
+ */
+interface TableProps<R> {
+  testid: string;
+  columns: ReadonlyArray<Column<R> | false>;
+  rows: readonly R[];
+  rowKey: (r: R) => string;
+  rowTestid?: (r: R) => string;
+  empty: string;
+}
+
+export function Table<R>(props: TableProps<R>): JSX.Element {
   if (props.rows.length === 0) return <p class="muted">{props.empty}</p>;
+  const columns = props.columns.filter((c): c is Column<R> => c !== false);
   return (
     <table data-testid={props.testid}>
       <thead>
         <tr>
-          {props.head.map((h) => (
-            <th key={h} scope="col">
-              {h}
+          {columns.map((c) => (
+            <th key={c.head} scope="col">
+              {c.head}
             </th>
           ))}
         </tr>
       </thead>
-      <tbody>{props.rows.map(props.row)}</tbody>
+      <tbody>
+        {props.rows.map((r) => (
+          <tr key={props.rowKey(r)} data-testid={props.rowTestid?.(r)}>
+            {columns.map((c) => (
+              <td key={c.head} class={c.class} data-testid={c.testid}>
+                {c.cell(r)}
+              </td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
     </table>
   );
 }
@@ -264,6 +309,12 @@ export function LoadedView<T>(props: { from: Loaded<T>; show: (data: T) => JSX.E
       {data !== null ? props.show(data) : loading ? <Loading what={props.what} /> : null}
     </>
   );
+}
+
+/** A Table of the rows `rows` picks from loaded data; its error, or "Loading…", before. */
+export function LoadedTable<T, R>(props: Omit<TableProps<R>, 'rows'> & { from: Loaded<T>; rows: (data: T) => readonly R[]; what?: string }): JSX.Element {
+  const { from, rows, what, ...table } = props;
+  return <LoadedView from={from} what={what} show={(d) => <Table {...table} rows={rows(d)} />} />;
 }
 
 /** Whole seconds left until `deadline` (ms since the epoch), updated four times a second; 0 after it. */

@@ -1,10 +1,6 @@
 /** Labels and targets as the console's forms write them. Pure: tested in test/unit/console. */
+import type { TargetInput } from '../../src/protocol/operator-api.ts';
 
-/** Which hosts a batch or a template rollout is for: every host with the labels, or these agents. */
-export interface Target {
-  agents?: string[];
-  label?: Record<string, string>;
-}
 
 /** "K=V, K2=V2" (or one per line) to a label map; an error message naming the bad pair. */
 export function parseLabels(text: string): { labels: Record<string, string>; error: string | null } {
@@ -24,7 +20,7 @@ export function formatLabels(labels: Record<string, string> | undefined | null):
 }
 
 /** A target form's values to the API's target: a label or a list of agents, one of them. */
-export function targetOf(labels: string, agents: string): { target: Target | null; error: string | null } {
+export function targetOf(labels: string, agents: string): { target: TargetInput | null; error: string | null } {
   const l = parseLabels(labels);
   if (l.error) return { target: null, error: l.error };
   const ids = [...new Set(agents.split(/[\s,]+/).filter((x) => x !== ''))];

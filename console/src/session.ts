@@ -1,7 +1,7 @@
 /** Who is logged in, for every page: role-aware pages hide what the role may not do. */
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
-import type { Role, SessionUser } from './api.ts';
+import type { Role, SessionUser } from '../../src/protocol/operator-api.ts';
 
 export const SessionContext = createContext<SessionUser | null>(null);
 

@@ -6,7 +6,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import YAML from 'yaml';
-import { FINAL_JOB_STATUSES, type BatchView, type JobView, type OperatorClient, type TemplateTarget, type TemplateView } from './operator-client.ts';
+import { FINAL_JOB_STATUSES, type BatchView, type JobView, type TargetInput, type TemplateView } from '../protocol/operator-api.ts';
+import type { OperatorClient } from './operator-client.ts';
 
 /** What main.ts lends: its option set, client runner, printer and argument checks. */
 export interface CliKit<O> {
@@ -43,8 +44,8 @@ function targetOptions(cmd: Command, kit: CliKit<unknown>): Command {
     .option('--expires <seconds>', 'seconds each job waits for its host', kit.positiveInt('--expires'));
 }
 
-function targetOf(o: TargetOpts, kit: CliKit<unknown>, required: boolean): TemplateTarget | undefined {
-  const target: TemplateTarget = {};
+function targetOf(o: TargetOpts, kit: CliKit<unknown>, required: boolean): TargetInput | undefined {
+  const target: TargetInput = {};
   if (o.agent.length) target.agents = o.agent;
   if (o.label.length) target.label = kit.labelWords(o.label).set;
   if (required && !target.agents && !target.label) throw kit.usage('cannot choose hosts: give --agent ID or --label KEY=VALUE');

@@ -4,6 +4,22 @@
  * process, and loading undici cost more than the request itself.
  */
 import https from 'node:https';
+import {
+  FINAL_JOB_STATUSES,
+  type AgentFilter,
+  type AgentModeInput,
+  type AgentView,
+  type BatchSummary,
+  type BatchView,
+  type DashboardView,
+  type DriftedHost,
+  type FirewallView,
+  type JobView,
+  type TargetInput,
+  type TemplateView,
+  type TokenView,
+  type UserView,
+} from '../protocol/operator-api.ts';
 
 export interface OperatorClientOptions {
   /** Base URL, e.g. https://127.0.0.1:8443 */
@@ -31,125 +47,6 @@ export class OperatorError extends Error {
 }
 
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
-
-export interface JobView {
-  id: string;
-  agent_id: string;
-  module: string;
-  action: string;
-  params: Record<string, unknown>;
-  status: string;
-  created_at: string;
-  sent_at: string | null;
-  finished_at: string | null;
-  expires_at: string;
-  deliveries: number;
-  result: Record<string, unknown> | null;
-  /** While it runs as a rootd operation (servers before issue 10 send none). */
-  progress?: { operation_id: string; phase: string | null; fraction: number | null; updated_at: string } | null;
-  cancel_requested_at?: string | null;
-  /** The batch (multi-host job) it belongs to (servers before issue 11 send none). */
-  batch_id?: string | null;
-}
-
-export interface AgentView {
-  id: string;
-  status: string;
-  machine_id: string | null;
-  hostname: string;
-  ip: string | null;
-  modules: string[];
-  version: string | null;
-  created_at: string;
-  last_seen: string | null;
-  labels: Record<string, string>;
-  /** online, stale, offline, pending or rejected (servers before issue 11 send none). */
-  state?: string;
-  [k: string]: unknown;
-}
-
-/** A search of the agent list (GET /api/v1/agents). */
-export interface AgentFilter {
-  q?: string;
-  /** KEY=VALUE, each must match. */
-  label?: string[];
-  state?: string;
-  mode?: string;
-  os?: string;
-  limit?: number;
-  offset?: number;
-}
-
-export interface TokenView {
-  id: string;
-  name: string | null;
-  labels: Record<string, string>;
-  uses: number;
-  uses_left: number;
-  created_at: string;
-  expires_at: string;
-  expired: boolean;
-}
-
-export interface BatchView {
-  id: string;
-  created_at: string;
-  created_by: string;
-  module: string;
-  action: string;
-  params: Record<string, unknown>;
-  /** In a list, a selection is `{agents_count}`. */
-  target: { agents?: string[]; label?: Record<string, string>; agents_count?: number };
-  expires_in: number;
-  counts: Record<string, number> & { total: number };
-  /** Each host with its latest job (absent in a list). */
-  hosts?: Array<{ agent_id: string; hostname: string | null; job: JobView }>;
-}
-
-export interface DashboardView {
-  agents: { online: number; stale: number; offline: number; pending: number; rejected: number; total: number };
-  recent_jobs: JobView[];
-  recent_failures: JobView[];
-  drifted: Array<Record<string, unknown>>;
-}
-
-/** A delivery mode and what it needs (the operator API's fields). */
-export interface AgentModeInput {
-  mode: 'pull' | 'push' | 'ssh';
-  url?: string;
-  ca_file?: string;
-  api_key?: string;
-  host?: string;
-  port?: number;
-  user?: string;
-  known_host?: string;
-}
-
-export interface UserView {
-  name: string;
-  role: string;
-  selector: Record<string, string> | null;
-  created_at: string;
-  updated_at: string;
-  sessions: number;
-}
-
-export interface TemplateView {
-  id: string;
-  name: string;
-  description: string;
-  zones: Record<string, { services?: string[]; ports?: string[]; rich_rules?: string[] }>;
-  created_at: string;
-  updated_at: string;
-}
-
-/** Hosts a template or check goes to: these agents, or those carrying every label pair. */
-export interface TemplateTarget {
-  agents?: string[];
-  label?: Record<string, string>;
-}
-
-export const FINAL_JOB_STATUSES = new Set(['completed', 'failed', 'interrupted', 'expired', 'cancelled', 'delivered-without-result']);
 
 export class OperatorClient {
   private readonly agent: https.Agent;
@@ -255,7 +152,7 @@ export class OperatorClient {
   }
 
   /** One job per host of the target (a label, or a selection of agent ids). */
-  async createBatch(b: { target: { agents?: string[]; label?: Record<string, string> }; module: string; action: string; params?: Record<string, unknown>; expires_in?: number }): Promise<BatchView> {
+  async createBatch(b: { target: TargetInput; module: string; action: string; params?: Record<string, unknown>; expires_in?: number }): Promise<BatchView> {
     return (await this.call<{ batch: BatchView }>('POST', '/batches', b)).batch;
   }
 
@@ -263,11 +160,11 @@ export class OperatorClient {
     return (await this.call<{ batch: BatchView }>('GET', `/batches/${encodeURIComponent(id)}`)).batch;
   }
 
-  async listBatches(opts: { limit?: number; offset?: number } = {}): Promise<BatchView[]> {
+  async listBatches(opts: { limit?: number; offset?: number } = {}): Promise<BatchSummary[]> {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(opts)) if (v !== undefined) q.set(k, String(v));
     const s = q.toString();
-    return (await this.call<{ batches: BatchView[] }>('GET', `/batches${s ? `?${s}` : ''}`)).batches;
+    return (await this.call<{ batches: BatchSummary[] }>('GET', `/batches${s ? `?${s}` : ''}`)).batches;
   }
 
   /** New jobs for the hosts whose latest job failed, expired, was interrupted or cancelled, or got no result. */
@@ -392,21 +289,21 @@ export class OperatorClient {
   }
 
   /** Queues the template's dry run (preview) or its application on each host of the target: a batch, one job per host. */
-  async runTemplate(id: string, verb: 'preview' | 'apply', body: { target: TemplateTarget; permanent?: boolean; confirm_timeout?: number; expires_in?: number }): Promise<BatchView> {
+  async runTemplate(id: string, verb: 'preview' | 'apply', body: { target: TargetInput; permanent?: boolean; confirm_timeout?: number; expires_in?: number }): Promise<BatchView> {
     return (await this.call<{ batch: BatchView }>('POST', `/templates/${encodeURIComponent(id)}/${verb}`, body)).batch;
   }
 
   /** Queues a firewall hash job (get_state_hash) on each active host within reach, or of `target`: a batch. */
-  async checkFirewalls(body: { target?: TemplateTarget; expires_in?: number } = {}): Promise<BatchView> {
+  async checkFirewalls(body: { target?: TargetInput; expires_in?: number } = {}): Promise<BatchView> {
     return (await this.call<{ batch: BatchView }>('POST', '/firewall/check', body)).batch;
   }
 
-  async driftedFirewalls(): Promise<Array<{ agent_id: string; hostname: string; baseline: string; current: string; checked_at: string }>> {
-    return (await this.call<{ drifted: Array<{ agent_id: string; hostname: string; baseline: string; current: string; checked_at: string }> }>('GET', '/firewall/drift')).drifted;
+  async driftedFirewalls(): Promise<DriftedHost[]> {
+    return (await this.call<{ drifted: DriftedHost[] }>('GET', '/firewall/drift')).drifted;
   }
 
-  async acceptFirewallBaseline(agentId: string): Promise<Record<string, unknown>> {
-    return (await this.call<{ firewall: Record<string, unknown> }>('POST', `/agents/${encodeURIComponent(agentId)}/firewall/baseline`, {})).firewall;
+  async acceptFirewallBaseline(agentId: string): Promise<FirewallView> {
+    return (await this.call<{ firewall: FirewallView }>('POST', `/agents/${encodeURIComponent(agentId)}/firewall/baseline`, {})).firewall;
   }
 
   /** Closes the connections; call it once no call is running. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import type { JobView } from '../../src/server/operator-client.ts';
+import type { JobView } from '../../src/protocol/operator-api.ts';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import {
   certsIn,

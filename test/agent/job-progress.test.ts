@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../../src/os/exec.ts';
-import type { JobView } from '../../src/server/operator-client.ts';
+import type { JobView } from '../../src/protocol/operator-api.ts';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { pluginDir, writeLongRunningPlugin } from '../helpers/plugin.ts';
 import {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
-import type { BatchView, JobView } from '../../src/server/operator-client.ts';
+import type { BatchView, JobView } from '../../src/protocol/operator-api.ts';
 import { certsIn, createToken, makeAgentEnv, registerAgent, startAgent, startServer, tempDir, until, type AgentEnv, type Proc, type ServerHandle } from './harness.ts';
 
 const RULE = 'rule family="ipv4" source address="198.51.100.0/24" port port="7203" protocol="tcp" accept';

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import type { JobView } from '../../src/server/operator-client.ts';
+import type { JobView } from '../../src/protocol/operator-api.ts';
 import { startRootd, type RootdHandle } from '../helpers/rootd.ts';
 import { writePlugin, type PluginSpec } from '../helpers/plugin.ts';
 import {

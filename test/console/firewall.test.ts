@@ -1,10 +1,12 @@
 // Firewall changes from the console against a real firewalld (in a network namespace) through real
 // agents and rootd: preview, apply with a confirm countdown, confirm (the change stays) or not (the
 // host rolls back by itself and the page says so), and a template applied to two agents with
-// per-host preview and results.
+// per-host preview and results; a host whose firewall changed outside TuxSec listed as drifted on the
+// dashboard, where an operator accepts its firewall as the baseline (a viewer cannot).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN, checkPage, startConsole, until, type ConsoleAgent, type ConsoleHarness } from './harness.ts';
+import type { BatchView, DriftedHost, FirewallView } from '../../src/protocol/operator-api.ts';
+import { ADMIN, checkPage, pageApi, startConsole, until, type ConsoleAgent, type ConsoleHarness } from './harness.ts';
 import * as ui from './pages.ts';
 
 let h: ConsoleHarness;
@@ -101,4 +103,52 @@ test('console templates: a template applied to two agents shows a per-host previ
     (b) => b.hosts.length === 2 && b.hosts.every((x) => x.job.status === 'completed' && x.job.params.dry_run !== true) && [fw1.id, fw2.id].every((id) => b.hosts.some((x) => x.agent_id === id)),
   );
   assert.ok(applied, 'one batch, one completed job per host');
+});
+
+test('console dashboard: an operator accepts a drifted host\'s firewall as its baseline and it leaves the drift list; a viewer has no button', async () => {
+  const operator = await h.addUser('olga', 'operator');
+  const viewer = await h.addUser('vera', 'viewer');
+  const check = async (): Promise<void> => {
+    const r = await h.api('POST', '/firewall/check', { target: { agents: [fw1.id] } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    for (const x of (r.body.batch as BatchView).hosts) assert.equal((await h.server.waitJob(x.job.id, 30_000)).status, 'completed');
+  };
+  const drifted = async (): Promise<string[]> => ((await h.api('GET', '/firewall/drift')).body.drifted as DriftedHost[]).map((d) => d.agent_id);
+  await check();
+  assert.deepEqual(await drifted(), [], 'the first hash after the changes made through TuxSec is the baseline');
+  // Changed outside TuxSec: a runtime service added on the host with firewall-cmd.
+  const add = await h.fw!.cmd(['--zone=public', '--add-service=ftp']);
+  assert.equal(add.code, 0, add.stderr);
+  try {
+    await check();
+    assert.deepEqual(await drifted(), [fw1.id]);
+
+    const seen = await h.loginPage(viewer);
+    await ui.openDashboard(seen);
+    await ui.driftedRow(seen, 'fw-1').waitFor();
+    assert.equal(await seen.getByTestId('accept-baseline').count(), 0, 'a viewer has no accept button');
+    await checkPage(seen, 'dashboard', 'drift-viewer');
+    const refused = await pageApi(seen, 'POST', `/agents/${fw1.id}/firewall/baseline`, {});
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+
+    const page = await h.loginPage(operator);
+    await ui.openDashboard(page);
+    await ui.driftedRow(page, 'fw-1').waitFor();
+    // A change without the session's CSRF token is refused like every other.
+    const noCsrf = await pageApi(page, 'POST', `/agents/${fw1.id}/firewall/baseline`, {}, false);
+    assert.equal(noCsrf.status, 403, JSON.stringify(noCsrf.body));
+    assert.deepEqual(await drifted(), [fw1.id], 'nothing accepted by the refused calls');
+    await checkPage(page, 'dashboard', 'drift-operator');
+    await ui.acceptBaseline(page, 'fw-1');
+    await page.getByTestId('baseline-accepted').waitFor();
+    await ui.driftedRow(page, 'fw-1').waitFor({ state: 'detached' });
+    await checkPage(page, 'dashboard', 'drift-accepted');
+    assert.deepEqual(await drifted(), []);
+    const fw = (await h.api('GET', `/agents/${fw1.id}/firewall`)).body.firewall as FirewallView;
+    assert.deepEqual([fw.baseline, fw.drifted], [fw.current, false]);
+    const audit = (await h.api('GET', '/audit?action=firewall.baseline')).body.entries as Array<{ actor: string; agents: string[]; result: string }>;
+    assert.deepEqual(audit.map((e) => [e.actor, e.agents, e.result]), [['olga', [fw1.id], 'ok']]);
+  } finally {
+    await h.fw!.cmd(['--zone=public', '--remove-service=ftp']);
+  }
 });

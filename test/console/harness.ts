@@ -12,8 +12,10 @@ import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type 
 import { Agent, request } from 'undici';
 import YAML from 'yaml';
 import { run } from '../../src/os/exec.ts';
+import type { AgentView } from '../../src/protocol/operator-api.ts';
 import { AGENT_JS, certsIn, makeAgentEnv, startProc, startServer, tempDir, until, type AgentEnv, type Proc, type ServerHandle } from '../agent/harness.ts';
 import { startFirewalldNetns, type FirewalldNetns } from '../helpers/firewalld-netns.ts';
+import { jsonOrRaw, readReply, type HttpReply } from '../helpers/server.ts';
 import { ROOT, startRootd, type RootdHandle, type StartOptions } from '../helpers/rootd.ts';
 
 export { until };
@@ -164,22 +166,6 @@ export interface ConsoleUser {
   role: 'admin' | 'operator' | 'viewer';
 }
 
-export interface ApiReply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Record<string, unknown>;
-}
-
-/** An agent in the operator API's JSON. */
-export interface AgentJson {
-  id: string;
-  hostname: string;
-  status: string;
-  state?: string;
-  labels: Record<string, string>;
-  machine_id: string | null;
-}
-
 export interface ConsoleHarness {
   server: ServerHandle;
   url: string;
@@ -198,9 +184,9 @@ export interface ConsoleHarness {
   /** Creates a console user through the admin API. */
   addUser(name: string, role: ConsoleUser['role'], opts?: { selector?: Record<string, string>; password?: string }): Promise<ConsoleUser>;
   /** Calls the operator API with the admin token (Node side, not the browser). */
-  api(method: 'GET' | 'POST' | 'PUT' | 'DELETE', p: string, body?: unknown): Promise<ApiReply>;
+  api(method: 'GET' | 'POST' | 'PUT' | 'DELETE', p: string, body?: unknown): Promise<HttpReply>;
   /** An agent as GET /api/v1/agents shows it to the admin. */
-  agent(id: string): Promise<AgentJson | undefined>;
+  agent(id: string): Promise<AgentView | undefined>;
   /** A fresh browser context (its own cookies) with a page watched for script errors and CSP violations. */
   newPage(): Promise<Page>;
   /** A fresh context logged in as `user` through the login form. */
@@ -273,14 +259,7 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
         headersTimeout: 60_000,
         bodyTimeout: 60_000,
       });
-      const text = await res.body.text();
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        parsed = { raw: text };
-      }
-      return { status: res.statusCode, headers: res.headers, body: parsed };
+      return readReply(res);
     };
 
     // Runs a command line as one simulated host (own machine id and host name; see agent-launch.sh).
@@ -346,9 +325,9 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
       return page;
     };
 
-    const agentJson = async (id: string): Promise<AgentJson | undefined> => {
+    const agentJson = async (id: string): Promise<AgentView | undefined> => {
       const r = await api('GET', '/agents?limit=1000');
-      return (r.body.agents as AgentJson[] | undefined)?.find((a) => a.id === id);
+      return (r.body.agents as AgentView[] | undefined)?.find((a) => a.id === id);
     };
 
     const h: ConsoleHarness = {
@@ -399,7 +378,7 @@ export async function fillLogin(page: Page, user: { name: string; password: stri
  * CSRF token from GET /api/v1/session unless `csrf` is false. What the console's own script could do.
  */
 export async function pageApi(page: Page, method: string, p: string, body?: unknown, csrf = true): Promise<{ status: number; body: Record<string, unknown> }> {
-  return page.evaluate(
+  const res = await page.evaluate(
     async ({ method, p, body, csrf }) => {
       const headers: Record<string, string> = {};
       if (csrf && method !== 'GET') {
@@ -409,15 +388,9 @@ export async function pageApi(page: Page, method: string, p: string, body?: unkn
       }
       if (body !== undefined) headers['content-type'] = 'application/json';
       const r = await fetch(`/api/v1${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-      const text = await r.text();
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        parsed = { raw: text };
-      }
-      return { status: r.status, body: parsed };
+      return { status: r.status, text: await r.text() };
     },
     { method, p, body, csrf },
   );
+  return { status: res.status, body: jsonOrRaw(res.text) };
 }

@@ -148,3 +148,19 @@ export async function confirmTemplate(page: Page): Promise<void> {
   await page.getByTestId('template-confirm').click();
   await page.getByTestId('apply-hosts').getByTestId('host-outcome').filter({ hasText: /^confirmed$/ }).first().waitFor({ timeout: 40_000 });
 }
+
+/** The dashboard, once its drift list (or its "no host" line) is there. */
+export async function openDashboard(page: Page): Promise<void> {
+  await page.goto('/');
+  await page.getByTestId('agent-counts').waitFor();
+}
+
+/** The row of `host` in the dashboard's list of drifted firewalls. */
+export function driftedRow(page: Page, host: string): Locator {
+  return page.getByTestId(`drifted-${host}`);
+}
+
+/** Accepts `host`'s current firewall as its baseline from the dashboard. */
+export async function acceptBaseline(page: Page, host: string): Promise<void> {
+  await page.getByRole('button', { name: `Accept as baseline the firewall of ${host}`, exact: true }).click();
+}

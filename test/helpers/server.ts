@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { makeCerts, type CertPaths } from './certs.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -149,6 +149,20 @@ export interface HttpReply {
   body: Record<string, unknown>;
 }
 
+/** A reply's body as JSON, or `{raw: TEXT}` when it is not JSON (a proxy's page, a truncated body). */
+export function jsonOrRaw(text: string): Record<string, unknown> {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { raw: text };
+  }
+}
+
+/** An undici reply read whole: its status, headers and body (jsonOrRaw). */
+export async function readReply(res: Dispatcher.ResponseData): Promise<HttpReply> {
+  return { status: res.statusCode, headers: res.headers, body: jsonOrRaw(await res.body.text()) };
+}
+
 /** A simulated pull-mode agent: just the wire protocol, no journal. */
 export class SimAgent {
   readonly dispatcher: Agent;
@@ -176,14 +190,7 @@ export class SimAgent {
       headersTimeout: 120_000,
       bodyTimeout: 120_000,
     });
-    const text = await res.body.text();
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      parsed = { raw: text };
-    }
-    return { status: res.statusCode, headers: res.headers, body: parsed };
+    return readReply(res);
   }
 
   async register(extra: Record<string, unknown> = {}): Promise<HttpReply> {
@@ -224,7 +231,7 @@ export async function adminCall(srv: TestServer, method: 'GET' | 'POST' | 'PUT' 
       headersTimeout: 120_000,
       bodyTimeout: 120_000,
     });
-    return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as Record<string, unknown> };
+    return await readReply(res);
   } finally {
     await d.close();
   }

@@ -3,22 +3,23 @@
  * (firewall.tsx), and a form for every action of every module, generated from the action's
  * parameter schema that the agent's own rootd reports (systeminfo get_module_info).
  */
-import { Fragment, type JSX } from 'preact';
+import type { JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
-import { api, jobOutput, query, runJob, type Agent, type Job } from '../api.ts';
-import { Badge, ErrorBox, Json, Labels, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { api, jobOutput, query, runJob } from '../api.ts';
+import type { AgentView, JobView } from '../../../src/protocol/operator-api.ts';
+import { Badge, ErrorBox, Facts, Json, Labels, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { useCan } from '../session.ts';
 import { osName } from './agents.tsx';
 import { FirewallSection, latestJob } from './firewall.tsx';
 import { capabilitiesOf, fieldsOfCapability, modulesOf, type Capability } from './jobs.tsx';
 
-async function loadAgent(id: string): Promise<Agent> {
+async function loadAgent(id: string): Promise<AgentView> {
   try {
-    return (await api<{ agent: Agent }>('GET', `/agents/${encodeURIComponent(id)}`)).agent;
+    return (await api<{ agent: AgentView }>('GET', `/agents/${encodeURIComponent(id)}`)).agent;
   } catch {
     // Before a single-agent route: the list, searched for the id.
-    const { agents } = await api<{ agents: Agent[] }>('GET', `/agents${query({ q: id, limit: 1000 })}`);
+    const { agents } = await api<{ agents: AgentView[] }>('GET', `/agents${query({ q: id, limit: 1000 })}`);
     const a = agents.find((x) => x.id === id);
     if (!a) throw new Error(`cannot find agent "${id}"`);
     return a;
@@ -72,14 +73,7 @@ function Inventory(out: Record<string, unknown>): JSX.Element {
   const nested = Object.entries(out).filter(([, v]) => typeof v === 'object' && v !== null);
   return (
     <>
-      <dl class="facts" data-testid="inventory">
-        {facts.map(([k, v]) => (
-          <Fragment key={k}>
-            <dt>{k}</dt>
-            <dd>{String(v)}</dd>
-          </Fragment>
-        ))}
-      </dl>
+      <Facts testid="inventory" items={facts.map(([k, v]) => [k, String(v)] as const)} />
       {nested.map(([k, v]) => (
         <details key={k}>
           <summary>{k}</summary>
@@ -96,19 +90,15 @@ function Modules(out: Record<string, unknown>): JSX.Element {
   return (
     <Table
       testid="modules-table"
-      head={['Module', 'Source', 'Available', 'Why not']}
       rows={details}
+      rowKey={(m) => m.name}
       empty="No modules."
-      row={(m) => (
-        <tr key={m.name}>
-          <td>{m.name}</td>
-          <td>{m.source ?? ''}</td>
-          <td>
-            <Badge state={m.loaded ? 'ok' : 'unavailable'} />
-          </td>
-          <td>{m.reason ?? ''}</td>
-        </tr>
-      )}
+      columns={[
+        { head: 'Module', cell: (m) => m.name },
+        { head: 'Source', cell: (m) => m.source ?? '' },
+        { head: 'Available', cell: (m) => <Badge state={m.loaded ? 'ok' : 'unavailable'} /> },
+        { head: 'Why not', cell: (m) => m.reason ?? '' },
+      ]}
     />
   );
 }
@@ -118,7 +108,7 @@ function ModuleActions(props: { agentId: string; modules: string[] }): JSX.Eleme
   const [module, setModule] = useState(props.modules[0] ?? '');
   const [caps, setCaps] = useState<Awaited<ReturnType<typeof capabilitiesOf>> | null>(null);
   const [action, setAction] = useState('');
-  const [result, setResult] = useState<Job | null>(null);
+  const [result, setResult] = useState<JobView | null>(null);
   const act = useAction();
   const load = (e: SubmitEvent): void => {
     e.preventDefault();
@@ -250,36 +240,20 @@ export function AgentPage(props: { id: string }): JSX.Element {
     <>
       <h1>Agent {agent.hostname}</h1>
       <Section title="Overview">
-        <dl class="facts" data-testid="agent-facts">
-          <dt>State</dt>
-          <dd>
-            <Badge state={agent.state ?? agent.status} />
-          </dd>
-          <dt>Id</dt>
-          <dd>
-            <code>{agent.id}</code>
-          </dd>
-          <dt>Mode</dt>
-          <dd>{agent.mode}</dd>
-          <dt>Address</dt>
-          <dd>{agent.ip ?? ''}</dd>
-          <dt>OS</dt>
-          <dd>{osName(agent)}</dd>
-          <dt>Agent version</dt>
-          <dd>{agent.version ?? ''}</dd>
-          <dt>Labels</dt>
-          <dd>
-            <Labels labels={agent.labels} />
-          </dd>
-          <dt>Enrolled</dt>
-          <dd>
-            <Time at={agent.created_at} />
-          </dd>
-          <dt>Last seen</dt>
-          <dd>
-            <Time at={agent.last_seen} />
-          </dd>
-        </dl>
+        <Facts
+          testid="agent-facts"
+          items={[
+            ['State', <Badge state={agent.state ?? agent.status} />],
+            ['Id', <code>{agent.id}</code>],
+            ['Mode', agent.mode],
+            ['Address', agent.ip ?? ''],
+            ['OS', osName(agent)],
+            ['Agent version', agent.version ?? ''],
+            ['Labels', <Labels labels={agent.labels} />],
+            ['Enrolled', <Time at={agent.created_at} />],
+            ['Last seen', <Time at={agent.last_seen} />],
+          ]}
+        />
       </Section>
       <Tabs
         tabs={[

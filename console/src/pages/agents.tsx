@@ -4,8 +4,9 @@
  */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, query, type Agent } from '../api.ts';
-import { Badge, ErrorBox, Labels, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { api, query } from '../api.ts';
+import type { AgentView, TokenView } from '../../../src/protocol/operator-api.ts';
+import { Badge, ErrorBox, Labels, LoadedTable, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, parseLabels } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate, type Route } from '../router.tsx';
@@ -14,7 +15,7 @@ import { useCan } from '../session.ts';
 const PAGE_SIZE = 100;
 
 /** What an agent's os_info says, in a few words. */
-export function osName(a: Agent): string {
+export function osName(a: AgentView): string {
   const o = a.os_info;
   if (typeof o === 'string') return o;
   if (typeof o === 'object' && o !== null) {
@@ -24,7 +25,7 @@ export function osName(a: Agent): string {
   return '';
 }
 
-function LabelEditor(props: { agent: Agent; onSaved: () => void }): JSX.Element {
+function LabelEditor(props: { agent: AgentView; onSaved: () => void }): JSX.Element {
   const [open, setOpen] = useState(false);
   const [text, setText] = useState(formatLabels(props.agent.labels));
   const act = useAction();
@@ -72,10 +73,10 @@ function LabelEditor(props: { agent: Agent; onSaved: () => void }): JSX.Element 
   );
 }
 
-function AgentRows(props: { agents: Agent[]; reload: () => void }): JSX.Element {
+function AgentRows(props: { agents: AgentView[]; reload: () => void }): JSX.Element {
   const admin = useCan('admin');
   const act = useAction();
-  const decide = (a: Agent, verb: 'approve' | 'reject'): void => {
+  const decide = (a: AgentView, verb: 'approve' | 'reject'): void => {
     if (verb === 'reject' && !window.confirm(`Reject agent ${a.hostname}? It can no longer check in.`)) return;
     void act.run(() => api('POST', `/agents/${encodeURIComponent(a.id)}/${verb}`)).then(props.reload);
   };
@@ -84,61 +85,55 @@ function AgentRows(props: { agents: Agent[]; reload: () => void }): JSX.Element 
       <ErrorBox error={act.error} />
       <Table
         testid="agents-table"
-        head={['Host', 'State', 'Mode', 'OS', 'Labels', 'Last seen', ...(admin ? ['Actions'] : [])]}
         rows={props.agents}
+        rowKey={(a) => a.id}
+        rowTestid={(a) => `agent-row-${a.hostname}`}
         empty="No agent matches."
-        row={(a) => (
-            <tr key={a.id} data-testid={`agent-row-${a.hostname}`}>
-              <td>
+        columns={[
+          {
+            head: 'Host',
+            cell: (a) => (
+              <>
                 <Link href={`/agents/${encodeURIComponent(a.id)}`}>{a.hostname}</Link>
                 <div class="small muted">{a.ip ?? ''}</div>
-              </td>
-              <td>
-                <Badge state={a.state ?? a.status} />
-              </td>
-              <td>{a.mode}</td>
-              <td>{osName(a)}</td>
-              <td>
+              </>
+            ),
+          },
+          { head: 'State', cell: (a) => <Badge state={a.state ?? a.status} /> },
+          { head: 'Mode', cell: (a) => a.mode },
+          { head: 'OS', cell: (a) => osName(a) },
+          {
+            head: 'Labels',
+            cell: (a) => (
+              <>
                 <Labels labels={a.labels} />
                 {admin ? <LabelEditor agent={a} onSaved={props.reload} /> : null}
-              </td>
-              <td>
-                <Time at={a.last_seen} />
-              </td>
-              {admin ? (
-                <td>
-                  {a.status === 'pending' ? (
-                    <div class="buttons">
-                      <button type="button" class="primary" disabled={act.busy} onClick={() => decide(a, 'approve')} aria-label={`Approve ${a.hostname}`} data-testid="approve">
-                        Approve
-                      </button>
-                      <button type="button" class="danger" disabled={act.busy} onClick={() => decide(a, 'reject')} aria-label={`Reject ${a.hostname}`} data-testid="reject">
-                        Reject
-                      </button>
-                    </div>
-                  ) : null}
-                </td>
-              ) : null}
-            </tr>
-        )}
+              </>
+            ),
+          },
+          { head: 'Last seen', cell: (a) => <Time at={a.last_seen} /> },
+          admin && {
+            head: 'Actions',
+            cell: (a) =>
+              a.status === 'pending' ? (
+                <div class="buttons">
+                  <button type="button" class="primary" disabled={act.busy} onClick={() => decide(a, 'approve')} aria-label={`Approve ${a.hostname}`} data-testid="approve">
+                    Approve
+                  </button>
+                  <button type="button" class="danger" disabled={act.busy} onClick={() => decide(a, 'reject')} aria-label={`Reject ${a.hostname}`} data-testid="reject">
+                    Reject
+                  </button>
+                </div>
+              ) : null,
+          },
+        ]}
       />
     </>
   );
 }
 
-interface Token {
-  id: string;
-  name?: string | null;
-  uses?: number;
-  uses_left?: number;
-  max_uses?: number;
-  expires_at: string | null;
-  created_at?: string | null;
-  labels?: Record<string, string>;
-}
-
 function Tokens(): JSX.Element {
-  const list = useLoad(() => api<{ tokens: Token[] }>('GET', '/tokens'), []);
+  const list = useLoad(() => api<{ tokens: TokenView[] }>('GET', '/tokens'), []);
   const [name, setName] = useState('');
   const [uses, setUses] = useState('1');
   const [ttl, setTtl] = useState('24');
@@ -162,7 +157,7 @@ function Tokens(): JSX.Element {
       })
       .then(list.reload);
   };
-  const revoke = (t: Token): void => {
+  const revoke = (t: TokenView): void => {
     if (!window.confirm(`Revoke token ${t.name ?? t.id}?`)) return;
     void act.run(() => api('DELETE', `/tokens/${encodeURIComponent(t.id)}`)).then(list.reload);
   };
@@ -198,35 +193,26 @@ function Tokens(): JSX.Element {
           Create token
         </button>
       </form>
-      <LoadedView
+      <LoadedTable
         from={list}
-        show={(d) => (
-          <Table
-            testid="tokens-table"
-            head={['Name', 'Uses left', 'Labels', 'Expires', 'Actions']}
-            rows={d.tokens}
-            empty="No tokens."
-            row={(t) => (
-              <tr key={t.id}>
-                <td>{t.name ?? <span class="muted">{t.id.slice(0, 8)}</span>}</td>
-                <td>
-                  {t.uses_left ?? '?'} of {t.max_uses ?? t.uses ?? '?'}
-                </td>
-                <td>
-                  <Labels labels={t.labels} />
-                </td>
-                <td>
-                  <Time at={t.expires_at} />
-                </td>
-                <td>
-                  <button type="button" class="danger" onClick={() => revoke(t)} aria-label={`Revoke token ${t.name ?? t.id}`}>
-                    Revoke
-                  </button>
-                </td>
-              </tr>
-            )}
-          />
-        )}
+        testid="tokens-table"
+        rows={(d) => d.tokens}
+        rowKey={(t) => t.id}
+        empty="No tokens."
+        columns={[
+          { head: 'Name', cell: (t) => t.name ?? <span class="muted">{t.id.slice(0, 8)}</span> },
+          { head: 'Uses left', cell: (t) => `${t.uses_left} of ${t.uses}` },
+          { head: 'Labels', cell: (t) => <Labels labels={t.labels} /> },
+          { head: 'Expires', cell: (t) => <Time at={t.expires_at} /> },
+          {
+            head: 'Actions',
+            cell: (t) => (
+              <button type="button" class="danger" onClick={() => revoke(t)} aria-label={`Revoke token ${t.name ?? t.id}`}>
+                Revoke
+              </button>
+            ),
+          },
+        ]}
       />
     </Section>
   );
@@ -237,7 +223,7 @@ export function AgentsPage(props: { route: Route }): JSX.Element {
   const filters = { q: s.get('q') ?? '', label: s.getAll('label'), state: s.get('state') ?? '', mode: s.get('mode') ?? '', os: s.get('os') ?? '' };
   const offset = Number(s.get('offset') ?? 0) || 0;
   const key = s.toString();
-  const list = useLoad(() => api<{ agents: Agent[]; total?: number }>('GET', `/agents${query({ ...filters, limit: PAGE_SIZE, offset })}`), [key]);
+  const list = useLoad(() => api<{ agents: AgentView[]; total?: number }>('GET', `/agents${query({ ...filters, limit: PAGE_SIZE, offset })}`), [key]);
   useLiveReload((e) => e.type === 'agent', list.reload, [key]);
   const admin = useCan('admin');
   const [form, setForm] = useState({ ...filters, label: filters.label.join(', ') });

@@ -2,7 +2,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.ts';
-import { LoadedView, Section, Table, Time, useLoad } from '../components.tsx';
+import { LoadedTable, Section, Time, useLoad } from '../components.tsx';
 
 interface Entry {
   id: number | string;
@@ -71,30 +71,20 @@ export function AuditPage(): JSX.Element {
         </p>
       </Section>
       <Section title="Entries">
-        <LoadedView
+        <LoadedTable
           from={list}
-          show={(d) => (
-            <Table
-              testid="audit-table"
-              head={['When', 'Who', 'Action', 'Hosts', 'Parameters', 'Result']}
-              rows={d.entries}
-              empty="No entries match."
-              row={(e) => (
-                <tr key={e.id}>
-                  <td>
-                    <Time at={e.at} />
-                  </td>
-                  <td>{e.actor}</td>
-                  <td>{e.action}</td>
-                  <td class="small">{(e.agents ?? []).map((a) => a.slice(0, 8)).join(', ')}</td>
-                  <td>
-                    <code class="small">{JSON.stringify(e.params)}</code>
-                  </td>
-                  <td>{e.result}</td>
-                </tr>
-              )}
-            />
-          )}
+          testid="audit-table"
+          rows={(d) => d.entries}
+          rowKey={(e) => String(e.id)}
+          empty="No entries match."
+          columns={[
+            { head: 'When', cell: (e) => <Time at={e.at} /> },
+            { head: 'Who', cell: (e) => e.actor },
+            { head: 'Action', cell: (e) => e.action },
+            { head: 'Hosts', class: 'small', cell: (e) => (e.agents ?? []).map((a) => a.slice(0, 8)).join(', ') },
+            { head: 'Parameters', cell: (e) => <code class="small">{JSON.stringify(e.params)}</code> },
+            { head: 'Result', cell: (e) => e.result },
+          ]}
         />
       </Section>
     </>

@@ -7,7 +7,8 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, jobOutput, query, runJob, type Job } from '../api.ts';
+import { api, jobOutput, query, runJob } from '../api.ts';
+import type { JobView } from '../../../src/protocol/operator-api.ts';
 import { ErrorBox, Section, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
 import { useCan } from '../session.ts';
 
@@ -47,8 +48,8 @@ export interface Change {
 }
 
 /** The newest completed job of `module.action` for an agent, or null. */
-export async function latestJob(agentId: string, module: string, action: string): Promise<Job | null> {
-  const { jobs } = await api<{ jobs: Job[] }>('GET', `/jobs${query({ agent_id: agentId, status: 'completed', limit: 500 })}`);
+export async function latestJob(agentId: string, module: string, action: string): Promise<JobView | null> {
+  const { jobs } = await api<{ jobs: JobView[] }>('GET', `/jobs${query({ agent_id: agentId, status: 'completed', limit: 500 })}`);
   const mine = jobs.filter((j) => j.module === module && j.action === action && j.result?.success !== false);
   mine.sort((a, b) => Date.parse(b.finished_at ?? b.created_at ?? '') - Date.parse(a.finished_at ?? a.created_at ?? ''));
   return mine[0] ?? null;

@@ -4,9 +4,10 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
+import { api, jobOutput, query, runJob } from '../api.ts';
+import type { AgentView, BatchSummary, BatchView, JobView } from '../../../src/protocol/operator-api.ts';
 import { fieldsOf, fieldsOfParameters, type Field } from '../schema-form.ts';
-import { Badge, ErrorBox, Json, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import { Badge, ErrorBox, Facts, Json, LoadedTable, LoadedView, Loading, SchemaForm, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
@@ -14,7 +15,7 @@ import { useCan } from '../session.ts';
 import { JobTable } from './dashboard.tsx';
 
 /** A batch target as words: "label env=prod" or "3 agents". */
-export function targetText(t: Batch['target']): string {
+export function targetText(t: BatchView['target']): string {
   if (t.label && Object.keys(t.label).length > 0) return `label ${formatLabels(t.label)}`;
   return `${t.agents?.length ?? 0} agent(s)`;
 }
@@ -43,7 +44,7 @@ export interface Capability {
 }
 
 /** Module names agents report (a list of names or of {name} objects). */
-export function modulesOf(a: Agent): string[] {
+export function modulesOf(a: AgentView): string[] {
   const m = a.modules;
   if (!Array.isArray(m)) return [];
   return m.map((x) => (typeof x === 'string' ? x : typeof x === 'object' && x !== null && typeof (x as { name?: unknown }).name === 'string' ? (x as { name: string }).name : '')).filter((x) => x !== '');
@@ -55,7 +56,7 @@ const capsCache = new Map<string, Promise<Capability[]>>();
  * A module's actions with their schemas, from the rootd of an agent that has the module (an online
  * one first), through systeminfo get_module_info. Asked once per module per page load.
  */
-export function capabilitiesOf(module: string, agents: Agent[]): Promise<Capability[]> {
+export function capabilitiesOf(module: string, agents: AgentView[]): Promise<Capability[]> {
   let p = capsCache.get(module);
   if (!p) {
     const withIt = agents.filter((a) => modulesOf(a).includes(module) && a.status === 'active');
@@ -76,7 +77,7 @@ export function fieldsOfCapability(cap: Capability | undefined): Field[] {
 }
 
 function NewBatch(): JSX.Element {
-  const agents = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 1000 })}`), []);
+  const agents = useLoad(() => api<{ agents: AgentView[] }>('GET', `/agents${query({ limit: 1000 })}`), []);
   const [labels, setLabels] = useState('');
   const [ids, setIds] = useState('');
   const [module, setModule] = useState('');
@@ -112,7 +113,7 @@ function NewBatch(): JSX.Element {
     }
     const hours = Number(expires);
     void act.run(async () => {
-      const { batch } = await api<{ batch: Batch }>('POST', '/batches', { target: t.target, module, action, params, ...(expires && hours > 0 ? { expires_in: Math.round(hours * 3600) } : {}) });
+      const { batch } = await api<{ batch: BatchView }>('POST', '/batches', { target: t.target, module, action, params, ...(expires && hours > 0 ? { expires_in: Math.round(hours * 3600) } : {}) });
       navigate(`/batches/${encodeURIComponent(batch.id)}`);
     });
   };
@@ -195,8 +196,8 @@ function Counts(props: { counts: Record<string, number> }): JSX.Element {
 
 export function JobsPage(): JSX.Element {
   const operator = useCan('operator');
-  const batches = useLoad(() => api<{ batches: Batch[] }>('GET', '/batches'), []);
-  const jobs = useLoad(() => api<{ jobs: Job[] }>('GET', `/jobs${query({ limit: 50 })}`), []);
+  const batches = useLoad(() => api<{ batches: BatchSummary[] }>('GET', '/batches'), []);
+  const jobs = useLoad(() => api<{ jobs: JobView[] }>('GET', `/jobs${query({ limit: 50 })}`), []);
   useLiveReload(
     (e) => e.type === 'job',
     () => {
@@ -209,31 +210,19 @@ export function JobsPage(): JSX.Element {
       <h1>Jobs</h1>
       {operator ? <NewBatch /> : null}
       <Section title="Batches">
-        <LoadedView
+        <LoadedTable
           from={batches}
-          show={(d) => (
-            <Table
-              testid="batches-table"
-              head={['Action', 'Target', 'Hosts', 'By', 'Created']}
-              rows={d.batches}
-              empty="No batches yet."
-              row={(b) => (
-                <tr key={b.id}>
-                  <td>
-                    <Link href={`/batches/${encodeURIComponent(b.id)}`}>{`${b.module}.${b.action}`}</Link>
-                  </td>
-                  <td>{targetText(b.target)}</td>
-                  <td>
-                    <Counts counts={b.counts} />
-                  </td>
-                  <td>{b.created_by}</td>
-                  <td>
-                    <Time at={b.created_at} />
-                  </td>
-                </tr>
-              )}
-            />
-          )}
+          testid="batches-table"
+          rows={(d) => d.batches}
+          rowKey={(b) => b.id}
+          empty="No batches yet."
+          columns={[
+            { head: 'Action', cell: (b) => <Link href={`/batches/${encodeURIComponent(b.id)}`}>{`${b.module}.${b.action}`}</Link> },
+            { head: 'Target', cell: (b) => targetText(b.target) },
+            { head: 'Hosts', cell: (b) => <Counts counts={b.counts} /> },
+            { head: 'By', cell: (b) => b.created_by },
+            { head: 'Created', cell: (b) => <Time at={b.created_at} /> },
+          ]}
         />
       </Section>
       <Section title="Recent jobs">
@@ -246,7 +235,7 @@ export function JobsPage(): JSX.Element {
 const RETRYABLE = new Set(['failed', 'expired', 'interrupted', 'delivered-without-result']);
 
 export function BatchPage(props: { id: string }): JSX.Element {
-  const b = useLoad(() => api<{ batch: Batch }>('GET', `/batches/${encodeURIComponent(props.id)}`), [props.id]);
+  const b = useLoad(() => api<{ batch: BatchView }>('GET', `/batches/${encodeURIComponent(props.id)}`), [props.id]);
   const operator = useCan('operator');
   const act = useAction();
   const [open, setOpen] = useState<string | null>(null);
@@ -289,60 +278,51 @@ export function BatchPage(props: { id: string }): JSX.Element {
         }
       >
         <ErrorBox error={act.error ?? b.error} />
-        <dl class="facts">
-          <dt>Target</dt>
-          <dd>{targetText(batch.target)}</dd>
-          <dt>By</dt>
-          <dd>{batch.created_by}</dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={batch.created_at} />
-          </dd>
-          <dt>Hosts</dt>
-          <dd>
-            <Counts counts={batch.counts} />
-          </dd>
-          <dt>Parameters</dt>
-          <dd>
-            <code>{JSON.stringify(batch.params)}</code>
-          </dd>
-        </dl>
+        <Facts
+          items={[
+            ['Target', targetText(batch.target)],
+            ['By', batch.created_by],
+            ['Created', <Time at={batch.created_at} />],
+            ['Hosts', <Counts counts={batch.counts} />],
+            ['Parameters', <code>{JSON.stringify(batch.params)}</code>],
+          ]}
+        />
       </Section>
       <Section title="Hosts">
         <Table
           testid="batch-hosts"
-          head={['Host', 'State', 'Progress', 'Finished', 'Result']}
           rows={batch.hosts}
+          rowKey={(h) => h.agent_id}
+          rowTestid={(h) => `batch-host-${h.hostname}`}
           empty="No hosts."
-          row={(h) => (
-            <tr key={h.agent_id} data-testid={`batch-host-${h.hostname}`}>
-              <td>
-                <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link>
-              </td>
-              <td>
-                <Badge state={h.job.status} />
-              </td>
-              <td>
-                {h.job.progress ? (
+          columns={[
+            { head: 'Host', cell: (h) => <Link href={`/agents/${encodeURIComponent(h.agent_id)}`}>{h.hostname}</Link> },
+            { head: 'State', cell: (h) => <Badge state={h.job.status} /> },
+            {
+              head: 'Progress',
+              cell: (h) =>
+                h.job.progress ? (
                   <>
                     {h.job.progress.fraction !== null ? <progress max={1} value={h.job.progress.fraction} aria-label={`Progress on ${h.hostname}`} /> : null} <span class="small">{h.job.progress.phase ?? ''}</span>
                   </>
-                ) : null}
-              </td>
-              <td>
-                <Time at={h.job.finished_at} />
-              </td>
-              <td>
-                {h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : null}
-                {h.job.result ? (
-                  <button type="button" class="link" aria-expanded={open === h.agent_id} onClick={() => setOpen(open === h.agent_id ? null : h.agent_id)}>
-                    {open === h.agent_id ? 'Hide' : 'Show'} result
-                  </button>
-                ) : null}
-                {open === h.agent_id ? <Json value={h.job.result} /> : null}
-              </td>
-            </tr>
-          )}
+                ) : null,
+            },
+            { head: 'Finished', cell: (h) => <Time at={h.job.finished_at} /> },
+            {
+              head: 'Result',
+              cell: (h) => (
+                <>
+                  {h.job.result?.error ? <span class="error-text">{h.job.result.error}</span> : null}
+                  {h.job.result ? (
+                    <button type="button" class="link" aria-expanded={open === h.agent_id} onClick={() => setOpen(open === h.agent_id ? null : h.agent_id)}>
+                      {open === h.agent_id ? 'Hide' : 'Show'} result
+                    </button>
+                  ) : null}
+                  {open === h.agent_id ? <Json value={h.job.result} /> : null}
+                </>
+              ),
+            },
+          ]}
         />
       </Section>
     </>

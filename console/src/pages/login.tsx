@@ -1,7 +1,8 @@
 /** The login page: name and password, the server's answer (wrong password, throttled) shown as it says it. */
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, type SessionUser } from '../api.ts';
+import type { SessionUser } from '../../../src/protocol/operator-api.ts';
+import { api, ApiError } from '../api.ts';
 
 export function LoginPage(props: { onLogin: (s: { user: SessionUser; csrf: string }) => void }): JSX.Element {
   const [name, setName] = useState('');

@@ -5,30 +5,17 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, FINAL, jobOutput, query, runJob, type Agent, type Batch, type Job } from '../api.ts';
-import { Badge, ErrorBox, LoadedView, Loading, Section, Table, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
+import { api, jobOutput, query, runJob } from '../api.ts';
+import { FINAL_JOB_STATUSES, type AgentView, type BatchView, type JobView, type TemplateView } from '../../../src/protocol/operator-api.ts';
+import { Badge, ErrorBox, LoadedTable, Loading, Section, Table, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
 import { targetOf } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
 import { Link, navigate } from '../router.tsx';
 import { useCan } from '../session.ts';
 import { TargetFields } from './jobs.tsx';
 
-interface TemplateZone {
-  services?: string[];
-  ports?: string[];
-  rich_rules?: string[];
-}
-interface Template {
-  id: string;
-  name: string;
-  description?: string;
-  zones: Record<string, TemplateZone>;
-  created_at?: string;
-  updated_at?: string;
-}
-
 export function TemplatesPage(): JSX.Element {
-  const list = useLoad(() => api<{ templates: Template[] }>('GET', '/templates'), []);
+  const list = useLoad(() => api<{ templates: TemplateView[] }>('GET', '/templates'), []);
   const admin = useCan('admin');
   return (
     <>
@@ -40,28 +27,25 @@ export function TemplatesPage(): JSX.Element {
             </button>
           ) : null
         }>
-        <LoadedView
+        <LoadedTable
           from={list}
-          show={(d) => (
-            <Table
-              testid="templates-table"
-              head={['Name', 'Zones', 'Updated']}
-              rows={d.templates}
-              empty="No templates yet."
-              row={(t) => (
-                <tr key={t.id}>
-                  <td>
-                    <Link href={`/templates/${encodeURIComponent(t.id)}`}>{t.name}</Link>
-                    <div class="small muted">{t.description ?? ''}</div>
-                  </td>
-                  <td>{Object.keys(t.zones ?? {}).join(', ')}</td>
-                  <td>
-                    <Time at={t.updated_at ?? t.created_at} />
-                  </td>
-                </tr>
-              )}
-            />
-          )}
+          testid="templates-table"
+          rows={(d) => d.templates}
+          rowKey={(t) => t.id}
+          empty="No templates yet."
+          columns={[
+            {
+              head: 'Name',
+              cell: (t) => (
+                <>
+                  <Link href={`/templates/${encodeURIComponent(t.id)}`}>{t.name}</Link>
+                  <div class="small muted">{t.description ?? ''}</div>
+                </>
+              ),
+            },
+            { head: 'Zones', cell: (t) => Object.keys(t.zones ?? {}).join(', ') },
+            { head: 'Updated', cell: (t) => <Time at={t.updated_at ?? t.created_at} /> },
+          ]}
         />
       </Section>
     </>
@@ -79,7 +63,7 @@ const lines = (s: string): string[] => [...new Set(s.split('\n').map((x) => x.tr
 /** Services and ports: one per line or comma separated. */
 const items = (s: string): string[] => [...new Set(s.split(/[,\n]/).map((x) => x.trim()).filter((x) => x !== ''))];
 
-function Editor(props: { template: Template | null; onSaved: (t: Template) => void }): JSX.Element {
+function Editor(props: { template: TemplateView | null; onSaved: (t: TemplateView) => void }): JSX.Element {
   const t = props.template;
   const admin = useCan('admin');
   const [name, setName] = useState(t?.name ?? '');
@@ -97,7 +81,7 @@ function Editor(props: { template: Template | null; onSaved: (t: Template) => vo
     }
     const body = { name: name.trim(), ...(description.trim() ? { description: description.trim() } : {}), zones: Object.fromEntries(zones.filter((z) => z.name.trim() !== '').map((z) => [z.name.trim(), { services: items(z.services), ports: items(z.ports), rich_rules: lines(z.rich_rules) }])) };
     void act.run(async () => {
-      const r = t ? await api<{ template: Template }>('PUT', `/templates/${encodeURIComponent(t.id)}`, body) : await api<{ template: Template }>('POST', '/templates', body);
+      const r = t ? await api<{ template: TemplateView }>('PUT', `/templates/${encodeURIComponent(t.id)}`, body) : await api<{ template: TemplateView }>('POST', '/templates', body);
       props.onSaved(r.template);
     });
   };
@@ -187,9 +171,9 @@ export function changeText(out: unknown): string {
 
 interface HostJob {
   agent_id: string;
-  hostname: string;
+  hostname: string | null;
   job_id: string;
-  job?: Job;
+  job?: JobView;
   /** After apply: confirmed, rolled back, or why confirming failed. */
   outcome?: string;
 }
@@ -201,13 +185,13 @@ function useHostJobs(initial: HostJob[] | null): [HostJob[] | null, (f: (h: Host
   useEffect(() => setHosts(initial), [initial]);
   useLiveReload((e) => e.type === 'job' && (hosts ?? []).some((h) => h.job_id === e.data.id), () => setTick((t) => t + 1), [hosts]);
   useEffect(() => {
-    const open = (hosts ?? []).filter((h) => !h.job || !FINAL.has(h.job.status));
+    const open = (hosts ?? []).filter((h) => !h.job || !FINAL_JOB_STATUSES.has(h.job.status));
     if (open.length === 0) return;
     let live = true;
     const t = window.setTimeout(() => {
-      void Promise.all(open.slice(0, 50).map((h) => api<{ job: Job }>('GET', `/jobs/${encodeURIComponent(h.job_id)}`).then((r) => r.job, () => undefined))).then((jobs) => {
+      void Promise.all(open.slice(0, 50).map((h) => api<{ job: JobView }>('GET', `/jobs/${encodeURIComponent(h.job_id)}`).then((r) => r.job, () => undefined))).then((jobs) => {
         if (!live) return;
-        const byId = new Map(jobs.filter((j): j is Job => j !== undefined).map((j) => [j.id, j]));
+        const byId = new Map(jobs.filter((j): j is JobView => j !== undefined).map((j) => [j.id, j]));
         setHosts((old) => (old ?? []).map((h) => (byId.has(h.job_id) ? { ...h, job: byId.get(h.job_id)! } : h)));
       });
     }, 1000);
@@ -219,11 +203,11 @@ function useHostJobs(initial: HostJob[] | null): [HostJob[] | null, (f: (h: Host
   return [hosts, (f) => setHosts((old) => (old === null ? old : f(old)))];
 }
 
-function Rollout(props: { template: Template }): JSX.Element {
+function Rollout(props: { template: TemplateView }): JSX.Element {
   const [labels, setLabels] = useState('');
   const [agents, setAgents] = useState('');
   const [picked, setPicked] = useState<string[]>([]);
-  const hostList = useLoad(() => api<{ agents: Agent[] }>('GET', `/agents${query({ limit: 500 })}`), []);
+  const hostList = useLoad(() => api<{ agents: AgentView[] }>('GET', `/agents${query({ limit: 500 })}`), []);
   const [timeout, setTimeoutText] = useState('120');
   const [permanent, setPermanent] = useState(false);
   const [started, setStarted] = useState<{ kind: 'preview' | 'apply'; hosts: HostJob[]; deadline: number | null; batchId: string | null } | null>(null);
@@ -243,7 +227,7 @@ function Rollout(props: { template: Template }): JSX.Element {
     void act.run(async () => {
       const body = { target: t.target, ...(permanent ? { permanent: true } : {}), ...(kind === 'apply' ? { confirm_timeout: n } : {}) };
       // A batch (one job per host); each host's job is then followed on its own.
-      const r = await api<{ batch?: Batch; jobs?: HostJob[] }>('POST', `/templates/${encodeURIComponent(props.template.id)}/${kind}`, body);
+      const r = await api<{ batch?: BatchView; jobs?: HostJob[] }>('POST', `/templates/${encodeURIComponent(props.template.id)}/${kind}`, body);
       const hosts = r.batch ? r.batch.hosts.map((h) => ({ agent_id: h.agent_id, hostname: h.hostname, job_id: h.job.id, job: h.job })) : (r.jobs ?? []);
       setStarted({ kind, hosts, deadline: null, batchId: r.batch?.id ?? null });
     });
@@ -256,6 +240,8 @@ function Rollout(props: { template: Template }): JSX.Element {
     if (started?.kind === 'apply' && started.deadline === null && pendingIds.length > 0) setStarted({ ...started, deadline: Date.now() + Number(timeout) * 1000 });
   }, [pendingIds.length]);
   const left = useSecondsLeft(deadline);
+  // The hosts table shows a preview or an apply: its test ids and columns follow.
+  const kind = started?.kind === 'apply' ? 'apply' : 'preview';
   const changeIdOf = (h: HostJob): string => String((h.job?.result?.output as Record<string, unknown>).change_id);
   const confirmAll = (): void => {
     void act.run(async () => {
@@ -354,20 +340,17 @@ function Rollout(props: { template: Template }): JSX.Element {
             </div>
           ) : null}
           <Table
-            testid={started?.kind === 'apply' ? 'apply-hosts' : 'preview-hosts'}
-            head={['Host', 'State', started?.kind === 'apply' ? 'Changed' : 'Would change', ...(started?.kind === 'apply' ? ['Outcome'] : [])]}
+            testid={`${kind}-hosts`}
             rows={hosts}
+            rowKey={(h) => h.agent_id}
+            rowTestid={(h) => `${kind}-host-${h.hostname}`}
             empty="No host matches."
-            row={(h) => (
-              <tr key={h.agent_id} data-testid={`${started?.kind === 'apply' ? 'apply' : 'preview'}-host-${h.hostname}`}>
-                <td>{h.hostname}</td>
-                <td>
-                  <Badge state={h.job?.status ?? 'queued'} />
-                </td>
-                <td>{h.job?.result?.error ? <span class="error-text">{h.job.result.error}</span> : changeText(h.job?.result?.output)}</td>
-                {started?.kind === 'apply' ? <td data-testid="host-outcome">{h.outcome ?? ''}</td> : null}
-              </tr>
-            )}
+            columns={[
+              { head: 'Host', cell: (h) => h.hostname },
+              { head: 'State', cell: (h) => <Badge state={h.job?.status ?? 'queued'} /> },
+              { head: kind === 'apply' ? 'Changed' : 'Would change', cell: (h) => (h.job?.result?.error ? <span class="error-text">{h.job.result.error}</span> : changeText(h.job?.result?.output)) },
+              kind === 'apply' && { head: 'Outcome', testid: 'host-outcome', cell: (h) => h.outcome ?? '' },
+            ]}
           />
         </>
       ) : null}
@@ -377,7 +360,7 @@ function Rollout(props: { template: Template }): JSX.Element {
 
 export function TemplatePage(props: { id: string }): JSX.Element {
   const isNew = props.id === 'new';
-  const t = useLoad(async () => (isNew ? null : (await api<{ template: Template }>('GET', `/templates/${encodeURIComponent(props.id)}`)).template), [props.id]);
+  const t = useLoad(async () => (isNew ? null : (await api<{ template: TemplateView }>('GET', `/templates/${encodeURIComponent(props.id)}`)).template), [props.id]);
   const operator = useCan('operator');
   if (!isNew && t.data === null) {
     return (
@@ -390,7 +373,7 @@ export function TemplatePage(props: { id: string }): JSX.Element {
   }
   return (
     <>
-      <h1>{isNew ? 'New template' : `Template ${t.data!.name}`}</h1>
+      <h1>{isNew ? 'New template' : `TemplateView ${t.data!.name}`}</h1>
       <Editor key={props.id} template={t.data} onSaved={(saved) => (isNew ? navigate(`/templates/${encodeURIComponent(saved.id)}`, true) : t.reload())} />
       {!isNew && operator ? <Rollout template={t.data!} /> : null}
     </>

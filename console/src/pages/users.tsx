@@ -1,23 +1,16 @@
 /** Users (admin): add with a role and an optional label selector, remove, reset password, end sessions. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, type Role } from '../api.ts';
-import { ErrorBox, Labels, LoadedView, Section, Table, Time, useAction, useLoad } from '../components.tsx';
+import type { Role, UserView } from '../../../src/protocol/operator-api.ts';
+import { api } from '../api.ts';
+import { ErrorBox, Labels, LoadedTable, Section, Time, useAction, useLoad } from '../components.tsx';
 import { parseLabels } from '../labels.ts';
 import { useCan, useUser } from '../session.ts';
-
-interface User {
-  name: string;
-  role: Role;
-  selector: Record<string, string> | null;
-  created_at?: string;
-  last_login_at?: string | null;
-}
 
 export function UsersPage(): JSX.Element {
   const admin = useCan('admin');
   const me = useUser();
-  const list = useLoad(() => api<{ users: User[] }>('GET', '/users'), []);
+  const list = useLoad(() => api<{ users: UserView[] }>('GET', '/users'), []);
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('viewer');
   const [selector, setSelector] = useState('');
@@ -42,7 +35,7 @@ export function UsersPage(): JSX.Element {
     }
     void act
       .run(async () => {
-        const r = await api<{ user: User; password?: string }>('POST', '/users', { name: name.trim(), role, ...(role === 'operator' && Object.keys(sel.labels).length > 0 ? { selector: sel.labels } : {}), ...(password ? { password } : {}) });
+        const r = await api<{ user: UserView; password?: string }>('POST', '/users', { name: name.trim(), role, ...(role === 'operator' && Object.keys(sel.labels).length > 0 ? { selector: sel.labels } : {}), ...(password ? { password } : {}) });
         setShown(r.password ? { name: r.user.name, password: r.password } : null);
         setName('');
         setPassword('');
@@ -50,18 +43,18 @@ export function UsersPage(): JSX.Element {
       })
       .then(list.reload);
   };
-  const remove = (u: User): void => {
+  const remove = (u: UserView): void => {
     if (!window.confirm(`Remove user ${u.name}? Their sessions end.`)) return;
     void act.run(() => api('DELETE', `/users/${encodeURIComponent(u.name)}`)).then(list.reload);
   };
-  const resetPassword = (u: User): void => {
+  const resetPassword = (u: UserView): void => {
     if (!window.confirm(`Make a new password for ${u.name}? The old one stops working.`)) return;
     void act.run(async () => {
       const r = await api<{ password?: string }>('POST', `/users/${encodeURIComponent(u.name)}/password`);
       setShown(r.password ? { name: u.name, password: r.password } : null);
     });
   };
-  const revoke = (u: User): void => void act.run(() => api('POST', `/users/${encodeURIComponent(u.name)}/revoke`)).then(list.reload);
+  const revoke = (u: UserView): void => void act.run(() => api('POST', `/users/${encodeURIComponent(u.name)}/revoke`)).then(list.reload);
   return (
     <>
       <h1>Users</h1>
@@ -104,41 +97,37 @@ export function UsersPage(): JSX.Element {
         </form>
       </Section>
       <Section title="Users">
-        <LoadedView
+        <LoadedTable
           from={list}
-          show={(d) => (
-            <Table
-              testid="users-table"
-              head={['Name', 'Role', 'Hosts', 'Created', 'Actions']}
-              rows={d.users}
-              empty="No users."
-              row={(u) => (
-                <tr key={u.name} data-testid={`user-row-${u.name}`}>
-                  <td>{u.name}</td>
-                  <td>{u.role}</td>
-                  <td>{u.selector && Object.keys(u.selector).length > 0 ? <Labels labels={u.selector} /> : 'all'}</td>
-                  <td>
-                    <Time at={u.created_at} />
-                  </td>
-                  <td>
-                    <div class="buttons">
-                      <button type="button" onClick={() => resetPassword(u)} aria-label={`New password for ${u.name}`}>
-                        New password
-                      </button>
-                      <button type="button" onClick={() => revoke(u)} aria-label={`End sessions of ${u.name}`}>
-                        End sessions
-                      </button>
-                      {u.name !== me.name ? (
-                        <button type="button" class="danger" onClick={() => remove(u)} aria-label={`Remove user ${u.name}`}>
-                          Remove
-                        </button>
-                      ) : null}
-                    </div>
-                  </td>
-                </tr>
-              )}
-            />
-          )}
+          testid="users-table"
+          rows={(d) => d.users}
+          rowKey={(u) => u.name}
+          rowTestid={(u) => `user-row-${u.name}`}
+          empty="No users."
+          columns={[
+            { head: 'Name', cell: (u) => u.name },
+            { head: 'Role', cell: (u) => u.role },
+            { head: 'Hosts', cell: (u) => (u.selector && Object.keys(u.selector).length > 0 ? <Labels labels={u.selector} /> : 'all') },
+            { head: 'Created', cell: (u) => <Time at={u.created_at} /> },
+            {
+              head: 'Actions',
+              cell: (u) => (
+                <div class="buttons">
+                  <button type="button" onClick={() => resetPassword(u)} aria-label={`New password for ${u.name}`}>
+                    New password
+                  </button>
+                  <button type="button" onClick={() => revoke(u)} aria-label={`End sessions of ${u.name}`}>
+                    End sessions
+                  </button>
+                  {u.name !== me.name ? (
+                    <button type="button" class="danger" onClick={() => remove(u)} aria-label={`Remove user ${u.name}`}>
+                      Remove
+                    </button>
+                  ) : null}
+                </div>
+              ),
+            },
+          ]}
         />
       </Section>
       <p class="muted small">An operator limited to labels sees and changes only hosts that carry all of them.</p>

@@ -7,6 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { ZonesSettings } from '../../protocol/firewall-template.ts';
+import type { DriftedHost as DriftedHostView } from '../../protocol/operator-api.ts';
 import type { JobRecord } from './storage.ts';
 
 export interface TemplateRecord {
@@ -30,12 +31,7 @@ export interface FirewallState {
 }
 
 /** A host whose firewall is not what it was: the dashboard's `drifted` entries (labels for the caller's selector). */
-export interface DriftedHost {
-  agent_id: string;
-  hostname: string;
-  baseline: string;
-  current: string;
-  checked_at: string;
+export interface DriftedHost extends DriftedHostView {
   labels: Record<string, string>;
 }
 
