@@ -3,17 +3,17 @@ import type { JSX } from 'preact';
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { pagePath, type ConsolePage } from '../../src/protocol/console-routes.ts';
-import { api, onLoggedOut, setCsrf, type SessionUser } from './api.ts';
+import { api, dropPrefetched, onLoggedOut, prefetch, setCsrf, type SessionUser } from './api.ts';
 import { startEvents, stopEvents, useLiveState } from './events.ts';
 import { AgentPage } from './pages/agent.tsx';
-import { AgentsPage } from './pages/agents.tsx';
+import { AgentsPage, agentsPath } from './pages/agents.tsx';
 import { AuditPage } from './pages/audit.tsx';
-import { DashboardPage } from './pages/dashboard.tsx';
+import { DASHBOARD_PATH, DashboardPage } from './pages/dashboard.tsx';
 import { BatchPage, JobsPage } from './pages/jobs.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { TemplatePage, TemplatesPage } from './pages/templates.tsx';
 import { UsersPage } from './pages/users.tsx';
-import { Link, navigate, useRoute, type Route } from './router.tsx';
+import { current, Link, navigate, useRoute, type Route } from './router.tsx';
 import { SessionContext } from './session.ts';
 import './styles.css';
 
@@ -140,9 +140,13 @@ function App(): JSX.Element {
         setCsrf(s.csrf);
         setUser(s.user);
       },
-      () => setUser(null),
+      () => {
+        dropPrefetched();
+        setUser(null);
+      },
     );
     return onLoggedOut(() => {
+      dropPrefetched();
       setCsrf(null);
       stopEvents();
       setUser(null);
@@ -162,6 +166,7 @@ function App(): JSX.Element {
     return (
       <LoginPage
         onLogin={(s) => {
+          dropPrefetched();
           setCsrf(s.csrf);
           setUser(s.user);
           const next = route.search.get('next');
@@ -188,4 +193,16 @@ function App(): JSX.Element {
   );
 }
 
+/**
+ * The session check and the first page's data start together, before the first render: the page
+ * then renders with its data one round trip after the script runs, not two (and not after a render
+ * of the frame in between). Without a session both answer 401 and the login page shows.
+ */
+function prefetchFirstPage(route: Route): void {
+  prefetch('/session');
+  if (route.page === 'dashboard') prefetch(DASHBOARD_PATH);
+  else if (route.page === 'agents') prefetch(agentsPath(route.search));
+}
+
+prefetchFirstPage(current());
 render(<App />, document.getElementById('app')!);

@@ -232,12 +232,22 @@ function Tokens(): JSX.Element {
   );
 }
 
+function filtersOf(s: URLSearchParams): { q: string; label: string[]; state: string; mode: string; os: string } {
+  return { q: s.get('q') ?? '', label: s.getAll('label'), state: s.get('state') ?? '', mode: s.get('mode') ?? '', os: s.get('os') ?? '' };
+}
+
+/** The API path of the list the agents page at this address shows (main.tsx prefetches it). */
+export function agentsPath(s: URLSearchParams): string {
+  const offset = Number(s.get('offset') ?? 0) || 0;
+  return `/agents${query({ ...filtersOf(s), limit: PAGE_SIZE, offset })}`;
+}
+
 export function AgentsPage(props: { route: Route }): JSX.Element {
   const s = props.route.search;
-  const filters = { q: s.get('q') ?? '', label: s.getAll('label'), state: s.get('state') ?? '', mode: s.get('mode') ?? '', os: s.get('os') ?? '' };
+  const filters = filtersOf(s);
   const offset = Number(s.get('offset') ?? 0) || 0;
   const key = s.toString();
-  const list = useLoad(() => api<{ agents: Agent[]; total?: number }>('GET', `/agents${query({ ...filters, limit: PAGE_SIZE, offset })}`), [key]);
+  const list = useLoad(() => api<{ agents: Agent[]; total?: number }>('GET', agentsPath(s)), [key]);
   useLiveReload((e) => e.type === 'agent', list.reload, [key]);
   const admin = useCan('admin');
   const [form, setForm] = useState({ ...filters, label: filters.label.join(', ') });

@@ -12,6 +12,9 @@ interface Dashboard {
   drifted: Array<{ agent_id: string; hostname: string; baseline: string | null; current: string | null; checked_at: string | null }>;
 }
 
+/** The API path of the dashboard's data (main.tsx prefetches it). */
+export const DASHBOARD_PATH = '/dashboard';
+
 const STATES = ['online', 'stale', 'offline', 'pending', 'rejected'] as const;
 
 export function JobTable(props: { jobs: Job[]; testid: string; empty: string }): JSX.Element {
@@ -43,7 +46,7 @@ export function JobTable(props: { jobs: Job[]; testid: string; empty: string }):
 }
 
 export function DashboardPage(): JSX.Element {
-  const d = useLoad(() => api<Dashboard>('GET', '/dashboard'), []);
+  const d = useLoad(() => api<Dashboard>('GET', DASHBOARD_PATH), []);
   useLiveReload(() => true, d.reload);
   return (
     <>
