@@ -144,8 +144,9 @@ interface RenderRun {
 /**
  * A script run before the page's own (through the DevTools protocol, so the CSP does not apply):
  * a MutationObserver that records, on the page's clock, when `selector` first matches an element
- * with a digit in its text. The bench waits on that with one small evaluate: Playwright's locators
- * would inject their selector engine (over 200 ms of script on this machine) while the page loads.
+ * with a digit in its text, then the frame after (rAF, then a task: the rows laid out and painted).
+ * The bench waits on that with one small evaluate: Playwright's locators would inject their selector
+ * engine (over 200 ms of script on this machine) while the page loads.
  */
 function readyProbe(selector: string): string {
   return `(() => {
@@ -154,7 +155,7 @@ function readyProbe(selector: string): string {
     window.__tuxsecReady = new Promise((r) => { done = r; });
     const obs = new MutationObserver(() => {
       const el = document.querySelector(sel);
-      if (el && /[0-9]/.test(el.textContent || '')) { obs.disconnect(); done(performance.now()); }
+      if (el && /[0-9]/.test(el.textContent || '')) { obs.disconnect(); requestAnimationFrame(() => setTimeout(() => done(performance.now()), 0)); }
     });
     obs.observe(document, { childList: true, subtree: true, characterData: true });
   })()`;
