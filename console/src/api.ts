@@ -88,7 +88,7 @@ export function onLoggedOut(fn: () => void): () => void {
 }
 
 /** GETs started before the page that reads them rendered (prefetch), by path, with when they started. */
-const early = new Map<string, { at: number; reply: Promise<unknown> }>();
+const early = new Map<string, { at: number; reply: Promise<unknown>; value?: unknown }>();
 /** How long a prefetched answer may wait for its page: it is for the first render, not a cache. */
 const EARLY_MS = 10_000;
 
@@ -97,11 +97,28 @@ const EARLY_MS = 10_000;
  * renders next takes this answer in its first api('GET', path) call (once). A first load then waits
  * for one round trip instead of two in a row.
  */
-export function prefetch(path: string): void {
-  if (early.has(path)) return;
-  const reply = request('GET', path, undefined, false);
-  reply.catch(() => undefined); // a page that never asks for it (a lost session) needs no error
-  early.set(path, { at: Date.now(), reply });
+export function prefetch(path: string): Promise<unknown> {
+  const had = early.get(path);
+  if (had !== undefined) return had.reply;
+  const e: { at: number; reply: Promise<unknown>; value?: unknown } = { at: Date.now(), reply: request('GET', path, undefined, false) };
+  // A page that never asks for it (a lost session) needs no error.
+  e.reply.then(
+    (v) => (e.value = v),
+    () => undefined,
+  );
+  early.set(path, e);
+  return e.reply;
+}
+
+/**
+ * The prefetched answer of `GET path` if it has arrived (taken once): the page renders with it at
+ * once, without a render of "Loading…" and a request from an effect after the next frame.
+ */
+export function takePrefetched<T>(path: string): T | undefined {
+  const e = early.get(path);
+  if (e === undefined || e.value === undefined || Date.now() - e.at >= EARLY_MS) return undefined;
+  early.delete(path);
+  return e.value as T;
 }
 
 /** Forgets prefetched answers (another session: after a login or a logout). */

@@ -135,8 +135,9 @@ function App(): JSX.Element {
   const route = useRoute();
   const [user, setUser] = useState<SessionUser | null | 'loading'>('loading');
   useEffect(() => {
-    api<SessionReply>('GET', '/session').then(
-      (s) => {
+    // The frame and the first page render once both the session and that page's data are here.
+    Promise.all([api<SessionReply>('GET', '/session'), firstPage]).then(
+      ([s]) => {
         setCsrf(s.csrf);
         setUser(s.user);
       },
@@ -198,11 +199,13 @@ function App(): JSX.Element {
  * then renders with its data one round trip after the script runs, not two (and not after a render
  * of the frame in between). Without a session both answer 401 and the login page shows.
  */
-function prefetchFirstPage(route: Route): void {
+function prefetchFirstPage(route: Route): Promise<unknown> {
   prefetch('/session');
-  if (route.page === 'dashboard') prefetch(DASHBOARD_PATH);
-  else if (route.page === 'agents') prefetch(agentsPath(route.search));
+  if (route.page === 'dashboard') return prefetch(DASHBOARD_PATH);
+  if (route.page === 'agents') return prefetch(agentsPath(route.search));
+  return Promise.resolve();
 }
 
-prefetchFirstPage(current());
+/** Settles when the first page's data has (its page then renders with it in one pass). */
+const firstPage = prefetchFirstPage(current()).catch(() => undefined);
 render(<App />, document.getElementById('app')!);

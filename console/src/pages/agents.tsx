@@ -4,7 +4,7 @@
  */
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, query, type Agent } from '../api.ts';
+import { api, query, takePrefetched, type Agent } from '../api.ts';
 import { Badge, ErrorBox, Labels, LoadedView, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { formatLabels, parseLabels } from '../labels.ts';
 import { useLiveReload } from '../events.ts';
@@ -243,6 +243,11 @@ function Tokens(): JSX.Element {
   );
 }
 
+interface AgentList {
+  agents: Agent[];
+  total?: number;
+}
+
 function filtersOf(s: URLSearchParams): { q: string; label: string[]; state: string; mode: string; os: string } {
   return { q: s.get('q') ?? '', label: s.getAll('label'), state: s.get('state') ?? '', mode: s.get('mode') ?? '', os: s.get('os') ?? '' };
 }
@@ -258,7 +263,7 @@ export function AgentsPage(props: { route: Route }): JSX.Element {
   const filters = filtersOf(s);
   const offset = Number(s.get('offset') ?? 0) || 0;
   const key = s.toString();
-  const list = useLoad(() => api<{ agents: Agent[]; total?: number }>('GET', agentsPath(s)), [key]);
+  const list = useLoad(() => api<AgentList>('GET', agentsPath(s)), [key], () => takePrefetched<AgentList>(agentsPath(s)));
   useLiveReload((e) => e.type === 'agent', list.reload, [key]);
   const admin = useCan('admin');
   const [form, setForm] = useState({ ...filters, label: filters.label.join(', ') });

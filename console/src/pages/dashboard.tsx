@@ -1,6 +1,6 @@
 /** The dashboard: agents by state, recent jobs and failures, hosts whose firewall drifted. */
 import type { JSX } from 'preact';
-import { api, type Job } from '../api.ts';
+import { api, takePrefetched, type Job } from '../api.ts';
 import { Badge, ErrorBox, Loading, Section, Table, Time, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link } from '../router.tsx';
@@ -46,7 +46,7 @@ export function JobTable(props: { jobs: Job[]; testid: string; empty: string }):
 }
 
 export function DashboardPage(): JSX.Element {
-  const d = useLoad(() => api<Dashboard>('GET', DASHBOARD_PATH), []);
+  const d = useLoad(() => api<Dashboard>('GET', DASHBOARD_PATH), [], () => takePrefetched<Dashboard>(DASHBOARD_PATH));
   useLiveReload(() => true, d.reload);
   return (
     <>
