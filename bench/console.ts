@@ -24,7 +24,7 @@ import { launchBrowser } from '../test/console/harness.ts';
 const AGENTS = Number(process.argv[2] ?? 2000);
 const JOBS = 10_000;
 const RUNS = 15;
-const BROWSER_RUNS = 5;
+const BROWSER_RUNS = Number(process.env.BENCH_BROWSER_RUNS ?? 9);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tuxsec-bench-console-'));
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
@@ -132,20 +132,49 @@ async function loginState(browser: Browser, url: string, name: string, password:
 type StorageState = Awaited<ReturnType<BrowserContext['storageState']>>;
 
 interface RenderRun {
+  /** From page.goto to the page showing the data, as this process sees it. */
   ms: number;
+  /** From the navigation's start to the data in the DOM, on the page's own clock (performance.now()). */
+  inPage: number;
   jsCssEncoded: number;
   jsCssDecoded: number;
   encodings: Set<string>;
 }
 
 /**
- * Time from navigation to the page showing `ready` (data from the API rendered), in a new context
+ * A script run before the page's own (through the DevTools protocol, so the CSP does not apply):
+ * a MutationObserver that records, on the page's clock, when `selector` first matches an element
+ * with a digit in its text, then the frame after (rAF, then a task: the rows laid out and painted).
+ * The bench waits on that with one small evaluate: Playwright's locators would inject their selector
+ * engine (over 200 ms of script on this machine) while the page loads.
+ */
+function readyProbe(selector: string): string {
+  return `(() => {
+    const sel = ${JSON.stringify(selector)};
+    let done;
+    window.__tuxsecReady = new Promise((r) => { done = r; });
+    const obs = new MutationObserver(() => {
+      const el = document.querySelector(sel);
+      if (el && /[0-9]/.test(el.textContent || '')) { obs.disconnect(); requestAnimationFrame(() => setTimeout(() => done(performance.now()), 0)); }
+    });
+    obs.observe(document, { childList: true, subtree: true, characterData: true });
+  })()`;
+}
+
+/** Waits for the probe: the page's time of its first render with data. */
+async function readyAt(page: Page): Promise<number> {
+  return (await page.evaluate('window.__tuxsecReady')) as number;
+}
+
+/**
+ * Time from navigation to the page showing the data from the API (`selector`), in a new context
  * each run (a cold cache, as a first visit), and the script and style bytes it loaded.
  */
-async function timeRender(browser: Browser, url: string, state: StorageState, p: string, ready: (page: Page) => Promise<void>): Promise<RenderRun[]> {
+async function timeRender(browser: Browser, url: string, state: StorageState, p: string, selector: string): Promise<RenderRun[]> {
   const runs: RenderRun[] = [];
   for (let i = 0; i < BROWSER_RUNS + 1; i++) {
     const ctx = await browser.newContext({ baseURL: url, storageState: state });
+    await ctx.addInitScript(readyProbe(selector));
     const page = await ctx.newPage();
     const assets: Array<Promise<{ enc: number; dec: number; encoding: string }>> = [];
     page.on('response', (res) => {
@@ -160,13 +189,15 @@ async function timeRender(browser: Browser, url: string, state: StorageState, p:
       );
     });
     const t = performance.now();
-    await page.goto(p);
-    await ready(page);
+    await page.goto(p, { waitUntil: 'commit' });
+    const inPage = await readyAt(page);
     const ms = performance.now() - t;
+    await page.locator(selector).first().waitFor();
     const got = await Promise.all(assets);
     if (i > 0) {
       runs.push({
         ms,
+        inPage,
         jsCssEncoded: got.reduce((s, a) => s + a.enc, 0),
         jsCssDecoded: got.reduce((s, a) => s + a.dec, 0),
         encodings: new Set(got.map((a) => a.encoding)),
@@ -178,15 +209,18 @@ async function timeRender(browser: Browser, url: string, state: StorageState, p:
 }
 
 /** The same with a warm cache: one context, the page loaded again (assets cached, a session open). */
-async function timeWarm(browser: Browser, url: string, state: StorageState, p: string, ready: (page: Page) => Promise<void>): Promise<number[]> {
+async function timeWarm(browser: Browser, url: string, state: StorageState, p: string, selector: string): Promise<Array<{ ms: number; inPage: number }>> {
   const ctx = await browser.newContext({ baseURL: url, storageState: state });
+  await ctx.addInitScript(readyProbe(selector));
   const page = await ctx.newPage();
-  const times: number[] = [];
+  const times: Array<{ ms: number; inPage: number }> = [];
   for (let i = 0; i < BROWSER_RUNS + 1; i++) {
     const t = performance.now();
-    await page.goto(p);
-    await ready(page);
-    if (i > 0) times.push(performance.now() - t);
+    await page.goto(p, { waitUntil: 'commit' });
+    const inPage = await readyAt(page);
+    const ms = performance.now() - t;
+    await page.locator(selector).first().waitFor();
+    if (i > 0) times.push({ ms, inPage });
   }
   await ctx.close();
   return times;
@@ -225,26 +259,26 @@ try {
 
   ({ browser, home } = await launchBrowser(certs.ca));
   const state = await loginState(browser, srv.url, admin.name, admin.password);
-  const pages: Array<[string, string, (page: Page) => Promise<void>]> = [
-    ['dashboard', '/', async (page) => {
-      await page.getByTestId('count-total').filter({ hasText: /\d/ }).waitFor();
-    }],
-    ['agents', '/agents', async (page) => {
-      await page.getByTestId('agents-table').locator('tbody tr').first().waitFor();
-    }],
+  // "Rendered with data": a digit in the dashboard's total count, in the agent list's first row.
+  const pages: Array<[string, string, string]> = [
+    ['dashboard', '/', '[data-testid="count-total"]'],
+    ['agents', '/agents', '[data-testid="agents-table"] tbody tr'],
   ];
-  console.log(`\n| page | first render with data, cold cache (new context) p50 ms | max ms | warm cache p50 ms | aim (cold) | JS+CSS compressed KiB | JS+CSS uncompressed KiB | encoding |`);
-  console.log('| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |');
-  for (const [name, p, ready] of pages) {
-    const runs = await timeRender(browser, srv.url, state, p, ready);
-    const ms = runs.map((r) => r.ms);
+  console.log(`\n${BROWSER_RUNS} runs each. wall: from page.goto until the data is in the DOM, as this process sees it; page: the same on the page's own clock, from the navigation's start.\n`);
+  console.log('| page | cold wall p50 / p95 ms | cold page p50 / p95 ms | warm wall p50 / p95 ms | warm page p50 / p95 ms | aim (wall p50) | JS+CSS compressed KiB | JS+CSS uncompressed KiB | encoding |');
+  console.log('| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |');
+  const f = (xs: number[]): string => `${pct(xs, 50).toFixed(0)} / ${pct(xs, 95).toFixed(0)}`;
+  for (const [name, p, selector] of pages) {
+    const runs = await timeRender(browser, srv.url, state, p, selector);
+    const warm = await timeWarm(browser, srv.url, state, p, selector);
     const r0 = runs[0]!;
-    const p50 = pct(ms, 50);
-    const warm = pct(await timeWarm(browser, srv.url, state, p, ready), 50);
+    const cold = runs.map((r) => r.ms);
+    const met = pct(cold, 50) < 1000 && pct(warm.map((w) => w.ms), 50) < 1000;
     console.log(
-      `| ${name} (${p}) | ${p50.toFixed(0)} | ${Math.max(...ms).toFixed(0)} | ${warm.toFixed(0)} | ${p50 < 1000 ? 'under 1 s' : '**over 1 s**'} | ${(r0.jsCssEncoded / 1024).toFixed(1)}${r0.jsCssEncoded < 150 * 1024 ? '' : ' **over 150 KB**'} | ${(r0.jsCssDecoded / 1024).toFixed(1)} | ${[...r0.encodings].join(', ')} |`,
+      `| ${name} (${p}) | ${f(cold)} | ${f(runs.map((r) => r.inPage))} | ${f(warm.map((w) => w.ms))} | ${f(warm.map((w) => w.inPage))} | ${met ? 'under 1 s' : '**over 1 s**'} | ${(r0.jsCssEncoded / 1024).toFixed(1)}${r0.jsCssEncoded < 150 * 1024 ? '' : ' **over 150 KB**'} | ${(r0.jsCssDecoded / 1024).toFixed(1)} | ${[...r0.encodings].join(', ')} |`,
     );
   }
+  console.log(`\nload average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end`);
 } finally {
   await browser?.close();
   if (home) fs.rmSync(home, { recursive: true, force: true });

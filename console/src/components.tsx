@@ -11,14 +11,22 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-/** Runs `load` now and whenever `deps` change or reload() is called; the latest answer wins. */
-export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
-  const [data, setData] = useState<T | null>(null);
+/**
+ * Runs `load` now and whenever `deps` change or reload() is called; the latest answer wins.
+ * `first`: the answer already here for the first render (a prefetched one), which then loads nothing.
+ */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[], first?: () => T | undefined): Loaded<T> {
+  const [data, setData] = useState<T | null>(() => first?.() ?? null);
   const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
+  const [loading, setLoading] = useState(data === null);
   const [tick, setTick] = useState(0);
   const seq = useRef(0);
+  const had = useRef(data !== null);
   useEffect(() => {
+    if (had.current) {
+      had.current = false;
+      return;
+    }
     const mine = ++seq.current;
     setLoading(true);
     load().then(

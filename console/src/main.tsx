@@ -4,17 +4,17 @@ import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { pagePath, type ConsolePage } from '../../src/protocol/console-routes.ts';
 import type { SessionUser } from '../../src/protocol/operator-api.ts';
-import { api, onLoggedOut, setCsrf } from './api.ts';
+import { api, dropPrefetched, onLoggedOut, prefetch, setCsrf } from './api.ts';
 import { startEvents, stopEvents, useLiveState } from './events.ts';
 import { AgentPage } from './pages/agent.tsx';
-import { AgentsPage } from './pages/agents.tsx';
+import { AgentsPage, agentsPath } from './pages/agents.tsx';
 import { AuditPage } from './pages/audit.tsx';
-import { DashboardPage } from './pages/dashboard.tsx';
+import { DASHBOARD_PATH, DashboardPage } from './pages/dashboard.tsx';
 import { BatchPage, JobsPage } from './pages/jobs.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { TemplatePage, TemplatesPage } from './pages/templates.tsx';
 import { UsersPage } from './pages/users.tsx';
-import { Link, navigate, useRoute, type Route } from './router.tsx';
+import { current, Link, navigate, useRoute, type Route } from './router.tsx';
 import { SessionContext } from './session.ts';
 import './styles.css';
 
@@ -136,14 +136,19 @@ function App(): JSX.Element {
   const route = useRoute();
   const [user, setUser] = useState<SessionUser | null | 'loading'>('loading');
   useEffect(() => {
-    api<SessionReply>('GET', '/session').then(
-      (s) => {
+    // The frame and the first page render once both the session and that page's data are here.
+    Promise.all([api<SessionReply>('GET', '/session'), firstPage]).then(
+      ([s]) => {
         setCsrf(s.csrf);
         setUser(s.user);
       },
-      () => setUser(null),
+      () => {
+        dropPrefetched();
+        setUser(null);
+      },
     );
     return onLoggedOut(() => {
+      dropPrefetched();
       setCsrf(null);
       stopEvents();
       setUser(null);
@@ -163,6 +168,7 @@ function App(): JSX.Element {
     return (
       <LoginPage
         onLogin={(s) => {
+          dropPrefetched();
           setCsrf(s.csrf);
           setUser(s.user);
           const next = route.search.get('next');
@@ -189,4 +195,18 @@ function App(): JSX.Element {
   );
 }
 
+/**
+ * The session check and the first page's data start together, before the first render: the page
+ * then renders with its data one round trip after the script runs, not two (and not after a render
+ * of the frame in between). Without a session both answer 401 and the login page shows.
+ */
+function prefetchFirstPage(route: Route): Promise<unknown> {
+  prefetch('/session');
+  if (route.page === 'dashboard') return prefetch(DASHBOARD_PATH);
+  if (route.page === 'agents') return prefetch(agentsPath(route.search));
+  return Promise.resolve();
+}
+
+/** Settles when the first page's data has (its page then renders with it in one pass). */
+const firstPage = prefetchFirstPage(current()).catch(() => undefined);
 render(<App />, document.getElementById('app')!);

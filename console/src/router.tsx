@@ -12,7 +12,8 @@ export interface Route {
 
 const listeners = new Set<() => void>();
 
-function current(): Route {
+/** The route of the address the browser shows. */
+export function current(): Route {
   const m = matchPage(location.pathname);
   return { page: m?.page ?? null, params: m?.params ?? {}, search: new URLSearchParams(location.search), path: location.pathname };
 }

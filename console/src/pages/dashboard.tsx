@@ -1,12 +1,15 @@
 /** The dashboard: agents by state, recent jobs and failures, hosts whose firewall drifted. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { api } from '../api.ts';
+import { api, takePrefetched } from '../api.ts';
 import type { DashboardView, DriftedHost, JobView } from '../../../src/protocol/operator-api.ts';
 import { Badge, ErrorBox, Loading, Section, Table, Time, useAction, useLoad } from '../components.tsx';
 import { useLiveReload } from '../events.ts';
 import { Link } from '../router.tsx';
 import { useCan } from '../session.ts';
+
+/** The API path of the dashboard's data (main.tsx prefetches it). */
+export const DASHBOARD_PATH = '/dashboard';
 
 const STATES = ['online', 'stale', 'offline', 'pending', 'rejected'] as const;
 
@@ -82,7 +85,7 @@ function Drifted(props: { hosts: DriftedHost[]; reload: () => void }): JSX.Eleme
 }
 
 export function DashboardPage(): JSX.Element {
-  const d = useLoad(() => api<DashboardView>('GET', '/dashboard'), []);
+  const d = useLoad(() => api<DashboardView>('GET', DASHBOARD_PATH), [], () => takePrefetched<DashboardView>(DASHBOARD_PATH));
   useLiveReload(() => true, d.reload);
   return (
     <>
