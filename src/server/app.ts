@@ -261,12 +261,14 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     storage,
     windows,
     lastSeen: (id, stored) => seen.get(id) ?? stored,
-    useSession: (op) => op.sessionId !== undefined && auth.use(op.sessionId) !== null,
+    // An open stream is not use of its session: it ends when the session ends, idle or not.
+    sessionLive: (op) => {
+      const s = op.sessionId === undefined ? undefined : storage.auth.getSession(op.sessionId);
+      return s !== undefined && s.session.expiresAt > now() && s.session.lastUsed + auth.idleMs > now();
+    },
     log: app.log.child({ component: 'events' }),
     limits: {
       ...DEFAULT_EVENT_LIMITS,
-      // An open stream uses its session several times within session_idle_timeout.
-      sessionCheckMs: Math.min(DEFAULT_EVENT_LIMITS.sessionCheckMs, Math.max(250, auth.idleMs / 4)),
       maxStreams: limit(config, 'events_max_streams'),
       maxPerOperator: limit(config, 'events_max_streams_per_operator'),
       bufferBytes: limit(config, 'events_buffer_bytes'),

@@ -27,11 +27,9 @@ export interface EventLimits {
   heartbeatMs: number;
   /** How often agents' states are looked at for online -> stale -> offline, ms. */
   stateCheckMs: number;
-  /** How often the streams' login sessions are used and checked (well within session_idle_timeout), ms. */
-  sessionCheckMs: number;
 }
 
-export const DEFAULT_EVENT_LIMITS: EventLimits = { maxStreams: 256, maxPerOperator: 8, bufferBytes: 1024 * 1024, heartbeatMs: 15_000, stateCheckMs: 5_000, sessionCheckMs: 5_000 };
+export const DEFAULT_EVENT_LIMITS: EventLimits = { maxStreams: 256, maxPerOperator: 8, bufferBytes: 1024 * 1024, heartbeatMs: 15_000, stateCheckMs: 5_000 };
 
 export interface EventHubDeps {
   storage: Storage;
@@ -40,12 +38,8 @@ export interface EventHubDeps {
   lastSeen: (id: string, stored: number | null) => number | null;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   limits: EventLimits;
-  /**
-   * Whether the login session a stream was opened with still holds (absent: never checked). Asked
-   * every `sessionCheckMs` while the stream is open, and counts as a use of the session: a console
-   * showing its live events is not idle (the session's absolute end still holds).
-   */
-  useSession?: (op: Operator) => boolean;
+  /** Whether the login session a stream was opened with still holds (absent: never checked). */
+  sessionLive?: (op: Operator) => boolean;
 }
 
 interface Stream {
@@ -202,20 +196,12 @@ export class EventHub {
   /**
    * Closes the streams whose login session ended (logout, revoke, password change, user removal,
    * expiry, a newer session pushing it out): a stream never outlives the session it was opened with.
-   * The others' sessions are used (kept from going idle). Called when a route ends sessions, and
-   * every `sessionCheckMs`.
+   * Called when a route ends sessions, and on the state timer for those that end by time.
    */
   closeEndedSessions(): number {
-    const use = this.d.useSession;
-    if (use === undefined) return 0;
-    // Once per session, however many streams it holds.
-    const live = new Map<string, boolean>();
-    return this.closeWhere((op) => {
-      if (op.sessionId === undefined) return false;
-      let ok = live.get(op.sessionId);
-      if (ok === undefined) live.set(op.sessionId, (ok = use(op)));
-      return !ok;
-    });
+    const live = this.d.sessionLive;
+    if (live === undefined) return 0;
+    return this.closeWhere((op) => op.sessionId !== undefined && !live(op));
   }
 
   /** Ends every stream (server closing); later opens are refused. */
@@ -277,14 +263,10 @@ export class EventHub {
       setInterval(() => {
         for (const s of [...this.streams]) this.send(s, ': ping\n\n');
       }, this.d.limits.heartbeatMs).unref(),
-      setInterval(() => this.checkStates(), this.d.limits.stateCheckMs).unref(),
       setInterval(() => {
-        try {
-          this.closeEndedSessions();
-        } catch (err) {
-          this.d.log.warn({ err }, 'cannot look at events streams\' sessions');
-        }
-      }, this.d.limits.sessionCheckMs).unref(),
+        this.closeEndedSessions();
+        this.checkStates();
+      }, this.d.limits.stateCheckMs).unref(),
     ];
   }
 

@@ -198,15 +198,8 @@ export class OperatorAuth {
   /** The live session of the request's cookie, or null (an expired one is deleted). */
   session(req: FastifyRequest): { session: SessionRecord; user: UserRecord } | null {
     const id = sessionCookie(req.headers.cookie);
-    return id === null ? null : this.use(hashSecret(id));
-  }
-
-  /**
-   * The session whose id hashes to `idHash` while it lasts, its use recorded (its idle time starts
-   * again, its absolute end stays), or null (an ended one is deleted).
-   */
-  use(idHash: string): { session: SessionRecord; user: UserRecord } | null {
-    const found = this.storage.auth.getSession(idHash);
+    if (id === null) return null;
+    const found = this.storage.auth.getSession(hashSecret(id));
     if (!found) return null;
     const now = this.now();
     if (found.session.expiresAt <= now || found.session.lastUsed + this.idleMs <= now) {

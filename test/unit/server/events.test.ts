@@ -48,14 +48,13 @@ class FakeRes extends EventEmitter {
 }
 
 const NOW = Date.now();
-const LIMITS: EventLimits = { maxStreams: 4, maxPerOperator: 2, bufferBytes: 8192, heartbeatMs: 30, stateCheckMs: 20, sessionCheckMs: 20 };
+const LIMITS: EventLimits = { maxStreams: 4, maxPerOperator: 2, bufferBytes: 8192, heartbeatMs: 30, stateCheckMs: 20 };
 const user = (name: string, selector: Record<string, string> | null, sessionId?: string): Operator => ({ kind: 'user', name, role: 'viewer', selector, ...(sessionId ? { sessionId } : {}) });
 
-function setup(seen = new Map<string, number>(), useSession?: (op: Operator) => boolean) {
+function setup(seen = new Map<string, number>()) {
   const storage = openSqliteStorage(':memory:');
   const hub = new EventHub({
     storage,
-    ...(useSession ? { useSession } : {}),
     windows: () => ({ onlineSince: Date.now() - 200, staleSince: Date.now() - 400 }),
     lastSeen: (id, stored) => seen.get(id) ?? stored,
     log: { info: () => undefined, warn: () => undefined },
@@ -161,37 +160,6 @@ test('EventHub closes the streams of a session that logged out, and only those',
     assert.equal(hub.closeWhere((op) => op.sessionId === 's1'), 1);
     assert.ok(mine.ended);
     assert.ok(!other.ended);
-    hub.close();
-  } finally {
-    storage.close();
-  }
-});
-
-test('EventHub uses the sessions of open streams every sessionCheckMs, once per session, and closes those that ended', async () => {
-  const used: string[] = [];
-  const ended = new Set<string>();
-  const { storage, hub } = setup(undefined, (op) => {
-    used.push(op.sessionId!);
-    return !ended.has(op.sessionId!);
-  });
-  try {
-    const a1 = new FakeRes();
-    const a2 = new FakeRes();
-    const b = new FakeRes();
-    const token = new FakeRes();
-    open(hub, user('a', null, 's1'), a1);
-    open(hub, user('a', null, 's1'), a2);
-    open(hub, user('b', null, 's2'), b);
-    open(hub, { ...user('admin-token', null), kind: 'token' }, token);
-    await sleep(LIMITS.sessionCheckMs * 5);
-    const n = (id: string) => used.filter((x) => x === id).length;
-    assert.ok(n('s1') >= 2, `s1 used ${n('s1')} times`);
-    // Two streams of one session: one use per check.
-    assert.ok(Math.abs(n('s1') - n('s2')) <= 1, `s1 ${n('s1')}, s2 ${n('s2')}`);
-    ended.add('s1');
-    await sleep(LIMITS.sessionCheckMs * 3);
-    assert.ok(a1.ended && a2.ended, 'the streams of the ended session are open');
-    assert.ok(!b.ended && !token.ended);
     hub.close();
   } finally {
     storage.close();
