@@ -264,8 +264,13 @@ export class EventHub {
         for (const s of [...this.streams]) this.send(s, ': ping\n\n');
       }, this.d.limits.heartbeatMs).unref(),
       setInterval(() => {
-        this.closeEndedSessions();
-        this.checkStates();
+        // A timer's throw would end the server: a database error here is logged, and tried again.
+        try {
+          this.closeEndedSessions();
+          this.checkStates();
+        } catch (err) {
+          this.d.log.warn({ err }, 'cannot look at events streams\' sessions and agents\' states');
+        }
       }, this.d.limits.stateCheckMs).unref(),
     ];
   }
