@@ -264,7 +264,7 @@ export function buildApp(deps: AppDeps): TuxsecServerApp {
     // An open stream is not use of its session: it ends when the session ends, idle or not.
     sessionLive: (op) => {
       const s = op.sessionId === undefined ? undefined : storage.auth.getSession(op.sessionId);
-      return s !== undefined && s.session.expiresAt > now() && s.session.lastUsed + auth.idleMs > now();
+      return s !== undefined && auth.live(s.session);
     },
     log: app.log.child({ component: 'events' }),
     limits: {

@@ -195,6 +195,11 @@ export class OperatorAuth {
     return { user, session, id };
   }
 
+  /** Whether a session holds at `now`: neither idle for session_idle_timeout nor past session_max_age. */
+  live(s: SessionRecord, now = this.now()): boolean {
+    return s.expiresAt > now && s.lastUsed + this.idleMs > now;
+  }
+
   /** The live session of the request's cookie, or null (an expired one is deleted). */
   session(req: FastifyRequest): { session: SessionRecord; user: UserRecord } | null {
     const id = sessionCookie(req.headers.cookie);
@@ -202,7 +207,7 @@ export class OperatorAuth {
     const found = this.storage.auth.getSession(hashSecret(id));
     if (!found) return null;
     const now = this.now();
-    if (found.session.expiresAt <= now || found.session.lastUsed + this.idleMs <= now) {
+    if (!this.live(found.session, now)) {
       this.storage.auth.deleteSession(found.session.idHash);
       return null;
     }
