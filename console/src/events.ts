@@ -1,10 +1,16 @@
 /**
  * Live updates: one EventSource on /api/v1/events for the whole console, reopened with a growing
- * delay when it fails (a restarted server, a lost network). Pages subscribe to `job` and `agent`.
+ * delay when it fails (a restarted server, a lost network). Pages subscribe to `job`, `agent` and
+ * `batch` (many of a batch's jobs changed: read it again), and are told `reopened` when the stream
+ * comes back after a break.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 
-export type LiveEvent = { type: 'job'; data: Record<string, unknown> } | { type: 'agent'; data: Record<string, unknown> };
+export type LiveEvent =
+  | { type: 'job'; data: Record<string, unknown> }
+  | { type: 'agent'; data: Record<string, unknown> }
+  | { type: 'batch'; data: Record<string, unknown> }
+  | { type: 'reopened'; data: Record<string, never> };
 type Listener = (e: LiveEvent) => void;
 
 const listeners = new Set<Listener>();
@@ -14,13 +20,19 @@ let state: LiveState = 'offline';
 let source: EventSource | null = null;
 let retryMs = 1000;
 let retryTimer: number | null = null;
+/** Whether the stream was open since login: a later open is a reopening, after which pages read again. */
+let wasOpen = false;
 
 function setState(s: LiveState): void {
   state = s;
   for (const fn of stateListeners) fn(s);
 }
 
-function deliver(type: LiveEvent['type'], ev: MessageEvent): void {
+function tell(e: LiveEvent): void {
+  for (const fn of listeners) fn(e);
+}
+
+function deliver(type: 'job' | 'agent' | 'batch', ev: MessageEvent): void {
   let data: unknown;
   try {
     data = JSON.parse(String(ev.data));
@@ -28,7 +40,7 @@ function deliver(type: LiveEvent['type'], ev: MessageEvent): void {
     return;
   }
   if (typeof data !== 'object' || data === null) return;
-  for (const fn of listeners) fn({ type, data: data as Record<string, unknown> } as LiveEvent);
+  tell({ type, data: data as Record<string, unknown> });
 }
 
 /** Opens the stream (after login); safe to call again. */
@@ -40,9 +52,12 @@ export function startEvents(): void {
   es.addEventListener('open', () => {
     retryMs = 1000;
     setState('live');
+    if (wasOpen) tell({ type: 'reopened', data: {} });
+    wasOpen = true;
   });
   es.addEventListener('job', (ev) => deliver('job', ev as MessageEvent));
   es.addEventListener('agent', (ev) => deliver('agent', ev as MessageEvent));
+  es.addEventListener('batch', (ev) => deliver('batch', ev as MessageEvent));
   es.addEventListener('error', () => {
     // The browser retries by itself while the stream is CONNECTING; a CLOSED one (an HTTP error)
     // is ours to reopen, later each time up to a minute.
@@ -50,7 +65,8 @@ export function startEvents(): void {
       setState('connecting');
       return;
     }
-    stopEvents();
+    closeSource();
+    setState('offline');
     retryTimer = window.setTimeout(() => {
       retryTimer = null;
       startEvents();
@@ -59,12 +75,17 @@ export function startEvents(): void {
   });
 }
 
-/** Closes the stream (at logout). */
-export function stopEvents(): void {
+function closeSource(): void {
   source?.close();
   source = null;
   if (retryTimer !== null) window.clearTimeout(retryTimer);
   retryTimer = null;
+}
+
+/** Closes the stream (at logout). */
+export function stopEvents(): void {
+  closeSource();
+  wasOpen = false;
   setState('offline');
 }
 
@@ -78,20 +99,25 @@ export function useLiveState(): LiveState {
 }
 
 /**
- * Calls `reload` after live events that `wanted` accepts, at most once a second: a fleet's burst of
- * job events becomes one request, not one per event.
+ * Calls `reload` after live events that `wanted` accepts, and after the stream opens again (events
+ * may have been missed while it was down), at most once a second: a fleet's burst of job events
+ * becomes one request, not one per event. Subscribed once for the component's life, with the
+ * latest `wanted` and `reload` of each render: a reload already due is never dropped because the
+ * page's data changed in between (it used to be, when the events came while the page was reading).
  */
-export function useLiveReload(wanted: (e: LiveEvent) => boolean, reload: () => void, deps: unknown[] = []): void {
+export function useLiveReload(wanted: (e: LiveEvent) => boolean, reload: () => void): void {
+  const latest = useRef({ wanted, reload });
+  latest.current = { wanted, reload };
   useEffect(() => {
     let timer: number | null = null;
     let last = 0;
     const fn: Listener = (e) => {
-      if (!wanted(e) || timer !== null) return;
+      if (timer !== null || (e.type !== 'reopened' && !latest.current.wanted(e))) return;
       const wait = Math.max(0, last + 1000 - Date.now());
       timer = window.setTimeout(() => {
         timer = null;
         last = Date.now();
-        reload();
+        latest.current.reload();
       }, wait);
     };
     listeners.add(fn);
@@ -99,5 +125,5 @@ export function useLiveReload(wanted: (e: LiveEvent) => boolean, reload: () => v
       listeners.delete(fn);
       if (timer !== null) window.clearTimeout(timer);
     };
-  }, deps);
+  }, []);
 }

@@ -65,7 +65,9 @@ function parseCsv(text: string): string[][] {
 }
 
 before(async () => {
-  h = await startConsole();
+  // A reader may fall behind by 64 KiB (default 1 MiB): changes of more than 16 KiB of events at
+  // once come as one `batch` event, which the batch-event test below needs.
+  h = await startConsole({ config: { events_buffer_bytes: 65_536 } });
 });
 
 after(async () => {
@@ -109,12 +111,35 @@ test('console jobs: a job for a label with one host offline waits queued for it,
   // Still queued a while later: it waits for its host, not for a timer.
   const b = (await h.api('GET', `/batches/${batchId}`)).body.batch as { hosts: Array<{ agent_id: string; job: { status: string } }> };
   assert.equal(b.hosts.find((x) => x.agent_id === off.id)?.job.status, 'queued');
+  // Shown live, without reloading, however the page's own reads and the events interleave.
+  await ui.slowReads(page, `/batches/${encodeURIComponent(batchId)}`, 500);
   off.start();
-  // Shown live: no reload.
   await ui.hostState(page, 'app-2', 'completed').waitFor({ timeout: 60_000 });
   await checkPage(page, 'fleet', 'batch-host-returned');
   const after = (await h.api('GET', `/batches/${batchId}`)).body.batch as { hosts: Array<{ agent_id: string; job: { status: string; result: { data?: unknown } } }> };
   assert.deepEqual(after.hosts.map((x) => x.job.status).sort(), ['completed', 'completed']);
+});
+
+test('console jobs: many of a batch\'s jobs changing at once come as one batch event, and the batch page shows them', async () => {
+  // Two hosts that never call in: their jobs stay queued until the admin cancels them, together.
+  const one = await h.addAgent('bulk-1', { start: false });
+  const two = await h.addAgent('bulk-2', { start: false });
+  // Offline first: no agent event (online -> stale -> offline) may reload the page for it.
+  await until('both registered agents offline', async () => (await h.agent(one.id))?.state === 'offline' && (await h.agent(two.id))?.state === 'offline', 40_000);
+  const big = 'b'.repeat(10_000);
+  const made = await h.api('POST', '/batches', { target: { agents: [one.id, two.id] }, module: 'systeminfo', action: 'get_hostname', params: { big } });
+  assert.equal(made.status, 201, JSON.stringify(made.body).slice(0, 300));
+  const batchId = (made.body.batch as { id: string }).id;
+  const page = await h.loginPage(ADMIN);
+  await page.goto(`/batches/${encodeURIComponent(batchId)}`);
+  await ui.hostState(page, 'bulk-1', 'queued').waitFor();
+  await ui.hostState(page, 'bulk-2', 'queued').waitFor();
+  // Two 10 kB job events in one turn are more than a quarter of a reader's 64 KiB: one batch event.
+  const cancelled = await h.api('POST', `/batches/${encodeURIComponent(batchId)}/cancel`);
+  assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body).slice(0, 300));
+  await ui.hostState(page, 'bulk-1', 'cancelled').waitFor({ timeout: 15_000 });
+  await ui.hostState(page, 'bulk-2', 'cancelled').waitFor({ timeout: 15_000 });
+  await page.context().close();
 });
 
 let retried: { batchId: string; ok: ConsoleAgent; bad: ConsoleAgent } | null = null;
@@ -137,6 +162,8 @@ test('console jobs: "retry failed" queues new jobs only for the hosts that faile
   const okJob = before.hosts.find((x) => x.agent_id === ok.id)!.job.id;
   const badJob = before.hosts.find((x) => x.agent_id === bad.id)!.job.id;
   fs.rmSync(marker);
+  // The retried job's events come while the page is reading the batch again.
+  await ui.slowReads(page, `/batches/${encodeURIComponent(batchId)}`, 500);
   await ui.retryFailed(page);
   await ui.hostState(page, 'probe-bad', 'completed').waitFor({ timeout: 40_000 });
   await checkPage(page, 'fleet', 'batch-retried');

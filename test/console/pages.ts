@@ -164,3 +164,26 @@ export function driftedRow(page: Page, host: string): Locator {
 export async function acceptBaseline(page: Page, host: string): Promise<void> {
   await page.getByRole('button', { name: `Accept as baseline the firewall of ${host}`, exact: true }).click();
 }
+
+/**
+ * From now on (until the page is loaded again) the page's GETs of `path` (under /api/v1) reach it
+ * `ms` late, each holding what the server said when it was asked: as over a slow link, so live
+ * events arrive while a reload is under way. Done in the page, around its fetch (Playwright's own
+ * requests would not trust the test's certificate authority, as the browser does).
+ */
+export async function slowReads(page: Page, path: string, ms: number): Promise<void> {
+  await page.evaluate(
+    ([apiPath, wait]) => {
+      const real = window.fetch.bind(window);
+      window.fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+        const res = await real(input, init);
+        const url = new URL(input instanceof Request ? input.url : String(input), window.location.href);
+        if (url.pathname !== apiPath || (init?.method ?? 'GET') !== 'GET') return res;
+        const body = await res.arrayBuffer();
+        await new Promise((r) => window.setTimeout(r, wait));
+        return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      };
+    },
+    [`/api/v1${path}`, ms] as const,
+  );
+}

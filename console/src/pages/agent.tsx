@@ -224,7 +224,7 @@ function Tabs(props: { tabs: Array<{ id: string; label: string; body: () => JSX.
 export function AgentPage(props: { id: string }): JSX.Element {
   const a = useLoad(() => loadAgent(props.id), [props.id]);
   const operator = useCan('operator');
-  useLiveReload((e) => e.type === 'agent' && e.data.id === props.id, a.reload, [props.id]);
+  useLiveReload((e) => e.type === 'agent' && e.data.id === props.id, a.reload);
   if (a.data === null) {
     return (
       <>

@@ -250,7 +250,7 @@ export function AgentsPage(props: { route: Route }): JSX.Element {
   const offset = Number(s.get('offset') ?? 0) || 0;
   const key = s.toString();
   const list = useLoad(() => api<AgentList>('GET', agentsPath(s)), [key], () => takePrefetched<AgentList>(agentsPath(s)));
-  useLiveReload((e) => e.type === 'agent', list.reload, [key]);
+  useLiveReload((e) => e.type === 'agent', list.reload);
   const admin = useCan('admin');
   const [form, setForm] = useState({ ...filters, label: filters.label.join(', ') });
   const apply = (e: SubmitEvent): void => {

@@ -199,7 +199,7 @@ export function JobsPage(): JSX.Element {
   const batches = useLoad(() => api<{ batches: BatchSummary[] }>('GET', '/batches'), []);
   const jobs = useLoad(() => api<{ jobs: JobView[] }>('GET', `/jobs${query({ limit: 50 })}`), []);
   useLiveReload(
-    (e) => e.type === 'job',
+    (e) => e.type === 'job' || e.type === 'batch',
     () => {
       batches.reload();
       jobs.reload();
@@ -239,7 +239,12 @@ export function BatchPage(props: { id: string }): JSX.Element {
   const operator = useCan('operator');
   const act = useAction();
   const [open, setOpen] = useState<string | null>(null);
-  useLiveReload((e) => (e.type === 'job' ? e.data.batch_id === props.id || (b.data?.batch.hosts.some((h) => h.job.id === e.data.id) ?? false) : (b.data?.batch.hosts.some((h) => h.agent_id === e.data.id) ?? false)), b.reload, [props.id, b.data]);
+  useLiveReload((e) => {
+    const hosts = b.data?.batch.hosts ?? [];
+    if (e.type === 'batch') return e.data.id === props.id;
+    if (e.type === 'job') return e.data.batch_id === props.id || hosts.some((h) => h.job.id === e.data.id);
+    return hosts.some((h) => h.agent_id === e.data.id);
+  }, b.reload);
   if (b.data === null) {
     return (
       <>

@@ -183,7 +183,7 @@ function useHostJobs(initial: HostJob[] | null): [HostJob[] | null, (f: (h: Host
   const [hosts, setHosts] = useState<HostJob[] | null>(initial);
   const [tick, setTick] = useState(0);
   useEffect(() => setHosts(initial), [initial]);
-  useLiveReload((e) => e.type === 'job' && (hosts ?? []).some((h) => h.job_id === e.data.id), () => setTick((t) => t + 1), [hosts]);
+  useLiveReload((e) => e.type === 'batch' || (e.type === 'job' && (hosts ?? []).some((h) => h.job_id === e.data.id)), () => setTick((t) => t + 1));
   useEffect(() => {
     const open = (hosts ?? []).filter((h) => !h.job || !FINAL_JOB_STATUSES.has(h.job.status));
     if (open.length === 0) return;
