@@ -292,8 +292,8 @@ export class DeliveryWorker {
         if (st === null) return clearInterval(timer);
         if (st.state !== 'running' || st.operation_id === null) return;
         const report = { command_id: jobId, operation_id: st.operation_id, phase: st.phase, fraction: st.fraction };
-        const cancels = await this.d.group.run(() => this.d.storage.storeProgress(agentId, [report], this.d.now()));
-        this.d.dispatch.jobsChanged([jobId]);
+        const { changed, cancel: cancels } = await this.d.group.run(() => this.d.storage.storeProgress(agentId, [report], this.d.now()));
+        this.d.dispatch.jobsChanged(changed);
         if (cancels.includes(jobId) && !cancelSent) {
           cancelSent = await cancel(jobId, this.stop.signal);
           if (cancelSent) this.d.log.info({ agent: agentId, job: jobId }, 'an operator cancelled the job: the agent cancels its operation');

@@ -195,8 +195,9 @@ export const agentRoutes: FastifyPluginAsyncTypebox<AgentRoutesOptions> = async 
   app.post(`/${PULL_PATH.progress}`, { schema: { body: ProgressRequest, response: ProgressReply }, onRequest: auth.keyFirst }, async (req) => {
     const agent = auth.authenticate(req, req.body);
     ctx.seen.set(agent.id, ctx.now());
-    const cancel = await ctx.group.run(() => ctx.storage.storeProgress(agent.id, req.body.progress, ctx.now()));
-    ctx.dispatch.jobsChanged(req.body.progress.map((p) => p.command_id));
+    const { changed, cancel } = await ctx.group.run(() => ctx.storage.storeProgress(agent.id, req.body.progress, ctx.now()));
+    // Only jobs of this agent that took the report: other ids name nothing this agent may touch.
+    ctx.dispatch.jobsChanged(changed);
     return { success: true as const, cancel };
   });
 };

@@ -435,16 +435,18 @@ class SqliteStorage implements Storage {
     })();
   }
 
-  storeProgress(agentId: string, reports: JobProgress[], now: number): string[] {
+  storeProgress(agentId: string, reports: JobProgress[], now: number): { changed: string[]; cancel: string[] } {
     return this.db.transaction(() => {
+      const changed = new Set<string>();
       const cancel: string[] = [];
       for (const p of reports) {
         const progress = JSON.stringify({ operationId: p.operation_id, phase: p.phase ?? null, fraction: p.fraction ?? null });
         if (this.st.setProgress.run({ id: p.command_id, agent_id: agentId, progress, now }).changes !== 1) continue;
+        changed.add(p.command_id);
         const row = this.st.job.get(p.command_id) as JobRow;
         if (row.cancel_requested_at !== null && !cancel.includes(row.id)) cancel.push(row.id);
       }
-      return cancel;
+      return { changed: [...changed], cancel };
     })();
   }
 

@@ -199,9 +199,10 @@ export interface Storage {
   storeResults(agentId: string, results: IncomingResult[], now: number): StoreResultsOutcome;
   /**
    * Records progress of the agent's jobs still waiting for a result (`sent` or `running`), marking
-   * them `running`; gives the ids among them an operator asked to cancel. Others are ignored.
+   * them `running`; gives the ids it recorded (`changed`) and those among them an operator asked to
+   * cancel. Others (another agent's, ended, unknown) are ignored.
    */
-  storeProgress(agentId: string, reports: JobProgress[], now: number): string[];
+  storeProgress(agentId: string, reports: JobProgress[], now: number): { changed: string[]; cancel: string[] };
   /**
    * An operator's cancel: a queued job ends `cancelled` at once (never handed out); a sent or
    * running one is marked, and the agent learns of it at its next progress report.

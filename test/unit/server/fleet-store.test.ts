@@ -133,6 +133,25 @@ test('fleet batches: latest job per host, counts cut to the selector, recent job
   }
 });
 
+test('storeProgress records and names only the reporting agent\'s jobs awaiting a result (nothing else is told as changed)', () => {
+  const s = openSqliteStorage(':memory:');
+  try {
+    const a = agent(s, 'a', {});
+    const b = agent(s, 'b', {});
+    const mine = { ...job(a.id, 'sent', NOW), finishedAt: null };
+    const theirs = { ...job(b.id, 'sent', NOW), finishedAt: null };
+    const ended = job(a.id, 'completed', NOW);
+    for (const j of [mine, theirs, ended]) s.createJob(j);
+    const report = (id: string) => ({ command_id: id, operation_id: 'op-1', phase: 'scanning', fraction: 0.5 });
+    const out = s.storeProgress(a.id, [report(mine.id), report(theirs.id), report(ended.id), report(randomUUID()), report(mine.id)], NOW + 1);
+    assert.deepEqual(out, { changed: [mine.id], cancel: [] });
+    assert.equal(s.getJob(mine.id)?.status, 'running');
+    assert.equal(s.getJob(theirs.id)?.status, 'sent', 'another agent\'s job is untouched');
+  } finally {
+    s.close();
+  }
+});
+
 test('fleet.listTokens never gives the hash; deleteToken says whether there was one', () => {
   const s = openSqliteStorage(':memory:');
   try {
