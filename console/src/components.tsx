@@ -12,38 +12,55 @@ export interface Loaded<T> {
 }
 
 /**
- * Runs `load` now and whenever `deps` change or reload() is called; the latest answer wins.
+ * Runs `load` now and whenever `deps` change or reload() is called.
  * `first`: the answer already here for the first render (a prefetched one), which then loads nothing.
+ * One read at a time for the same deps: a reload asked for while one runs is done once, after it,
+ * so every answer is shown and a slow server or link never gets a pile of requests (a page whose
+ * events keep coming used to drop each answer for the next one and show nothing new). When the deps
+ * change, the answers of reads for the old ones are dropped.
  */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[], first?: () => T | undefined): Loaded<T> {
   const [data, setData] = useState<T | null>(() => first?.() ?? null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(data === null);
-  const [tick, setTick] = useState(0);
-  const seq = useRef(0);
+  const latest = useRef(load);
+  latest.current = load;
+  const reads = useRef({ gen: 0, running: false, again: false });
+  const read = useCallback((gen: number): void => {
+    const r = reads.current;
+    r.running = true;
+    r.again = false;
+    setLoading(true);
+    const settle = (apply: () => void): void => {
+      if (gen !== r.gen) return;
+      apply();
+      r.running = false;
+      if (r.again) read(gen);
+      else setLoading(false);
+    };
+    latest.current().then(
+      (d) =>
+        settle(() => {
+          setData(d);
+          setError(null);
+        }),
+      (e: unknown) => settle(() => setError(e instanceof Error ? e.message : String(e))),
+    );
+  }, []);
   const had = useRef(data !== null);
   useEffect(() => {
+    const gen = ++reads.current.gen;
     if (had.current) {
       had.current = false;
       return;
     }
-    const mine = ++seq.current;
-    setLoading(true);
-    load().then(
-      (d) => {
-        if (mine !== seq.current) return;
-        setData(d);
-        setError(null);
-        setLoading(false);
-      },
-      (e: unknown) => {
-        if (mine !== seq.current) return;
-        setError(e instanceof Error ? e.message : String(e));
-        setLoading(false);
-      },
-    );
-  }, [...deps, tick]);
-  const reload = useCallback(() => setTick((t) => t + 1), []);
+    read(gen);
+  }, deps);
+  const reload = useCallback(() => {
+    const r = reads.current;
+    if (r.running) r.again = true;
+    else read(r.gen);
+  }, [read]);
   return { data, error, loading, reload };
 }
 

@@ -1,8 +1,9 @@
 /**
  * Live updates: one EventSource on /api/v1/events for the whole console, reopened with a growing
  * delay when it fails (a restarted server, a lost network). Pages subscribe to `job`, `agent` and
- * `batch` (many of a batch's jobs changed: read it again), and are told `reopened` when the stream
- * comes back after a break.
+ * `batch` (many of a batch's jobs changed: read it again), and are told `opened` each time the
+ * stream opens: pages read again then, as events may have been missed (while a page read its data
+ * before the first open, or during a break).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 
@@ -10,7 +11,7 @@ export type LiveEvent =
   | { type: 'job'; data: Record<string, unknown> }
   | { type: 'agent'; data: Record<string, unknown> }
   | { type: 'batch'; data: Record<string, unknown> }
-  | { type: 'reopened'; data: Record<string, never> };
+  | { type: 'opened'; data: Record<string, never> };
 type Listener = (e: LiveEvent) => void;
 
 const listeners = new Set<Listener>();
@@ -20,8 +21,6 @@ let state: LiveState = 'offline';
 let source: EventSource | null = null;
 let retryMs = 1000;
 let retryTimer: number | null = null;
-/** Whether the stream was open since login: a later open is a reopening, after which pages read again. */
-let wasOpen = false;
 
 function setState(s: LiveState): void {
   state = s;
@@ -52,8 +51,7 @@ export function startEvents(): void {
   es.addEventListener('open', () => {
     retryMs = 1000;
     setState('live');
-    if (wasOpen) tell({ type: 'reopened', data: {} });
-    wasOpen = true;
+    tell({ type: 'opened', data: {} });
   });
   es.addEventListener('job', (ev) => deliver('job', ev as MessageEvent));
   es.addEventListener('agent', (ev) => deliver('agent', ev as MessageEvent));
@@ -85,7 +83,6 @@ function closeSource(): void {
 /** Closes the stream (at logout). */
 export function stopEvents(): void {
   closeSource();
-  wasOpen = false;
   setState('offline');
 }
 
@@ -99,8 +96,8 @@ export function useLiveState(): LiveState {
 }
 
 /**
- * Calls `reload` after live events that `wanted` accepts, and after the stream opens again (events
- * may have been missed while it was down), at most once a second: a fleet's burst of job events
+ * Calls `reload` after live events that `wanted` accepts, and each time the stream opens (events
+ * may have been missed before), at most once a second: a fleet's burst of job events
  * becomes one request, not one per event. Subscribed once for the component's life, with the
  * latest `wanted` and `reload` of each render: a reload already due is never dropped because the
  * page's data changed in between (it used to be, when the events came while the page was reading).
@@ -110,13 +107,14 @@ export function useLiveReload(wanted: (e: LiveEvent) => boolean, reload: () => v
   latest.current = { wanted, reload };
   useEffect(() => {
     let timer: number | null = null;
-    let last = 0;
+    let last = Number.NEGATIVE_INFINITY;
     const fn: Listener = (e) => {
-      if (timer !== null || (e.type !== 'reopened' && !latest.current.wanted(e))) return;
-      const wait = Math.max(0, last + 1000 - Date.now());
+      if (timer !== null || (e.type !== 'opened' && !latest.current.wanted(e))) return;
+      // The monotonic clock: a wall clock stepped back would hold every reload for as long.
+      const wait = Math.max(0, last + 1000 - performance.now());
       timer = window.setTimeout(() => {
         timer = null;
-        last = Date.now();
+        last = performance.now();
         latest.current.reload();
       }, wait);
     };

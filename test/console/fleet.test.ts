@@ -124,7 +124,7 @@ test('console jobs: many of a batch\'s jobs changing at once come as one batch e
   // Two hosts that never call in: their jobs stay queued until the admin cancels them, together.
   const one = await h.addAgent('bulk-1', { start: false });
   const two = await h.addAgent('bulk-2', { start: false });
-  // Offline first: no agent event (online -> stale -> offline) may reload the page for it.
+  // Offline first: no agent event (online -> stale -> offline) may reload the page instead.
   await until('both registered agents offline', async () => (await h.agent(one.id))?.state === 'offline' && (await h.agent(two.id))?.state === 'offline', 40_000);
   const big = 'b'.repeat(10_000);
   const made = await h.api('POST', '/batches', { target: { agents: [one.id, two.id] }, module: 'systeminfo', action: 'get_hostname', params: { big } });
@@ -134,6 +134,10 @@ test('console jobs: many of a batch\'s jobs changing at once come as one batch e
   await page.goto(`/batches/${encodeURIComponent(batchId)}`);
   await ui.hostState(page, 'bulk-1', 'queued').waitFor();
   await ui.hostState(page, 'bulk-2', 'queued').waitFor();
+  await ui.liveUpdates(page);
+  // Past the server's next look at agents' states (every 5 s while a stream is open), which is when
+  // it tells the offline change, and past the page's own read when its stream opened.
+  await new Promise((r) => setTimeout(r, 6_000));
   // Two 10 kB job events in one turn are more than a quarter of a reader's 64 KiB: one batch event.
   const cancelled = await h.api('POST', `/batches/${encodeURIComponent(batchId)}/cancel`);
   assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body).slice(0, 300));

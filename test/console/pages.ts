@@ -47,6 +47,11 @@ export async function submitBatch(page: Page, job: { label: string; module: stri
   return decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
 }
 
+/** Waits until the page's live updates are on (its event stream is open). */
+export async function liveUpdates(page: Page): Promise<void> {
+  await page.getByTestId('live-state').filter({ hasText: 'Live updates on' }).waitFor();
+}
+
 export async function retryFailed(page: Page): Promise<void> {
   await page.getByTestId('retry-failed').click();
 }

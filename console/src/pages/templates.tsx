@@ -4,7 +4,7 @@
  * a confirm timeout; each host's result is on the batch page.
  */
 import type { JSX } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, jobOutput, query, runJob } from '../api.ts';
 import { FINAL_JOB_STATUSES, type AgentView, type BatchView, type JobView, type TemplateView } from '../../../src/protocol/operator-api.ts';
 import { Badge, ErrorBox, LoadedTable, Loading, Section, Table, Time, useAction, useLoad, useSecondsLeft } from '../components.tsx';
@@ -178,28 +178,59 @@ interface HostJob {
   outcome?: string;
 }
 
-/** The jobs of a preview or an apply, each re-read until it ends (live events make it sooner). */
-function useHostJobs(initial: HostJob[] | null): [HostJob[] | null, (f: (h: HostJob[]) => HostJob[]) => void] {
+/**
+ * The jobs of a preview or an apply, each read again every second until it ends, and at once on a
+ * live event for one of them or for their batch. One read at a time, never thrown away: events
+ * used to restart the second's wait and drop the read under way, so a steady flow of them (a big
+ * rollout's own) froze the table, and with it the confirm countdown.
+ */
+function useHostJobs(initial: HostJob[] | null, batchId: string | null): [HostJob[] | null, (f: (h: HostJob[]) => HostJob[]) => void] {
   const [hosts, setHosts] = useState<HostJob[] | null>(initial);
-  const [tick, setTick] = useState(0);
   useEffect(() => setHosts(initial), [initial]);
-  useLiveReload((e) => e.type === 'batch' || (e.type === 'job' && (hosts ?? []).some((h) => h.job_id === e.data.id)), () => setTick((t) => t + 1));
+  const current = useRef(hosts);
+  current.current = hosts;
+  const wake = useRef<() => void>(() => undefined);
+  useLiveReload(
+    (e) => (e.type === 'batch' ? batchId !== null && e.data.id === batchId : e.type === 'job' && (current.current ?? []).some((h) => h.job_id === e.data.id)),
+    () => wake.current(),
+  );
   useEffect(() => {
-    const open = (hosts ?? []).filter((h) => !h.job || !FINAL_JOB_STATUSES.has(h.job.status));
-    if (open.length === 0) return;
-    let live = true;
-    const t = window.setTimeout(() => {
-      void Promise.all(open.slice(0, 50).map((h) => api<{ job: JobView }>('GET', `/jobs/${encodeURIComponent(h.job_id)}`).then((r) => r.job, () => undefined))).then((jobs) => {
-        if (!live) return;
+    if (initial === null) return;
+    let stopped = false;
+    let running = false;
+    let again = false;
+    let timer: number | null = null;
+    const later = (): void => {
+      timer = window.setTimeout(() => void read(), 1000);
+    };
+    const read = async (): Promise<void> => {
+      if (timer !== null) window.clearTimeout(timer);
+      timer = null;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      do {
+        again = false;
+        const open = (current.current ?? []).filter((h) => !h.job || !FINAL_JOB_STATUSES.has(h.job.status));
+        if (open.length === 0) break;
+        const jobs = await Promise.all(open.slice(0, 50).map((h) => api<{ job: JobView }>('GET', `/jobs/${encodeURIComponent(h.job_id)}`).then((r) => r.job, () => undefined)));
+        if (stopped) return;
         const byId = new Map(jobs.filter((j): j is JobView => j !== undefined).map((j) => [j.id, j]));
         setHosts((old) => (old ?? []).map((h) => (byId.has(h.job_id) ? { ...h, job: byId.get(h.job_id)! } : h)));
-      });
-    }, 1000);
-    return () => {
-      live = false;
-      window.clearTimeout(t);
+      } while (again);
+      running = false;
+      later();
     };
-  }, [hosts, tick]);
+    wake.current = () => void read();
+    later();
+    return () => {
+      stopped = true;
+      if (timer !== null) window.clearTimeout(timer);
+      wake.current = () => undefined;
+    };
+  }, [initial]);
   return [hosts, (f) => setHosts((old) => (old === null ? old : f(old)))];
 }
 
@@ -211,7 +242,7 @@ function Rollout(props: { template: TemplateView }): JSX.Element {
   const [timeout, setTimeoutText] = useState('120');
   const [permanent, setPermanent] = useState(false);
   const [started, setStarted] = useState<{ kind: 'preview' | 'apply'; hosts: HostJob[]; deadline: number | null; batchId: string | null } | null>(null);
-  const [hosts, update] = useHostJobs(started?.hosts ?? null);
+  const [hosts, update] = useHostJobs(started?.hosts ?? null, started?.batchId ?? null);
   const act = useAction();
   const go = (kind: 'preview' | 'apply'): void => {
     const t = targetOf(labels, [agents, ...picked].join(' '));
