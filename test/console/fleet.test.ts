@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pluginDir, writePlugin } from '../helpers/plugin.ts';
+import { pluginDir, writeLongRunningPlugin, writePlugin } from '../helpers/plugin.ts';
 import { ADMIN, checkPage, startConsole, until, type ConsoleAgent, type ConsoleHarness } from './harness.ts';
 import * as ui from './pages.ts';
 
@@ -143,6 +143,31 @@ test('console jobs: many of a batch\'s jobs changing at once come as one batch e
   assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body).slice(0, 300));
   await ui.hostState(page, 'bulk-1', 'cancelled').waitFor({ timeout: 15_000 });
   await ui.hostState(page, 'bulk-2', 'cancelled').waitFor({ timeout: 15_000 });
+  await page.context().close();
+});
+
+test('console jobs: when reading a batch takes longer than a second and events keep coming, each answer is still shown', async () => {
+  // A 20 s operation reporting progress every 0.2 s, which its agent tells the server every second.
+  const dir = pluginDir('tsc-long-');
+  dirs.push(dir);
+  writeLongRunningPlugin(dir);
+  const rootd = await h.addRootd({ config: { plugins_dir: dir } });
+  const host = await h.addAgent('flow-1', { rootd, start: false, config: { progress_interval: 1 } });
+  const made = await h.api('POST', '/batches', { target: { agents: [host.id] }, module: 'longmod', action: 'count', params: { steps: 100, ms: 200 } });
+  assert.equal(made.status, 201, JSON.stringify(made.body).slice(0, 300));
+  const batchId = (made.body.batch as { id: string }).id;
+  const page = await h.loginPage(ADMIN);
+  await page.goto(`/batches/${encodeURIComponent(batchId)}`);
+  await ui.hostState(page, 'flow-1', 'queued').waitFor();
+  await ui.liveUpdates(page);
+  // Each read of the batch reaches the page 3 s after the server answered it: events come faster.
+  await ui.slowReads(page, `/batches/${encodeURIComponent(batchId)}`, 3_000);
+  host.start();
+  // Shown running while it runs (the page used to drop every answer for the next read's until the events stopped).
+  await ui.hostState(page, 'flow-1', 'running').waitFor({ timeout: 15_000 });
+  const job = ((await h.api('GET', `/batches/${encodeURIComponent(batchId)}`)).body.batch as { hosts: Array<{ job: { status: string } }> }).hosts[0]!.job;
+  assert.equal(job.status, 'running', 'the page showed running while the operation still ran');
+  await ui.hostState(page, 'flow-1', 'completed').waitFor({ timeout: 40_000 });
   await page.context().close();
 });
 

@@ -180,7 +180,7 @@ export interface ConsoleHarness {
    * Enrolls a real pull agent as its own machine named `hostname` (a `machineId` shared with an
    * enrolled agent makes it a second enrollment of that machine: held pending) and starts it.
    */
-  addAgent(hostname: string, opts?: { machineId?: string; rootd?: RootdHandle; labels?: Record<string, string>; start?: boolean }): Promise<ConsoleAgent>;
+  addAgent(hostname: string, opts?: { machineId?: string; rootd?: RootdHandle; labels?: Record<string, string>; start?: boolean; config?: Record<string, unknown> }): Promise<ConsoleAgent>;
   /** Creates a console user through the admin API. */
   addUser(name: string, role: ConsoleUser['role'], opts?: { selector?: Record<string, string>; password?: string }): Promise<ConsoleUser>;
   /** Calls the operator API with the admin token (Node side, not the browser). */
@@ -270,7 +270,7 @@ export async function startConsole(opts: ConsoleOptions = {}): Promise<ConsoleHa
     const addAgent: ConsoleHarness['addAgent'] = async (hostname, o = {}) => {
       if (!/^[a-z][a-z0-9-]{0,40}$/.test(hostname)) throw new Error(`bad test host name "${hostname}"`);
       const r = o.rootd ?? rootd;
-      const env = await makeAgentEnv({ ca_cert: certs.ca, rootd_socket: r.socketPath, poll_interval: 1 });
+      const env = await makeAgentEnv({ ca_cert: certs.ca, rootd_socket: r.socketPath, poll_interval: 1, ...o.config });
       stoppers.push(async () => fs.rmSync(env.dir, { recursive: true, force: true }));
       const midFile = path.join(env.dir, 'machine-id');
       fs.writeFileSync(midFile, (o.machineId ?? crypto.randomUUID().replace(/-/g, '')) + '\n', { mode: 0o444 });
