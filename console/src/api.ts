@@ -83,6 +83,12 @@ export async function api<T = Record<string, unknown>>(method: 'GET' | 'POST' | 
   return request<T>(method, path, body);
 }
 
+/**
+ * How long a request may go without its whole answer, beyond the `wait` of a long poll: a request
+ * on a connection that died silently would otherwise hang for minutes, and the page with it.
+ */
+export const REQUEST_DEADLINE_MS = 60_000;
+
 /** The request itself; `signal401` false: a 401 is only this call's error, not yet a logout. */
 async function request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal401 = true): Promise<T> {
   // A POST always carries a JSON body ({} for "no options"); GET and DELETE never do.
@@ -90,16 +96,25 @@ async function request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PU
   const headers: Record<string, string> = { accept: 'application/json' };
   if (payload !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrf !== null) headers['x-csrf-token'] = csrf;
+  const wait = Number(new URLSearchParams(path.split('?')[1] ?? '').get('wait') ?? 0) || 0;
+  const deadlineMs = REQUEST_DEADLINE_MS + Math.min(wait, 300) * 1000;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), deadlineMs);
+  const failed = (e: unknown): ApiError =>
+    abort.signal.aborted ? new ApiError(`no answer from the server within ${deadlineMs / 1000} s`, 0, null) : new ApiError(`cannot reach the server: ${(e as Error).message}`, 0, null);
   let res: Response;
+  let text: string;
   try {
     // The page's policy is no-referrer, under which the Fetch standard sends `Origin: null` with a
     // POST (Firefox does); the server checks the Origin of a change, so these requests say same-origin.
-    res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', referrerPolicy: 'same-origin', ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) });
+    res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', referrerPolicy: 'same-origin', signal: abort.signal, ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) });
+    text = await res.text();
   } catch (e) {
-    throw new ApiError(`cannot reach the server: ${(e as Error).message}`, 0, null);
+    throw failed(e);
+  } finally {
+    clearTimeout(timer);
   }
   let data: Record<string, unknown> = {};
-  const text = await res.text();
   if (text !== '') {
     try {
       data = JSON.parse(text) as Record<string, unknown>;

@@ -28,6 +28,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], first?: () =
   const reads = useRef({ gen: 0, running: false, again: false });
   const read = useCallback((gen: number): void => {
     const r = reads.current;
+    if (r.gen < 0) return;
     r.running = true;
     r.again = false;
     setLoading(true);
@@ -38,7 +39,9 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], first?: () =
       if (r.again) read(gen);
       else setLoading(false);
     };
-    latest.current().then(
+    // A load that throws at once is a failed read like any other (api() also gives up on a request
+    // without an answer: a read always settles).
+    new Promise<T>((resolve) => resolve(latest.current())).then(
       (d) =>
         settle(() => {
           setData(d);
@@ -49,15 +52,27 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], first?: () =
   }, []);
   const had = useRef(data !== null);
   useEffect(() => {
-    const gen = ++reads.current.gen;
+    // New deps: a read for the old ones is orphaned, its answer dropped.
+    const r = reads.current;
+    const gen = ++r.gen;
+    r.running = false;
+    r.again = false;
     if (had.current) {
       had.current = false;
       return;
     }
     read(gen);
   }, deps);
+  // Gone: nothing more is read for it.
+  useEffect(
+    () => () => {
+      reads.current.gen = -1;
+    },
+    [],
+  );
   const reload = useCallback(() => {
     const r = reads.current;
+    if (r.gen < 0) return;
     if (r.running) r.again = true;
     else read(r.gen);
   }, [read]);

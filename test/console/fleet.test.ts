@@ -147,13 +147,13 @@ test('console jobs: many of a batch\'s jobs changing at once come as one batch e
 });
 
 test('console jobs: when reading a batch takes longer than a second and events keep coming, each answer is still shown', async () => {
-  // A 20 s operation reporting progress every 0.2 s, which its agent tells the server every second.
+  // A 30 s operation reporting progress every 0.2 s, which its agent tells the server every second.
   const dir = pluginDir('tsc-long-');
   dirs.push(dir);
   writeLongRunningPlugin(dir);
   const rootd = await h.addRootd({ config: { plugins_dir: dir } });
   const host = await h.addAgent('flow-1', { rootd, start: false, config: { progress_interval: 1 } });
-  const made = await h.api('POST', '/batches', { target: { agents: [host.id] }, module: 'longmod', action: 'count', params: { steps: 100, ms: 200 } });
+  const made = await h.api('POST', '/batches', { target: { agents: [host.id] }, module: 'longmod', action: 'count', params: { steps: 150, ms: 200 } });
   assert.equal(made.status, 201, JSON.stringify(made.body).slice(0, 300));
   const batchId = (made.body.batch as { id: string }).id;
   const page = await h.loginPage(ADMIN);
@@ -164,7 +164,7 @@ test('console jobs: when reading a batch takes longer than a second and events k
   await ui.slowReads(page, `/batches/${encodeURIComponent(batchId)}`, 3_000);
   host.start();
   // Shown running while it runs (the page used to drop every answer for the next read's until the events stopped).
-  await ui.hostState(page, 'flow-1', 'running').waitFor({ timeout: 15_000 });
+  await ui.hostState(page, 'flow-1', 'running').waitFor({ timeout: 30_000 });
   const job = ((await h.api('GET', `/batches/${encodeURIComponent(batchId)}`)).body.batch as { hosts: Array<{ job: { status: string } }> }).hosts[0]!.job;
   assert.equal(job.status, 'running', 'the page showed running while the operation still ran');
   await ui.hostState(page, 'flow-1', 'completed').waitFor({ timeout: 40_000 });

@@ -179,8 +179,9 @@ interface HostJob {
 }
 
 /**
- * The jobs of a preview or an apply, each read again every second until it ends, and at once on a
- * live event for one of them or for their batch. One read at a time, never thrown away: events
+ * The jobs of a preview or an apply, read again every second until they end (one read of their
+ * batch), and at once on a live event for one of them or for their batch. One read at a time, never
+ * thrown away, always ending (api() gives up on a request without an answer): events
  * used to restart the second's wait and drop the read under way, so a steady flow of them (a big
  * rollout's own) froze the table, and with it the confirm countdown.
  */
@@ -203,6 +204,21 @@ function useHostJobs(initial: HostJob[] | null, batchId: string | null): [HostJo
     const later = (): void => {
       timer = window.setTimeout(() => void read(), 1000);
     };
+    // The jobs still open, as last read (the state may not have re-rendered yet).
+    const seen = new Map<string, JobView>();
+    const isOpen = (h: HostJob): boolean => {
+      const j = seen.get(h.job_id) ?? h.job;
+      return !j || !FINAL_JOB_STATUSES.has(j.status);
+    };
+    const readJobs = async (open: HostJob[]): Promise<JobView[]> => {
+      // One read of the batch for all its hosts; jobs without a batch one by one (at most 50).
+      if (batchId !== null) {
+        const r = await api<{ batch: BatchView }>('GET', `/batches/${encodeURIComponent(batchId)}`);
+        return r.batch.hosts.map((h) => h.job);
+      }
+      const jobs = await Promise.all(open.slice(0, 50).map((h) => api<{ job: JobView }>('GET', `/jobs/${encodeURIComponent(h.job_id)}`).then((r) => r.job, () => undefined)));
+      return jobs.filter((j): j is JobView => j !== undefined);
+    };
     const read = async (): Promise<void> => {
       if (timer !== null) window.clearTimeout(timer);
       timer = null;
@@ -211,17 +227,27 @@ function useHostJobs(initial: HostJob[] | null, batchId: string | null): [HostJo
         return;
       }
       running = true;
-      do {
-        again = false;
-        const open = (current.current ?? []).filter((h) => !h.job || !FINAL_JOB_STATUSES.has(h.job.status));
-        if (open.length === 0) break;
-        const jobs = await Promise.all(open.slice(0, 50).map((h) => api<{ job: JobView }>('GET', `/jobs/${encodeURIComponent(h.job_id)}`).then((r) => r.job, () => undefined)));
-        if (stopped) return;
-        const byId = new Map(jobs.filter((j): j is JobView => j !== undefined).map((j) => [j.id, j]));
-        setHosts((old) => (old ?? []).map((h) => (byId.has(h.job_id) ? { ...h, job: byId.get(h.job_id)! } : h)));
-      } while (again);
-      running = false;
-      later();
+      let open = 0;
+      try {
+        do {
+          again = false;
+          const want = (current.current ?? []).filter(isOpen);
+          open = want.length;
+          if (open === 0) break;
+          const jobs = await readJobs(want);
+          if (stopped) return;
+          const byId = new Map(jobs.map((j) => [j.id, j]));
+          for (const [id, j] of byId) seen.set(id, j);
+          open = want.filter(isOpen).length;
+          setHosts((old) => (old ?? []).map((h) => (byId.has(h.job_id) ? { ...h, job: byId.get(h.job_id)! } : h)));
+        } while (again);
+      } catch {
+        // A failed read (the server away a moment): the next one, in a second, tries again.
+      } finally {
+        running = false;
+        // Nothing open any more: live events still wake it (nothing to read then).
+        if (!stopped && open > 0) later();
+      }
     };
     wake.current = () => void read();
     later();
@@ -230,7 +256,7 @@ function useHostJobs(initial: HostJob[] | null, batchId: string | null): [HostJo
       if (timer !== null) window.clearTimeout(timer);
       wake.current = () => undefined;
     };
-  }, [initial]);
+  }, [initial, batchId]);
   return [hosts, (f) => setHosts((old) => (old === null ? old : f(old)))];
 }
 
