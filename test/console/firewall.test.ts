@@ -80,6 +80,7 @@ test('console firewall: a service applied and not confirmed is rolled back by th
 test('console templates: a template applied to two agents shows a per-host preview, then per-host results', async () => {
   const page = await h.loginPage(ADMIN);
   const templateId = await ui.createTemplate(page, { name: 'edge-web', zone: 'public', services: ['imaps'], ports: ['8443/tcp'] });
+  await page.getByRole('heading', { level: 1, name: 'Template edge-web', exact: true }).waitFor();
   await checkPage(page, 'templates', 'template');
   const preview = await ui.previewTemplate(page, templateId, { agents: ['fw-1', 'fw-2'] });
   for (const host of ['fw-1', 'fw-2']) assert.match(preview[host] ?? '', /imaps|8443/, `${host}'s preview names the change`);

@@ -430,7 +430,7 @@ export function TemplatePage(props: { id: string }): JSX.Element {
   }
   return (
     <>
-      <h1>{isNew ? 'New template' : `TemplateView ${t.data!.name}`}</h1>
+      <h1>{isNew ? 'New template' : `Template ${t.data!.name}`}</h1>
       <Editor key={props.id} template={t.data} onSaved={(saved) => (isNew ? navigate(`/templates/${encodeURIComponent(saved.id)}`, true) : t.reload())} />
       {!isNew && operator ? <Rollout template={t.data!} /> : null}
     </>
